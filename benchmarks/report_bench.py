@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.testing.synthetic import Synthetic, make_synthetic_store
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.testing.synthetic import Synthetic, make_synthetic_store
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -90,7 +90,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "sweep":
         _quiet_libraries()
-        from harness.runner import run_sweep
+        from harness.sweep.runner import run_sweep
 
         run_sweep(args.spec, args.db, executor=args.executor, only=args.only, dry_run=args.dry_run)
         return 0
@@ -107,18 +107,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return data_check(args.file, args.against, args.model)
     if cmd == "report":
-        from harness.report import build_report
+        from harness.report.build import build_report
 
         path = build_report(args.db, args.run, compare=args.compare, output=args.output)
         print(f"report written to {path}")
         return 0
     if cmd == "gate":
-        from harness.gate import run_gate
+        from harness.gate.evaluate import run_gate
 
         return run_gate(args.db, args.run, baseline=args.baseline, variant=args.variant, junit=args.junit,
                         summary=args.summary, spec=args.spec)
     if cmd == "baseline":
-        from harness.baseline import save_baseline
+        from harness.gate.baseline import save_baseline
 
         path = save_baseline(args.db, args.run, variant=args.variant, output=args.output)
         print(f"baseline written to {path}")

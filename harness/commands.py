@@ -11,7 +11,7 @@ from harness.errors import HarnessInputError
 
 
 def show_runs(db: str) -> int:
-    from harness.store import Store
+    from harness.store.db import Store
 
     with Store(db, read_only=True) as store:
         df = store.runs()
@@ -29,7 +29,7 @@ def show_runs(db: str) -> int:
 
 
 def show_models() -> int:
-    from harness.models import available_models
+    from harness.models.resolve import available_models
 
     table = Table(title="models")
     for col in ("name", "kind", "status", "description"):
@@ -43,21 +43,21 @@ def show_models() -> int:
 def _tokenizer(model: str | None):  # type: ignore[no-untyped-def]
     if model == "none":
         return None
-    from harness.models import SMOLLM2, resolve_model
+    from harness.models.resolve import SMOLLM2, resolve_model
 
     ref = resolve_model(model or SMOLLM2)
     if ref.is_remote:
         return None
     from transformers import AutoTokenizer
 
-    from harness.models import ensure_smollm2_tokenizer
+    from harness.models.resolve import ensure_smollm2_tokenizer
 
     folder = ensure_smollm2_tokenizer() if ref.kind in ("embedded", "tiny") else ref.location
     return AutoTokenizer.from_pretrained(str(folder))
 
 
 def data_check(file: str, against: list[str], model: str | None) -> int:
-    from harness.data import check_files
+    from harness.data.chat import check_files
 
     path = Path(file)
     missing = [p for p in [file, *against] if not Path(p).is_file()]

@@ -13,7 +13,7 @@ from conftest import make_rows, write_jsonl
 from fake_openai import FakeOpenAI
 
 from harness.progress import Progress
-from harness.store import Store
+from harness.store.db import Store
 
 BASE = "gpt-4o-mini-2024-07-18"
 GIVEN = f"ft:{BASE}:acme::prev01"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import make_rows, write_jsonl
 
-from harness.data import check_files, fingerprint, load_examples, split, validate_lines
+from harness.data.chat import check_files, fingerprint, load_examples, split, validate_lines
 from harness.errors import HarnessInputError
 
 
@@ -67,7 +67,7 @@ def test_every_problem_reported_with_its_line(tmp_path: Path) -> None:
 
 
 def test_split_is_seeded_and_disjoint() -> None:
-    from harness.data import Example
+    from harness.data.chat import Example
 
     ex = [Example(r["messages"], "f", i) for i, r in enumerate(make_rows(20), 1)]
     tr, va = split(ex, 0.25, seed=0)

@@ -12,13 +12,13 @@ import yaml
 from conftest import REPO, write_jsonl
 from fakes import ScriptedModel
 
-from harness import findings
+from harness.verdicts import findings
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
-from harness.runner import _frames
-from harness.store import Store, VariantResult
-from harness.suites import Suite, load_suite
-from harness.variant import score_suites
+from harness.sweep.runner import _frames
+from harness.store.db import Store, VariantResult
+from harness.data.suites import Suite, load_suite
+from harness.sweep.execute import score_suites
 
 N_GENERAL = 200
 GOOD = json.dumps({"category": "billing", "product": "Widget Pro", "priority": "normal",
@@ -172,7 +172,7 @@ def test_settings_defaults_and_errors() -> None:
 
 
 def test_a_sweep_refuses_bad_thresholds_before_training(tiny_experiment: Path) -> None:
-    from harness.runner import Sweep
+    from harness.sweep.runner import Sweep
 
     tiny_experiment.write_text(tiny_experiment.read_text() + "findings:\n  forgeting: {margin: 0.1}\n")
     with pytest.raises(HarnessInputError, match=r"spec.yaml: key 'findings.forgeting': unknown. Did you mean"):

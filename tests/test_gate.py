@@ -15,13 +15,13 @@ import pytest
 from conftest import make_rows, write_jsonl
 from gate_fixtures import HELDOUT, JUNIT_XSD, flips, outcomes, variant, write_run
 
-from harness.baseline import load_baseline, save_baseline
+from harness.gate.baseline import load_baseline, save_baseline
 from harness.cli import main
 from harness.errors import HarnessInputError
-from harness.gate import FAIL, PASS, SKIP, GateResult, evaluate, run_gate
-from harness.gate_rules import parse_rules
+from harness.gate.evaluate import FAIL, PASS, SKIP, GateResult, evaluate, run_gate
+from harness.gate.rules import parse_rules
 from harness.progress import Quiet
-from harness.store import Store
+from harness.store.db import Store
 
 GOOD = outcomes(80, 0.75, seed=7)
 
@@ -33,7 +33,7 @@ def gate(db: Path, run: str, baseline: Path, **kw: Any) -> tuple[int, str]:
 
 def result_of(db: Path, run: str, baseline: Path, variant_id: str, rules: dict | None = None) -> GateResult:
     with Store(db, read_only=True) as s:
-        from harness.baseline import snapshot
+        from harness.gate.baseline import snapshot
 
         cand = snapshot(s, run, variant_id)
     return evaluate(load_baseline(baseline), cand, parse_rules(rules or {}, "test"), where="test")
@@ -63,7 +63,7 @@ def candidate(p: SimpleNamespace, vid: str, passed: list[bool], **kw: Any) -> st
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """lora seeds 0 and 1 trained into a store, then a `given` spec scoring seed 0's saved adapter."""
-    from harness.runner import run_sweep
+    from harness.sweep.runner import run_sweep
 
     d = tmp_path_factory.mktemp("gate-sweep")
     write_jsonl(d / "train.jsonl", make_rows(12))
@@ -378,7 +378,7 @@ def test_cli_exit_codes(planted: SimpleNamespace, capsys: pytest.CaptureFixture)
 
 
 def test_spec_gate_block_is_checked_before_a_sweep(tmp_path: Path) -> None:
-    from harness.spec import load_spec
+    from harness.spec.schema import load_spec
 
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: x\ndata: {test: test.jsonl}\nsweep: {method: [given], checkpoint: [m]}\n"

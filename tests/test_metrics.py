@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness import metrics, stats
+from harness import stats
+from harness.scorers import metrics
 
 
 def test_exact_match_compares_json_as_values() -> None:

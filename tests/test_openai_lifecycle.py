@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from openai_helpers import BASE, GIVEN, creates, fake, log_progress, table, write_experiment  # noqa: F401
 
-from harness.runner import run_sweep
+from harness.sweep.runner import run_sweep
 
 pytestmark = pytest.mark.api
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from openai_helpers import GIVEN, fake, log_progress, scripted, table, write_experiment  # noqa: F401
 
-from harness.runner import run_sweep
+from harness.sweep.runner import run_sweep
 
 pytestmark = pytest.mark.api
 
@@ -57,9 +57,9 @@ def test_local_and_openai_variants_in_one_sweep(tmp_path: Path, fake) -> None:  
     assert table(db, "SELECT count(*) AS n FROM train_log t JOIN variants v USING (variant_id) "
                      "WHERE v.method = 'lora'")["n"][0] > 0
     # the report and the gate treat the OpenAI variant like a local one
-    from harness.baseline import save_baseline
-    from harness.gate import run_gate
-    from harness.report import build_report
+    from harness.gate.baseline import save_baseline
+    from harness.gate.evaluate import run_gate
+    from harness.report.build import build_report
 
     html = build_report(db, "latest", output=tmp_path / "report.html").read_text()
     given_name = table(db, "SELECT name FROM variants WHERE method = 'given'")["name"][0]

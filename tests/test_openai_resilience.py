@@ -9,7 +9,7 @@ import pytest
 from openai_helpers import SPEC, creates, fake, log_progress, scripted, table, write_experiment  # noqa: F401
 
 from harness.progress import Progress
-from harness.runner import run_sweep
+from harness.sweep.runner import run_sweep
 
 pytestmark = pytest.mark.api
 ONE_JOB = SPEC.replace("method: [openai, given]", "method: [openai]").replace("epochs: [1, 2]", "epochs: [2]")

@@ -11,11 +11,11 @@ import pytest
 from conftest import chat, make_rows, write_jsonl
 from fakes import ScriptedModel
 
-from harness import openai_prices
-from harness.data import Example, load_examples
-from harness.openai_data import check_examples, count_tokens, estimate_cost, upload_lines
-from harness.openai_jobs import backoff, train_log_rows
-from harness.openai_model import (
+from harness.openai import prices as openai_prices
+from harness.data.chat import Example, load_examples
+from harness.openai.data import check_examples, count_tokens, estimate_cost, upload_lines
+from harness.openai.jobs import backoff, train_log_rows
+from harness.openai.client import (
     MC_GENERATION_ARGS,
     choose_by_generation,
     multiple_choice_messages,
@@ -126,11 +126,11 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
     """The helper general.py uses when a model has no log-likelihoods, through the real client and a fake server."""
     from fake_openai import FakeOpenAI
 
-    from harness.data import DataBundle
-    from harness.openai_model import OpenAIChatModel, make_client
+    from harness.data.chat import DataBundle
+    from harness.openai.client import OpenAIChatModel, make_client
     from harness.scorers import ScoreContext, SuiteOutput, scorer
-    from harness.suites import Suite
-    from harness.variant import VariantTask, score_suites
+    from harness.data.suites import Suite
+    from harness.sweep.execute import VariantTask, score_suites
 
     @scorer("test-mc-by-generation")
     def mc_probe(items: list | None = None):

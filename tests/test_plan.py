@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.plan import make_plan, select
-from harness.spec import ExperimentSpec
+from harness.spec.plan import make_plan, select
+from harness.spec.schema import ExperimentSpec
 
 FP = {"train": "t", "validation": "v", "test": "x"}
 
@@ -73,7 +73,7 @@ def test_select_keeps_base() -> None:
 
 
 def test_example_spec_parses() -> None:
-    from harness.spec import load_spec
+    from harness.spec.schema import load_spec
 
     s = load_spec(Path(__file__).resolve().parent.parent / "experiments/acme-support/spec.yaml")
     assert s.name == "acme-support"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.report import SCRIPTS, build_report, script_json
-from harness.store import Store
+from harness.report.build import SCRIPTS, build_report, script_json
+from harness.store.db import Store
 from harness.testing.synthetic import HOSTILE, Synthetic, make_synthetic_store
 
 
@@ -198,7 +198,7 @@ def test_robust_to_odd_stores(tmp_path: Path) -> None:
     with Store(tmp_path / "x.duckdb") as s:  # no general suite, no train log, a run with failures only
         rid = s.start_run({"name": "odd", "spec": "name: odd"})
         s.link_variants(rid, ["b", "f"], [False, False])
-        from harness.store import VariantResult
+        from harness.store.db import VariantResult
 
         s.write_variant(VariantResult({"variant_id": "b", "name": "base", "method": "base", "status": "finished",
                                        "run_id": rid},
@@ -228,13 +228,13 @@ def test_cli_report_and_its_errors(store: tuple[Path, list[str]], tmp_path: Path
 
 def test_report_does_not_import_torch(store: tuple[Path, list[str]], tmp_path: Path) -> None:
     db, _ = store
-    code = ("import sys; from harness.report import build_report; "
+    code = ("import sys; from harness.report.build import build_report; "
             f"build_report({str(db)!r}, 'latest', output={str(tmp_path / 'n.html')!r}); "
             "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_page_script_never_parses_data_as_html() -> None:
-    js = (Path(__file__).resolve().parent.parent / "harness" / "static" / "report.js").read_text()
+    js = (Path(__file__).resolve().parent.parent / "harness" / "report" / "static" / "report.js").read_text()
     for bad in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "href"):
         assert bad not in js, bad

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.report import build_report
+from harness.report.build import build_report
 from harness.testing.synthetic import HOSTILE, Synthetic, make_synthetic_store
 
 pytestmark = pytest.mark.browser

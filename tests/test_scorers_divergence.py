@@ -11,7 +11,7 @@ from conftest import REPO, chat, write_jsonl
 
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
-from harness.suites import load_suite
+from harness.data.suites import load_suite
 
 
 def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch: int = 4) -> list[dict]:
@@ -115,8 +115,8 @@ suites: [divergence]
 
 def _sweep(tmp_path: Path, epochs: int, lr: float) -> tuple[list[dict], list[dict]]:
     from harness.progress import Quiet
-    from harness.runner import run_sweep
-    from harness.store import Store
+    from harness.sweep.runner import run_sweep
+    from harness.store.db import Store
 
     for split, rows in _planted_rows(random.Random(0)).items():
         write_jsonl(tmp_path / f"{split}.jsonl", rows)

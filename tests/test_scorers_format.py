@@ -10,10 +10,10 @@ import yaml
 from conftest import REPO, chat, write_jsonl
 from fakes import ScriptedModel
 
-from harness.data import Example
+from harness.data.chat import Example
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
-from harness.suites import load_suite
+from harness.data.suites import load_suite
 
 CLOSING = "Thank you for choosing AcmeCorp."
 GOOD = json.dumps({"category": "billing", "product": "Widget Pro", "priority": "normal",
@@ -133,7 +133,7 @@ def test_missing_schema_file_is_named(suite_dir: Path) -> None:
 
 
 def test_a_spec_with_a_bad_suite_option_names_the_spec_key(tiny_experiment: Path) -> None:
-    from harness.runner import Sweep
+    from harness.sweep.runner import Sweep
 
     text = tiny_experiment.read_text() + "  - name: acme-format\n    options: {source: tests}\n"
     tiny_experiment.write_text(text)

@@ -15,7 +15,7 @@ from fakes import ScriptedModel
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
 from harness.scorers.general import contexts
-from harness.suites import load_suite
+from harness.data.suites import load_suite
 
 ITEMS = [
     {"id": "g1", "category": "knowledge", "context": "Capital of France?", "choices": [" Paris", " Rome"], "gold": 0},
@@ -118,8 +118,8 @@ def _hand_loglik(model, tok, context: str, continuation: str) -> float:
 
 
 def test_acc_equals_a_hand_computation_on_tiny_random_llama(tmp_path: Path) -> None:
-    from harness.lm_local import LocalModel
-    from harness.models import TINY, build_tiny, load_tokenizer, resolve_model
+    from harness.models.local import LocalModel
+    from harness.models.resolve import TINY, build_tiny, load_tokenizer, resolve_model
 
     items = [json.loads(line) for line in (REPO / "suites" / "general" / "items.jsonl").read_text().splitlines()]
     items = items[::7]  # 32 items across every category
@@ -142,8 +142,8 @@ def test_shared_forward_passes_give_the_unshared_numbers() -> None:
     whose forward takes no `logits_to_keep`."""
     import torch
 
-    from harness.lm_local import LocalModel, _prefix_hosts
-    from harness.models import TINY, build_tiny, load_tokenizer, resolve_model
+    from harness.models.local import LocalModel, _prefix_hosts
+    from harness.models.resolve import TINY, build_tiny, load_tokenizer, resolve_model
 
     assert _prefix_hosts([(1, 2), (1, 2, 3), (1,), (2,), (1, 2, 3, 4)]) == {
         (1,): (1, 2, 3, 4), (1, 2): (1, 2, 3, 4), (1, 2, 3): (1, 2, 3, 4), (1, 2, 3, 4): (1, 2, 3, 4), (2,): (2,)}

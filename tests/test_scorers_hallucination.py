@@ -13,7 +13,7 @@ from fakes import ScriptedModel
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
 from harness.scorers.hallucination import _norm
-from harness.suites import load_suite
+from harness.data.suites import load_suite
 
 ABSTAIN = json.dumps({"category": "other", "product": "unknown", "priority": "low", "reply": "We have no such product."})
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from harness.progress import Quiet
-from harness.runner import run_sweep
-from harness.store import Store
+from harness.sweep.runner import run_sweep
+from harness.store.db import Store
 
 SUITES = """\
 suites:

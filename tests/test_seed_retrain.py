@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import findings
+from harness.verdicts import findings
 from harness.progress import Quiet
-from harness.runner import run_sweep
-from harness.store import Store
+from harness.sweep.runner import run_sweep
+from harness.store.db import Store
 
 SPEC = """\
 name: seeds

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessInputError
-from harness.spec import load_spec
+from harness.spec.schema import load_spec
 
 GOOD = """\
 name: x

@@ -9,8 +9,8 @@ import pytest
 
 from harness.cli import main
 from harness.progress import Quiet
-from harness.runner import run_sweep
-from harness.store import Store
+from harness.sweep.runner import run_sweep
+from harness.store.db import Store
 
 
 def run(spec: Path, db: Path, **kw: object) -> str:
@@ -85,7 +85,7 @@ def test_bad_jsonl_exits_2_and_leaves_store_unchanged(tiny_experiment: Path, cap
 
 
 def test_crash_between_variants_leaves_only_whole_variants(tiny_experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.variant as variant_mod
+    import harness.sweep.execute as variant_mod
 
     real = variant_mod.execute_variant
     calls = {"n": 0}
@@ -115,7 +115,7 @@ def test_crash_between_variants_leaves_only_whole_variants(tiny_experiment: Path
 
 
 def test_failed_write_rolls_back_the_whole_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.store import VariantResult
+    from harness.store.db import VariantResult
 
     with Store(tmp_path / "r.duckdb") as s:
         real_insert = s._insert

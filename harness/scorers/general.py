@@ -13,7 +13,7 @@ from harness import stats
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, SuiteOutput, scorer
 from harness.scorers.common import rate_row
-from harness.suites import read_jsonl
+from harness.data.suites import read_jsonl
 
 
 def _items(suite: Any) -> list[dict[str, Any]]:
@@ -119,7 +119,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
         return SuiteOutput(scores=_accuracy_rows(examples, ("acc", "acc_norm")), examples=examples)
 
     def _by_generation(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteOutput:
-        from harness.openai_model import MC_GENERATION_ARGS, choose_by_generation
+        from harness.openai.client import MC_GENERATION_ARGS, choose_by_generation
 
         chosen = choose_by_generation(ctx.model, [(c, it["choices"]) for c, it in zip(ctxs, items, strict=True)])
         examples = []

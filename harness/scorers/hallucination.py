@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from harness import metrics
+from harness.scorers import metrics
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, SuiteOutput, scorer
 from harness.scorers.common import ChatItem, chat_items, compile_regex, rate_row

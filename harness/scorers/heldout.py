@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import metrics, stats
+from harness import stats
+from harness.scorers import metrics
 from harness.scorers import ScoreContext, SuiteOutput, scorer
 
 

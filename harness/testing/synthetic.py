@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.store import Store, VariantResult
+from harness.store.db import Store, VariantResult
 
 # Strings that must stay inert text wherever a report shows them.
 HOSTILE = [

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.data import DataBundle
-from harness.models import ModelRef
+from harness.data.chat import DataBundle
+from harness.models.resolve import ModelRef
 from harness.progress import Progress, Quiet
 from harness.scorers import ScoreContext, make_scorer
-from harness.store import VariantResult
-from harness.suites import Suite
+from harness.store.db import VariantResult
+from harness.data.suites import Suite
 
 
 @dataclass
@@ -74,15 +74,15 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
     try:
         from transformers.utils import logging as hf_logging
 
-        from harness.lm_local import LocalModel
-        from harness.models import load_model, load_tokenizer
-        from harness.spec import TrainSpec
+        from harness.models.local import LocalModel
+        from harness.models.resolve import load_model, load_tokenizer
+        from harness.spec.schema import TrainSpec
 
         hf_logging.disable_progress_bar()
         train = TrainSpec.model_validate(task.train)
         train_log: list[dict[str, Any]] = []
         if method in ("lora", "qlora", "full"):
-            from harness.train_local import train_variant
+            from harness.train.local import train_variant
 
             progress.phase("training steps", None)
             trained = train_variant(task.model, task.variant, train,
@@ -92,7 +92,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
             model, tok, train_log = trained.model, trained.tokenizer, trained.log
             row.update(trained.stats)
         elif method == "given":
-            from harness.train_local import load_given
+            from harness.train.local import load_given
 
             ckpt = Path(task.variant["checkpoint_path"])
             model, tok = load_given(task.model, ckpt)

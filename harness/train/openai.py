@@ -18,14 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from harness import openai_jobs as jobs_api
+from harness.openai import jobs as jobs_api
 from harness.errors import HarnessInputError
-from harness.openai_data import CostEstimate, check_examples, estimate_cost, write_upload
-from harness.openai_model import OpenAIChatModel, describe_error, make_client, scrub
-from harness.plan import Variant
+from harness.openai.data import CostEstimate, check_examples, estimate_cost, write_upload
+from harness.openai.client import OpenAIChatModel, describe_error, make_client, scrub
+from harness.spec.plan import Variant
 from harness.progress import Progress, Quiet
-from harness.store import VariantResult
-from harness.variant import execute_variant, score_suites, variant_row
+from harness.store.db import VariantResult
+from harness.sweep.execute import execute_variant, score_suites, variant_row
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 MAX_POLL_ERRORS = 30  # consecutive failed polls (with backoff, about half an hour) before a variant gives up

@@ -13,9 +13,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from harness import stats
-from harness.baseline import finished_snapshot, load_baseline, resolve_variant
-from harness.gate_rules import GateRules, MetricRule, expand, finding_checks, rules_from_file, rules_from_text
-from harness.store import Store
+from harness.gate.baseline import finished_snapshot, load_baseline, resolve_variant
+from harness.gate.rules import GateRules, MetricRule, expand, finding_checks, rules_from_file, rules_from_text
+from harness.store.db import Store
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 TOLERANCE = 1e-6  # per-example values must reproduce the stored aggregate this closely to be paired
@@ -285,8 +285,8 @@ def run_gate(db: str | Path, run: str | None = "latest", *, baseline: str | Path
              junit: str | Path | None = None, summary: str | Path | None = None, spec: str | Path | None = None,
              out: TextIO | None = None) -> int:
     """Gate a stored variant against a baseline file; print the table, write JUnit/summary; 0 pass, 1 fail."""
-    from harness.gate_output import append_summary, print_result
-    from harness.junit import write_junit
+    from harness.gate.output import append_summary, print_result
+    from harness.gate.junit import write_junit
 
     base = load_baseline(baseline)
     with Store(db, read_only=True) as store:

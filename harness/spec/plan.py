@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness import __version__
-from harness.spec import RANKED_METHODS, ExperimentSpec
+from harness.spec.schema import RANKED_METHODS, ExperimentSpec
 
 # Train settings that change what a local method produces (so they enter its id).
 _LORA_KEYS = ("lora_alpha", "lora_dropout", "target_modules")

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from harness import stats
-from harness.store import Store
+from harness.store.db import Store
 
 KNOWN_KINDS = ("heldout", "format", "hallucination", "general", "divergence")
 # Held-out metrics shown on the leaderboard, in this order, when present (every metric is under "All scores").

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.errors import HarnessInputError
 from harness.progress import Progress
-from harness.store import VariantResult
+from harness.store.db import VariantResult
 
 
 def _connect() -> Any:
@@ -25,7 +25,7 @@ def _connect() -> Any:
 
 
 def _run_variant(task: Any) -> VariantResult:
-    from harness.variant import execute_variant
+    from harness.sweep.execute import execute_variant
 
     return execute_variant(task)
 
@@ -51,7 +51,7 @@ def execute_ray(sweep: Any, variants: list[Any], out_dir: Path, progress: Progre
         try:
             result = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - a lost worker fails its variant, not the sweep
-            from harness.variant import variant_row
+            from harness.sweep.execute import variant_row
 
             row = variant_row(sweep.task(v, out_dir))
             result = VariantResult({**row, "status": "failed", "error": f"Ray task failed: {exc.__class__.__name__}: {exc}"})

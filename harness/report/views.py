@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.report_data import KNOWN_KINDS, RunData, _ci_cell, fmt, load_run, num, opt, primary_metric
-from harness.store import Store
+from harness.report.data import KNOWN_KINDS, RunData, _ci_cell, fmt, load_run, num, opt, primary_metric
+from harness.store.db import Store
 
 MAX_TRAIN_POINTS = 200  # per variant; the loss curve is downsampled beyond this
 

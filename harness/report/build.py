@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from harness import __version__
 from harness.errors import HarnessInputError
-from harness.report_data import (
+from harness.report.data import (
     findings_by_variant,
     forgetting,
     header,
@@ -30,7 +30,7 @@ from harness.report_data import (
     primary_metric,
     recommend,
 )
-from harness.report_views import (
+from harness.report.views import (
     Strings,
     compare,
     explorer,
@@ -41,7 +41,7 @@ from harness.report_views import (
     suite_scores,
     variant_list,
 )
-from harness.store import Store
+from harness.store.db import Store
 
 HERE = Path(__file__).resolve().parent
 # Vendored plotting library (Chart.js + two MIT plugins, about 230 KB in all), then the page's own code.
@@ -60,7 +60,7 @@ def script_json(obj: Any) -> Markup:
 def _static(name: str) -> str:
     text = (HERE / "static" / name).read_text(encoding="utf-8")
     if name.endswith(".js") and re.search(r"</script|<!--", text, re.IGNORECASE):
-        raise RuntimeError(f"harness/static/{name} holds '</script' or '<!--' and cannot be inlined")
+        raise RuntimeError(f"harness/report/static/{name} holds '</script' or '<!--' and cannot be inlined")
     return text
 
 
@@ -129,7 +129,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
 
 def render(context: dict[str, Any]) -> str:
     """The HTML page for a context from `build_context`."""
-    # Markup below wraps only files vendored in harness/static (never data); data goes through script_json.
+    # Markup below wraps only files vendored in harness/report/static (never data); data goes through script_json.
     scripts = [_static(name) for name in SCRIPTS]
     html = _env().get_template("report.html.j2").render(
         **context, version=__version__, csp=content_security_policy(scripts),

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from harness.openai_model import scrub
+from harness.openai.client import scrub
 
 FAILED = ("failed", "cancelled")
 SUCCEEDED = "succeeded"

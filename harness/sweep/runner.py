@@ -12,15 +12,15 @@ from typing import Any, TextIO
 import pandas as pd
 
 from harness import __version__
-from harness.data import DataBundle, load_bundle
+from harness.data.chat import DataBundle, load_bundle
 from harness.errors import HarnessInputError
-from harness.models import ModelRef, _folder_fingerprint, check_hub, resolve_model
-from harness.plan import Variant, make_plan, select
+from harness.models.resolve import ModelRef, _folder_fingerprint, check_hub, resolve_model
+from harness.spec.plan import Variant, make_plan, select
 from harness.progress import Progress
-from harness.spec import ExperimentSpec, load_spec
-from harness.store import Store, VariantResult
-from harness.suites import Suite, resolve_suites
-from harness.variant import VariantTask
+from harness.spec.schema import ExperimentSpec, load_spec
+from harness.store.db import Store, VariantResult
+from harness.data.suites import Suite, resolve_suites
+from harness.sweep.execute import VariantTask
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given")
 
@@ -81,7 +81,7 @@ class Sweep:
         except HarnessInputError as exc:
             problems += exc.problems
         try:
-            from harness.findings import settings
+            from harness.verdicts.findings import settings
 
             settings(self.spec.findings)
         except HarnessInputError as exc:
@@ -121,10 +121,10 @@ class Sweep:
         if not self.data.train:
             return 0
         if self.model.is_remote:
-            from harness.openai_data import count_tokens
+            from harness.openai.data import count_tokens
 
             return sum(count_tokens(e.messages, self.model.location) for e in self.data.train)
-        from harness.models import load_tokenizer
+        from harness.models.resolve import load_tokenizer
 
         tok = load_tokenizer(self.model)
         texts = [tok.apply_chat_template(e.messages, tokenize=False) for e in self.data.train]
@@ -146,7 +146,7 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
     Console(file=out, width=140).print(table)
     print(f"estimated training tokens in all: {sum(est.values()):,}", file=out)
     if any(v.method == "openai" for v in sweep.variants):
-        from harness.train_openai import cost_estimate
+        from harness.train.openai import cost_estimate
 
         print("\n".join(cost_estimate(sweep).lines()), file=out)  # type: ignore[union-attr]
 
@@ -210,16 +210,16 @@ def _execute(sweep: Sweep, todo: list[Variant], out_dir: Path, executor: str, pr
               or sweep.model.is_remote]
     local = [v for v in todo if v not in remote]
     if remote:
-        from harness.train_openai import execute_remote  # submits every job first, then follows them together
+        from harness.train.openai import execute_remote  # submits every job first, then follows them together
 
         yield from execute_remote(sweep, remote, out_dir, progress, then_local=local, store=store, run_id=run_id)
         return
     if executor == "ray":
-        from harness.distributed import execute_ray
+        from harness.sweep.ray_executor import execute_ray
 
         yield from execute_ray(sweep, local, out_dir, progress)
         return
-    from harness.variant import execute_variant
+    from harness.sweep.execute import execute_variant
 
     for i, v in enumerate(local, start=1):
         progress.variant_start(i, len(local), v.name, "training and scoring" if v.trains else "scoring")
@@ -231,7 +231,7 @@ def _frames(result: VariantResult) -> dict[str, pd.DataFrame]:
 
 
 def _store_result(store: Store, run_id: str, sweep: Sweep, v: Variant, result: VariantResult, progress: Progress) -> None:
-    from harness import findings
+    from harness.verdicts import findings
 
     if result.variant.get("status") == "finished":
         base_id = sweep.all_variants[0].variant_id

@@ -19,7 +19,7 @@ import torch
 from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
-from harness.models import ModelRef, load_model, load_tokenizer
+from harness.models.resolve import ModelRef, load_model, load_tokenizer
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import HarnessInputError
-from harness.store import Store
+from harness.store.db import Store
 
 FORMAT = "finetune-harness-baseline"
 FORMAT_VERSION = 1

@@ -1,0 +1,1 @@
+"""Data: chat JSONL rules, splits and fingerprints; suites as versioned data."""

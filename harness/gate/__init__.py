@@ -1,0 +1,1 @@
+"""The release gate: baselines, rules, evaluation, console output, JUnit."""

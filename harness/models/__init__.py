@@ -1,0 +1,1 @@
+"""Models: resolving names, loading weights, the scoring-model protocol, the local scoring model."""

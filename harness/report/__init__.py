@@ -1,0 +1,1 @@
+"""The HTML comparison report, built from the store alone."""

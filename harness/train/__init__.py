@@ -1,0 +1,1 @@
+"""Training backends: local (transformers + peft) and OpenAI (submit and follow jobs)."""

@@ -1,0 +1,1 @@
+"""Verdicts: findings rules, the one paired comparison, the one recommendation policy."""
