@@ -113,7 +113,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"report written to {path}")
         return 0
     if cmd == "gate":
-        from harness.gate.evaluate import run_gate
+        from harness.gate.run import run_gate
 
         return run_gate(args.db, args.run, baseline=args.baseline, variant=args.variant, junit=args.junit,
                         summary=args.summary, spec=args.spec)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from harness import stats
-from harness.store.db import Store, VariantResult
+from harness.results import VariantResult
+from harness.store.db import Store
 
 HELDOUT = {"name": "heldout", "version": "1", "kind": "heldout", "options": {"max_new_tokens": 8},
            "fingerprint": "f-heldout-1"}

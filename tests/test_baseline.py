@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from gate_fixtures import HELDOUT, outcomes, variant, write_run
 
-from harness.gate.baseline import FORMAT_VERSION, dumps, load_baseline, resolve_variant, save_baseline, snapshot
 from harness.cli import main
 from harness.errors import HarnessInputError
+from harness.gate.baseline import FORMAT_VERSION, dumps, load_baseline, resolve_variant, save_baseline, snapshot
 from harness.store.db import Store
 
 FINDING = {"check": "overfitting", "severity": "warning", "message": "validation loss rose",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate.evaluate import run_gate
+from harness.gate.run import run_gate
 from harness.progress import Quiet
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 

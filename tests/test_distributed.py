@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.progress import Quiet
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.progress import Quiet
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 from conftest import REPO, write_jsonl
 from fakes import ScriptedModel
 
-from harness.verdicts import findings
+from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
-from harness.sweep.runner import _frames
-from harness.store.db import Store, VariantResult
-from harness.data.suites import Suite, load_suite
-from harness.sweep.execute import score_suites
+from harness.results import VariantResult
+from harness.scorers.run import score_suites
+from harness.spec import findings as findings_settings
+from harness.spec.plan import Variant
+from harness.store.db import Store
+from harness.store.reads import variant_rows
+from harness.sweep.runner import frames as _frames
+from harness.verdicts import findings
+from harness.verdicts.compare import Settings, paired, per_example
 
 N_GENERAL = 200
 GOOD = json.dumps({"category": "billing", "product": "Widget Pro", "priority": "normal",
@@ -66,18 +70,16 @@ NONEXISTENT = [p for p, t in HAL_PROMPTS.items() if t == "nonexistent"]
 
 
 def scored(model: ScriptedModel, suites: list[Suite], name: str) -> VariantResult:
-    task = SimpleNamespace(suites=suites, variant={"variant_id": name, "name": name}, data=SimpleNamespace(test=[]))
-    scores, examples, found = score_suites(model, task, [], Quiet())  # type: ignore[arg-type]
+    scores, examples, found = score_suites(model, Variant(name, name, "full"), suites, [], [], Quiet())
     return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], scores,
                          examples, found)
 
 
 def base_frames(result: VariantResult, tmp_path: Path) -> dict:
-    """Base's rows as the runner reads them: written to a real DuckDB file and queried back (JSON as text)."""
+    """Base's rows as the runner reads them: written to a real DuckDB file and read back through the store."""
     with Store(tmp_path / "r.duckdb") as s:
         s.write_variant(result)
-        return {t: s.query(f"SELECT * FROM {t} WHERE variant_id = ?", [result.variant["variant_id"]])
-                for t in ("scores", "examples", "train_log")}
+        return variant_rows(s, result.variant["variant_id"])
 
 
 def derive(variant: VariantResult, base: dict | None, thresholds: dict | None = None) -> list[dict]:
@@ -106,9 +108,9 @@ def test_a_variant_against_itself_finds_nothing(suites: list[Suite], tmp_path: P
     model = Behaviour(BASE_KNOWS, set(FMT_PROMPTS[::2]), set(NONEXISTENT[::3]))
     v = scored(model, suites, "lora-r4-e1")
     assert derive(v, base_frames(v, tmp_path), {"format": {"floor": 0.4}}) == []
-    cmp = findings.compare(*(findings.paired(_frames(v), _frames(v), "general", lambda d, _p: d["acc"])[c].to_numpy(float)
-                             for c in ("v", "b")), findings.settings({}))
-    assert (cmp["difference"], cmp["ci_low"], cmp["ci_high"], cmp["mcnemar_p"]) == (0.0, 0.0, 0.0, 1.0)
+    acc = per_example(_frames(v)["examples"], "general", "acc")
+    cmp = paired(acc, acc, Settings())
+    assert cmp is not None and (cmp.difference, cmp.ci_low, cmp.ci_high, cmp.mcnemar_p) == (0.0, 0.0, 0.0, 1.0)
 
 
 def _retrain(rng: random.Random, knows: set[int], complies: set[str], flip: float) -> Behaviour:
@@ -160,11 +162,11 @@ def test_fabrication_rise_keeps_the_new_fabrications(suites: list[Suite], tmp_pa
 
 
 def test_settings_defaults_and_errors() -> None:
-    cfg = findings.settings({"forgetting": {"margin": 0.05}, "format": False})
+    cfg = findings_settings.settings({"forgetting": {"margin": 0.05}, "format": False})
     assert cfg["forgetting"] == {"metric": "acc", "margin": 0.05, "severity": "warning"} and cfg["format"] is False
-    assert cfg["hallucination"] == findings.DEFAULTS["hallucination"] and cfg["confidence"] == 0.95
+    assert cfg["hallucination"] == findings_settings.DEFAULTS["hallucination"] and cfg["confidence"] == 0.95
     with pytest.raises(HarnessInputError) as exc:
-        findings.settings({"forgeting": {}, "format": {"flor": 0.9}, "hallucination": {"margin": 5}})
+        findings_settings.settings({"forgeting": {}, "format": {"flor": 0.9}, "hallucination": {"margin": 5}})
     text = str(exc.value)
     assert "key 'findings.forgeting': unknown. Did you mean 'forgetting'?" in text
     assert "key 'findings.format.flor': unknown. Did you mean 'floor'?" in text

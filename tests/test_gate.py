@@ -15,12 +15,14 @@ import pytest
 from conftest import make_rows, write_jsonl
 from gate_fixtures import HELDOUT, JUNIT_XSD, flips, outcomes, variant, write_run
 
-from harness.gate.baseline import load_baseline, save_baseline
 from harness.cli import main
 from harness.errors import HarnessInputError
-from harness.gate.evaluate import FAIL, PASS, SKIP, GateResult, evaluate, run_gate
-from harness.gate.rules import parse_rules
+from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.evaluate import evaluate
+from harness.gate.result import FAIL, PASS, SKIP, GateResult
+from harness.gate.run import run_gate
 from harness.progress import Quiet
+from harness.spec.gate import parse_rules
 from harness.store.db import Store
 
 GOOD = outcomes(80, 0.75, seed=7)
@@ -104,7 +106,7 @@ def test_sweep_gate_scores_a_given_checkpoint(sweep: SimpleNamespace) -> None:
     # default candidate: the given run's recommended variant, i.e. the adapter scored without training
     code, out = gate(sweep.db, sweep.given_run, sweep.baseline)
     assert code == 0, out
-    assert "recommended: given-model" in out
+    assert "Recommended: given-model." in out
     with Store(sweep.db, read_only=True) as s:
         given = s.run_table(sweep.given_run, "variants").set_index("method").loc["given"]
         rows = s.query("""SELECT g.example_id, g.output AS g_out, l.output AS l_out,
@@ -223,10 +225,11 @@ def _format_and_hallucination(passed: list[bool], fabricated: list[bool]) -> tup
         {"suite": "acme-hallucination", "metric": "fabrication_rate", "value": v, "ci_low": lo, "ci_high": hi,
          "n": len(fab), "suite_version": "1"} for v, lo, hi in [stats.wilson_ci(int(sum(fab)), len(fab))]
     ]
-    examples = [{"suite": "acme-format", "example_id": f"fmt:{i}", "passed": p, "detail": {"reasons": []}}
-                for i, p in enumerate(passed)]
+    # as the scorers store them: each example's value under the metric's name
+    examples = [{"suite": "acme-format", "example_id": f"fmt:{i}", "passed": p,
+                 "detail": {"compliance": float(p), "reasons": []}} for i, p in enumerate(passed)]
     examples += [{"suite": "acme-hallucination", "example_id": f"probe:{i}", "passed": not f,
-                  "detail": {"fabricated": f}} for i, f in enumerate(fabricated)]
+                  "detail": {"fabrication_rate": float(f), "fabricated": f}} for i, f in enumerate(fabricated)]
     return scores, examples
 
 
@@ -248,16 +251,31 @@ def test_absolute_floor_and_ceiling_from_defaults(tmp_path: Path) -> None:
     # limits_on: ci fails only when the whole interval is beyond the limit
     on_ci = by_name(result_of(db, cand, b, "c", {"limits_on": "ci"}))
     assert on_ci["min acme-format.compliance"].verdict == PASS
-    # a paired drop rule on compliance pairs through the `passed` column (detail has no 'compliance')
+    # a paired drop rule on compliance pairs through each example's stored compliance
     drop = by_name(result_of(db, cand, b, "c", {"max_drop": {"acme-format.compliance": 0.0}, "defaults": False}))
     assert set(drop) >= {"max_drop acme-format.compliance"} and "min acme-format.compliance" not in drop
     c = drop["max_drop acme-format.compliance"]
     assert c.numbers["paired"] and c.numbers["diff"] == pytest.approx(-0.04)
-    # fabrication_rate's per-example values do not reproduce it (passed = not fabricated): unpaired, and said so
+    # the fabrication rate is compared paired too (each probe's fabrication_rate is stored under its name)
     rise = by_name(result_of(db, cand, b, "c", {"max_rise": {"acme-hallucination.fabrication_rate": 0.0}}))
     fr = rise["max_rise acme-hallucination.fabrication_rate"]
-    assert not fr.numbers["paired"] and "from the stored 95% CIs" in fr.message
+    assert fr.numbers["paired"] and "paired bootstrap over 40 examples, McNemar" in fr.message
     assert fr.numbers["diff"] == pytest.approx(0.1)
+
+
+def test_per_example_values_are_read_under_the_metric_name_never_guessed(tmp_path: Path) -> None:
+    """`passed` reproduces compliance here, but with no `compliance` stored per example the gate does not use it."""
+    db = tmp_path / "r.duckdb"
+    ok, bad = [True] * 50, [True] * 40 + [False] * 10
+    strip = lambda rows: ([*rows[0]], [{**e, "detail": {"reasons": []}} for e in rows[1]])  # noqa: E731
+    run = write_run(db, [variant("ref", "ref", GOOD, extra=strip(_format_and_hallucination(ok, [False] * 40)))],
+                    suites=SUITES)
+    b = save_baseline(db, run, variant="ref", output=tmp_path / "b.json")
+    cand = write_run(db, [variant("c", "c", GOOD, extra=strip(_format_and_hallucination(bad, [False] * 40)))],
+                     suites=SUITES)
+    r = by_name(result_of(db, cand, b, "c", {"max_drop": {"acme-format.compliance": 0.0}, "defaults": False}))
+    c = r["max_drop acme-format.compliance"]
+    assert not c.numbers["paired"] and "stores no per-example values" in c.message
 
 
 def test_stored_ci_fallback_for_corpus_metrics(planted: SimpleNamespace) -> None:
@@ -287,6 +305,9 @@ def test_unseen_suite_and_pattern_rules(tmp_path: Path) -> None:
                 [{"suite": "reading.v2", "example_id": f"q{i}", "passed": x > 0.5, "detail": {"token_f1": x}}
                  for i, x in enumerate(vals)])
 
+    from harness.scorers import Metric, scorer
+
+    scorer("qa-f1", metrics=[Metric("token_f1", per_example=True)])(lambda: None)  # a user's own scorer kind
     db = tmp_path / "r.duckdb"
     run = write_run(db, [variant("a", "a", GOOD, extra=rows(f1))], suites=[HELDOUT, reading])
     b = save_baseline(db, run, variant="a", output=tmp_path / "b.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_local_and_openai_variants_in_one_sweep(tmp_path: Path, fake) -> None:  
                      "WHERE v.method = 'lora'")["n"][0] > 0
     # the report and the gate treat the OpenAI variant like a local one
     from harness.gate.baseline import save_baseline
-    from harness.gate.evaluate import run_gate
+    from harness.gate.run import run_gate
     from harness.report.build import build_report
 
     html = build_report(db, "latest", output=tmp_path / "report.html").read_text()
@@ -68,3 +69,60 @@ def test_local_and_openai_variants_in_one_sweep(tmp_path: Path, fake) -> None:  
     assert run_gate(db, "latest", baseline=tmp_path / "baseline.json", variant=given_name,
                     junit=tmp_path / "gate.xml") == 0
     assert "heldout.exact_match" in (tmp_path / "gate.xml").read_text()
+
+
+MIXED_RAY = """\
+name: mixed-ray
+model: tiny-random-llama
+base_url: {url}
+data:
+  train: train.jsonl
+  validation: 0.25
+  test: test.jsonl
+sweep:
+  method: [lora, given]
+  rank: [2]
+  epochs: [1]
+  learning_rate: [1.0e-3]
+  seed: [0, 1]
+  checkpoint: ["openai-compatible:tuned-llm"]
+train:
+  max_seq_length: 96
+  batch_size: 8
+suites:
+  - name: heldout
+    options: {{max_new_tokens: 8}}
+"""
+
+
+@pytest.mark.slow
+def test_mixed_sweep_with_ray_trains_local_variants_as_ray_tasks_while_the_remote_one_is_scored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One scheduler: the API-scored model runs beside the local variants, which Ray runs in its own workers."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.delenv("OPENAI_COMPATIBLE_API_KEY", raising=False)
+    with FakeOpenAI(base_models=("tuned-llm",)) as server:
+        spec, rows = write_experiment(tmp_path / "exp", MIXED_RAY.format(url=server.base_url))
+        refs = {r["messages"][-2]["content"]: r["messages"][-1]["content"] for r in rows}
+        server.answer = lambda model, msgs: refs.get(msgs[-1]["content"], "?")
+        db = tmp_path / "results.duckdb"
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            run_sweep(spec, db, executor="ray", progress=log_progress()[0])
+        finally:
+            ray.shutdown()
+        chats = server.requests("POST", "/v1/chat/completions")
+
+    v = table(db, "SELECT name, method, status, config, finished_at FROM variants ORDER BY finished_at")
+    assert set(v["status"]) == {"finished"}, v
+    assert v["name"].iloc[0] == "base" and sorted(v["method"]) == ["base", "given", "lora", "lora"]
+    workers = {r["name"]: json.loads(r["config"])["worker"]["pid"] for _, r in v.iterrows() if r["method"] != "given"}
+    assert all(pid != os.getpid() for pid in workers.values()), workers  # trained in Ray's worker processes
+    assert "worker" not in json.loads(v.set_index("method").loc["given", "config"])  # scored by the driver's threads
+    assert len(chats) == 10
+    last_local = max(v[v["method"] == "lora"]["finished_at"]).replace(tzinfo=UTC).timestamp()
+    assert max(c.t for c in chats) < last_local  # followed beside the Ray tasks, not after them

@@ -10,8 +10,8 @@ from fake_openai import FakeOpenAI
 from openai_helpers import BASE, CANARY, creates, fake, log_progress, scripted, table, write_experiment  # noqa: F401
 
 from harness.errors import HarnessInputError
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
 
 pytestmark = pytest.mark.api
 

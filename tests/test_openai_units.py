@@ -11,18 +11,18 @@ import pytest
 from conftest import chat, make_rows, write_jsonl
 from fakes import ScriptedModel
 
-from harness.openai import prices as openai_prices
 from harness.data.chat import Example, load_examples
+from harness.openai import prices as openai_prices
+from harness.openai.client import scrub
 from harness.openai.data import check_examples, count_tokens, estimate_cost, upload_lines
 from harness.openai.jobs import backoff, train_log_rows
-from harness.openai.client import (
+from harness.progress import Progress
+from harness.scorers.multiple_choice import (
     MC_GENERATION_ARGS,
     choose_by_generation,
     multiple_choice_messages,
     parse_choice,
-    scrub,
 )
-from harness.progress import Progress
 
 
 def test_price_table_matches_dated_snapshots_and_fine_tuned_ids() -> None:
@@ -126,11 +126,11 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
     """The helper general.py uses when a model has no log-likelihoods, through the real client and a fake server."""
     from fake_openai import FakeOpenAI
 
-    from harness.data.chat import DataBundle
+    from harness.data.suites import Suite
     from harness.openai.client import OpenAIChatModel, make_client
     from harness.scorers import ScoreContext, SuiteOutput, scorer
-    from harness.data.suites import Suite
-    from harness.sweep.execute import VariantTask, score_suites
+    from harness.scorers.run import score_suites
+    from harness.spec.plan import Variant
 
     @scorer("test-mc-by-generation")
     def mc_probe(items: list | None = None):
@@ -147,9 +147,7 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
     with FakeOpenAI(base_models=("m",), answer=lambda m, msgs: "B" if "France" in msgs[-1]["content"] else "C") as srv:
         lm = OpenAIChatModel(make_client("openai-compatible", srv.base_url), "m", name="m", compatible=True)
         suite = Suite("mc", "1", "test-mc-by-generation", "", tmp_path, {"items": items})
-        task = VariantTask({"variant_id": "x", "name": "x", "method": "base"}, None, {},  # type: ignore[arg-type]
-                           DataBundle([], [], [], {}, {}), [suite], str(tmp_path))
-        scores, _, _ = score_suites(lm, task, [], Progress(live=False, stream=io.StringIO()))
+        scores, _, _ = score_suites(lm, Variant("x", "x", "base"), [suite], [], [], Progress(live=False, stream=io.StringIO()))
     assert scores[0]["value"] == 0.5 and "scorer_args" not in scores[0]
     assert scores[0]["scorer"]["args"]["multiple_choice"] == "generation"
     assert scores[0]["scorer"]["args"]["items"] == items and scores[0]["scorer"]["kind"] == "test-mc-by-generation"

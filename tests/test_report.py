@@ -89,7 +89,7 @@ def test_leaderboard_has_every_variant_base_first_and_the_recommended_one(store:
     best = max(ok["variant_id"], key=lambda i: fa[i])
     assert re.search(rf'<tr data-vid="{best}"[^>]*class="[^"]*\brec\b', report)
     name = v.set_index("variant_id").loc[best, "name"]
-    assert f"Highest held-out field_accuracy ({fa[best]:.3f}" in report and name in report
+    assert f"highest held-out field_accuracy ({fa[best]:.3f}" in report and name in report
     assert payload(report)["recommended"] == list(v["variant_id"]).index(best)
     for col in ("field_accuracy", "exact_match", "compliance", "fabrication", "abstention",
                 "Δ acc", "findings", "train time", "tokens/s", "params", "artifact"):
@@ -104,7 +104,7 @@ def test_forgetting_delta_is_variant_minus_base_paired_by_example(store: tuple[P
     with Store(db, read_only=True) as s:
         ex = s.run_table(ids[1], "examples")
         v = s.run_table(ids[1], "variants")
-    gen = ex[ex.suite == "general"].assign(acc=lambda d: [json.loads(x)["acc"] for x in d.detail])
+    gen = ex[ex.suite == "general"].assign(acc=lambda d: [x["acc"] for x in d.detail])
     table = gen.pivot(index="example_id", columns="variant_id", values="acc")
     base = v[v.method == "base"]["variant_id"].iloc[0]
     checked = 0
@@ -198,7 +198,7 @@ def test_robust_to_odd_stores(tmp_path: Path) -> None:
     with Store(tmp_path / "x.duckdb") as s:  # no general suite, no train log, a run with failures only
         rid = s.start_run({"name": "odd", "spec": "name: odd"})
         s.link_variants(rid, ["b", "f"], [False, False])
-        from harness.store.db import VariantResult
+        from harness.results import VariantResult
 
         s.write_variant(VariantResult({"variant_id": "b", "name": "base", "method": "base", "status": "finished",
                                        "run_id": rid},

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, chat, write_jsonl
 
+from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
-from harness.data.suites import load_suite
+from harness.spec.plan import Variant
 
 
 def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch: int = 4) -> list[dict]:
@@ -23,7 +24,7 @@ def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch
 def run(log: list[dict], name: str = "lora-r16-e5", **options: object):
     suite = load_suite(REPO / "suites" / "divergence", options)
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=None, suite=suite, variant={"name": name}, test=[], train_log=log))
+    return fn(ScoreContext(model=None, suite=suite, variant=Variant(name, name, "lora"), test=[], train_log=log))
 
 
 TRAIN = {0.25 * i: 2.0 - 0.09 * i for i in range(1, 21)}  # falls steadily to 0.2 at epoch 5
@@ -115,8 +116,8 @@ suites: [divergence]
 
 def _sweep(tmp_path: Path, epochs: int, lr: float) -> tuple[list[dict], list[dict]]:
     from harness.progress import Quiet
-    from harness.sweep.runner import run_sweep
     from harness.store.db import Store
+    from harness.sweep.runner import run_sweep
 
     for split, rows in _planted_rows(random.Random(0)).items():
         write_jsonl(tmp_path / f"{split}.jsonl", rows)

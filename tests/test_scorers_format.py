@@ -11,9 +11,10 @@ from conftest import REPO, chat, write_jsonl
 from fakes import ScriptedModel
 
 from harness.data.chat import Example
+from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
-from harness.data.suites import load_suite
+from harness.spec.plan import Variant
 
 CLOSING = "Thank you for choosing AcmeCorp."
 GOOD = json.dumps({"category": "billing", "product": "Widget Pro", "priority": "normal",
@@ -24,7 +25,7 @@ def run(suite_dir: Path, model: ScriptedModel, test: list[Example] | None = None
         **options: object):
     suite = load_suite(suite_dir, options)
     fn, record = make_scorer(suite.kind, suite.options)
-    ctx = ScoreContext(model=model, suite=suite, variant={"name": "v"}, test=test or [], train_log=[],
+    ctx = ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=test or [], train_log=[],
                        cache=cache if cache is not None else {})
     return fn(ctx), record
 
@@ -105,7 +106,7 @@ def test_heldout_source_reuses_the_heldout_generations(tmp_path: Path, suite_dir
     test = [Example(chat(f"q{i}", "ref")["messages"], str(tmp_path / "test.jsonl"), i + 1) for i in range(6)]
     model = ScriptedModel(OUTPUTS)
     cache: dict = {}
-    ctx = ScoreContext(model=model, suite=None, variant={}, test=test, train_log=[], cache=cache)
+    ctx = ScoreContext(model=model, suite=None, variant=Variant("v", "v", "base"), test=test, train_log=[], cache=cache)
     heldout_outputs(ctx, 64)  # what the heldout suite does first
     out, record = run(suite_dir, model, test=test, cache=cache, source="heldout")
     assert model.generate_calls == [6]  # no second generation pass

@@ -12,10 +12,11 @@ import yaml
 from conftest import REPO, write_jsonl
 from fakes import ScriptedModel
 
+from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
 from harness.scorers.general import contexts
-from harness.data.suites import load_suite
+from harness.spec.plan import Variant
 
 ITEMS = [
     {"id": "g1", "category": "knowledge", "context": "Capital of France?", "choices": [" Paris", " Rome"], "gold": 0},
@@ -43,7 +44,7 @@ def make_suite(tmp_path: Path, items: list[dict], text: bool = True) -> Path:
 def run(suite_dir: Path, model: object, **options: object):
     suite = load_suite(suite_dir, options)
     fn, record = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=model, suite=suite, variant={"name": "v"}, test=[], train_log=[])), record
+    return fn(ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[])), record
 
 
 def test_acc_and_acc_norm_as_lm_eval(tmp_path: Path) -> None:

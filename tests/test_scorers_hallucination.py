@@ -10,10 +10,11 @@ import yaml
 from conftest import REPO, write_jsonl
 from fakes import ScriptedModel
 
+from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
 from harness.scorers.hallucination import _norm
-from harness.data.suites import load_suite
+from harness.spec.plan import Variant
 
 ABSTAIN = json.dumps({"category": "other", "product": "unknown", "priority": "low", "reply": "We have no such product."})
 
@@ -21,7 +22,7 @@ ABSTAIN = json.dumps({"category": "other", "product": "unknown", "priority": "lo
 def run(suite_dir: Path, model: ScriptedModel, **options: object):
     suite = load_suite(suite_dir, options)
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=model, suite=suite, variant={"name": "v"}, test=[], train_log=[]))
+    return fn(ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
 
 
 @pytest.fixture

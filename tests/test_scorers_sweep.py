@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.progress import Quiet
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
 
 SUITES = """\
 suites:
@@ -48,7 +47,7 @@ def test_all_suites_store_metrics_with_intervals(tiny_experiment: Path) -> None:
         assert ((with_ci["ci_low"] <= with_ci["value"] + 1e-9) & (with_ci["value"] <= with_ci["ci_high"] + 1e-9)).all()
         general_n = scores[(scores["suite"] == "general") & (scores["metric"] == "acc")]["n"]
         assert set(general_n) == {224}
-        rec = json.loads(scores[scores["suite"] == "general"]["scorer"].iloc[0])
+        rec = scores[scores["suite"] == "general"]["scorer"].iloc[0]
         assert rec["kind"] == "general" and rec["args"]["text"] == "text.jsonl"
         ex = s.run_table(rid, "examples")
         assert ex.groupby(["variant_id", "suite"]).size().to_dict() == {

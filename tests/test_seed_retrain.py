@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.verdicts import findings
 from harness.progress import Quiet
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
+from harness.verdicts import findings
 
 SPEC = """\
 name: seeds

@@ -9,8 +9,8 @@ import pytest
 
 from harness.cli import main
 from harness.progress import Quiet
-from harness.sweep.runner import run_sweep
 from harness.store.db import Store
+from harness.sweep.runner import run_sweep
 
 
 def run(spec: Path, db: Path, **kw: object) -> str:
@@ -45,7 +45,7 @@ def test_tiny_sweep_stores_every_variant(tiny_experiment: Path) -> None:
             files = {p.name for p in Path(art).iterdir()}
             assert any(f.endswith(".safetensors") for f in files) and not any(f.endswith(".bin") for f in files)
         run_row = s.run_row(rid)
-        assert run_row["status"] == "finished" and run_row["spec_hash"] and json.loads(run_row["data_fingerprints"])["test"]
+        assert run_row["status"] == "finished" and run_row["spec_hash"] and run_row["data_fingerprints"]["test"]
 
 
 def test_rerun_trains_nothing(tiny_experiment: Path) -> None:
@@ -115,7 +115,7 @@ def test_crash_between_variants_leaves_only_whole_variants(tiny_experiment: Path
 
 
 def test_failed_write_rolls_back_the_whole_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.store.db import VariantResult
+    from harness.results import VariantResult
 
     with Store(tmp_path / "r.duckdb") as s:
         real_insert = s._insert

@@ -25,6 +25,7 @@ class Suite:
     folder: Path
     options: dict[str, Any] = field(default_factory=dict)
     items_file: str | None = None
+    where: str = ""  # where the spec selects it, e.g. "spec.yaml: key 'suites[2]': " (for errors)
 
     def items(self) -> list[dict[str, Any]]:
         if not self.items_file:
@@ -105,9 +106,8 @@ def load_suite(folder: Path, overrides: dict[str, Any] | None = None) -> Suite:
 
 
 def resolve_suites(spec: Any) -> list[Suite]:
-    """The spec's `suites:` list -> Suite objects; unknown names get 'did you mean' and the known list."""
-    from harness.scorers import make_scorer
-
+    """The spec's `suites:` list -> Suite objects; unknown names get 'did you mean' and the known list.
+    (Whether a suite's kind and options fit a registered scorer is checked by `harness.scorers.check_suites`.)"""
     problems: list[str] = []
     suites: list[Suite] = []
     roots = suite_roots(spec.spec_dir)
@@ -131,7 +131,7 @@ def resolve_suites(spec: Any) -> list[Suite]:
             continue
         try:
             suite = load_suite(folder, overrides)
-            make_scorer(suite.kind, suite.options, where=where)
+            suite.where = where
         except HarnessInputError as exc:
             problems += exc.problems
             continue

@@ -12,7 +12,10 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import HarnessInputError
+from harness.scorers import metric_info, suite_kinds
 from harness.store.db import Store
+from harness.store.reads import load_run, variant_record
+from harness.verdicts.recommend import recommend
 
 FORMAT = "finetune-harness-baseline"
 FORMAT_VERSION = 1
@@ -37,47 +40,32 @@ def _int(x: Any) -> int | None:
     return None if x is None else int(x)
 
 
-def _json(text: Any, default: Any) -> Any:
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return default
-    return json.loads(text) if isinstance(text, str) else text
-
-
-def _numeric(detail: dict[str, Any]) -> dict[str, float | bool]:
-    """The numeric per-example metrics of an examples.detail object (top-level numbers and booleans)."""
-    out: dict[str, float | bool] = {}
-    for k, v in detail.items():
-        if isinstance(v, bool) or isinstance(v, int | float) and math.isfinite(v):
-            out[k] = v
-    return out
+def _metrics(detail: Any, kind: str | None) -> dict[str, float]:
+    """The per-example metric values of an examples.detail object: those its scorer declares per-example."""
+    if not isinstance(detail, dict):
+        return {}
+    return {k: float(v) for k, v in detail.items() if isinstance(v, bool | int | float)
+            and math.isfinite(v) and metric_info(kind, k).per_example}
 
 
 def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
     """Everything the gate compares about one stored variant, in the baseline file's shape (no created_at)."""
-    run = store.run_row(run_id)
-    v = store.query("SELECT * FROM variants WHERE variant_id = ? AND run_id = ?", [variant_id, run_id]).iloc[0].to_dict()
-    config = _json(v.get("config"), {}) or {}
+    rec = variant_record(store, run_id, variant_id)
+    run, v = rec.run, rec.variant
+    config = v.get("config") or {}
     params = {k: _clean(v.get(k)) for k in ("rank", "epochs", "learning_rate", "seed")}
     params = {k: x if x is None or k == "learning_rate" else int(x) for k, x in params.items()}
     params["checkpoint"] = config.get("checkpoint")
-    scores = store.query(
-        "SELECT suite, metric, value, ci_low, ci_high, n, suite_version FROM scores WHERE variant_id = ? "
-        "ORDER BY suite, metric", [variant_id])
-    examples = store.query(
-        "SELECT suite, example_id, passed, detail FROM examples WHERE variant_id = ? ORDER BY suite, example_id",
-        [variant_id])
-    findings = store.query(
-        'SELECT "check", severity, message, evidence FROM findings WHERE variant_id = ? '
-        'ORDER BY "check", message', [variant_id])
-    score_versions = {r["suite"]: _clean(r["suite_version"]) for _, r in scores.iterrows()}
+    score_versions = {r["suite"]: _clean(r["suite_version"]) for r in rec.scores.to_dict("records")}
     suites: dict[str, dict[str, Any]] = {}
-    for ident in _json(run.get("suites"), []) or []:
+    for ident in run.get("suites") or []:
         name = str(ident.get("name"))
         suites[name] = {"version": _clean(score_versions.get(name)) or str(ident.get("version")),
                         "kind": ident.get("kind"), "fingerprint": ident.get("fingerprint"),
                         "options": ident.get("options") or {}}
+    kinds = suite_kinds(rec.scores)
     for name, version in score_versions.items():  # scores whose suite the run row does not list
-        suites.setdefault(name, {"version": version, "kind": None, "fingerprint": None, "options": {}})
+        suites.setdefault(name, {"version": version, "kind": kinds.get(name), "fingerprint": None, "options": {}})
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -89,54 +77,29 @@ def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
                     "params": params, "base_model": _clean(v.get("base_model")),
                     "artifact": _clean(v.get("artifact")), "status": _clean(v.get("status"))},
         "model_fingerprint": _clean(run.get("model_fingerprint")),
-        "data_fingerprints": _json(run.get("data_fingerprints"), {}) or {},
+        "data_fingerprints": run.get("data_fingerprints") or {},
         "suites": suites,
         "scores": [{"suite": r["suite"], "metric": r["metric"], "value": _clean(r["value"]),
                     "ci_low": _clean(r["ci_low"]), "ci_high": _clean(r["ci_high"]), "n": _int(r["n"])}
-                   for _, r in scores.iterrows()],
+                   for r in rec.scores.to_dict("records")],
         "examples": [{"suite": r["suite"], "example_id": r["example_id"], "passed": _clean(r["passed"]),
-                      "metrics": _numeric(_json(r["detail"], {}) or {})} for _, r in examples.iterrows()],
+                      "metrics": _metrics(r["detail"], suites.get(r["suite"], {}).get("kind"))} for r in rec.examples.to_dict("records")],
         "findings": [{"check": r["check"], "severity": _clean(r["severity"]), "message": _clean(r["message"]),
-                      "evidence": _json(r["evidence"], None)} for _, r in findings.iterrows()],
+                      "evidence": r["evidence"]} for r in rec.findings.to_dict("records")],
     }
 
 
 # -- which variant --------------------------------------------------------------------------------
-def recommended_variant(store: Store, run_id: str) -> tuple[str, str]:
-    """(variant_id, reason): best heldout field_accuracy, else exact_match, among finished non-base variants
-    without findings (with findings only when every variant has some)."""
-    variants = store.run_table(run_id, "variants")
-    done = variants[(variants["status"] == "finished") & (variants["method"] != "base")]
-    if done.empty:
-        raise HarnessInputError(f"run {run_id} has no finished variant besides base; name one with --variant "
-                                f"(its variants: {_listing(variants)})")
-    findings = store.run_table(run_id, "findings")
-    flagged = set(findings["variant_id"]) if not findings.empty else set()
-    pool = done[~done["variant_id"].isin(flagged)]
-    caveat = "without findings"
-    if pool.empty:
-        pool, caveat = done, "(every one has findings)"
-    kinds = {s.get("name"): s.get("kind") for s in _json(store.run_row(run_id).get("suites"), []) or []}
-    heldout = [n for n, k in kinds.items() if k == "heldout"] or ["heldout"]
-    scores = store.run_table(run_id, "scores")
-    scores = scores[scores["variant_id"].isin(pool["variant_id"]) & scores["suite"].isin(heldout)]
-    for metric in ("field_accuracy", "exact_match"):
-        s = scores[(scores["metric"] == metric) & scores["value"].notna()]
-        if not s.empty:
-            order = {vid: i for i, vid in enumerate(pool["variant_id"])}
-            best = max(s.itertuples(), key=lambda r: (r.value, -order[r.variant_id]))
-            name = pool.set_index("variant_id").loc[best.variant_id, "name"]
-            return str(best.variant_id), (f"recommended: {name}, best {best.suite}.{metric} ({best.value:.3f}) "
-                                          f"of {len(pool)} finished variant(s) {caveat}")
-    first = pool.iloc[0]
-    return str(first["variant_id"]), f"recommended: {first['name']}, the first finished variant (no heldout scores)"
-
-
 def resolve_variant(store: Store, run_id: str, ref: str | None) -> tuple[str, str]:
-    """(variant_id, how it was chosen) for an id, a name, a unique id prefix, or None/'recommended'."""
-    if ref in (None, "", "recommended"):
-        return recommended_variant(store, run_id)
+    """(variant_id, how it was chosen) for an id, a name, a unique id prefix, or None/'recommended' (the one
+    recommendation policy: the recommended variant, or the best flagged one when every variant has findings)."""
     variants = store.run_table(run_id, "variants")
+    if ref in (None, "", "recommended"):
+        rec = recommend(load_run(store, run_id))
+        if rec.candidate_id is None:
+            raise HarnessInputError(f"{rec.reason} Name a variant with --variant (run {run_id} has: "
+                                    f"{_listing(variants)})")
+        return rec.candidate_id, rec.reason
     for col in ("variant_id", "name"):
         exact = variants[variants[col] == ref]
         if len(exact) == 1:
@@ -157,7 +120,7 @@ def finished_snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, A
     """A snapshot of a finished variant; a failed one is a bad-input error that says what failed."""
     snap = snapshot(store, run_id, variant_id)
     if snap["variant"]["status"] != "finished":
-        err = store.query("SELECT error FROM variants WHERE variant_id = ?", [variant_id]).iloc[0]["error"]
+        err = variant_record(store, run_id, variant_id).variant.get("error")
         raise HarnessInputError(f"variant {snap['variant']['name']} ({variant_id}) of run {run_id} is "
                                 f"{snap['variant']['status']}: {err}. Choose a finished variant.")
     return snap

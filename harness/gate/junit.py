@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.gate.evaluate import FAIL, SKIP, GateResult
+from harness.gate.result import FAIL, SKIP, GateResult
 
 # Characters XML 1.0 does not allow (most control characters); model outputs quoted in messages may hold them.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.gate.evaluate import FAIL, PASS, SKIP, GateResult
+from harness.gate.result import FAIL, PASS, SKIP, GateResult
 
 _STYLE = {PASS: "green", FAIL: "bold red", SKIP: "yellow"}
 _ICON = {PASS: "✅ pass", FAIL: "❌ FAIL", SKIP: "⚪ skip"}

@@ -75,7 +75,7 @@ def _file_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _folder_fingerprint(folder: Path) -> str:
+def folder_fingerprint(folder: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(folder.iterdir()):
         if p.suffix in (".json", ".safetensors", ".model", ".txt"):
@@ -108,7 +108,7 @@ def resolve_model(name: str) -> ModelRef:
                 f"model folder {path} holds no .safetensors weights; only safetensors are loaded "
                 "(convert with `model.save_pretrained(dir, safe_serialization=True)`)."
             )
-        return ModelRef(name, "local", str(path.resolve()), f"local:{_folder_fingerprint(path)}")
+        return ModelRef(name, "local", str(path.resolve()), f"local:{folder_fingerprint(path)}")
     if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
         return ModelRef(name, "hub", name, f"hub:{name}")
     hint = did_you_mean(name, list(EMBEDDED))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.openai import prices as openai_prices
 from harness.data.chat import Example
+from harness.openai import prices as openai_prices
 
 MIN_TRAIN_EXAMPLES = 10  # the API refuses a training file with fewer
 OPENAI_ROLES = ("system", "user", "assistant")

@@ -160,3 +160,24 @@ def job_error(job: Any) -> dict[str, Any]:
     if err is None:
         return {"code": job.status, "message": f"the job ended with status {job.status!r}", "param": None}
     return {"code": scrub(err.code) or None, "message": scrub(err.message), "param": scrub(err.param or "") or None}
+
+
+def retrieve_job(client: Any, job_id: str) -> Any | None:
+    """The job with this id, or None when the API no longer knows it (404); other errors propagate."""
+    try:
+        return client.fine_tuning.jobs.retrieve(job_id)
+    except Exception as exc:
+        if getattr(exc, "status_code", None) == 404:
+            return None
+        raise
+
+
+def get_job(client: Any, job_id: str) -> Any:
+    """The job with this id (any error propagates, for the follower's backoff)."""
+    return client.fine_tuning.jobs.retrieve(job_id)
+
+
+def upload_file(client: Any, path: Any) -> str:
+    """Upload a JSONL file for fine-tuning; returns its file id."""
+    up = client.files.create(file=(path.name, path.read_bytes(), "application/jsonl"), purpose="fine-tune")
+    return str(up.id)

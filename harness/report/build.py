@@ -21,15 +21,7 @@ from markupsafe import Markup
 
 from harness import __version__
 from harness.errors import HarnessInputError
-from harness.report.data import (
-    findings_by_variant,
-    forgetting,
-    header,
-    leaderboard,
-    load_run,
-    primary_metric,
-    recommend,
-)
+from harness.report.data import findings_by_variant, forgetting_cells, header, leaderboard, primary_metric
 from harness.report.views import (
     Strings,
     compare,
@@ -42,6 +34,8 @@ from harness.report.views import (
     variant_list,
 )
 from harness.store.db import Store
+from harness.store.reads import load_run
+from harness.verdicts.recommend import forgetting, recommend
 
 HERE = Path(__file__).resolve().parent
 # Vendored plotting library (Chart.js + two MIT plugins, about 230 KB in all), then the page's own code.
@@ -91,9 +85,11 @@ def default_output(run_name: str, run_id: str) -> Path:
 def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str, Any]:
     """Everything the template and the page's scripts need, read from the store."""
     data = load_run(store, run_id)
-    forget = forgetting(data)
+    deltas = forgetting(data)
+    forget = forgetting_cells(deltas)
     columns, rows = leaderboard(data, forget)
-    rec_id, rec_reason = recommend(data, forget)
+    rec = recommend(data, deltas)
+    rec_id, rec_reason = rec.variant_id, rec.reason
     vindex = {str(v): i for i, v in enumerate(data.variants["variant_id"])}
     names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
     metric, heldout = primary_metric(data), data.suite_of("heldout")

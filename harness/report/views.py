@@ -9,8 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.report.data import KNOWN_KINDS, RunData, _ci_cell, fmt, load_run, num, opt, primary_metric
+from harness.report.data import ci_cell, fmt, opt, primary_metric
 from harness.store.db import Store
+from harness.store.reads import RunData, load_run, num
+
+# Suites of these kinds come first in the score tables and the explorer, in this order.
+KIND_ORDER = ("heldout", "format", "hallucination", "general", "divergence")
 
 MAX_TRAIN_POINTS = 200  # per variant; the loss curve is downsampled beyond this
 
@@ -137,14 +141,8 @@ def suite_scores(data: RunData, vindex: dict[str, int]) -> list[dict[str, Any]]:
 
 # -- the example explorer ------------------------------------------------------------------------------------
 def _detail_columns(details: list[Any]) -> dict[str, tuple[str, list[Any]]]:
-    """Flatten per-example detail JSON into typed columns: key -> (type, values); type: bool | num | text."""
-    parsed = []
-    for d in details:
-        try:
-            v = json.loads(d) if isinstance(d, str) else None
-        except ValueError:
-            v = {"detail": d}
-        parsed.append(v if isinstance(v, dict) else ({} if v is None else {"detail": v}))
+    """Flatten per-example detail objects into typed columns: key -> (type, values); type: bool | num | text."""
+    parsed = [d if isinstance(d, dict) else ({} if d is None else {"detail": d}) for d in details]
     keys: dict[str, None] = {}
     for d in parsed:
         keys.update(dict.fromkeys(d))
@@ -208,7 +206,7 @@ def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[di
 
 
 def _kind_order(kind: str) -> int:
-    return KNOWN_KINDS.index(kind) if kind in KNOWN_KINDS else len(KNOWN_KINDS)
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 # -- across runs ---------------------------------------------------------------------------------------------
@@ -274,7 +272,7 @@ def score_tables(data: RunData) -> list[dict[str, Any]]:
         for vid in data.variants["variant_id"]:
             if not (sub["variant_id"] == vid).any():
                 continue
-            rows.append({"name": str(names[vid]), "cells": [_ci_cell(data.score(vid, suite, m)) for m in metrics]})
+            rows.append({"name": str(names[vid]), "cells": [ci_cell(data.score(vid, suite, m)) for m in metrics]})
         out.append({"suite": str(suite), "kind": data.kinds.get(suite, ""), "metrics": metrics, "rows": rows,
                     "version": str(opt(sub["suite_version"].iloc[0]) or "")})
     return out

@@ -9,7 +9,7 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessInputError
-from harness.scorers import ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 EPS = 1e-6
 
@@ -64,7 +64,14 @@ def analyse(log: list[dict[str, Any]], min_rise: float) -> dict[str, Any] | None
     return out
 
 
-@scorer("divergence")
+@scorer("divergence", metrics=[
+    Metric("train_loss_epoch*", higher_is_better=False), Metric("validation_loss_epoch*", higher_is_better=False),
+    Metric("best_epoch", higher_is_better=None), Metric("best_step", higher_is_better=None),
+    Metric("best_validation_loss", higher_is_better=False), Metric("final_validation_loss", higher_is_better=False),
+    Metric("final_train_loss", higher_is_better=False), Metric("gap", higher_is_better=False),
+    Metric("epochs_past_best", higher_is_better=False), Metric("steps_past_best", higher_is_better=False),
+    Metric("validation_rise", higher_is_better=False),
+])
 def divergence(min_rise: float = 0.02) -> Any:
     """Loss by epoch, best epoch, generalization gap, epochs past best; an `overfitting` finding when validation
     loss ends more than `min_rise` (nats per token) above its minimum while train loss fell."""
@@ -100,7 +107,7 @@ def divergence(min_rise: float = 0.02) -> Any:
         ]
         findings = []
         if a["overfitting"]:
-            name = ctx.variant.get("name", ctx.variant.get("variant_id", "this variant"))
+            name = getattr(ctx.variant, "name", None) or "this variant"
             findings.append({
                 "check": "overfitting", "severity": "warning",
                 "message": (f"{name} is overfitting: validation loss rose from {best['loss']:.2f} ({u} "

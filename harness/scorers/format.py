@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessInputError
-from harness.scorers import ScoreContext, SuiteOutput, scorer
 from harness.scorers.common import chat_items, compile_regex, rate_row
 from harness.scorers.heldout import heldout_outputs
+from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 SOURCES = ("items", "heldout")
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -114,7 +114,12 @@ def check(output: str, *, parse: bool, validator: Any, patterns: list[Pattern], 
     return rules, reasons
 
 
-@scorer("format")
+@scorer("format", metrics=[
+    Metric("compliance", per_example=True, primary=True),  # passes every rule
+    Metric("json_valid", per_example=True), Metric("schema_valid", per_example=True),
+    Metric("max_chars", per_example=True), Metric("required:*", per_example=True),
+    Metric("forbidden:*", per_example=True),
+])
 def format_compliance(json: bool = True, schema: str | None = None, required_patterns: list[dict[str, Any]] | None = None,
                       forbidden_patterns: list[dict[str, Any]] | None = None, max_chars: int | None = None,
                       source: str = "items", max_new_tokens: int | None = None) -> Any:
@@ -149,7 +154,8 @@ def format_compliance(json: bool = True, schema: str | None = None, required_pat
         for rule in verdicts[0][0] if verdicts else {}:
             scores.append(rate_row(rule, sum(v[0][rule] for v in verdicts), n))
         examples = [{"example_id": eid, "prompt": prompt, "reference": ref, "output": out, "passed": not reasons,
-                     "detail": {"rules": rules, "reasons": reasons, "chars": len(out), "source": source}}
+                     "detail": {"compliance": float(not reasons), **{r: float(ok) for r, ok in rules.items()},
+                                "rules": rules, "reasons": reasons, "chars": len(out), "source": source}}
                     for (eid, prompt, ref), out, (rules, reasons) in zip(rows, outs, verdicts, strict=True)]
         return SuiteOutput(scores=scores, examples=examples)
 

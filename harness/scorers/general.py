@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from harness import stats
-from harness.errors import HarnessInputError
-from harness.scorers import ScoreContext, SuiteOutput, scorer
-from harness.scorers.common import rate_row
 from harness.data.suites import read_jsonl
+from harness.errors import HarnessInputError
+from harness.scorers.common import rate_row
+from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 
 def _items(suite: Any) -> list[dict[str, Any]]:
@@ -80,7 +80,12 @@ def perplexity_rows(results: list[tuple[float, int]], texts: list[str]) -> list[
     return rows
 
 
-@scorer("general")
+@scorer("general", metrics=[
+    Metric("acc", per_example=True, primary=True), Metric("acc_norm", per_example=True),
+    Metric("acc:*", per_example=True),  # per category
+    Metric("perplexity", higher_is_better=False), Metric("word_perplexity", higher_is_better=False),
+    Metric("bits_per_byte", higher_is_better=False),
+])
 def general(text: str | None = None, num_fewshot: int = 0, description: str = "", target_delimiter: str = "",
             fewshot_delimiter: str = "\n\n", fewshot_seed: int = 1234) -> Any:
     """Multiple-choice acc and acc_norm (one batched log-likelihood call) and perplexity on the suite's `text` file."""
@@ -119,7 +124,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
         return SuiteOutput(scores=_accuracy_rows(examples, ("acc", "acc_norm")), examples=examples)
 
     def _by_generation(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteOutput:
-        from harness.openai.client import MC_GENERATION_ARGS, choose_by_generation
+        from harness.scorers.multiple_choice import MC_GENERATION_ARGS, choose_by_generation
 
         chosen = choose_by_generation(ctx.model, [(c, it["choices"]) for c, it in zip(ctxs, items, strict=True)])
         examples = []
@@ -149,7 +154,11 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
 
 
 def _accuracy_rows(examples: list[dict[str, Any]], metrics: tuple[str, ...]) -> list[dict[str, Any]]:
-    """acc (and acc_norm) over all items and acc per category, as rates with Wilson CIs."""
+    """acc (and acc_norm) over all items and acc per category, as rates with Wilson CIs; each example's
+    per-category value is stored under the metric's name too."""
+    for e in examples:
+        if e["detail"].get("category"):
+            e["detail"][f"acc:{e['detail']['category']}"] = e["detail"]["acc"]
     rows = [rate_row(m, int(sum(e["detail"][m] for e in examples)), len(examples)) for m in metrics]
     cats = sorted({str(e["detail"]["category"]) for e in examples if e["detail"].get("category")})
     for cat in cats:

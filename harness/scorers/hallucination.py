@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from harness.scorers import metrics
 from harness.errors import HarnessInputError
-from harness.scorers import ScoreContext, SuiteOutput, scorer
 from harness.scorers.common import ChatItem, chat_items, compile_regex, rate_row
+import harness.scorers.metrics as metrics
+from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 PROBE_TYPES = ("nonexistent", "known_fact")
 
@@ -88,7 +88,21 @@ def _check_items(items: list[ChatItem], suite: Any) -> None:
         raise HarnessInputError(problems, title=f"suite {suite.name}")
 
 
-@scorer("hallucination")
+def per_example(v: dict[str, Any]) -> dict[str, float]:
+    """Each metric's value for one probe, under the metric's name (a probe counts toward the rates it is part of)."""
+    out = {"fabrication_rate": float(v["verdict"] == "fabricated")}
+    if v["probe"] == "nonexistent":
+        out["abstention_rate"] = float(v["verdict"] == "abstained")
+    else:
+        out["known_fact_accuracy"] = float(v["verdict"] == "correct")
+    return out
+
+
+@scorer("hallucination", metrics=[
+    Metric("fabrication_rate", higher_is_better=False, per_example=True, primary=True),
+    Metric("abstention_rate", per_example=True),  # on probes about things that do not exist
+    Metric("known_fact_accuracy", per_example=True),  # on probes whose answer is in the data
+])
 def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns: list[str] | None = None,
                   value_regex: str | None = None, max_new_tokens: int = 128) -> Any:
     """Abstention rate on nonexistent probes, fabrication rate on all probes, accuracy on known facts (Wilson CIs)."""
@@ -118,7 +132,7 @@ def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns:
             passed = v["verdict"] == ("abstained" if v["probe"] == "nonexistent" else "correct")
             examples.append({"example_id": it.item_id, "prompt": it.prompt,
                              "reference": v.get("expected", "(abstain)"), "output": out, "passed": passed,
-                             "detail": {**v, "fabricated": v["verdict"] == "fabricated"}})
+                             "detail": {**v, "fabricated": v["verdict"] == "fabricated", **per_example(v)}})
         return SuiteOutput(scores=scores, examples=examples)
 
     return score

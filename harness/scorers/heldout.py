@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from harness import stats
-from harness.scorers import metrics
-from harness.scorers import ScoreContext, SuiteOutput, scorer
+import harness.scorers.metrics as metrics
+from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 
 def heldout_outputs(ctx: ScoreContext, max_new_tokens: int | None, default: int = 128) -> list[str]:
@@ -24,7 +24,14 @@ def heldout_outputs(ctx: ScoreContext, max_new_tokens: int | None, default: int 
     return list(cached[max_new_tokens])
 
 
-@scorer("heldout")
+@scorer("heldout", metrics=[
+    Metric("field_accuracy", per_example=True, primary=True),  # answers that are JSON: share of fields right
+    Metric("exact_match", per_example=True, primary=True),
+    Metric("json_valid", per_example=True),
+    Metric("rougeL", per_example=True),
+    Metric("bleu"), Metric("chrf"),  # corpus-level
+    Metric("loss", higher_is_better=False),  # token-weighted over the whole test set
+])
 def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
     """Score generations on the test set against its references."""
 
@@ -56,11 +63,11 @@ def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
             add("loss", *stats.ratio_ci([n for n, _ in nll], [c for _, c in nll]), len(nll))
         examples = []
         for i, e in enumerate(ctx.test):
-            detail: dict[str, Any] = {"exact_match": bool(em[i]), "rougeL": float(rouge[i])}
+            detail: dict[str, Any] = {"exact_match": float(em[i]), "rougeL": float(rouge[i])}
             if fields[i][0] is not None:
                 detail["field_accuracy"] = fields[i][0]
                 detail["fields"] = fields[i][1]
-                detail["json_valid"] = bool(json_valid[i])
+                detail["json_valid"] = float(json_valid[i])
             if nll:
                 detail["loss"] = nll[i][0] / nll[i][1]
             examples.append({"suite": "heldout", "example_id": e.example_id,

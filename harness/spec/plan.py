@@ -28,14 +28,27 @@ class Variant:
     epochs: int | None = None
     learning_rate: float | None = None
     seed: int | None = None
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # for `given`: as written in the spec
+    checkpoint_path: str | None = None  # for `given` folders: resolved against the spec's folder
 
     @property
     def trains(self) -> bool:
         return self.method not in ("base", "given")
 
+    @property
+    def is_remote(self) -> bool:
+        """Trained or scored through an API (OpenAI fine-tuning, or a `given` OpenAI model id)."""
+        return self.method == "openai" or (self.method == "given" and (self.checkpoint or "").startswith("openai"))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def row(self, base_model: str, train: dict[str, Any] | None) -> dict[str, Any]:
+        """This variant as a `variants` row before it has run (status and results are filled in later)."""
+        return {"variant_id": self.variant_id, "name": self.name, "method": self.method, "rank": self.rank,
+                "epochs": self.epochs, "learning_rate": self.learning_rate, "seed": self.seed,
+                "base_model": base_model,
+                "config": {**self.to_dict(), "train": train if self.method != "base" else None}}
 
 
 def _fmt_lr(lr: float) -> str:
@@ -64,14 +77,15 @@ def short_hash(obj: Any, n: int = 12) -> str:
 
 
 def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str, str],
-              suites: list[dict[str, Any]], checkpoint_ids: dict[str, str] | None = None) -> list[Variant]:
+              suites: list[dict[str, Any]], checkpoint_ids: dict[str, str] | None = None,
+              checkpoint_paths: dict[str, str] | None = None) -> list[Variant]:
     """`base` first, then the sweep in spec order; duplicates (after pruning) appear once."""
     s = spec.sweep
     multi_lr, multi_seed = len(s.learning_rate) > 1, len(s.seed) > 1
     variants = [Variant(short_hash(variant_identity("base", {}, spec, model_identity, fingerprints, suites)),
                         "base", "base")]
     seen = {variants[0].variant_id}
-    checkpoint_ids = checkpoint_ids or {}
+    checkpoint_ids, checkpoint_paths = checkpoint_ids or {}, checkpoint_paths or {}
     for method in s.method:
         if method == "given":
             for ckpt in s.checkpoint:
@@ -80,7 +94,8 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
                 label = ckpt.rstrip("/").split("/")[-1].removeprefix("openai:")
                 if vid not in seen:
                     seen.add(vid)
-                    variants.append(Variant(vid, f"given-{label}", method, checkpoint=ckpt))
+                    variants.append(Variant(vid, f"given-{label}", method, checkpoint=ckpt,
+                                            checkpoint_path=checkpoint_paths.get(ckpt)))
             continue
         ranks: list[int | None] = list(s.rank) if method in RANKED_METHODS else [None]
         # OpenAI jobs take a learning-rate multiplier (train.openai), not an absolute rate.

@@ -240,7 +240,7 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
         if isinstance(s, dict) and "name" not in s and "path" not in s:
             problems.append(f"{at('suites', i)}: key 'suites[{i}]': a suite entry needs 'name' (or 'path')")
     if spec.gate:  # check the gate rules now, not after the sweep
-        from harness.gate.rules import parse_rules
+        from harness.spec.gate import parse_rules
 
         try:
             parse_rules(spec.gate, at("gate"))

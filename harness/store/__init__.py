@@ -1,5 +1,6 @@
 """The DuckDB store and its read models: the only code with SQL."""
 
-from harness.store.db import Store, VariantResult
+from harness.results import VariantResult
+from harness.store.db import Store
 
 __all__ = ["Store", "VariantResult"]

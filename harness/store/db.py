@@ -7,7 +7,6 @@ import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from harness.errors import HarnessInputError
+from harness.results import VariantResult
 
 SCHEMA_VERSION = 1
 
@@ -63,17 +63,6 @@ VARIANTS_VIEW = """
 VARIANT_TABLES = ("train_log", "scores", "examples", "findings")
 
 
-@dataclass
-class VariantResult:
-    """Everything one variant produced; plain data, so it can cross a process (Ray) boundary."""
-
-    variant: dict[str, Any]
-    train_log: list[dict[str, Any]] = field(default_factory=list)
-    scores: list[dict[str, Any]] = field(default_factory=list)
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _columns(table: str) -> list[str]:
     cols = []
     for part in TABLES[table].split(","):
@@ -88,12 +77,23 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+JSON_COLUMNS = ("detail", "evidence", "scorer", "config", "data_fingerprints", "suites", "library_versions")
+
+
+def decode_json(df: pd.DataFrame) -> pd.DataFrame:
+    """JSON columns of a read as Python objects (dicts and lists; NULL -> None)."""
+    for c in JSON_COLUMNS:
+        if c in df.columns:
+            df[c] = [json.loads(v) if isinstance(v, str) else None for v in df[c]]
+    return df
+
+
 def _frame(table: str, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Rows -> a DataFrame with exactly the table's columns; dicts/lists in JSON columns are dumped."""
     cols = _columns(table)
     df = pd.DataFrame(list(rows), columns=cols)
     for c in cols:
-        if c in ("detail", "evidence", "scorer", "config", "data_fingerprints", "suites", "library_versions"):
+        if c in JSON_COLUMNS:
             df[c] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v if isinstance(v, str)
                      else json.dumps(v, default=str) for v in df[c]]
     return df
@@ -215,9 +215,10 @@ class Store:
             "UPDATE run_variants SET reused = ? WHERE run_id = ? AND variant_id = ?", [reused, run_id, variant_id]
         )
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(self, run_id: str, status: str, at: datetime | None = None) -> None:
+        """Set a run's final status and when it finished (now, unless `at` says otherwise)."""
         self.con.execute(
-            "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id]
+            "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, at or _now(), run_id]
         )
 
     def write_variant(self, result: VariantResult) -> None:
@@ -259,10 +260,6 @@ class Store:
         )
         return set(df["variant_id"])
 
-    def job(self, variant_id: str) -> dict[str, Any] | None:
-        df = self.query("SELECT * FROM jobs WHERE variant_id = ?", [variant_id])
-        return None if df.empty else df.iloc[0].to_dict()
-
     def resolve_run(self, run: str | None = "latest") -> str:
         """'latest' (or None) -> the newest run id; a prefix of an id -> that id; errors name the choices."""
         runs = self.query("SELECT run_id, name, started_at FROM runs ORDER BY started_at DESC")
@@ -288,19 +285,37 @@ class Store:
         )
 
     def run_row(self, run_id: str) -> dict[str, Any]:
-        return self.query("SELECT * FROM runs WHERE run_id = ?", [run_id]).iloc[0].to_dict()
+        """The run's row, JSON columns decoded."""
+        return dict(decode_json(self.query("SELECT * FROM runs WHERE run_id = ?", [run_id])).iloc[0].to_dict())
 
     def run_table(self, run_id: str, table: str) -> pd.DataFrame:
-        """Rows of a per-variant table (or `variants` itself) for every variant listed by the run."""
+        """Rows of a per-variant table (or `variants` itself) for every variant listed by the run, JSON decoded."""
         if table == "variants":
-            return self.query("SELECT * FROM variants WHERE run_id = ? ORDER BY position", [run_id])
+            return decode_json(self.query("SELECT * FROM variants WHERE run_id = ? ORDER BY position", [run_id]))
         if table not in VARIANT_TABLES:
             raise ValueError(f"unknown per-variant table {table!r}")
-        return self.query(
+        return decode_json(self.query(
             f"""SELECT t.* FROM {table} t JOIN run_variants rv USING (variant_id)
                 WHERE rv.run_id = ? ORDER BY rv.position""",
             [run_id],
-        )
+        ))
+
+    def variant_table(self, variant_id: str, table: str) -> pd.DataFrame:
+        """One variant's rows of a per-variant table (or its results row), JSON decoded."""
+        if table not in (*VARIANT_TABLES, "variant_results"):
+            raise ValueError(f"unknown per-variant table {table!r}")
+        return decode_json(self.query(f"SELECT * FROM {table} WHERE variant_id = ?", [variant_id]))
+
+    def empty_table(self, table: str) -> pd.DataFrame:
+        """A table's columns with no rows."""
+        return self.query(f"SELECT * FROM {table} LIMIT 0")
+
+    def jobs(self, variant_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored managed fine-tuning jobs by variant id (detail decoded)."""
+        if not variant_ids:
+            return {}
+        df = decode_json(self.query("SELECT * FROM jobs WHERE variant_id IN (SELECT unnest(?))", [list(variant_ids)]))
+        return {str(r["variant_id"]): r for r in df.to_dict("records")}
 
 
 def _new_run_id() -> str:

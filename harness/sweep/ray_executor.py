@@ -9,7 +9,10 @@ from typing import Any
 
 from harness.errors import HarnessInputError
 from harness.progress import Progress
-from harness.store.db import VariantResult
+from harness.results import VariantResult, failed_result
+from harness.spec.plan import Variant
+
+POLL_SECONDS = 1.0  # how often the driver looks up from Ray to hand out remote events
 
 
 def _connect() -> Any:
@@ -30,39 +33,26 @@ def _run_variant(task: Any) -> VariantResult:
     return execute_variant(task)
 
 
-def execute_ray(sweep: Any, variants: list[Any], out_dir: Path, progress: Progress
-                ) -> Iterator[tuple[Any, VariantResult]]:
-    """Submit every variant as a Ray task (GPU ones ask for a GPU) and yield results as they finish.
-
-    `base` is yielded first, since the other variants' findings are computed against it.
-    """
+def execute_ray(sweep: Any, variants: list[Variant], out_dir: Path, progress: Progress
+                ) -> Iterator[tuple[Variant | None, VariantResult | None]]:
+    """Submit every variant as a Ray task (asking for a GPU where the cluster has them); yield (variant, result)
+    as each finishes, and (None, None) every POLL_SECONDS while none has, so the caller can do other work."""
     ray = _connect()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     remote_fn = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_run_variant)
     pending = {remote_fn.remote(sweep.task(v, out_dir)): v for v in variants}
     progress.info(f"submitted {len(pending)} variants to Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs, "
                   f"{gpus and int(ray.cluster_resources()['GPU'])} GPUs)")
-    held: list[tuple[Any, VariantResult]] = []
-    base_done = not any(v.method == "base" for v in variants)
     while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        ref = ready[0]
-        v = pending.pop(ref)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+        if not ready:
+            yield None, None
+            continue
+        v = pending.pop(ready[0])
         try:
-            result = ray.get(ref)
+            result = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - a lost worker fails its variant, not the sweep
-            from harness.sweep.execute import variant_row
-
-            row = variant_row(sweep.task(v, out_dir))
-            result = VariantResult({**row, "status": "failed", "error": f"Ray task failed: {exc.__class__.__name__}: {exc}"})
+            row = sweep.task(v, out_dir).row()
+            result = failed_result(row, f"Ray task failed: {exc.__class__.__name__}: {exc}")
         progress.info(f"Ray: {v.name} {result.variant.get('status')}")
-        if v.method == "base":
-            base_done = True
-            yield v, result
-            yield from held
-            held = []
-        elif base_done:
-            yield v, result
-        else:
-            held.append((v, result))
-    yield from held
+        yield v, result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
@@ -13,14 +12,19 @@ import pandas as pd
 
 from harness import __version__
 from harness.data.chat import DataBundle, load_bundle
-from harness.errors import HarnessInputError
-from harness.models.resolve import ModelRef, _folder_fingerprint, check_hub, resolve_model
-from harness.spec.plan import Variant, make_plan, select
-from harness.progress import Progress
-from harness.spec.schema import ExperimentSpec, load_spec
-from harness.store.db import Store, VariantResult
 from harness.data.suites import Suite, resolve_suites
+from harness.errors import HarnessInputError
+from harness.models.resolve import ModelRef, check_hub, folder_fingerprint, resolve_model
+from harness.progress import Progress
+from harness.results import VariantResult
+from harness.scorers import check_suites
+from harness.spec.plan import Variant, make_plan, select
+from harness.spec.schema import ExperimentSpec, load_spec
+from harness.store.db import Store
+from harness.store.reads import variant_rows
 from harness.sweep.execute import VariantTask
+from harness.sweep.scheduler import JobRow, schedule
+from harness.sweep.summary import print_summary
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given")
 
@@ -60,7 +64,7 @@ def _checkpoints(spec: ExperimentSpec) -> tuple[dict[str, str], dict[str, str]]:
         path = spec.resolve_path(ckpt, f"sweep.checkpoint[{i}]")
         if not path.is_dir():
             raise HarnessInputError(f"{spec.source_path}: key 'sweep.checkpoint[{i}]': no folder {path}")
-        ids[ckpt] = f"{ckpt}@{_folder_fingerprint(path)}"
+        ids[ckpt] = f"{ckpt}@{folder_fingerprint(path)}"
         paths[ckpt] = str(path)
     return ids, paths
 
@@ -78,10 +82,11 @@ class Sweep:
             problems += [f"{self.spec.source_path}: key 'model': {p}" for p in exc.problems]
         try:
             self.suites: list[Suite] = resolve_suites(self.spec)
+            check_suites(self.suites)
         except HarnessInputError as exc:
             problems += exc.problems
         try:
-            from harness.verdicts.findings import settings
+            from harness.spec.findings import settings
 
             settings(self.spec.findings)
         except HarnessInputError as exc:
@@ -99,17 +104,14 @@ class Sweep:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
         suites = [s.identity() for s in self.suites]
         self.all_variants = make_plan(self.spec, self.model.identity, self.data.fingerprints, suites,
-                                      self.checkpoint_ids)
+                                      self.checkpoint_ids, self.checkpoint_paths)
         self.variants = select(self.all_variants, only)
         if only and len(self.variants) == 1 and len(self.all_variants) > 1:
             names = ", ".join(f"{v.name} ({v.variant_id})" for v in self.all_variants[1:])
             raise HarnessInputError(f"--only {' '.join(only)} matches no variant. The plan has: {names}")
 
     def task(self, v: Variant, out_dir: Path) -> VariantTask:
-        variant = v.to_dict()
-        if v.checkpoint:
-            variant["checkpoint_path"] = self.checkpoint_paths.get(v.checkpoint)
-        return VariantTask(variant, self.model, self.spec.train.model_dump(mode="json"), self.data, self.suites,
+        return VariantTask(v, self.model, self.spec.train.model_dump(mode="json"), self.data, self.suites,
                            str(out_dir), self.spec.base_url)
 
     def estimate_tokens(self) -> dict[str, int]:
@@ -145,10 +147,13 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
                       "" if v.learning_rate is None else f"{v.learning_rate:g}", _s(v.seed), f"{est[v.variant_id]:,}")
     Console(file=out, width=140).print(table)
     print(f"estimated training tokens in all: {sum(est.values()):,}", file=out)
-    if any(v.method == "openai" for v in sweep.variants):
-        from harness.train.openai import cost_estimate
+    trainees = [v.to_dict() for v in sweep.variants if v.method == "openai"]
+    if trainees:
+        from harness.openai.data import estimate_cost
 
-        print("\n".join(cost_estimate(sweep).lines()), file=out)  # type: ignore[union-attr]
+        est = estimate_cost(sweep.model.location, sweep.data.train, trainees,
+                            sweep.spec.train.openai.price_per_million_tokens)
+        print("\n".join(est.lines()), file=out)
 
 
 def _s(x: Any) -> str:
@@ -188,9 +193,12 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
             progress.info("every variant is already stored; nothing to train or score")
         status = "finished"
         try:
-            results = _execute(sweep, todo, out_dir, executor, progress, store=store, run_id=run_id)
-            for v, result in results:
-                _store_result(store, run_id, sweep, v, result, progress)
+            stored_jobs = store.jobs([v.variant_id for v in todo])
+            for event in schedule(sweep, todo, out_dir, executor, progress, stored_jobs=stored_jobs, run_id=run_id):
+                if isinstance(event, JobRow):
+                    store.upsert_job(event.row)
+                else:
+                    _store(store, run_id, sweep, event.variant, event.result, progress)
         except KeyboardInterrupt:
             status = "interrupted"
             raise
@@ -203,100 +211,22 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     return run_id
 
 
-def _execute(sweep: Sweep, todo: list[Variant], out_dir: Path, executor: str, progress: Progress,  # type: ignore[no-untyped-def]
-             store: Store | None = None, run_id: str | None = None):
-    """Yield (variant, result) as each finishes; local variants run one after another."""
-    remote = [v for v in todo if v.method == "openai" or (v.method == "given" and (v.checkpoint or "").startswith("openai"))
-              or sweep.model.is_remote]
-    local = [v for v in todo if v not in remote]
-    if remote:
-        from harness.train.openai import execute_remote  # submits every job first, then follows them together
-
-        yield from execute_remote(sweep, remote, out_dir, progress, then_local=local, store=store, run_id=run_id)
-        return
-    if executor == "ray":
-        from harness.sweep.ray_executor import execute_ray
-
-        yield from execute_ray(sweep, local, out_dir, progress)
-        return
-    from harness.sweep.execute import execute_variant
-
-    for i, v in enumerate(local, start=1):
-        progress.variant_start(i, len(local), v.name, "training and scoring" if v.trains else "scoring")
-        yield v, execute_variant(sweep.task(v, out_dir), progress)
-
-
-def _frames(result: VariantResult) -> dict[str, pd.DataFrame]:
-    return {t: pd.DataFrame(getattr(result, t)) for t in ("scores", "examples", "train_log")}
-
-
-def _store_result(store: Store, run_id: str, sweep: Sweep, v: Variant, result: VariantResult, progress: Progress) -> None:
+def _store(store: Store, run_id: str, sweep: Sweep, v: Variant, result: VariantResult, progress: Progress) -> None:
+    """Derive the variant's findings against the stored `base`, then write it in one transaction."""
     from harness.verdicts import findings
 
-    if result.variant.get("status") == "finished":
-        base_id = sweep.all_variants[0].variant_id
-        base_rows = None
-        if v.method != "base":
-            base_rows = {t: store.query(f"SELECT * FROM {t} WHERE variant_id = ?", [base_id])
-                         for t in ("scores", "examples", "train_log")}
-        result.findings += findings.derive(result.variant, _frames(result), base_rows, sweep.spec.findings)
+    if result.finished:
+        base_rows = None if v.method == "base" else variant_rows(store, sweep.all_variants[0].variant_id)
+        result.findings += findings.derive(result.variant, frames(result), base_rows, sweep.spec.findings)
     result.variant["run_id"] = run_id
     store.write_variant(result)
-    if result.variant.get("status") == "finished":
+    if result.finished:
         progress.info(f"stored {v.name} ({v.variant_id}): {len(result.scores)} scores, "
                       f"{len(result.examples)} examples, {len(result.findings)} findings")
     else:
         progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.get('error')}")
 
 
-def summary_frame(store: Store, run_id: str) -> pd.DataFrame:
-    variants = store.run_table(run_id, "variants")
-    scores = store.run_table(run_id, "scores")
-    log = store.run_table(run_id, "train_log")
-    rows = []
-    for _, v in variants.iterrows():
-        vid = v["variant_id"]
-        row: dict[str, Any] = {"variant": v["name"], "id": vid, "method": v["method"], "rank": v["rank"],
-                               "epochs": v["epochs"], "status": v["status"] + (" (reused)" if v["reused"] else "")}
-        row["train s"] = v["train_seconds"]
-        row["tok/s"] = v["tokens_per_second"]
-        for split in ("train", "validation"):
-            part = log[(log["variant_id"] == vid) & (log["split"] == split)] if not log.empty else log
-            row[f"{split[:5]} loss"] = part.sort_values("step")["loss"].iloc[-1] if len(part) else None
-        s = scores[(scores["variant_id"] == vid) & (scores["suite"] == "heldout")] if not scores.empty else scores
-        for _, sc in s.iterrows():
-            if sc["metric"] in ("exact_match", "field_accuracy", "rougeL", "chrf"):
-                row[sc["metric"]] = f"{sc['value']:.3f} [{sc['ci_low']:.3f}, {sc['ci_high']:.3f}]"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def print_summary(store: Store, run_id: str, out: TextIO) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    df = summary_frame(store, run_id)
-    table = Table(title=f"run {run_id}")
-    for col in df.columns:
-        table.add_column(col, overflow="fold")
-    for _, r in df.iterrows():
-        table.add_row(*[_cell(x) for x in r])
-    console = Console(file=out, width=max(160, os.get_terminal_size().columns if out.isatty() else 200))
-    console.print(table)
-    f = store.run_table(run_id, "findings")
-    if not f.empty:
-        names = dict(zip(store.run_table(run_id, "variants")["variant_id"], store.run_table(run_id, "variants")["name"]))
-        console.print("findings:")
-        for _, row in f.iterrows():
-            console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
-                          f"{row['check']}: {row['message']}", markup=False)
-    console.print(f"results stored in {store.path.resolve()} (run {run_id}); "
-                  f"`harness report {run_id}` builds the HTML report", markup=False)
-
-
-def _cell(x: Any) -> str:
-    if x is None or (isinstance(x, float) and pd.isna(x)) or x is pd.NA:
-        return ""
-    if isinstance(x, float):
-        return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.0f}"
-    return str(x)
+def frames(result: VariantResult) -> dict[str, pd.DataFrame]:
+    """A result's rows as the DataFrames findings read (the shape the store's read models return)."""
+    return {t: pd.DataFrame(getattr(result, t)) for t in ("scores", "examples", "train_log")}

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.store.db import Store, VariantResult
+from harness.results import VariantResult
+from harness.store.db import Store
 
 # Strings that must stay inert text wherever a report shows them.
 HOSTILE = [
@@ -152,8 +153,8 @@ class _Gen:
             rows.append({"suite": "acme-format", "example_id": f"fmt-{i:03d}",
                          "prompt": self.hostile(i, f"Customer writes: {' '.join(self.rng.choice(WORDS, 6))}"),
                          "reference": None, "output": self.hostile(i, out), "passed": good,
-                         "detail": {"parses": good or "JSON" not in reasons[0], "reasons": reasons,
-                                    "chars": len(out)}})
+                         "detail": {"compliance": float(good), "parses": good or "JSON" not in reasons[0],
+                                    "reasons": reasons, "chars": len(out)}})
             ok.append(float(good))
         x = np.array(ok)
         return [_score("acme-format", "format", "compliance", x),
@@ -168,7 +169,8 @@ class _Gen:
             rows.append({"suite": "acme-hallucination", "example_id": f"hal-{i:03d}",
                          "prompt": self.hostile(i, f"How much is the AcmeCorp Quantum Toaster {i}?"),
                          "reference": "(abstain)", "output": self.hostile(i, out), "passed": not fabricated,
-                         "detail": {"probe": "nonexistent", "verdict": "fabricated" if fabricated else "abstained"}})
+                         "detail": {"probe": "nonexistent", "verdict": "fabricated" if fabricated else "abstained",
+                                    "fabrication_rate": float(fabricated), "abstention_rate": float(not fabricated)}})
             fab.append(float(fabricated))
             abst.append(float(not fabricated))
         return [_score("acme-hallucination", "hallucination", "fabrication_rate", np.array(fab)),
@@ -253,9 +255,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
         result = _variant_result(g, cfg, vid, v, i, drift)
         result.variant["run_id"] = run_id
         store.write_variant(result)
-    store.finish_run(run_id, "finished")
-    with store.transaction():
-        store.con.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", [started + timedelta(minutes=42), run_id])
+    store.finish_run(run_id, "finished", at=started + timedelta(minutes=42))
     return run_id
 
 

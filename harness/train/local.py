@@ -20,6 +20,7 @@ from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCall
 from transformers.utils import logging as hf_logging
 
 from harness.models.resolve import ModelRef, load_model, load_tokenizer
+from harness.spec.plan import Variant
 
 
 @dataclass
@@ -136,28 +137,28 @@ def _wrap(model: Any, method: str, rank: int | None, train: Any) -> Any:
     return get_peft_model(model, config)
 
 
-def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_examples: list[list[dict[str, str]]],
+def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: list[list[dict[str, str]]],
                   val_examples: list[list[dict[str, str]]], out_dir: Path,
                   on_step: Callable[[int, int, float | None], None] | None = None) -> TrainOutput:
     """Train one local variant and save it as safetensors under out_dir; returns the trained model too."""
-    method, seed = variant["method"], int(variant.get("seed") or 0)
+    method, seed = variant.method, int(variant.seed or 0)
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(ref)
     if method == "qlora":
         _check_4bit()
     model = load_model(ref, quantize_4bit=method == "qlora")
     model.config.use_cache = False
-    model = _wrap(model, method, variant.get("rank"), train)
+    model = _wrap(model, method, variant.rank, train)
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
     eval_steps = max(1, round(steps_per_epoch * train.eval_every_epochs))
     args = TrainingArguments(
-        output_dir=str(out_dir / "trainer"), num_train_epochs=float(variant["epochs"]),
+        output_dir=str(out_dir / "trainer"), num_train_epochs=float(variant.epochs or 1),
         max_steps=train.max_steps or -1, per_device_train_batch_size=train.batch_size,
         per_device_eval_batch_size=train.eval_batch_size, gradient_accumulation_steps=train.gradient_accumulation_steps,
-        learning_rate=float(variant["learning_rate"]), lr_scheduler_type=train.lr_scheduler_type,
-        warmup_steps=math.ceil(train.warmup_ratio * steps_per_epoch * float(variant["epochs"])),
+        learning_rate=float(variant.learning_rate or 0.0), lr_scheduler_type=train.lr_scheduler_type,
+        warmup_steps=math.ceil(train.warmup_ratio * steps_per_epoch * float(variant.epochs or 1)),
         weight_decay=train.weight_decay, logging_steps=1,
         eval_strategy="steps" if val_ds else "no", eval_steps=eval_steps, save_strategy="no", report_to=[],
         seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False,
@@ -181,7 +182,7 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
         end = trainer.evaluate()
         callback.rows.append({"step": last, "epoch": float(trainer.state.epoch or 0), "split": "validation",
                               "loss": float(end["eval_loss"])})
-    epochs_done = float(trainer.state.epoch or variant["epochs"])
+    epochs_done = float(trainer.state.epoch or variant.epochs or 0)
     tokens = int(sum(len(x["input_ids"]) for x in train_ds) * epochs_done)
     artifact = out_dir / "model"
     model.save_pretrained(artifact, safe_serialization=True)

@@ -1,0 +1,140 @@
+"""Scorer registry: each suite kind is a registered factory whose arguments are recorded with every score,
+and which declares its metrics (direction, per-example or corpus-level, primary) for everything downstream."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import HarnessInputError, did_you_mean
+
+_REGISTRY: dict[str, Callable[..., Callable[[Any], SuiteOutput]]] = {}
+_METRICS: dict[str, tuple[Metric, ...]] = {}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric is. `name` may be a shell-style pattern (e.g. 'acc:*' for per-category accuracy).
+
+    higher_is_better: True, False, or None for descriptive numbers (e.g. the best epoch). per_example: each
+    example's value is stored in `examples.detail` under the metric's name and the stored score is their mean,
+    so comparisons are paired per example; otherwise the score is corpus-level (BLEU, token-weighted loss).
+    primary: ranks variants; where a kind declares several, the first one a run has is used.
+    """
+
+    name: str
+    higher_is_better: bool | None = True
+    per_example: bool = False
+    primary: bool = False
+
+    def matches(self, metric: str) -> bool:
+        return metric == self.name or fnmatch.fnmatchcase(metric, self.name)
+
+
+UNDECLARED = Metric("*", higher_is_better=True, per_example=False)
+
+
+@dataclass
+class SuiteOutput:
+    """Rows a scorer produced for one variant and one suite (variant_id is filled in by the store)."""
+
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ScoreContext:
+    """What a scorer may read: the model, the suite, the experiment's test data and this variant's train log."""
+
+    model: Any  # ScoringModel, or None for suites that need no model (divergence)
+    suite: Any  # harness.suites.Suite
+    variant: Any  # harness.spec.plan.Variant: what is being scored
+    test: list[Any]  # harness.data.Example
+    train_log: list[dict[str, Any]]
+    cache: dict[str, Any] = field(default_factory=dict)  # shared between suites of one variant
+
+
+def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a scorer factory under `kind` with the metrics it writes; kinds are unique lower-case identifiers."""
+    if not kind.replace("_", "").replace("-", "").isalnum() or kind.lower() != kind:
+        raise ValueError(f"invalid scorer kind {kind!r}: use lower-case letters, digits, '-' and '_'")
+
+    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+        if kind in _REGISTRY:
+            raise ValueError(f"scorer kind {kind!r} is already registered")
+        _REGISTRY[kind] = factory
+        _METRICS[kind] = tuple(metrics)
+        return factory
+
+    return wrap
+
+
+def kinds() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def declared_metrics(kind: str | None) -> tuple[Metric, ...]:
+    return _METRICS.get(kind or "", ())
+
+
+def metric_info(kind: str | None, metric: str) -> Metric:
+    """The declaration of a metric of a suite kind (UNDECLARED, higher-is-better and corpus-level, if none)."""
+    return next((m for m in declared_metrics(kind) if m.matches(metric)), UNDECLARED)
+
+
+def primary_metric(kind: str | None, available: Iterable[str]) -> str | None:
+    """The metric that ranks variants on a suite of `kind`: the first declared primary one that is available."""
+    have = list(available)
+    for m in declared_metrics(kind):
+        if m.primary:
+            hit = next((a for a in have if m.matches(a)), None)
+            if hit is not None:
+                return hit
+    return None
+
+
+def suite_kinds(scores: Any) -> dict[str, str]:
+    """suite name -> scorer kind, from the `scorer` record stored with each score (a scores DataFrame or rows)."""
+    rows = scores.to_dict("records") if hasattr(scores, "to_dict") else list(scores or [])
+    out: dict[str, str] = {}
+    for r in rows:
+        rec = r.get("scorer")
+        if isinstance(rec, dict) and rec.get("kind") and r.get("suite") not in out:
+            out[str(r["suite"])] = str(rec["kind"])
+    return out
+
+
+def make_scorer(kind: str, options: dict[str, Any], *, where: str = "") -> tuple[Callable[[ScoreContext], SuiteOutput], dict[str, Any]]:
+    """Build a scorer and the record of how it was made ({'kind', 'args'}), stored with each of its scores."""
+    if kind not in _REGISTRY:
+        raise HarnessInputError(f"{where}unknown suite kind {kind!r}.{did_you_mean(kind, list(_REGISTRY))} "
+                                f"Known kinds: {', '.join(sorted(_REGISTRY))}")
+    factory = _REGISTRY[kind]
+    params = inspect.signature(factory).parameters
+    unknown = [k for k in options if k not in params]
+    if unknown:
+        raise HarnessInputError(
+            f"{where}suite kind {kind!r} has no option(s) {', '.join(unknown)}. Options: {', '.join(params)}")
+    bound = inspect.signature(factory).bind(**options)
+    bound.apply_defaults()
+    try:
+        built = factory(**bound.arguments)
+    except HarnessInputError as exc:
+        raise HarnessInputError([f"{where}{p}" for p in exc.problems], title=exc.title) from None
+    return built, {"kind": kind, "args": dict(bound.arguments)}
+
+
+def check_suites(suites: Iterable[Any]) -> None:
+    """Every suite's kind is registered and its options fit the scorer; every problem at once."""
+    problems: list[str] = []
+    for suite in suites:
+        try:
+            make_scorer(suite.kind, suite.options, where=suite.where)
+        except HarnessInputError as exc:
+            problems += exc.problems
+    if problems:
+        raise HarnessInputError(problems, title="suites")

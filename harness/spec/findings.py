@@ -1,0 +1,66 @@
+"""The spec's `findings:` block: thresholds for the verdicts on each variant against `base` (docs/scoring.md)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from harness.errors import HarnessInputError, did_you_mean
+
+DEFAULTS: dict[str, Any] = {
+    "confidence": 0.95,  # of the paired bootstrap CIs and Wilson intervals; McNemar must reach p < 1 - confidence
+    "resamples": 2000,
+    "seed": 0,
+    # general suites: the per-example metric compared with base, and how far below 0 the CI's upper bound must lie
+    "forgetting": {"metric": "acc", "margin": 0.0, "severity": "warning"},
+    # format suites: compliance drop vs base (CI upper bound < -margin); floor: absolute compliance the CI must reach
+    "format": {"margin": 0.0, "floor": None, "severity": "warning"},
+    # hallucination suites: fabrication rise vs base (CI lower bound > margin); ceiling: absolute fabrication rate
+    "hallucination": {"margin": 0.0, "ceiling": None, "severity": "warning"},
+}
+
+
+def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings") -> dict[str, Any]:
+    """The spec's `findings:` mapping merged over DEFAULTS; a check set to false is off. Lists every bad key."""
+    cfg = copy.deepcopy(DEFAULTS)
+    problems: list[str] = []
+    for key, value in (spec_findings or {}).items():
+        if key not in DEFAULTS:
+            problems.append(f"key '{where}.{key}': unknown.{did_you_mean(str(key), list(DEFAULTS))} "
+                            f"Allowed: {', '.join(DEFAULTS)}")
+        elif isinstance(DEFAULTS[key], dict):
+            if value is False or value is None:
+                cfg[key] = False
+            elif not isinstance(value, dict):
+                problems.append(f"key '{where}.{key}': a mapping of {', '.join(DEFAULTS[key])}, or false to turn "
+                                f"the check off; got {value!r}")
+            else:
+                for k, v in value.items():
+                    if k not in DEFAULTS[key]:
+                        problems.append(f"key '{where}.{key}.{k}': unknown.{did_you_mean(str(k), list(DEFAULTS[key]))}"
+                                        f" Allowed: {', '.join(DEFAULTS[key])}")
+                    elif k in ("margin", "floor", "ceiling") and v is not None and (
+                            not isinstance(v, int | float) or not 0 <= v <= 1):
+                        problems.append(f"key '{where}.{key}.{k}': a rate difference or rate in [0, 1], got {v!r}")
+                    else:
+                        cfg[key][k] = v
+        else:
+            cfg[key] = value
+    if not isinstance(cfg["confidence"], float) or not 0.5 <= cfg["confidence"] < 1:
+        problems.append(f"key '{where}.confidence': a number in [0.5, 1), e.g. 0.95; got {cfg['confidence']!r}")
+    if not isinstance(cfg["resamples"], int) or cfg["resamples"] < 100:
+        problems.append(f"key '{where}.resamples': a whole number >= 100; got {cfg['resamples']!r}")
+    if problems:
+        raise HarnessInputError(problems, title="findings thresholds")
+    return cfg
+
+
+def settings_from_text(spec_text: str | None) -> dict[str, Any]:
+    """The findings settings of a stored spec's YAML text (defaults where it has none or cannot be read)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(spec_text or "") or {}
+        return settings(raw.get("findings") if isinstance(raw, dict) else None)
+    except (yaml.YAMLError, HarnessInputError):
+        return settings(None)

@@ -1,0 +1,116 @@
+"""Read models over the store: one run's tables, one variant's rows, decoded and typed for report, gate and sweep."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from harness.scorers import suite_kinds
+from harness.store.db import Store
+
+RUN_TABLES = ("variants", "scores", "examples", "findings", "train_log")
+ScoreCell = tuple[float, float, float, int]  # value, ci_low, ci_high, n (NaN where missing)
+
+
+def _na(x: Any) -> bool:
+    try:
+        return x is None or x is pd.NA or bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def num(x: Any) -> float:
+    """A float, NaN for missing values."""
+    return math.nan if _na(x) else float(x)
+
+
+@dataclass
+class RunData:
+    """One run: its row and every per-variant table (variants in plan order, base first), JSON decoded."""
+
+    run: dict[str, Any]
+    variants: pd.DataFrame
+    scores: pd.DataFrame
+    examples: pd.DataFrame
+    findings: pd.DataFrame
+    train_log: pd.DataFrame
+    kinds: dict[str, str] = field(default_factory=dict)  # suite -> scorer kind
+
+    def __post_init__(self) -> None:
+        self._scores: dict[tuple[str, str, str], ScoreCell] = {}
+        for vid, suite, metric, v, lo, hi, n in self.scores[
+                ["variant_id", "suite", "metric", "value", "ci_low", "ci_high", "n"]].itertuples(index=False):
+            self._scores[(vid, suite, metric)] = (num(v), num(lo), num(hi), int(n) if not _na(n) else 0)
+        if not self.kinds:
+            self.kinds = run_suite_kinds(self.run, self.scores)
+
+    @property
+    def base_id(self) -> str | None:
+        base = self.variants[self.variants["method"] == "base"]
+        return str(base["variant_id"].iloc[0]) if len(base) else None
+
+    def suite_of(self, kind: str) -> str | None:
+        """The run's suite of a kind (the one named like the kind preferred), or None."""
+        names = [s for s, k in self.kinds.items() if k == kind]
+        return kind if kind in names else (names[0] if names else None)
+
+    def score(self, vid: str, suite: str | None, metric: str) -> ScoreCell | None:
+        if suite is None:
+            return None
+        return self._scores.get((vid, suite, metric))
+
+    def metrics_of(self, suite: str | None) -> list[str]:
+        """The metrics stored for a suite, in stored order."""
+        if suite is None or self.scores.empty:
+            return []
+        return [str(m) for m in self.scores[self.scores["suite"] == suite]["metric"].unique()]
+
+
+def run_suite_kinds(run: dict[str, Any], scores: pd.DataFrame) -> dict[str, str]:
+    """suite -> kind: from the suites the run lists (its spec), then the scorer record stored with each score."""
+    kinds = {str(s["name"]): str(s["kind"]) for s in run.get("suites") or []
+             if isinstance(s, dict) and s.get("name") and s.get("kind")}
+    for suite, kind in suite_kinds(scores).items():
+        kinds.setdefault(suite, kind)
+    return kinds
+
+
+def load_run(store: Store, run_id: str, tables: tuple[str, ...] = RUN_TABLES) -> RunData:
+    """Read one run's rows (variants in plan order, base first); tables not asked for come back empty."""
+    frames = {t: store.run_table(run_id, t) if t in tables else store.empty_table(t) for t in RUN_TABLES}
+    v = frames["variants"]
+    v = pd.concat([v[v["method"] == "base"], v[v["method"] != "base"]], ignore_index=True)
+    return RunData(store.run_row(run_id), v, frames["scores"], frames["examples"], frames["findings"],
+                   frames["train_log"])
+
+
+def variant_rows(store: Store, variant_id: str) -> dict[str, pd.DataFrame]:
+    """One stored variant's scores, examples and train_log (what findings compare against)."""
+    return {t: store.variant_table(variant_id, t) for t in ("scores", "examples", "train_log")}
+
+
+@dataclass
+class VariantRecord:
+    """Everything stored about one variant of a run: the run row, its `variants` row and its rows."""
+
+    run: dict[str, Any]
+    variant: dict[str, Any]
+    scores: pd.DataFrame
+    examples: pd.DataFrame
+    findings: pd.DataFrame
+
+
+def variant_record(store: Store, run_id: str, variant_id: str) -> VariantRecord:
+    """The run row, the variant's row as the run lists it, and its scores, examples and findings (sorted)."""
+    variants = store.run_table(run_id, "variants")
+    row = variants[variants["variant_id"] == variant_id]
+    if row.empty:
+        raise KeyError(f"variant {variant_id} is not in run {run_id}")
+    scores = store.variant_table(variant_id, "scores").sort_values(["suite", "metric"], kind="stable")
+    examples = store.variant_table(variant_id, "examples").sort_values(["suite", "example_id"], kind="stable")
+    findings = store.variant_table(variant_id, "findings").sort_values(["check", "message"], kind="stable")
+    return VariantRecord(store.run_row(run_id), row.iloc[0].to_dict(), scores.reset_index(drop=True),
+                         examples.reset_index(drop=True), findings.reset_index(drop=True))

@@ -1,0 +1,125 @@
+"""Who runs what, and where: one scheduler for every sweep.
+
+Remote variants (OpenAI jobs, API-scored model ids) are all submitted first and followed together in the
+background; meanwhile local variants train one after another in this process, or all at once as Ray tasks.
+`base` is handed out before any other result, since findings compare every variant with it. The scheduler
+yields what the runner must store; it never writes the store itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.progress import Progress
+from harness.results import VariantResult
+from harness.spec.plan import Variant
+
+
+@dataclass
+class Finished:
+    """A variant's result (finished or failed), ready to store."""
+
+    variant: Variant
+    result: VariantResult
+
+
+@dataclass
+class JobRow:
+    """A managed fine-tuning job's row (the `jobs` table), to store as soon as it is known."""
+
+    row: dict[str, Any]
+
+
+Event = Finished | JobRow
+
+
+class _BaseFirst:
+    """Holds results back until `base` has been handed out (when base is among the variants to run)."""
+
+    def __init__(self, base_id: str | None):
+        self.base_id = base_id
+        self.held: list[Finished] = []
+
+    def add(self, item: Finished) -> Iterator[Finished]:
+        self.held.append(item)
+        if self.base_id is not None:
+            base = [h for h in self.held if h.variant.variant_id == self.base_id]
+            if not base:
+                return
+            self.held.remove(base[0])
+            self.base_id = None
+            yield base[0]
+        while self.held:
+            yield self.held.pop(0)
+
+
+def is_remote(sweep: Any, v: Variant) -> bool:
+    """Trained or scored through an API rather than on this machine (or a Ray worker)."""
+    return v.is_remote or sweep.model.is_remote
+
+
+def schedule(sweep: Any, todo: list[Variant], out_dir: Path, executor: str, progress: Progress, *,
+             stored_jobs: dict[str, dict[str, Any]] | None = None, run_id: str | None = None) -> Iterator[Event]:
+    """Run `todo` (a prepared Sweep's variants); yield job rows and results as they come, `base` first."""
+    remote = [v for v in todo if is_remote(sweep, v)]
+    local = [v for v in todo if not is_remote(sweep, v)]
+    order = _BaseFirst(next((v.variant_id for v in todo if v.method == "base"), None))
+    jobs = _start_remote(sweep, remote, out_dir, stored_jobs or {}, run_id) if remote else None
+    try:
+        if jobs is not None:
+            yield from _drain(jobs, order, progress, block=False)
+        for item in _local(sweep, local, out_dir, executor, progress):
+            if item is not None:
+                yield from order.add(item)
+            if jobs is not None:
+                yield from _drain(jobs, order, progress, block=False)
+        while jobs is not None and jobs.pending:
+            yield from _drain(jobs, order, progress, block=True)
+        yield from order.held  # base failed to come back (it always does) or was not in `todo`
+    finally:
+        if jobs is not None:
+            jobs.close()
+
+
+def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs: dict[str, dict[str, Any]],
+                  run_id: str | None) -> Any:
+    from harness.train.openai import RemoteInputs, RemoteJobs
+
+    inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train.model_dump(mode="json"),
+                          sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id)
+    jobs = RemoteJobs(inputs, stored_jobs)
+    jobs.start(remote)
+    return jobs
+
+
+def _drain(jobs: Any, order: _BaseFirst, progress: Progress, *, block: bool) -> Iterator[Event]:
+    from harness.train.openai import INFO, JOB
+
+    for event in jobs.events(block=block):
+        if event[0] == INFO:
+            progress.info(event[1])
+        elif event[0] == JOB:
+            yield JobRow(event[1])
+        else:
+            yield from order.add(Finished(event[1], event[2]))
+
+
+def _local(sweep: Any, local: list[Variant], out_dir: Path, executor: str, progress: Progress
+           ) -> Iterator[Finished | None]:
+    """Local results as they finish; None now and then while Ray tasks run, so remote events are not held up."""
+    if not local:
+        return
+    if executor == "ray":
+        from harness.sweep.ray_executor import execute_ray
+
+        for v, result in execute_ray(sweep, local, out_dir, progress):
+            yield None if v is None else Finished(v, result)
+        return
+    from harness.sweep.execute import execute_variant
+
+    for i, v in enumerate(local, start=1):
+        progress.variant_start(i, len(local), v.name, "training and scoring" if v.trains else "scoring")
+        yield Finished(v, execute_variant(sweep.task(v, out_dir), progress))

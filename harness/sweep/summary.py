@@ -1,0 +1,69 @@
+"""The table `harness sweep` prints at the end: one row per variant, held-out scores with CIs, findings, and the
+recommendation (the same policy and words as the report and the gate)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, TextIO
+
+import pandas as pd
+
+from harness.store.db import Store
+from harness.store.reads import RunData, load_run
+from harness.verdicts.recommend import Recommendation, recommend
+
+SUMMARY_METRICS = ("exact_match", "field_accuracy", "rougeL", "chrf")
+
+
+def summary_frame(data: RunData, rec: Recommendation | None = None) -> pd.DataFrame:
+    """Variant, method, rank, epochs, status, train time, tokens/s, final losses, held-out scores [95% CI]."""
+    log, heldout = data.train_log, data.suite_of("heldout")
+    rows = []
+    for v in data.variants.to_dict("records"):
+        vid = v["variant_id"]
+        mark = " *" if rec is not None and vid == rec.variant_id else ""
+        row: dict[str, Any] = {"variant": v["name"] + mark, "id": vid, "method": v["method"], "rank": v["rank"],
+                               "epochs": v["epochs"], "status": v["status"] + (" (reused)" if v["reused"] else ""),
+                               "train s": v["train_seconds"], "tok/s": v["tokens_per_second"]}
+        for split in ("train", "validation"):
+            part = log[(log["variant_id"] == vid) & (log["split"] == split)] if not log.empty else log
+            row[f"{split[:5]} loss"] = part.sort_values("step")["loss"].iloc[-1] if len(part) else None
+        for metric in SUMMARY_METRICS:
+            s = data.score(vid, heldout, metric)
+            if s is not None:
+                row[metric] = f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def print_summary(store: Store, run_id: str, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    data = load_run(store, run_id)
+    rec = recommend(data)
+    df = summary_frame(data, rec)
+    table = Table(title=f"run {run_id}" + ("   (* recommended)" if rec.variant_id else ""))
+    for col in df.columns:
+        table.add_column(col, overflow="fold")
+    for _, r in df.iterrows():
+        table.add_row(*[_cell(x) for x in r])
+    console = Console(file=out, width=max(160, os.get_terminal_size().columns if out.isatty() else 200))
+    console.print(table)
+    if not data.findings.empty:
+        names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
+        console.print("findings:")
+        for row in data.findings.to_dict("records"):
+            console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
+                          f"{row['check']}: {row['message']}", markup=False)
+    console.print(rec.reason, markup=False)
+    console.print(f"results stored in {store.path.resolve()} (run {run_id}); "
+                  f"`harness report {run_id}` builds the HTML report", markup=False)
+
+
+def _cell(x: Any) -> str:
+    if x is None or (isinstance(x, float) and pd.isna(x)) or x is pd.NA:
+        return ""
+    if isinstance(x, float):
+        return f"{x:.4g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)

@@ -1,0 +1,118 @@
+"""The one comparison of a candidate against a reference: paired per example where both have per-example values,
+else from the two stored intervals, saying why.
+
+Paired: the mean of (candidate - reference) over the examples both have, with a seeded paired bootstrap CI, and
+McNemar's exact test when every value is 0/1. Unpaired: the difference of the stored aggregates with an interval
+combined from their stored CIs (MOVER, Newcombe/Zou), which is wider and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import stats
+from harness.scorers import metric_info
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """candidate - reference, with its interval and how it was computed."""
+
+    candidate: float | None  # the candidate's mean over the compared examples (or its stored score)
+    reference: float | None
+    difference: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n: int  # examples compared (paired), or the candidate's n (unpaired)
+    paired: bool
+    how: str
+    mcnemar_p: float | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        """As stored in findings evidence (the keys findings have always had)."""
+        d = asdict(self)
+        d["variant"], d["base"] = d.pop("candidate"), d.pop("reference")
+        return d
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How comparisons are made (the spec's findings or gate block sets these)."""
+
+    confidence: float = 0.95
+    resamples: int = stats.DEFAULT_RESAMPLES
+    seed: int = stats.DEFAULT_SEED
+
+
+def per_example(examples: pd.DataFrame, suite: str, metric: str) -> dict[str, float]:
+    """example_id -> the metric's value, from `detail[metric]` as the scorer stored it (decoded detail dicts)."""
+    if examples is None or examples.empty or "suite" not in examples:
+        return {}
+    ex = examples[examples["suite"] == suite]
+    out: dict[str, float] = {}
+    for eid, detail in zip(ex["example_id"], ex["detail"], strict=True):
+        x = detail.get(metric) if isinstance(detail, dict) else None
+        if isinstance(x, bool | int | float) and not (isinstance(x, float) and math.isnan(x)):
+            out.setdefault(str(eid), float(x))
+    return out
+
+
+def paired(candidate: Mapping[str, float], reference: Mapping[str, float], s: Settings) -> Comparison | None:
+    """The paired comparison over the example ids both sides have (None when they share none)."""
+    ids = sorted(set(candidate) & set(reference))
+    if not ids:
+        return None
+    x = np.array([candidate[i] for i in ids], dtype=float)
+    y = np.array([reference[i] for i in ids], dtype=float)
+    d, lo, hi = stats.paired_diff_ci(x, y, confidence=s.confidence, resamples=s.resamples, seed=s.seed)
+    how = f"paired bootstrap over {len(ids)} examples"
+    p = None
+    if np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all():
+        p = stats.mcnemar_exact(x > 0.5, y > 0.5)
+        how += f", McNemar p={p:.3g}"
+    unmatched = len(set(candidate) ^ set(reference))
+    if unmatched:
+        how += f", {unmatched} examples without a partner left out"
+    return Comparison(float(x.mean()), float(y.mean()), d, lo, hi, s.confidence, len(ids), True, how, p)
+
+
+def unpaired(candidate: Mapping[str, Any], reference: Mapping[str, Any], why: str, s: Settings) -> Comparison:
+    """From two stored scores ({value, ci_low, ci_high, n}): the difference and a MOVER interval from their CIs."""
+    c, b = float(candidate["value"]), float(reference["value"])
+    d = c - b
+    n = int(candidate.get("n") or 0)
+    if any(_missing(x.get(k)) for x in (candidate, reference) for k in ("ci_low", "ci_high")):
+        return Comparison(c, b, d, d, d, s.confidence, n, False, f"point values only ({why}; no stored CI)")
+    lo = d - math.hypot(c - candidate["ci_low"], reference["ci_high"] - b)
+    hi = d + math.hypot(candidate["ci_high"] - c, b - reference["ci_low"])
+    return Comparison(c, b, d, lo, hi, s.confidence, n, False, f"unpaired, from the stored 95% CIs ({why})")
+
+
+def compare(kind: str | None, metric: str, candidate: Mapping[str, float] | None, reference: Mapping[str, float] | None,
+            s: Settings, *, scores: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+            unpaired_why: str | None = None) -> Comparison | None:
+    """candidate - reference on one metric: paired when the metric is per-example (the registry says so) and both
+    sides have values, else unpaired from the stored `scores` (candidate, reference) when given, else None."""
+    why = unpaired_why
+    if why is None and not metric_info(kind, metric).per_example:
+        why = f"{metric} is a corpus-level score with no per-example values"
+    if why is None and not (candidate and reference):
+        why = "one side stores no per-example values for it (scored by an older harness?)"
+    if why is None:
+        assert candidate is not None and reference is not None
+        result = paired(candidate, reference, s)
+        if result is not None:
+            return result
+        why = "no example ids in common"
+    return unpaired(scores[0], scores[1], why, s) if scores is not None else None
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,139 @@
+"""The one recommendation policy, used by the report, the gate's default candidate and the sweep's summary.
+
+Among the run's finished variants other than `base`: the best on the held-out suite's primary metric (its
+direction from the scorer registry), ties broken by the smaller forgetting (the paired general-accuracy delta
+against base), then by plan order. Variants with findings are passed over. When every finished variant has
+findings there is no recommendation; the best of them is still named as the gate's default candidate, and every
+caller says so in the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from harness.scorers import metric_info, primary_metric
+from harness.spec.findings import settings_from_text
+from harness.store.reads import RunData, ScoreCell
+from harness.verdicts.compare import Comparison, Settings, paired, per_example
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What the policy picked, and why, in one sentence every caller prints as is."""
+
+    variant_id: str | None  # the recommended variant; None when there is none
+    candidate_id: str | None  # the gate's default candidate: the recommended one, else the best flagged one
+    reason: str
+    all_flagged: bool = False
+    suite: str | None = None
+    metric: str | None = None
+
+
+def run_settings(data: RunData) -> Settings:
+    """The comparison settings of the run's own spec (its `findings:` block), as its findings used them."""
+    cfg = settings_from_text(data.run.get("spec"))
+    return Settings(cfg["confidence"], cfg["resamples"], cfg["seed"])
+
+
+def forgetting(data: RunData, s: Settings | None = None) -> dict[str, Comparison]:
+    """variant -> its general suite's paired per-example accuracy minus base's (the forgetting delta)."""
+    suite, base = data.suite_of("general"), data.base_id
+    if suite is None or base is None or data.examples.empty:
+        return {}
+    s = s or run_settings(data)
+    ex = data.examples
+    ref = per_example(ex[ex["variant_id"] == base], suite, "acc")
+    out = {}
+    for vid in data.variants["variant_id"]:
+        if vid != base:
+            c = paired(per_example(ex[ex["variant_id"] == vid], suite, "acc"), ref, s)
+            if c is not None:
+                out[str(vid)] = c
+    return out
+
+
+def primary(data: RunData) -> tuple[str | None, str | None]:
+    """(suite, metric) that ranks variants: the held-out suite's primary metric, as its scorer declares it."""
+    suite = data.suite_of("heldout")
+    return suite, primary_metric(data.kinds.get(suite or ""), data.metrics_of(suite))
+
+
+def _fmt(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:.3f}"
+
+
+def _cell_text(s: ScoreCell) -> str:
+    v, lo, hi, n = s
+    ci = "" if math.isnan(lo) else f", 95% CI [{_fmt(lo)}, {_fmt(hi)}]"
+    return f"{_fmt(v)}{ci}, n={n}"
+
+
+def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Recommendation:
+    """The recommended variant of a run, the gate's default candidate, and the reason."""
+    done = [v for v in data.variants.to_dict("records") if v["method"] != "base" and v["status"] == "finished"]
+    if not done:
+        return Recommendation(None, None, f"No recommendation: run {data.run.get('run_id')} has no finished "
+                              "variant besides base.")
+    suite, metric = primary(data)
+    forget = forgetting(data) if forget is None else forget
+    sign = -1.0 if metric and metric_info(data.kinds.get(suite or ""), metric).higher_is_better is False else 1.0
+
+    def key(iv: tuple[int, dict[str, Any]]) -> tuple[float, float, int]:
+        i, v = iv
+        s = data.score(str(v["variant_id"]), suite, metric) if metric else None
+        value = -math.inf if s is None or math.isnan(s[0]) else sign * s[0]
+        f = forget.get(str(v["variant_id"]))
+        return (-value, -(f.difference if f is not None else 0.0), i)
+
+    ranked = [v for _, v in sorted(enumerate(done), key=key)]
+    flagged = _flagged(data)
+    clean = [v for v in ranked if v["variant_id"] not in flagged]
+    excluded = [f"{v['name']} ({', '.join(flagged[v['variant_id']])})" for v in ranked if v["variant_id"] in flagged]
+    best = clean[0] if clean else ranked[0]
+    why = _why(data, best, suite, metric, len(clean) if clean else len(ranked))
+    if clean:
+        runner_up = _runner_up(data, clean, suite, metric)
+        more = f" Passed over for findings: {'; '.join(excluded[:5])}" + (
+            f" and {len(excluded) - 5} more." if len(excluded) > 5 else ".") if excluded else ""
+        return Recommendation(str(best["variant_id"]), str(best["variant_id"]),
+                              f"Recommended: {best['name']}. {why}{runner_up}{more}", False, suite, metric)
+    return Recommendation(None, str(best["variant_id"]),
+                          f"No recommendation: every finished variant has findings ({'; '.join(excluded[:5])}"
+                          f"{' and more' if len(excluded) > 5 else ''}). The best of them is {best['name']} ({why}); "
+                          "`harness gate` takes it as its default candidate, and its findings rules decide.",
+                          True, suite, metric)
+
+
+def _flagged(data: RunData) -> dict[str, list[str]]:
+    if data.findings.empty:
+        return {}
+    return {str(vid): sorted(set(map(str, part["check"]))) for vid, part in data.findings.groupby("variant_id")}
+
+
+def _why(data: RunData, best: dict[str, Any], suite: str | None, metric: str | None, pool: int) -> str:
+    if metric is None:
+        return (f"There is no held-out score to rank by, so it is the first of {pool} finished variant(s) in plan "
+                "order.")
+    s = data.score(str(best["variant_id"]), suite, metric)
+    direction = "lowest" if metric_info(data.kinds.get(suite or ""), metric).higher_is_better is False else "highest"
+    text = (f"It has the {direction} held-out {metric} ({_cell_text(s) if s else 'n/a'}) of {pool} "
+            f"finished variant{'s' if pool != 1 else ''}{' without findings' if best['variant_id'] not in _flagged(data) else ''}.")
+    base = data.score(data.base_id, suite, metric) if data.base_id else None
+    if base is not None and not math.isnan(base[0]):
+        text += f" Base scores {_fmt(base[0])}."
+    return text
+
+
+def _runner_up(data: RunData, clean: list[dict[str, Any]], suite: str | None, metric: str | None) -> str:
+    if len(clean) < 2 or metric is None:
+        return ""
+    best = data.score(str(clean[0]["variant_id"]), suite, metric)
+    second = data.score(str(clean[1]["variant_id"]), suite, metric)
+    if best is None or second is None or math.isnan(second[0]):
+        return ""
+    overlap = not (math.isnan(best[1]) or math.isnan(second[2])) and (
+        second[2] >= best[1] if best[0] >= second[0] else second[1] <= best[2])
+    return (f" Runner-up {clean[1]['name']} at {_fmt(second[0])}"
+            + ("; the intervals overlap, so the lead may be noise." if overlap else "; the intervals do not overlap."))
