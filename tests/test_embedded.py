@@ -49,6 +49,6 @@ def test_real_lora_and_qlora_sweep_on_embedded_model(tmp_path: Path) -> None:
             assert val[-1] < val[0], val
         scores = s.run_table(rid, "scores")
         loss = scores[scores.metric == "loss"].merge(s.run_table(rid, "variants")[["variant_id", "name"]])
-        by_name = dict(zip(loss["name"], loss["value"]))
+        by_name = dict(zip(loss["name"], loss["value"], strict=False))
         assert by_name["lora-r8-e1"] < by_name["base"]  # the reference answers got likelier
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)

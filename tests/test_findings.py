@@ -124,7 +124,7 @@ def test_another_seed_raises_no_forgetting_or_format_finding(suites: list[Suite]
     rng = random.Random(7)
     complies = set(FMT_PROMPTS[:30])
     raised = []
-    for trial in range(20):
+    for _trial in range(20):
         first = scored(_retrain(rng, BASE_KNOWS, complies, 0.08), suites, "lora-r16-s0")
         second = scored(_retrain(rng, BASE_KNOWS, complies, 0.08), suites, "lora-r16-s1")
         raised += [f["check"] for f in derive(second, _frames(first))]

@@ -106,7 +106,7 @@ def test_sweep_gate_scores_a_given_checkpoint(sweep: SimpleNamespace) -> None:
     # default candidate: the given run's recommended variant, i.e. the adapter scored without training
     code, out = gate(sweep.db, sweep.given_run, sweep.baseline)
     assert code == 0, out
-    assert "Recommended: given-model." in out
+    assert "Recommended: given-model:" in out
     with Store(sweep.db, read_only=True) as s:
         given = s.run_table(sweep.given_run, "variants").set_index("method").loc["given"]
         rows = s.query("""SELECT g.example_id, g.output AS g_out, l.output AS l_out,

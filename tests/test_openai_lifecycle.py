@@ -36,7 +36,7 @@ def test_whole_lifecycle(tmp_path: Path, fake) -> None:  # noqa: F811
     made = creates(fake)
     assert len(made) == 2 == len(fake.jobs)
     by_variant = {m.body["metadata"]["variant_id"]: m.body for m in made}
-    for name, row in trained.iterrows():
+    for _name, row in trained.iterrows():
         body = by_variant[row["variant_id"]]
         assert body["metadata"]["harness_run"] == run_id
         assert body["suffix"] == "acme" and body["model"] == BASE and body["validation_file"]

@@ -16,8 +16,8 @@ from harness.spec.plan import Variant
 
 
 def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch: int = 4) -> list[dict]:
-    rows = [{"step": round(e * steps_per_epoch), "epoch": e, "split": "train", "loss": l} for e, l in train.items()]
-    rows += [{"step": round(e * steps_per_epoch), "epoch": e, "split": "validation", "loss": l} for e, l in val.items()]
+    rows = [{"step": round(e * steps_per_epoch), "epoch": e, "split": "train", "loss": loss} for e, loss in train.items()]
+    rows += [{"step": round(e * steps_per_epoch), "epoch": e, "split": "validation", "loss": loss} for e, loss in val.items()]
     return rows
 
 

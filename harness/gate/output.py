@@ -55,7 +55,7 @@ def print_result(result: GateResult, out: TextIO) -> None:
         if c.verdict == SKIP:
             console.print(f"skip {c.name}: {c.message}", markup=False)
     for note in result.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     style = "bold green" if result.passed else "bold red"
     console.print(f"[{style}]{escape(headline(result))}[/]")
 

@@ -92,7 +92,7 @@ def pareto(data: RunData, vindex: dict[str, int], forget: dict[str, tuple[float,
         pts.append((f[0], s[0], {"v": idx, "x": _r(f[0]), "xlo": _r(f[1]), "xhi": _r(f[2]), "y": _r(s[0]),
                                  "ylo": _r(s[1]), "yhi": _r(s[2]), "front": False}))
     best_y = -math.inf
-    for x, y, p in sorted(pts, key=lambda t: (-t[0], -t[1])):
+    for _x, y, p in sorted(pts, key=lambda t: (-t[0], -t[1])):
         if y > best_y:
             p["front"] = True
             best_y = y

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import harness.scorers.metrics as metrics
 from harness.errors import HarnessInputError
 from harness.scorers.common import ChatItem, chat_items, compile_regex, rate_row
-import harness.scorers.metrics as metrics
 from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 PROBE_TYPES = ("nonexistent", "known_fact")
@@ -78,7 +78,7 @@ def judge(item: ChatItem, output: str, rules: Rules) -> dict[str, Any]:
 def _check_items(items: list[ChatItem], suite: Any) -> None:
     where = suite.path(suite.items_file)
     problems = []
-    for i, it in enumerate(items, start=1):
+    for _i, it in enumerate(items, start=1):
         kind = it.raw.get("type")
         if kind not in PROBE_TYPES:
             problems.append(f"{where}: item {it.item_id!r}: 'type' must be one of {', '.join(PROBE_TYPES)}, got {kind!r}")

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import stats
 import harness.scorers.metrics as metrics
+from harness import stats
 from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 

@@ -151,9 +151,9 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
     if trainees:
         from harness.openai.data import estimate_cost
 
-        est = estimate_cost(sweep.model.location, sweep.data.train, trainees,
-                            sweep.spec.train.openai.price_per_million_tokens)
-        print("\n".join(est.lines()), file=out)
+        cost = estimate_cost(sweep.model.location, sweep.data.train, trainees,
+                             sweep.spec.train.openai.price_per_million_tokens)
+        print("\n".join(cost.lines()), file=out)
 
 
 def _s(x: Any) -> str:

@@ -116,7 +116,7 @@ def _local(sweep: Any, local: list[Variant], out_dir: Path, executor: str, progr
         from harness.sweep.ray_executor import execute_ray
 
         for v, result in execute_ray(sweep, local, out_dir, progress):
-            yield None if v is None else Finished(v, result)
+            yield None if v is None or result is None else Finished(v, result)
         return
     from harness.sweep.execute import execute_variant
 

@@ -56,7 +56,7 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
         for row in data.findings.to_dict("records"):
             console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
                           f"{row['check']}: {row['message']}", markup=False)
-    console.print(rec.reason, markup=False)
+    console.print(rec.reason, markup=False, soft_wrap=True)
     console.print(f"results stored in {store.path.resolve()} (run {run_id}); "
                   f"`harness report {run_id}` builds the HTML report", markup=False)
 

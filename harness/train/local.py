@@ -205,7 +205,7 @@ def _check_4bit() -> None:
     try:
         import bitsandbytes as bnb
     except Exception as exc:  # ImportError, or a broken native library
-        raise RuntimeError(f"qlora needs bitsandbytes with 4-bit support: pip install 'finetune-harness[qlora]' ({exc})")
+        raise RuntimeError(f"qlora needs bitsandbytes with 4-bit support: pip install 'finetune-harness[qlora]' ({exc})") from None
     from packaging.version import Version
 
     if not torch.cuda.is_available() and Version(bnb.__version__) < Version("0.49"):

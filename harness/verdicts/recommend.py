@@ -98,10 +98,10 @@ def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Rec
         more = f" Passed over for findings: {'; '.join(excluded[:5])}" + (
             f" and {len(excluded) - 5} more." if len(excluded) > 5 else ".") if excluded else ""
         return Recommendation(str(best["variant_id"]), str(best["variant_id"]),
-                              f"Recommended: {best['name']}. {why}{runner_up}{more}", False, suite, metric)
+                              f"Recommended: {best['name']}: {why}{runner_up}{more}", False, suite, metric)
     return Recommendation(None, str(best["variant_id"]),
                           f"No recommendation: every finished variant has findings ({'; '.join(excluded[:5])}"
-                          f"{' and more' if len(excluded) > 5 else ''}). The best of them is {best['name']} ({why}); "
+                          f"{' and more' if len(excluded) > 5 else ''}). The best of them is {best['name']}: {why} "
                           "`harness gate` takes it as its default candidate, and its findings rules decide.",
                           True, suite, metric)
 
@@ -114,11 +114,11 @@ def _flagged(data: RunData) -> dict[str, list[str]]:
 
 def _why(data: RunData, best: dict[str, Any], suite: str | None, metric: str | None, pool: int) -> str:
     if metric is None:
-        return (f"There is no held-out score to rank by, so it is the first of {pool} finished variant(s) in plan "
+        return (f"there is no held-out score to rank by, so it is the first of {pool} finished variant(s) in plan "
                 "order.")
     s = data.score(str(best["variant_id"]), suite, metric)
     direction = "lowest" if metric_info(data.kinds.get(suite or ""), metric).higher_is_better is False else "highest"
-    text = (f"It has the {direction} held-out {metric} ({_cell_text(s) if s else 'n/a'}) of {pool} "
+    text = (f"it has the {direction} held-out {metric} ({_cell_text(s) if s else 'n/a'}) of {pool} "
             f"finished variant{'s' if pool != 1 else ''}{' without findings' if best['variant_id'] not in _flagged(data) else ''}.")
     base = data.score(data.base_id, suite, metric) if data.base_id else None
     if base is not None and not math.isnan(base[0]):
@@ -133,6 +133,9 @@ def _runner_up(data: RunData, clean: list[dict[str, Any]], suite: str | None, me
     second = data.score(str(clean[1]["variant_id"]), suite, metric)
     if best is None or second is None or math.isnan(second[0]):
         return ""
+    if second[0] == best[0]:
+        return (f" It ties with {clean[1]['name']} on {metric} ({_fmt(second[0])}); the tie is broken by less "
+                "forgetting against base, then by plan order.")
     overlap = not (math.isnan(best[1]) or math.isnan(second[2])) and (
         second[2] >= best[1] if best[0] >= second[0] else second[1] <= best[2])
     return (f" Runner-up {clean[1]['name']} at {_fmt(second[0])}"
