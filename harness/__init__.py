@@ -1,3 +1,3 @@
 """finetune-harness: train, score, store, report and gate fine-tuning sweeps."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

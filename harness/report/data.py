@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.scorers import metric_info
 from harness.scorers import primary_metric as primary_metric_of
-from harness.store.reads import RunData
+from harness.store.reads import RunData, is_missing
 from harness.verdicts.compare import Comparison
 from harness.verdicts.recommend import primary
 
@@ -20,22 +20,15 @@ HELDOUT_METRICS = ("field_accuracy", "exact_match", "rougeL", "chrf", "loss")
 Forget = dict[str, tuple[float, float, float, int]]  # variant -> forgetting delta, ci_low, ci_high, n
 
 
-def _na(x: Any) -> bool:
-    try:
-        return x is None or x is pd.NA or bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
 def opt(x: Any) -> Any:
     """A plain Python value or None (pandas NA/NaN/NaT -> None; numpy scalars -> Python)."""
-    if _na(x):
+    if is_missing(x):
         return None
     return x.item() if hasattr(x, "item") else x
 
 
 def fmt(x: Any, digits: int = 3) -> str:
-    if _na(x):
+    if is_missing(x):
         return ""
     x = float(x)
     if abs(x) >= 1000:
@@ -44,7 +37,7 @@ def fmt(x: Any, digits: int = 3) -> str:
 
 
 def human_bytes(n: Any) -> str:
-    if _na(n):
+    if is_missing(n):
         return ""
     n = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -55,7 +48,7 @@ def human_bytes(n: Any) -> str:
 
 
 def human_count(n: Any) -> str:
-    if _na(n):
+    if is_missing(n):
         return ""
     n = float(n)
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
@@ -65,7 +58,7 @@ def human_count(n: Any) -> str:
 
 
 def human_seconds(s: Any) -> str:
-    if _na(s):
+    if is_missing(s):
         return ""
     s = float(s)
     if s < 60:
@@ -81,7 +74,7 @@ def header(data: RunData) -> dict[str, Any]:
     r = data.run
     started, finished = r.get("started_at"), r.get("finished_at")
     duration = ((pd.Timestamp(finished) - pd.Timestamp(started)).total_seconds()
-                if not _na(started) and not _na(finished) else None)
+                if not is_missing(started) and not is_missing(finished) else None)
 
     def js(key: str, kind: type) -> Any:
         return r.get(key) if isinstance(r.get(key), kind) else kind()
@@ -93,9 +86,9 @@ def header(data: RunData) -> dict[str, Any]:
         "spec_path": str(r.get("spec_path") or ""), "model": str(r.get("model") or ""),
         "model_fingerprint": str(r.get("model_fingerprint") or ""),
         "harness_version": str(r.get("harness_version") or ""), "git_sha": str(r.get("git_sha") or ""),
-        "git_dirty": bool(r.get("git_dirty")) if not _na(r.get("git_dirty")) else False,
-        "started": "" if _na(started) else f"{started:%Y-%m-%d %H:%M:%S} UTC",
-        "finished": "" if _na(finished) else f"{finished:%Y-%m-%d %H:%M:%S} UTC",
+        "git_dirty": bool(r.get("git_dirty")) if not is_missing(r.get("git_dirty")) else False,
+        "started": "" if is_missing(started) else f"{started:%Y-%m-%d %H:%M:%S} UTC",
+        "finished": "" if is_missing(finished) else f"{finished:%Y-%m-%d %H:%M:%S} UTC",
         "duration": human_seconds(duration) if duration is not None else "",
         "fingerprints": {str(k): str(v) for k, v in js("data_fingerprints", dict).items()},
         "libraries": {str(k): str(v) for k, v in js("library_versions", dict).items()},
@@ -141,7 +134,7 @@ def _lower(data: RunData, suite: str | None, metric: str) -> bool:
 
 def _cell(text: Any, sort: Any = None, **kw: Any) -> dict[str, Any]:
     """A table cell: display text, a sort value, and optional ci, title, cls (css class), overfit flag."""
-    cell: dict[str, Any] = {"text": "" if _na(text) else str(text), "sort": opt(sort) if sort is not None else None,
+    cell: dict[str, Any] = {"text": "" if is_missing(text) else str(text), "sort": opt(sort) if sort is not None else None,
             "ci": "", "title": "", "cls": "", "checks": []}
     cell.update(kw)
     return cell
@@ -189,7 +182,7 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
         cells: dict[str, dict[str, Any]] = {
             "name": _cell(v["name"], str(v["name"])), "method": _cell(v["method"], str(v["method"])),
             "rank": _cell(opt(v["rank"]), opt(v["rank"])), "epochs": _cell(opt(v["epochs"]), opt(v["epochs"])),
-            "lr": _cell("" if _na(v["learning_rate"]) else f"{float(v['learning_rate']):.0e}", opt(v["learning_rate"])),
+            "lr": _cell("" if is_missing(v["learning_rate"]) else f"{float(v['learning_rate']):.0e}", opt(v["learning_rate"])),
             "seed": _cell(opt(v["seed"]), opt(v["seed"]))}
         for m in HELDOUT_METRICS:
             if m in have_h:
@@ -211,7 +204,7 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
         cells["train_s"] = _cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds")))
         cells["tps"] = _cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")))
         cells["params"] = _cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),
-                                title="" if _na(v.get("total_params")) else
+                                title="" if is_missing(v.get("total_params")) else
                                 f"{opt(v['trainable_params']) or 0:,} of {opt(v['total_params']):,}")
         cells["artifact"] = _cell(human_bytes(v.get("artifact_bytes")), opt(v.get("artifact_bytes")),
                                   title=str(v.get("artifact") or ""))

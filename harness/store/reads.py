@@ -15,7 +15,8 @@ RUN_TABLES = ("variants", "scores", "examples", "findings", "train_log")
 ScoreCell = tuple[float, float, float, int]  # value, ci_low, ci_high, n (NaN where missing)
 
 
-def _na(x: Any) -> bool:
+def is_missing(x: Any) -> bool:
+    """None, pandas NA/NaT, or NaN."""
     try:
         return x is None or x is pd.NA or bool(pd.isna(x))
     except (TypeError, ValueError):
@@ -24,7 +25,7 @@ def _na(x: Any) -> bool:
 
 def num(x: Any) -> float:
     """A float, NaN for missing values."""
-    return math.nan if _na(x) else float(x)
+    return math.nan if is_missing(x) else float(x)
 
 
 @dataclass
@@ -43,7 +44,7 @@ class RunData:
         self._scores: dict[tuple[str, str, str], ScoreCell] = {}
         for vid, suite, metric, v, lo, hi, n in self.scores[
                 ["variant_id", "suite", "metric", "value", "ci_low", "ci_high", "n"]].itertuples(index=False):
-            self._scores[(vid, suite, metric)] = (num(v), num(lo), num(hi), int(n) if not _na(n) else 0)
+            self._scores[(vid, suite, metric)] = (num(v), num(lo), num(hi), int(n) if not is_missing(n) else 0)
         if not self.kinds:
             self.kinds = run_suite_kinds(self.run, self.scores)
 

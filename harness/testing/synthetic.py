@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import __version__
 from harness.results import VariantResult
 from harness.store.db import Store
 
@@ -234,7 +235,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
     run_id = store.start_run({
         "run_id": f"{started:%Y%m%d-%H%M%S}-{cfg.seed:06x}", "name": g.hostile(0, cfg.name),
         "spec": g.hostile(1, spec) + g.hostile(2, "# comment") + g.hostile(3, ""),
-        "spec_hash": f"{cfg.seed:064x}", "harness_version": "0.1.0",
+        "spec_hash": f"{cfg.seed:064x}", "harness_version": __version__,
         "git_sha": "0123456789abcdef0123456789abcdef01234567",
         "git_dirty": False, "started_at": started, "model": "smollm2-135m-instruct",
         "model_fingerprint": "smollm2-135m-instruct@3f2a9c", "spec_path": "experiments/acme-support/spec.yaml",
