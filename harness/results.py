@@ -30,6 +30,12 @@ class VariantResult:
     def finished(self) -> bool:
         return self.variant.get("status") == FINISHED
 
+    def frames(self) -> dict[str, Any]:
+        """scores, examples and train_log as DataFrames (the shape the store's read models return)."""
+        import pandas as pd
+
+        return {t: pd.DataFrame(getattr(self, t)) for t in ("scores", "examples", "train_log")}
+
 
 def failed_result(row: dict[str, Any], error: str, *, train_log: list[dict[str, Any]] | None = None,
                   **config: Any) -> VariantResult:

@@ -1,8 +1,10 @@
-"""Statistics, one module: seeded vectorized bootstrap CIs, paired differences, McNemar, Wilson intervals."""
+"""Statistics, one module: seeded vectorized bootstrap CIs (by item or by cluster), paired differences, McNemar,
+Wilson intervals, minimum detectable effects and corrections for many comparisons."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -11,32 +13,46 @@ DEFAULT_SEED = 0
 
 
 def mean_ci(values: np.ndarray | list[float], *, confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-            seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
-    """Mean and a percentile bootstrap CI, vectorized: (mean, low, high). NaNs are dropped."""
+            seed: int = DEFAULT_SEED, clusters: np.ndarray | list[Any] | None = None) -> tuple[float, float, float]:
+    """Mean and a percentile bootstrap CI, vectorized: (mean, low, high). NaNs are dropped.
+
+    With `clusters` (one label per value), whole clusters are resampled, not items (Miller 2024, "Adding Error
+    Bars to Evals", sec. 2.2): items of one cluster (questions on one passage) are not independent evidence.
+    """
     x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
+    keep = ~np.isnan(x)
+    x = x[keep]
     if x.size == 0:
         return (math.nan, math.nan, math.nan)
     m = float(x.mean())
     if x.size == 1 or np.all(x == x[0]):
         return (m, m, m)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(resamples, x.size))
-    means = x[idx].mean(axis=1)
+    if clusters is not None:
+        labels = np.asarray(clusters, dtype=object)[keep]
+        _, ids = np.unique(labels.astype(str), return_inverse=True)
+        sums, counts = np.bincount(ids, weights=x), np.bincount(ids).astype(float)
+        idx = rng.integers(0, sums.size, size=(resamples, sums.size))
+        means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    else:
+        idx = rng.integers(0, x.size, size=(resamples, x.size))
+        means = x[idx].mean(axis=1)
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return (m, float(min(lo, m)), float(max(hi, m)))
 
 
 def paired_diff_ci(candidate: np.ndarray | list[float], reference: np.ndarray | list[float], *,
-                   confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
-                   ) -> tuple[float, float, float]:
-    """Mean of (candidate - reference) over the same items, with a paired bootstrap CI."""
+                   confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
+                   clusters: np.ndarray | list[Any] | None = None) -> tuple[float, float, float]:
+    """Mean of (candidate - reference) over the same items, with a paired bootstrap CI (clusters resampled whole
+    when given)."""
     c, r = np.asarray(candidate, dtype=float), np.asarray(reference, dtype=float)
     if c.shape != r.shape:
         raise ValueError(f"paired samples need the same items: {c.shape} vs {r.shape}")
     keep = ~(np.isnan(c) | np.isnan(r))
-    return mean_ci(c[keep] - r[keep], confidence=confidence, resamples=resamples, seed=seed)
+    labels = None if clusters is None else np.asarray(clusters, dtype=object)[keep]
+    return mean_ci(c[keep] - r[keep], confidence=confidence, resamples=resamples, seed=seed, clusters=labels)
 
 
 def ratio_ci(numerator: np.ndarray | list[float], denominator: np.ndarray | list[float], *,
@@ -87,3 +103,59 @@ def mcnemar_exact(candidate: np.ndarray | list[bool], reference: np.ndarray | li
     if b + d == 0:
         return 1.0
     return float(binomtest(b, b + d, 0.5).pvalue)
+
+
+def paired_t_p(differences: np.ndarray | list[float]) -> float:
+    """Two-sided p-value of a paired t-test that the mean difference is 0 (for non-binary paired outcomes)."""
+    from scipy.stats import ttest_1samp
+
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    if d.size < 2 or np.all(d == d[0]):
+        return 1.0 if d.size == 0 or d[0] == 0 else 0.0
+    return float(ttest_1samp(d, 0.0).pvalue)
+
+
+def z(confidence: float) -> float:
+    """The two-sided normal quantile of a confidence level (1.96 at 0.95)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - (1 - confidence) / 2))
+
+
+def mde(se: float, *, confidence: float = 0.95, power: float = 0.8) -> float:
+    """Minimum detectable effect of a two-sided test with standard error `se` at `confidence`, detected with
+    probability `power`: (z_(1-alpha/2) + z_power) * se (Miller 2024, eq. 9; 2.80 * se at 95% and 80%)."""
+    from scipy.stats import norm
+
+    return (z(confidence) + float(norm.ppf(power))) * se
+
+
+def paired_se(differences: np.ndarray | list[float], clusters: np.ndarray | list[Any] | None = None) -> float:
+    """Standard error of the mean paired difference. For 0/1 outcomes the variance of the differences is the
+    discordant-pair rate minus the squared mean (McNemar's setting); at least one discordant pair is assumed,
+    so a sample with none does not claim to detect everything. With clusters, the cluster-robust SE."""
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    n = d.size
+    if n == 0:
+        return math.nan
+    if clusters is not None:
+        _, ids = np.unique(np.asarray(clusters, dtype=object)[: n].astype(str), return_inverse=True)
+        k = int(ids.max()) + 1
+        if k > 1:
+            resid = np.bincount(ids, weights=d - d.mean(), minlength=k)
+            return float(math.sqrt(max((resid ** 2).sum() * k / (k - 1), 1.0)) / n)
+    var = float(d.var(ddof=1)) if n > 1 else 0.0
+    return math.sqrt(max(var, 1.0 / n) / n)
+
+
+def adjust_pvalues(pvalues: list[float], method: str) -> list[float]:
+    """p-values adjusted for many comparisons: 'holm' (family-wise error), 'bh' (false discovery rate,
+    Benjamini-Hochberg) or 'none', through statsmodels' multipletests."""
+    if method == "none" or not pvalues:
+        return list(pvalues)
+    from statsmodels.stats.multitest import multipletests
+
+    names = {"holm": "holm", "bh": "fdr_bh"}
+    return [float(p) for p in multipletests(np.asarray(pvalues, dtype=float), method=names[method])[1]]

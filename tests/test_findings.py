@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, write_jsonl
@@ -20,7 +22,6 @@ from harness.spec import findings as findings_settings
 from harness.spec.plan import Variant
 from harness.store.db import Store
 from harness.store.reads import variant_rows
-from harness.sweep.runner import frames as _frames
 from harness.verdicts import findings
 from harness.verdicts.compare import Settings, paired, per_example
 
@@ -83,7 +84,7 @@ def base_frames(result: VariantResult, tmp_path: Path) -> dict:
 
 
 def derive(variant: VariantResult, base: dict | None, thresholds: dict | None = None) -> list[dict]:
-    return findings.derive(variant.variant, _frames(variant), base, thresholds or {})
+    return findings.derive(variant.variant, variant.frames(), base, thresholds or {})
 
 
 BASE_KNOWS = set(range(122))  # 0.61 of 200
@@ -108,7 +109,7 @@ def test_a_variant_against_itself_finds_nothing(suites: list[Suite], tmp_path: P
     model = Behaviour(BASE_KNOWS, set(FMT_PROMPTS[::2]), set(NONEXISTENT[::3]))
     v = scored(model, suites, "lora-r4-e1")
     assert derive(v, base_frames(v, tmp_path), {"format": {"floor": 0.4}}) == []
-    acc = per_example(_frames(v)["examples"], "general", "acc")
+    acc = per_example(v.frames()["examples"], "general", "acc")
     cmp = paired(acc, acc, Settings())
     assert cmp is not None and (cmp.difference, cmp.ci_low, cmp.ci_high, cmp.mcnemar_p) == (0.0, 0.0, 0.0, 1.0)
 
@@ -127,7 +128,7 @@ def test_another_seed_raises_no_forgetting_or_format_finding(suites: list[Suite]
     for _trial in range(20):
         first = scored(_retrain(rng, BASE_KNOWS, complies, 0.08), suites, "lora-r16-s0")
         second = scored(_retrain(rng, BASE_KNOWS, complies, 0.08), suites, "lora-r16-s1")
-        raised += [f["check"] for f in derive(second, _frames(first))]
+        raised += [f["check"] for f in derive(second, first.frames())]
     # 20 retrains x 3 checks, each test one-sided at 2.5% and also needing McNemar p < 0.05: noise stays quiet
     assert raised.count("forgetting") + raised.count("format") <= 1, raised
 
@@ -139,7 +140,11 @@ def test_format_drop_and_floor(suites: list[Suite], tmp_path: Path) -> None:
     assert [f["check"] for f in out] == ["format"]
     assert out[0]["message"] == ("qlora-r4: format compliance on acme-format fell 0.90 -> 0.30 (paired difference "
                                  f"-0.60, 95% CI [{out[0]['evidence']['ci_low']:.2f}, "
-                                 f"{out[0]['evidence']['ci_high']:.2f}]); 70% of outputs are not valid JSON (base 10%)")
+                                 f"{out[0]['evidence']['ci_high']:.2f}]); 70% of outputs are not valid JSON (base 10%) "
+                                 "[p=1.2e-07, Holm-adjusted p=3.6e-07 over 3 comparisons]")
+    ev = out[0]["evidence"]
+    assert ev["correction"] == "holm" and ev["family"] == 3 and ev["p_adjusted"] == pytest.approx(3 * ev["p_value"])
+    assert 0 < ev["mde"] < 0.6  # 40 paired items can detect a drop much smaller than this one
     floor = derive(worse, base_frames(base, tmp_path), {"format": {"floor": 0.8, "margin": 0.9}})
     assert [f["evidence"]["kind"] for f in floor] == ["floor"]
     assert "format compliance on acme-format is 30% (95% CI [" in floor[0]["message"]
@@ -179,3 +184,50 @@ def test_a_sweep_refuses_bad_thresholds_before_training(tiny_experiment: Path) -
     tiny_experiment.write_text(tiny_experiment.read_text() + "findings:\n  forgeting: {margin: 0.1}\n")
     with pytest.raises(HarnessInputError, match=r"spec.yaml: key 'findings.forgeting': unknown. Did you mean"):
         Sweep(tiny_experiment)
+
+
+def _null_rows(rng: np.random.Generator, base: dict[str, np.ndarray], flip: float) -> dict[str, pd.DataFrame]:
+    """A variant that is base with each outcome flipped at random (either way): no real change, only noise."""
+    kinds = {"general": ("general", "acc"), "acme-format": ("format", "compliance"),
+             "acme-hallucination": ("hallucination", "fabrication_rate")}
+    scores, examples = [], []
+    for suite, outcome in base.items():
+        kind, metric = kinds[suite]
+        x = np.where(rng.random(outcome.size) < flip, 1 - outcome, outcome)
+        scores.append({"suite": suite, "metric": metric, "value": float(x.mean()), "scorer": {"kind": kind}})
+        examples += [{"suite": suite, "example_id": f"{suite}-{i}", "detail": {metric: float(v)}}
+                     for i, v in enumerate(x)]
+    return {"scores": pd.DataFrame(scores), "examples": pd.DataFrame(examples), "train_log": pd.DataFrame()}
+
+
+def null_sweep_alarms(correction: str, seeds: int = 20, variants: int = 12) -> int:
+    """In how many of `seeds` runs of `variants` null variants any finding against base was raised."""
+    alarms = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        base = {"general": (rng.random(200) < 0.6).astype(float), "acme-format": (rng.random(40) < 0.8).astype(float),
+                "acme-hallucination": (rng.random(40) < 0.3).astype(float)}
+        base_rows = _null_rows(rng, base, 0.0)
+        run = [({"variant_id": f"v{i}", "name": f"v{i}", "method": "lora"}, _null_rows(rng, base, 0.1))
+               for i in range(variants)]
+        alarms += bool(findings.derive_run(run, base_rows, {"correction": correction}))
+    return alarms
+
+
+def test_findings_of_a_run_are_corrected_together_so_a_null_sweep_stays_quiet() -> None:
+    """12 null variants x 3 checks = 36 comparisons a run: uncorrected, noise raises findings in most runs."""
+    corrected, uncorrected = null_sweep_alarms("holm"), null_sweep_alarms("none")
+    assert corrected <= 1, corrected  # at least 19 of 20 null runs raise nothing
+    assert uncorrected > 1, uncorrected
+    print(f"null sweeps with a finding: holm {corrected}/20, bh {null_sweep_alarms('bh')}/20, none {uncorrected}/20")
+
+
+def test_holm_and_bh_match_hand_computed_adjusted_p_values() -> None:
+    from harness import stats
+
+    p = [0.01, 0.04, 0.03, 0.005]
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, made monotone: 0.02, 0.03, 0.06, 0.06
+    assert stats.adjust_pvalues(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: p * m / rank, made monotone from the top: 0.04*4/4=0.04, 0.03*4/3=0.04, 0.01*4/2=0.02, 0.005*4/1=0.02
+    assert stats.adjust_pvalues(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert stats.adjust_pvalues(p, "none") == p

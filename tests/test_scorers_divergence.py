@@ -110,18 +110,20 @@ model: tiny-random-llama
 data: {{train: train.jsonl, validation: validation.jsonl, test: test.jsonl}}
 sweep: {{method: [full], epochs: [{epochs}], learning_rate: [{lr}]}}
 train: {{max_seq_length: 96, batch_size: 1, eval_every_epochs: 1.0}}
-suites: [divergence]
-"""
+suites: {suites}
+{extra}"""
 
 
-def _sweep(tmp_path: Path, epochs: int, lr: float) -> tuple[list[dict], list[dict]]:
+def _sweep(tmp_path: Path, epochs: int, lr: float, suites: str = "[divergence]", extra: str = ""
+           ) -> tuple[list[dict], list[dict]]:
     from harness.progress import Quiet
     from harness.store.db import Store
     from harness.sweep.runner import run_sweep
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for split, rows in _planted_rows(random.Random(0)).items():
         write_jsonl(tmp_path / f"{split}.jsonl", rows)
-    (tmp_path / "spec.yaml").write_text(SPEC.format(epochs=epochs, lr=lr))
+    (tmp_path / "spec.yaml").write_text(SPEC.format(epochs=epochs, lr=lr, suites=suites, extra=extra))
     db = tmp_path / "r.duckdb"
     with open(tmp_path / "out.txt", "w") as out:
         rid = run_sweep(tmp_path / "spec.yaml", db, progress=Quiet(), out=out)
@@ -150,3 +152,18 @@ def test_one_epoch_on_tiny_random_llama_raises_no_overfitting(tmp_path: Path) ->
     findings, scores = _sweep(tmp_path, epochs=1, lr=5e-3)
     assert [f for f in findings if f["check"] == "overfitting"] == []
     assert {"best_epoch", "gap", "final_train_loss"} <= {r["metric"] for r in scores}
+
+
+def test_overfitting_is_checked_even_when_the_spec_lists_no_divergence_suite(tmp_path: Path) -> None:
+    """The free check runs for every trained variant with a validation split; a spec turns it off explicitly."""
+    from harness.sweep.runner import Sweep
+
+    findings, scores = _sweep(tmp_path / "on", epochs=8, lr=5e-3, suites="[heldout]")
+    assert [f["check"] for f in findings] == ["overfitting"] and scores  # scored by the added divergence suite
+    off = tmp_path / "off"
+    off.mkdir()
+    for f in ("train", "validation", "test"):
+        (off / f"{f}.jsonl").write_text((tmp_path / "on" / f"{f}.jsonl").read_text())
+    (off / "spec.yaml").write_text(SPEC.format(epochs=8, lr=5e-3, suites="[heldout]",
+                                               extra="findings: {overfitting: false}\n"))
+    assert [s.kind for s in Sweep(off / "spec.yaml").suites] == ["heldout"]

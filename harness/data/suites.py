@@ -143,3 +143,21 @@ def resolve_suites(spec: Any) -> list[Suite]:
     if problems:
         raise HarnessInputError(problems, title=f"spec {spec.source_path}: suites")
     return suites
+
+
+def with_free_checks(suites: list[Suite], spec: Any, *, trains: bool, has_validation: bool) -> list[Suite]:
+    """The spec's suites plus the checks that cost nothing and every fine-tuning guide asks for first: overfitting
+    (the built-in `divergence` suite reads the train log), added for sweeps that train with a validation split
+    unless the spec lists a divergence suite itself or turns it off with `findings: {overfitting: false}`."""
+    from harness.spec.findings import settings
+
+    overfitting = settings(spec.findings)["overfitting"]
+    if not (trains and has_validation) or overfitting is False or any(s.kind == "divergence" for s in suites):
+        return suites
+    folder = next((r / "divergence" for r in suite_roots(spec.spec_dir) if (r / "divergence" / "suite.yaml").is_file()),
+                  None)
+    if folder is None:
+        return suites
+    suite = load_suite(folder, {"min_rise": overfitting["min_rise"]})
+    suite.where = f"{spec.source_path}: added (findings.overfitting): "
+    return [*suites, suite]

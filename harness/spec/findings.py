@@ -11,6 +11,11 @@ DEFAULTS: dict[str, Any] = {
     "confidence": 0.95,  # of the paired bootstrap CIs and Wilson intervals; McNemar must reach p < 1 - confidence
     "resamples": 2000,
     "seed": 0,
+    # every comparison against base in a run is one family: holm (family-wise error), bh (false discovery rate)
+    "correction": "holm",
+    # overfitting (the divergence suite) runs for every trained variant with a validation split even when the spec
+    # does not list it; false turns it off (the stored spec says so). A mapping may set min_rise.
+    "overfitting": {"min_rise": 0.02},
     # general suites: the per-example metric compared with base, and how far below 0 the CI's upper bound must lie
     "forgetting": {"metric": "acc", "margin": 0.0, "severity": "warning"},
     # format suites: compliance drop vs base (CI upper bound < -margin); floor: absolute compliance the CI must reach
@@ -39,7 +44,7 @@ def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings") -
                     if k not in DEFAULTS[key]:
                         problems.append(f"key '{where}.{key}.{k}': unknown.{did_you_mean(str(k), list(DEFAULTS[key]))}"
                                         f" Allowed: {', '.join(DEFAULTS[key])}")
-                    elif k in ("margin", "floor", "ceiling") and v is not None and (
+                    elif k in ("margin", "floor", "ceiling", "min_rise") and v is not None and (
                             not isinstance(v, int | float) or not 0 <= v <= 1):
                         problems.append(f"key '{where}.{key}.{k}': a rate difference or rate in [0, 1], got {v!r}")
                     else:
@@ -48,6 +53,8 @@ def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings") -
             cfg[key] = value
     if not isinstance(cfg["confidence"], float) or not 0.5 <= cfg["confidence"] < 1:
         problems.append(f"key '{where}.confidence': a number in [0.5, 1), e.g. 0.95; got {cfg['confidence']!r}")
+    if cfg["correction"] not in ("holm", "bh", "none"):
+        problems.append(f"key '{where}.correction': one of holm, bh, none; got {cfg['correction']!r}")
     if not isinstance(cfg["resamples"], int) or cfg["resamples"] < 100:
         problems.append(f"key '{where}.resamples': a whole number >= 100; got {cfg['resamples']!r}")
     if problems:

@@ -240,6 +240,14 @@ class Store:
                 self.con.execute("DELETE FROM findings WHERE variant_id = ?", [variant_id])
             self._insert("findings", [{**f, "variant_id": variant_id} for f in findings])
 
+    def replace_findings(self, variant_ids: Sequence[str], checks: Sequence[str],
+                         rows: Sequence[dict[str, Any]]) -> None:
+        """In one transaction: drop these variants' findings of these checks, insert `rows` (each with variant_id)."""
+        with self.transaction():
+            self.con.execute('DELETE FROM findings WHERE variant_id IN (SELECT unnest(?)) AND "check" IN '
+                             "(SELECT unnest(?))", [list(variant_ids), list(checks)])
+            self._insert("findings", list(rows))
+
     def upsert_job(self, job: dict[str, Any]) -> None:
         job = {**job, "updated_at": _now()}
         with self.transaction():

@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-import pandas as pd
-
 from harness import __version__
 from harness.data.chat import DataBundle, load_bundle
-from harness.data.suites import Suite, resolve_suites
+from harness.data.suites import Suite, resolve_suites, with_free_checks
 from harness.errors import HarnessInputError
 from harness.models.resolve import ModelRef, check_hub, folder_fingerprint, resolve_model
 from harness.progress import Progress
@@ -102,6 +100,7 @@ class Sweep:
             problems += exc.problems
         if problems:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
+        self.suites = with_free_checks(self.suites, self.spec, trains=need_train, has_validation=bool(self.data.validation))
         suites = [s.identity() for s in self.suites]
         self.all_variants = make_plan(self.spec, self.model.identity, self.data.fingerprints, suites,
                                       self.checkpoint_ids, self.checkpoint_paths)
@@ -198,7 +197,9 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
                 if isinstance(event, JobRow):
                     store.upsert_job(event.row)
                 else:
-                    _store(store, run_id, sweep, event.variant, event.result, progress)
+                    _store(store, run_id, event.variant, event.result, progress)
+            n = derive_findings(store, run_id, sweep.spec.findings)
+            progress.info(f"{n} finding(s) against base, corrected across the run")
         except KeyboardInterrupt:
             status = "interrupted"
             raise
@@ -211,22 +212,26 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     return run_id
 
 
-def _store(store: Store, run_id: str, sweep: Sweep, v: Variant, result: VariantResult, progress: Progress) -> None:
-    """Derive the variant's findings against the stored `base`, then write it in one transaction."""
-    from harness.verdicts import findings
-
-    if result.finished:
-        base_rows = None if v.method == "base" else variant_rows(store, sweep.all_variants[0].variant_id)
-        result.findings += findings.derive(result.variant, frames(result), base_rows, sweep.spec.findings)
+def _store(store: Store, run_id: str, v: Variant, result: VariantResult, progress: Progress) -> None:
+    """Write one variant (its rows and its scorers' findings) in one transaction."""
     result.variant["run_id"] = run_id
     store.write_variant(result)
     if result.finished:
         progress.info(f"stored {v.name} ({v.variant_id}): {len(result.scores)} scores, "
-                      f"{len(result.examples)} examples, {len(result.findings)} findings")
+                      f"{len(result.examples)} examples")
     else:
         progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.get('error')}")
 
 
-def frames(result: VariantResult) -> dict[str, pd.DataFrame]:
-    """A result's rows as the DataFrames findings read (the shape the store's read models return)."""
-    return {t: pd.DataFrame(getattr(result, t)) for t in ("scores", "examples", "train_log")}
+def derive_findings(store: Store, run_id: str, spec_findings: dict[str, Any] | None) -> int:
+    """The run's findings against base, all variants' comparisons corrected together as one family (the stored
+    variants of the run, reused ones included); replaces what earlier derivations stored. Returns how many."""
+    from harness.verdicts import findings
+
+    variants = [v for v in store.run_table(run_id, "variants").to_dict("records") if v["status"] == "finished"]
+    base = next((v for v in variants if v["method"] == "base"), None)
+    base_rows = variant_rows(store, base["variant_id"]) if base else None
+    rows = findings.derive_run([(v, variant_rows(store, v["variant_id"])) for v in variants], base_rows,
+                               spec_findings)
+    store.replace_findings([v["variant_id"] for v in variants], findings.CHECKS, rows)
+    return len(rows)

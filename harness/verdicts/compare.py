@@ -34,6 +34,9 @@ class Comparison:
     paired: bool
     how: str
     mcnemar_p: float | None = None
+    p_value: float | None = None  # two-sided, that the difference is 0 (McNemar, paired t, or cluster z)
+    mde: float | None = None  # the smallest difference this comparison detects with 80% power
+    clustered: bool = False
 
     def evidence(self) -> dict[str, Any]:
         """As stored in findings evidence (the keys findings have always had)."""
@@ -51,6 +54,15 @@ class Settings:
     seed: int = stats.DEFAULT_SEED
 
 
+def clusters_of(examples: pd.DataFrame, suite: str) -> dict[str, str]:
+    """example_id -> its cluster, for items that carry one (`detail.cluster`, from the suite item's `cluster`)."""
+    if examples is None or examples.empty or "suite" not in examples:
+        return {}
+    ex = examples[examples["suite"] == suite]
+    return {str(e): str(d["cluster"]) for e, d in zip(ex["example_id"], ex["detail"], strict=True)
+            if isinstance(d, dict) and d.get("cluster") is not None}
+
+
 def per_example(examples: pd.DataFrame, suite: str, metric: str) -> dict[str, float]:
     """example_id -> the metric's value, from `detail[metric]` as the scorer stored it (decoded detail dicts)."""
     if examples is None or examples.empty or "suite" not in examples:
@@ -64,23 +76,41 @@ def per_example(examples: pd.DataFrame, suite: str, metric: str) -> dict[str, fl
     return out
 
 
-def paired(candidate: Mapping[str, float], reference: Mapping[str, float], s: Settings) -> Comparison | None:
-    """The paired comparison over the example ids both sides have (None when they share none)."""
+def paired(candidate: Mapping[str, float], reference: Mapping[str, float], s: Settings,
+           clusters: Mapping[str, str] | None = None) -> Comparison | None:
+    """The paired comparison over the example ids both sides have (None when they share none); with clusters,
+    intervals, p-value and MDE resample and count whole clusters."""
     ids = sorted(set(candidate) & set(reference))
     if not ids:
         return None
     x = np.array([candidate[i] for i in ids], dtype=float)
     y = np.array([reference[i] for i in ids], dtype=float)
-    d, lo, hi = stats.paired_diff_ci(x, y, confidence=s.confidence, resamples=s.resamples, seed=s.seed)
+    labels = [clusters.get(i, i) for i in ids] if clusters else None
+    d, lo, hi = stats.paired_diff_ci(x, y, confidence=s.confidence, resamples=s.resamples, seed=s.seed,
+                                     clusters=labels)
+    se = stats.paired_se(x - y, labels)
     how = f"paired bootstrap over {len(ids)} examples"
-    p = None
-    if np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all():
-        p = stats.mcnemar_exact(x > 0.5, y > 0.5)
+    mcnemar = None
+    if labels is not None:
+        k = len(set(labels))
+        how += f" in {k} clusters (resampled whole)"
+        p = float(2 * (1 - _norm_cdf(abs(d) / se))) if se > 0 else 1.0
+        how += f", cluster z-test p={p:.3g}"
+    elif np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all():
+        p = mcnemar = stats.mcnemar_exact(x > 0.5, y > 0.5)
         how += f", McNemar p={p:.3g}"
+    else:
+        p = stats.paired_t_p(x - y)
+        how += f", paired t-test p={p:.3g}"
     unmatched = len(set(candidate) ^ set(reference))
     if unmatched:
         how += f", {unmatched} examples without a partner left out"
-    return Comparison(float(x.mean()), float(y.mean()), d, lo, hi, s.confidence, len(ids), True, how, p)
+    return Comparison(float(x.mean()), float(y.mean()), d, lo, hi, s.confidence, len(ids), True, how, mcnemar, p,
+                      stats.mde(se, confidence=s.confidence), labels is not None)
+
+
+def _norm_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
 def unpaired(candidate: Mapping[str, Any], reference: Mapping[str, Any], why: str, s: Settings) -> Comparison:
@@ -92,12 +122,17 @@ def unpaired(candidate: Mapping[str, Any], reference: Mapping[str, Any], why: st
         return Comparison(c, b, d, d, d, s.confidence, n, False, f"point values only ({why}; no stored CI)")
     lo = d - math.hypot(c - candidate["ci_low"], reference["ci_high"] - b)
     hi = d + math.hypot(candidate["ci_high"] - c, b - reference["ci_low"])
-    return Comparison(c, b, d, lo, hi, s.confidence, n, False, f"unpaired, from the stored 95% CIs ({why})")
+    # the stored intervals are 95% ones: their half-widths over 1.96 are the two standard errors
+    se = math.hypot(candidate["ci_high"] - candidate["ci_low"], reference["ci_high"] - reference["ci_low"]) / (
+        2 * stats.z(0.95))
+    p = float(2 * (1 - _norm_cdf(abs(d) / se))) if se > 0 else (1.0 if d == 0 else 0.0)
+    return Comparison(c, b, d, lo, hi, s.confidence, n, False, f"unpaired, from the stored 95% CIs ({why})",
+                      None, p, stats.mde(se, confidence=s.confidence))
 
 
 def compare(kind: str | None, metric: str, candidate: Mapping[str, float] | None, reference: Mapping[str, float] | None,
             s: Settings, *, scores: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
-            unpaired_why: str | None = None) -> Comparison | None:
+            unpaired_why: str | None = None, clusters: Mapping[str, str] | None = None) -> Comparison | None:
     """candidate - reference on one metric: paired when the metric is per-example (the registry says so) and both
     sides have values, else unpaired from the stored `scores` (candidate, reference) when given, else None."""
     why = unpaired_why
@@ -107,7 +142,7 @@ def compare(kind: str | None, metric: str, candidate: Mapping[str, float] | None
         why = "one side stores no per-example values for it (scored by an older harness?)"
     if why is None:
         assert candidate is not None and reference is not None
-        result = paired(candidate, reference, s)
+        result = paired(candidate, reference, s, clusters)
         if result is not None:
             return result
         why = "no example ids in common"

@@ -1,8 +1,10 @@
 """Verdicts on a variant against `base`: rules registered here turn stored rows into `findings` rows.
 
-Every comparison is the one paired comparison (verdicts.compare) on the metric's per-example values; a finding is
-raised only when the paired interval clears "no change" by the configured margin and McNemar's exact test agrees
-(p < 1 - confidence). Thresholds come from the spec's `findings:` block (spec.findings, docs/scoring.md).
+Every comparison is the one paired comparison (verdicts.compare) on the metric's per-example values. All the
+comparisons of a run against base are one family: their p-values are adjusted together (Holm by default,
+Benjamini-Hochberg as an option), and a finding is raised only when the paired interval clears "no change" by the
+configured margin and the adjusted p-value is below 1 - confidence. Thresholds come from the spec's `findings:`
+block (spec.findings, docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from harness import stats
 from harness.scorers import suite_kinds
 from harness.spec.findings import settings
-from harness.verdicts.compare import Comparison, Settings, paired, per_example
+from harness.verdicts.compare import Comparison, Settings, clusters_of, paired, per_example
 
 # A rule reads the variant's row, its and base's rows ({'scores', 'examples', 'train_log'} DataFrames, details
 # decoded) and the merged `findings:` settings, and returns finding rows: check, severity, message, evidence.
@@ -35,15 +37,52 @@ def rule(check: str) -> Callable[[Rule], Rule]:
     return wrap
 
 
+CHECKS = ("forgetting", "format", "hallucination")  # the checks this module derives (overfitting is the scorer's)
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
+
+
+def derive_run(variants: list[tuple[dict[str, Any], Rows]], base_rows: Rows | None,
+               spec_findings: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The findings of a whole run: every variant's comparisons against base form one family, corrected together.
+    `variants` holds each variant's `variants` row and rows; `base` itself is compared with nothing."""
+    cfg = settings(spec_findings)
+    found: list[dict[str, Any]] = []
+    for variant, rows in variants:
+        base = None if variant.get("method") == "base" else base_rows
+        for check, fn in _RULES.items():
+            found += [{"variant_id": variant["variant_id"], "check": check, "severity": "warning", **f}
+                      for f in fn(variant, rows, base, cfg)]
+    tested = [f for f in found if f.get("test")]
+    adjusted = stats.adjust_pvalues([f["test"]["p"] for f in tested], cfg["correction"])
+    return _decide(found, tested, adjusted, cfg, CORRECTION_NAMES[cfg["correction"]])
+
+
+def _decide(found: list[dict[str, Any]], tested: list[dict[str, Any]], adjusted: list[float], cfg: dict[str, Any],
+            how: str) -> list[dict[str, Any]]:
+    """Keep the absolute findings, and the comparisons whose interval clears the margin and whose adjusted p-value
+    is below 1 - confidence; their evidence and message carry both p-values."""
+    qs = {id(f): q for f, q in zip(tested, adjusted, strict=True)}
+    out = []
+    for f in found:
+        test = f.pop("test", None)
+        if test is None:
+            out.append(f)
+            continue
+        q = qs[id(f)]
+        if not (test["clears"] and q < 1 - cfg["confidence"]):
+            continue
+        f["evidence"].update(p_value=test["p"], p_adjusted=q, correction=cfg["correction"], family=len(tested))
+        f["message"] += (f" [p={test['p']:.2g}" + ("" if cfg["correction"] == "none" else
+                         f", {how}-adjusted p={q:.2g} over {len(tested)} comparisons") + "]")
+        out.append(f)
+    return out
+
+
 def derive(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, spec_findings: dict[str, Any] | None
            ) -> list[dict[str, Any]]:
-    """All findings for one variant (its `variants` row); `base_rows` is None for base itself."""
-    cfg = settings(spec_findings)
-    out: list[dict[str, Any]] = []
-    for check, fn in _RULES.items():
-        for f in fn(variant, rows, base_rows, cfg):
-            out.append({"check": check, "severity": "warning", **f})
-    return out
+    """The findings of one variant alone (its comparisons are their own family); `base_rows` None for base."""
+    return [{k: v for k, v in f.items() if k != "variant_id"}
+            for f in derive_run([(variant, rows)], base_rows, spec_findings)]
 
 
 def comparison_settings(cfg: dict[str, Any]) -> Settings:
@@ -60,12 +99,12 @@ def suites_of_kind(scores: pd.DataFrame | None, kind: str) -> list[str]:
 def against_base(rows: Rows, base_rows: Rows, suite: str, metric: str, cfg: dict[str, Any]) -> Comparison | None:
     """The variant's per-example `metric` on `suite` minus base's, paired by example id."""
     return paired(per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric),
-                  comparison_settings(cfg))
+                  comparison_settings(cfg), clusters_of(rows["examples"], suite) or None)
 
 
-def significant(c: Comparison, cfg: dict[str, Any]) -> bool:
-    """McNemar agrees (where outcomes are pass/fail) at the configured confidence."""
-    return c.mcnemar_p is None or c.mcnemar_p < 1 - cfg["confidence"]
+def _test(c: Comparison, clears: bool) -> dict[str, Any]:
+    """What the run-level decision needs of a comparison: its raw p-value, and whether its interval clears."""
+    return {"p": 1.0 if c.p_value is None else c.p_value, "clears": clears}
 
 
 def _details(rows: Rows | None, suite: str) -> list[dict[str, Any]]:
@@ -93,13 +132,13 @@ def forgetting(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg:
     metric, out = str(c["metric"]), []
     for suite in suites_of_kind(rows.get("scores"), "general"):
         cmp = against_base(rows, base_rows, suite, metric, cfg)
-        if cmp is None or not (cmp.ci_high < -float(c["margin"]) and significant(cmp, cfg)):
+        if cmp is None:
             continue
         mine, theirs = per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric)
         lost = sorted(i for i in set(mine) & set(theirs) if theirs[i] > 0.5 >= mine[i])
         label = "accuracy" if metric == "acc" else metric
         p = f"; McNemar p={cmp.mcnemar_p:.2g}" if cmp.mcnemar_p is not None else ""
-        out.append({"severity": c["severity"],
+        out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
                     "message": (f"{_name(variant)} forgot general capability: {label} {cmp.reference:.2f} -> "
                                 f"{cmp.candidate:.2f} ({_ci(cmp)}{p}, n={cmp.n})"
                                 + ("" if suite == "general" else f" on {suite}")),
@@ -151,9 +190,9 @@ def format_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
     for suite in suites_of_kind(rows.get("scores"), "format"):
         details, base_details = _details(rows, suite), _details(base_rows, suite) or None
         cmp = against_base(rows, base_rows, suite, "compliance", cfg) if base_rows is not None else None
-        if cmp is not None and cmp.ci_high < -float(c["margin"]) and significant(cmp, cfg):
+        if cmp is not None:
             worst = _worst_rule(details, base_details)
-            out.append({"severity": c["severity"],
+            out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
                         "message": (f"{_name(variant)}: format compliance on {suite} fell "
                                     f"{cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)})"
                                     + (f"; {worst[0]}" if worst else "")),
@@ -184,7 +223,7 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
     out = []
     for suite in suites_of_kind(rows.get("scores"), "hallucination"):
         cmp = against_base(rows, base_rows, suite, "fabrication_rate", cfg) if base_rows is not None else None
-        if cmp is not None and cmp.ci_low > float(c["margin"]) and significant(cmp, cfg):
+        if cmp is not None:
             assert base_rows is not None
             mine = per_example(rows["examples"], suite, "fabrication_rate")
             theirs = per_example(base_rows["examples"], suite, "fabrication_rate")
@@ -193,7 +232,7 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
             reasons = {str(e): d.get("reason", "") for e, d in zip(ex["example_id"], ex["detail"], strict=True)
                        if isinstance(d, dict)}
             eg = f"; e.g. {new[0]}: {str(reasons.get(new[0], ''))[:100]}" if new else ""
-            out.append({"severity": c["severity"],
+            out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_low > float(c["margin"])),
                         "message": (f"{_name(variant)} fabricates more on {suite}: fabrication rate "
                                     f"{cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)}){eg}"),
                         "evidence": {"suite": suite, "kind": "rise", **cmp.evidence(), "margin": c["margin"],
