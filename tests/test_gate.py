@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import make_rows, write_jsonl
 from gate_fixtures import HELDOUT, JUNIT_XSD, flips, outcomes, variant, write_run
@@ -383,7 +384,7 @@ def test_markdown_summary_appends_and_escapes(planted: SimpleNamespace) -> None:
     assert "### ❌ Release gate FAILED" in text and "### ✅ Release gate PASSED" in text
     assert re.search(r"(?<!\\)<img", text) is None and "a \\| b \\<img" in text  # no live HTML
     table = [ln for ln in text.splitlines() if ln.startswith("| max\\_drop")]
-    assert len(table) == 4 and all(ln.count(" | ") == 6 for ln in table)
+    assert len(table) == 4 and all(ln.count(" | ") == 7 for ln in table)
 
 
 def test_cli_exit_codes(planted: SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
@@ -408,3 +409,59 @@ def test_spec_gate_block_is_checked_before_a_sweep(tmp_path: Path) -> None:
         load_spec(spec)
     text = str(exc.value)
     assert "spec.yaml:5: key 'gate.max_drop'" in text and "gate.limits_on" in text
+
+
+# -- power: minimum detectable effects and blind rules --------------------------------------------------------
+def test_mde_of_paired_binary_outcomes_matches_the_closed_form() -> None:
+    from harness import stats
+
+    n, discordant = 100, 20  # 10 pairs flip each way: mean difference 0, variance of the differences 20/99
+    d = np.array([1.0] * 10 + [-1.0] * 10 + [0.0] * 80)
+    se = stats.paired_se(d)
+    assert se == pytest.approx(np.sqrt(discordant / (n - 1) / n))
+    # (z_0.975 + z_0.8) * se = (1.95996 + 0.84162) * se
+    assert stats.mde(se) == pytest.approx(2.80158 * se, rel=1e-4)
+    assert stats.mde(se, confidence=0.99) == pytest.approx((2.57583 + 0.84162) * se, rel=1e-4)
+    # no discordant pair at all: at least one is assumed, never "detects everything"
+    assert stats.paired_se(np.zeros(50)) == pytest.approx(np.sqrt(1 / 50 / 50))
+
+
+def test_a_difference_of_one_mde_is_detected_about_80_percent_of_the_time() -> None:
+    """Simulation: paired 0/1 outcomes with a 30% discordance rate and a true difference equal to the MDE."""
+    from harness import stats
+
+    rng = np.random.default_rng(0)
+    n, rate = 200, 0.3
+    mde = stats.mde(np.sqrt(rate / n))
+    p_up, p_down = (rate + mde) / 2, (rate - mde) / 2
+    hits = 0
+    for _ in range(2000):
+        u = rng.random(n)
+        d = np.where(u < p_up, 1.0, np.where(u < p_up + p_down, -1.0, 0.0))
+        hits += abs(d.mean()) / stats.paired_se(d) > stats.z(0.95)
+    assert 0.74 <= hits / 2000 <= 0.86, hits / 2000
+
+
+def test_a_rule_whose_allowance_is_below_its_mde_warns_and_can_be_made_to_fail(planted: SimpleNamespace) -> None:
+    run = candidate(planted, "same", flips(GOOD, down=8, up=8))  # 16 of 80 outcomes differ, no net change
+    code, out = gate(planted.db, run, planted.baseline, variant="same")
+    assert code == 0 and "MDE (80% power)" in out
+    assert "warn max_drop heldout.exact_match: with n=80 this rule can only detect drops >= " in out
+    assert "its allowance is 0.05" in out
+    r = by_name(result_of(planted.db, run, planted.baseline, "same"))["max_drop heldout.exact_match"]
+    assert r.numbers["mde"] > 0.05 and r.warning and r.verdict == PASS
+    strict = by_name(result_of(planted.db, run, planted.baseline, "same", {"blind_rules": "fail"}))
+    assert strict["max_drop heldout.exact_match"].verdict == FAIL
+    assert "blind rule (gate.blind_rules: fail)" in strict["max_drop heldout.exact_match"].message
+    roomy = by_name(result_of(planted.db, run, planted.baseline, "same", {"max_drop": {"heldout.exact_match": 0.5}}))
+    assert not roomy["max_drop heldout.exact_match"].warning  # an allowance the data can resolve
+
+
+def test_the_gate_corrects_its_comparative_rules_together_and_says_so(planted: SimpleNamespace) -> None:
+    run = candidate(planted, "same2", GOOD)
+    result = result_of(planted.db, run, planted.baseline, "same2")
+    assert any(n.startswith("correction: Bonferroni over the 2 rules") for n in result.notes)
+    assert by_name(result)["max_drop heldout.exact_match"].numbers["confidence"] == pytest.approx(0.975)
+    plain = result_of(planted.db, run, planted.baseline, "same2", {"correction": "none"})
+    assert by_name(plain)["max_drop heldout.exact_match"].numbers["confidence"] == pytest.approx(0.95)
+    assert not any(n.startswith("correction:") for n in plain.notes)

@@ -145,14 +145,16 @@ def resolve_suites(spec: Any) -> list[Suite]:
     return suites
 
 
-def with_free_checks(suites: list[Suite], spec: Any, *, trains: bool, has_validation: bool) -> list[Suite]:
+def with_free_checks(suites: list[Suite], spec: Any) -> list[Suite]:
     """The spec's suites plus the checks that cost nothing and every fine-tuning guide asks for first: overfitting
-    (the built-in `divergence` suite reads the train log), added for sweeps that train with a validation split
-    unless the spec lists a divergence suite itself or turns it off with `findings: {overfitting: false}`."""
+    (the built-in `divergence` suite reads each trained variant's train log, so it costs no model call and finds
+    nothing where nothing trained or no validation split was held out), unless the spec lists a divergence suite
+    itself or turns it off with `findings: {overfitting: false}`. Added to every run, so runs of one spec stay
+    comparable whether they train or score a given checkpoint."""
     from harness.spec.findings import settings
 
     overfitting = settings(spec.findings)["overfitting"]
-    if not (trains and has_validation) or overfitting is False or any(s.kind == "divergence" for s in suites):
+    if overfitting is False or any(s.kind == "divergence" for s in suites):
         return suites
     folder = next((r / "divergence" for r in suite_roots(spec.spec_dir) if (r / "divergence" / "suite.yaml").is_file()),
                   None)

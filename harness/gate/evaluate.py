@@ -35,39 +35,43 @@ class Side:
 
 
 def _compare(b: dict[str, Any], c: dict[str, Any], base: Side, cand: Side, unpaired_why: str | None,
-             rules: GateRules) -> Comparison:
+             rules: GateRules, confidence: float) -> Comparison:
     """candidate - baseline: the one paired comparison where the metric has per-example values on both sides."""
     kind = cand.kinds.get(c["suite"]) or base.kinds.get(b["suite"])
-    settings = Settings(rules.confidence, rules.resamples)
-    result = compare(kind, c["metric"], cand.per_example(c), base.per_example(b), settings, scores=(c, b),
-                     unpaired_why=unpaired_why)
+    result = compare(kind, c["metric"], cand.per_example(c), base.per_example(b), Settings(confidence, rules.resamples),
+                     scores=(c, b), unpaired_why=unpaired_why)
     assert result is not None  # stored scores are given, so an unpaired answer is always possible
     return result
 
 
-def _metric_check(r: MetricRule, base: Side, cand: Side, suite_state: dict[str, str], test_changed: bool,
-                  rules: GateRules) -> Check:
-    c, b = cand.scores[r.metric], base.scores.get(r.metric)
+def _limit_check(r: MetricRule, c: dict[str, Any], b: dict[str, Any] | None, rules: GateRules) -> Check:
+    """min / max: an absolute floor or ceiling on the candidate's value (or on its whole CI)."""
     src = "" if r.source == "spec" else " (default)"
+    at_least = r.kind == "min"
+    probe = c.get("value") if rules.limits_on == "value" else c.get("ci_high" if at_least else "ci_low")
+    allowance = f"{'>=' if at_least else '<='} {r.limit:g}{src}"
+    check = Check(r.kind, r.metric, with_ci(b), with_ci(c), "", allowance, PASS, "",
+                  numbers={"value": c.get("value"), "limit": r.limit})
+    if probe is None:
+        check.verdict, check.message = FAIL, f"{r.metric} has no value for the candidate"
+    elif (probe < r.limit) if at_least else (probe > r.limit):
+        what = "value" if rules.limits_on == "value" else "whole 95% CI"
+        side = "below the floor" if at_least else "above the ceiling"
+        check.verdict, check.message = FAIL, f"{r.metric} = {with_ci(c)}: the {what} is {side} {r.limit:g}"
+    else:
+        check.message = f"{r.metric} = {with_ci(c)} is within {allowance}"
+    return check
+
+
+def _metric_check(r: MetricRule, base: Side, cand: Side, suite_state: dict[str, str], test_changed: bool,
+                  rules: GateRules, confidence: float) -> Check:
+    c, b = cand.scores[r.metric], base.scores.get(r.metric)
     if r.kind in ("min", "max"):
-        at_least = r.kind == "min"
-        probe = c.get("value") if rules.limits_on == "value" else c.get("ci_high" if at_least else "ci_low")
-        allowance = f"{'>=' if at_least else '<='} {r.limit:g}{src}"
-        check = Check(r.kind, r.metric, with_ci(b), with_ci(c), "", allowance, PASS, "",
-                      numbers={"value": c.get("value"), "limit": r.limit})
-        if probe is None:
-            check.verdict, check.message = FAIL, f"{r.metric} has no value for the candidate"
-        elif (probe < r.limit) if at_least else (probe > r.limit):
-            what = "value" if rules.limits_on == "value" else "whole 95% CI"
-            check.verdict = FAIL
-            check.message = (f"{r.metric} = {with_ci(c)}: the {what} is {'below the floor' if at_least else 'above the ceiling'} "
-                             f"{r.limit:g}")
-        else:
-            check.message = f"{r.metric} = {with_ci(c)} is within {allowance}"
-        return check
+        return _limit_check(r, c, b, rules)
     assert b is not None  # expand() only makes drop/rise rules for metrics on both sides
     drop = r.kind == "max_drop"
-    allowance = f"{'drop' if drop else 'rise'} <= {r.limit:g}{src}"
+    word = "drop" if drop else "rise"
+    allowance = f"{word} <= {r.limit:g}{'' if r.source == 'spec' else ' (default)'}"
     check = Check(r.kind, r.metric, with_ci(b), with_ci(c), "", allowance, PASS, "")
     state = suite_state.get(c["suite"], "same")
     if state == "version" and rules.require_same_suite_versions:
@@ -80,14 +84,23 @@ def _metric_check(r: MetricRule, base: Side, cand: Side, suite_state: dict[str, 
     unpaired_why = (f"suite {c['suite']} changed version" if state == "version" else
                     f"suite {c['suite']}'s content changed" if state == "content" else
                     "the test set changed" if test_changed else None)
-    cmp = _compare(b, c, base, cand, unpaired_why, rules)
+    cmp = _compare(b, c, base, cand, unpaired_why, rules, confidence)
     check.numbers = {"diff": cmp.difference, "low": cmp.ci_low, "high": cmp.ci_high, "paired": cmp.paired,
-                     "how": cmp.how, "n": cmp.n, "mcnemar_p": cmp.mcnemar_p}
-    pct = f"{rules.confidence:.0%}"
+                     "how": cmp.how, "n": cmp.n, "mcnemar_p": cmp.mcnemar_p, "mde": cmp.mde,
+                     "confidence": confidence}
+    _judge(check, r, cmp, b, c, word, f"{confidence:.1%}".replace(".0%", "%"))
+    _blind(check, r, cmp, word, rules)
+    return check
+
+
+def _judge(check: Check, r: MetricRule, cmp: Comparison, b: dict[str, Any], c: dict[str, Any], word: str,
+           pct: str) -> None:
+    """Fail where the whole interval lies beyond the allowance; say "within noise" where only the point does."""
+    drop = word == "drop"
     check.difference = f"{num(cmp.difference, True)} [{num(cmp.ci_low, True)}, {num(cmp.ci_high, True)}]"
+    check.mde = "n/a" if cmp.mde is None else f"{cmp.mde:.3f}"
     beyond = cmp.ci_high < -r.limit if drop else cmp.ci_low > r.limit
     point_beyond = cmp.difference < -r.limit if drop else cmp.difference > r.limit
-    word = "drop" if drop else "rise"
     if beyond:
         check.verdict = FAIL
         check.message = (f"{r.metric} {'fell' if drop else 'rose'} by {abs(cmp.difference):.3f} ({with_ci(b)} -> "
@@ -98,7 +111,20 @@ def _metric_check(r: MetricRule, base: Side, cand: Side, suite_state: dict[str, 
                          f"but the {pct} CI {check.difference} does not support it: within noise ({cmp.how})")
     else:
         check.message = f"difference {check.difference} within the allowed {word} of {r.limit:g} ({cmp.how})"
-    return check
+    if cmp.mde is not None:
+        check.message += f"; detects {word}s >= {cmp.mde:.3f} with 80% power"
+
+
+def _blind(check: Check, r: MetricRule, cmp: Comparison, word: str, rules: GateRules) -> None:
+    """A rule whose allowance is below its minimum detectable effect cannot catch the change it allows."""
+    if cmp.mde is None or cmp.mde <= r.limit:
+        return
+    check.warning = (f"with n={cmp.n} this rule can only detect {word}s >= {cmp.mde:.2f}; its allowance is "
+                     f"{r.limit:g}: a {word} between the two passes unseen (more test examples, or a larger "
+                     "allowance, closes the gap)")
+    if rules.blind_rules == "fail" and check.verdict == PASS:
+        check.verdict = FAIL
+        check.message = f"blind rule (gate.blind_rules: fail): {check.warning}"
 
 
 def _test_set_check(base: dict[str, Any], cand: dict[str, Any], rules: GateRules) -> tuple[Check, bool]:
@@ -166,6 +192,17 @@ def _finding_checks(base: dict[str, Any], cand: dict[str, Any], rules: GateRules
     return out
 
 
+def rule_confidence(rules: GateRules, k: int) -> tuple[float, str]:
+    """The confidence of each drop/rise rule's interval, and a note saying which correction applies and why."""
+    if rules.correction == "none" or k <= 1:
+        return rules.confidence, ""
+    each = 1 - (1 - rules.confidence) / k
+    return each, (f"correction: Bonferroni over the {k} rules that compare with the baseline, each interval at "
+                  f"{each:.2%}, so that noise alone fails this gate at most {1 - rules.confidence:.0%} of the time "
+                  "(a release passes only if every rule passes, so each extra rule is another chance of a false "
+                  "failure); gate.correction: none turns it off")
+
+
 def evaluate(baseline: dict[str, Any], candidate: dict[str, Any], rules: GateRules, *, where: str,
              baseline_path: str = "") -> GateResult:
     """Every check of the gate: comparability (test set, suites), findings, then each metric rule."""
@@ -177,9 +214,12 @@ def evaluate(baseline: dict[str, Any], candidate: dict[str, Any], rules: GateRul
     metrics = {k: (kinds.get(s["suite"]), s["metric"]) for k, s in cand.scores.items()}
     who = f"candidate {candidate['variant'].get('name')} ({candidate['variant'].get('variant_id')})"
     metric_rules = expand(rules, metrics, set(base.scores), where, who)
+    confidence, note = rule_confidence(rules, sum(r.kind in ("max_drop", "max_rise") for r in metric_rules))
+    if note:
+        notes.append(note)
     for r in metric_rules:
         t0 = time.perf_counter()
-        check = _metric_check(r, base, cand, suite_state, test_changed, rules)
+        check = _metric_check(r, base, cand, suite_state, test_changed, rules, confidence)
         check.seconds = time.perf_counter() - t0
         if check.verdict == FAIL and r.source == "default":
             check.message += (f" [a default rule: set gate.{r.kind}.{r.metric} in the spec to change it, "

@@ -40,7 +40,8 @@ def junit_tree(result: GateResult) -> ET.ElementTree:
         case = ET.SubElement(suite, "testcase", {"name": _x(c.name), "classname": _x(f"harness.gate.{c.rule}"),
                                                  "time": f"{c.seconds:.3f}"})
         detail = (f"baseline: {c.baseline}\ncandidate: {c.candidate}\ndifference: {c.difference}\n"
-                  f"allowance: {c.allowance}\n{c.message}")
+                  f"allowance: {c.allowance}\n" + (f"minimum detectable effect: {c.mde}\n" if c.mde else "")
+                  + c.message + (f"\nwarning: {c.warning}" if c.warning else ""))
         if c.verdict == FAIL:
             failure = ET.SubElement(case, "failure", {"message": _x(c.message), "type": "GateRuleFailed"})
             failure.text = _x(detail)

@@ -19,7 +19,7 @@ _ICON = {PASS: "✅ pass", FAIL: "❌ FAIL", SKIP: "⚪ skip"}
 def columns(result: GateResult) -> tuple[str, ...]:
     """The table's header, with the configured confidence level."""
     return ("rule", "metric", "baseline", "candidate", f"difference [{result.confidence:.0%} CI]", "allowance",
-            "verdict")
+            "MDE (80% power)", "verdict")
 
 
 def _who(snap: dict) -> str:
@@ -45,8 +45,9 @@ def print_result(result: GateResult, out: TextIO) -> None:
     for col in columns(result):
         table.add_column(col, overflow="fold")
     for c in result.checks:
-        table.add_row(*(escape(x) for x in (c.rule, c.target, c.baseline, c.candidate, c.difference, c.allowance)),
-                      f"[{_STYLE[c.verdict]}]{c.verdict.upper()}[/]")
+        table.add_row(*(escape(x) for x in (c.rule, c.target, c.baseline, c.candidate, c.difference, c.allowance,
+                                            c.mde)),
+                      f"[{_STYLE[c.verdict]}]{c.verdict.upper()}[/]" + (" [yellow](blind)[/]" if c.warning else ""))
     console.print(table)
     for c in result.checks:
         if c.verdict == FAIL:
@@ -54,6 +55,9 @@ def print_result(result: GateResult, out: TextIO) -> None:
     for c in result.checks:
         if c.verdict == SKIP:
             console.print(f"skip {c.name}: {c.message}", markup=False)
+    for c in result.checks:
+        if c.warning and c.verdict != FAIL:
+            console.print(f"warn {c.name}: {c.warning}", markup=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     style = "bold green" if result.passed else "bold red"
@@ -72,13 +76,17 @@ def markdown(result: GateResult) -> str:
     lines = [f"### {icon} Release {md_escape(headline(result))}", "",
              f"- candidate: {md_escape(_who(result.candidate))}",
              f"- baseline: {md_escape(_who(result.baseline))} from {md_escape(result.baseline_path)}", "",
-             "| " + " | ".join(columns(result)) + " |", "|" + "---|" * 7]
+             "| " + " | ".join(columns(result)) + " |", "|" + "---|" * len(columns(result))]
     for c in result.checks:
-        cells = [c.rule, c.target, c.baseline, c.candidate, c.difference, c.allowance]
+        cells = [c.rule, c.target, c.baseline, c.candidate, c.difference, c.allowance, c.mde]
         lines.append("| " + " | ".join(md_escape(x) for x in cells) + f" | {_ICON[c.verdict]} |")
     failed = [c for c in result.checks if c.verdict == FAIL]
     if failed:
         lines += ["", "**Why it failed**", ""] + [f"- {md_escape(c.name)}: {md_escape(c.message)}" for c in failed]
+    warned = [c for c in result.checks if c.warning and c.verdict != FAIL]
+    if warned:
+        lines += ["", "**Blind rules** (allowance below what the data can detect)", ""]
+        lines += [f"- {md_escape(c.name)}: {md_escape(c.warning)}" for c in warned]
     skipped = [c for c in result.checks if c.verdict == SKIP]
     notes = [f"{c.name}: {c.message}" for c in skipped] + result.notes
     if notes:

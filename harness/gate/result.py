@@ -23,6 +23,8 @@ class Check:
     message: str
     seconds: float = 0.0
     numbers: dict[str, Any] = field(default_factory=dict)
+    mde: str = ""  # the smallest change this rule's comparison detects with 80% power
+    warning: str = ""  # e.g. a rule blind to changes as small as its allowance
 
     @property
     def name(self) -> str:

@@ -29,6 +29,11 @@ class GateRules(BaseModel):
     limits_on: Literal["value", "ci"] = "value"  # min/max test the point value, or fail only when the whole CI is beyond
     confidence: float = 0.95
     resamples: int = 2000
+    # the drop/rise rules compare with the baseline several times in one gate: bonferroni gives each interval
+    # 1 - (1 - confidence) / k so that noise alone fails the gate at most 1 - confidence of the time
+    correction: Literal["bonferroni", "none"] = "bonferroni"
+    # a drop/rise rule whose allowance is smaller than what its data can detect: warn (default) or fail
+    blind_rules: Literal["warn", "fail"] = "warn"
 
     @field_validator("max_drop", "max_rise")
     @classmethod

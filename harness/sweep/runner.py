@@ -100,7 +100,7 @@ class Sweep:
             problems += exc.problems
         if problems:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
-        self.suites = with_free_checks(self.suites, self.spec, trains=need_train, has_validation=bool(self.data.validation))
+        self.suites = with_free_checks(self.suites, self.spec)
         suites = [s.identity() for s in self.suites]
         self.all_variants = make_plan(self.spec, self.model.identity, self.data.fingerprints, suites,
                                       self.checkpoint_ids, self.checkpoint_paths)
