@@ -47,16 +47,40 @@ def test_every_variant_flagged_no_recommendation_and_the_gate_names_the_same_bes
     assert "*" not in summary.split("run ")[1].splitlines()[0]  # nothing marked recommended in the table
 
 
+def _sized(v: dict, params: int) -> dict:
+    v["variant"]["trainable_params"] = params
+    return v
+
+
 def test_tied_variants_are_broken_the_same_way_everywhere(tmp_path: Path) -> None:
+    """Three variants that differ by noise share the top; one clearly worse is out; cost breaks the tie."""
     db = tmp_path / "r.duckdb"
     run = write_run(db, [variant("base0", "base", flips(GOOD, down=40), method="base"),
-                         variant("ccc1", "first", GOOD), variant("ddd2", "second", GOOD),
-                         variant("eee3", "worse", flips(GOOD, down=5))])
-    rec_id, _, gate_id, how, summary = three_views(db, run)
-    assert rec_id == gate_id == "ccc1"  # equal scores, no forgetting suite: plan order decides
-    assert how.startswith("Recommended: first: it has the highest") and how in summary
-    assert "It ties with second on field_accuracy (0.775); the tie is broken by less forgetting" in how
-    assert "first *" in summary and "second *" not in summary
+                         _sized(variant("ccc1", "r16", GOOD), 4_000_000),
+                         _sized(variant("ddd2", "r4", flips(GOOD, down=1, up=1)), 1_000_000),
+                         _sized(variant("eee3", "r8", flips(GOOD, down=0, up=1)), 2_000_000),
+                         _sized(variant("fff4", "worse", flips(GOOD, down=30)), 500_000)])
+    rec_id, html, gate_id, how, summary = three_views(db, run)
+    with Store(db, read_only=True) as s:
+        rec = recommend(load_run(s, run))
+    assert set(rec.tie_group) == {"ccc1", "ddd2", "eee3"} and rec.tie_group[0] == "eee3"  # best point estimate
+    assert rec_id == gate_id == rec.variant_id == "ddd2"  # the cheapest of the tie
+    assert "3 variants are statistically indistinguishable from the best on held-out field_accuracy" in how
+    assert "the tie is broken by cost: of these it has the fewest trainable parameters (1,000,000)" in how
+    assert how in summary and "r4 *" in summary and "r16 =" in summary and "worse =" not in summary
+    assert html.count('class="badge tie"') == 3
+
+
+def test_one_clearly_better_variant_ties_with_nobody(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    noisy = [_sized(variant(f"n{i}", f"noisy{i}", flips(GOOD, down=25 + i)), 1000) for i in range(3)]
+    run = write_run(db, [variant("base0", "base", flips(GOOD, down=40), method="base"), *noisy,
+                         _sized(variant("top", "clearly-better", GOOD), 9_000_000)])
+    rec_id, _, gate_id, how, _ = three_views(db, run)
+    with Store(db, read_only=True) as s:
+        rec = recommend(load_run(s, run))
+    assert rec.tie_group == ("top",) and rec_id == gate_id == "top"
+    assert how.startswith("Recommended: clearly-better: it has the highest held-out field_accuracy")
 
 
 def test_a_variant_with_findings_is_passed_over_everywhere(tmp_path: Path) -> None:

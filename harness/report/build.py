@@ -115,6 +115,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
     findings = findings_by_variant(data)
     return {
         "h": header(data), "columns": columns, "col_groups": groups, "rows": rows, "rec_id": rec_id,
+        "tie_ids": list(rec.tie_group) if len(rec.tie_group) > 1 else [],
         "rec_name": names.get(rec_id) if rec_id else None, "rec_reason": rec_reason,
         "methods": sorted(set(data.variants["method"].astype(str)) - {"base"}),
         "findings": findings, "n_findings": sum(len(g["entries"]) for g in findings),

@@ -21,7 +21,8 @@ def summary_frame(data: RunData, rec: Recommendation | None = None) -> pd.DataFr
     rows = []
     for v in data.variants.to_dict("records"):
         vid = v["variant_id"]
-        mark = " *" if rec is not None and vid == rec.variant_id else ""
+        tied = rec is not None and len(rec.tie_group) > 1 and vid in rec.tie_group
+        mark = " *" if rec is not None and vid == rec.variant_id else " =" if tied else ""
         row: dict[str, Any] = {"variant": v["name"] + mark, "id": vid, "method": v["method"], "rank": v["rank"],
                                "epochs": v["epochs"], "status": v["status"] + (" (reused)" if v["reused"] else ""),
                                "train s": v["train_seconds"], "tok/s": v["tokens_per_second"]}
@@ -43,7 +44,9 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
     data = load_run(store, run_id)
     rec = recommend(data)
     df = summary_frame(data, rec)
-    table = Table(title=f"run {run_id}" + ("   (* recommended)" if rec.variant_id else ""))
+    legend = ("   (* recommended" + (", = statistically tied with it" if len(rec.tie_group) > 1 else "") + ")"
+              if rec.variant_id else "")
+    table = Table(title=f"run {run_id}{legend}")
     for col in df.columns:
         table.add_column(col, overflow="fold")
     for _, r in df.iterrows():

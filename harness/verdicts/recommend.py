@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from harness import stats
 from harness.scorers import metric_info, primary_metric
 from harness.spec.findings import settings_from_text
 from harness.store.reads import RunData, ScoreCell
-from harness.verdicts.compare import Comparison, Settings, paired, per_example
+from harness.verdicts.compare import Comparison, Settings, compare, paired, per_example
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Recommendation:
     all_flagged: bool = False
     suite: str | None = None
     metric: str | None = None
+    tie_group: tuple[str, ...] = ()  # variants statistically indistinguishable from the best (the best first)
 
 
 def run_settings(data: RunData) -> Settings:
@@ -94,11 +96,17 @@ def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Rec
     best = clean[0] if clean else ranked[0]
     why = _why(data, best, suite, metric, len(clean) if clean else len(ranked))
     if clean:
-        runner_up = _runner_up(data, clean, suite, metric)
         more = f" Passed over for findings: {'; '.join(excluded[:5])}" + (
             f" and {len(excluded) - 5} more." if len(excluded) > 5 else ".") if excluded else ""
+        group = tie_group(data, clean, suite, metric)
+        if len(group) > 1:
+            pick, text = _break_tie(data, group, suite, metric)
+            return Recommendation(str(pick["variant_id"]), str(pick["variant_id"]), f"Recommended: {pick['name']}: "
+                                  f"{text}{more}", False, suite, metric, tuple(str(v["variant_id"]) for v in group))
+        runner_up = _runner_up(data, clean, suite, metric)
         return Recommendation(str(best["variant_id"]), str(best["variant_id"]),
-                              f"Recommended: {best['name']}: {why}{runner_up}{more}", False, suite, metric)
+                              f"Recommended: {best['name']}: {why}{runner_up}{more}", False, suite, metric,
+                              (str(best["variant_id"]),))
     return Recommendation(None, str(best["variant_id"]),
                           f"No recommendation: every finished variant has findings ({'; '.join(excluded[:5])}"
                           f"{' and more' if len(excluded) > 5 else ''}). The best of them is {best['name']}: {why} "
@@ -140,3 +148,53 @@ def _runner_up(data: RunData, clean: list[dict[str, Any]], suite: str | None, me
         second[2] >= best[1] if best[0] >= second[0] else second[1] <= best[2])
     return (f" Runner-up {clean[1]['name']} at {_fmt(second[0])}"
             + ("; the intervals overlap, so the lead may be noise." if overlap else "; the intervals do not overlap."))
+
+
+def tie_group(data: RunData, ranked: list[dict[str, Any]], suite: str | None, metric: str | None
+              ) -> list[dict[str, Any]]:
+    """The best variant and those statistically indistinguishable from it on the primary metric: each compared
+    with the best (paired where the metric is per-example), the p-values Holm-corrected together."""
+    if metric is None or len(ranked) < 2:
+        return ranked[:1]
+    s, kind, ex = run_settings(data), data.kinds.get(suite or ""), data.examples
+    best = ranked[0]
+
+    def values(v: dict[str, Any]) -> dict[str, float]:
+        return per_example(ex[ex["variant_id"] == v["variant_id"]], suite or "", metric) if len(ex) else {}
+
+    def stored(v: dict[str, Any]) -> dict[str, Any]:
+        cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan,) * 3 + (0,)
+        return {"value": cell[0], "ci_low": cell[1], "ci_high": cell[2], "n": cell[3]}
+
+    ref = values(best)
+    comps = [compare(kind, metric, values(v), ref, s, scores=(stored(v), stored(best))) for v in ranked[1:]]
+    p = [1.0 if c is None or c.p_value is None else c.p_value for c in comps]
+    adjusted = stats.adjust_pvalues(p, "holm")
+    return [best] + [v for v, q in zip(ranked[1:], adjusted, strict=True) if q >= 1 - s.confidence]
+
+
+TIE_BREAKS = (("trainable_params", "the fewest trainable parameters"), ("train_seconds", "the shortest training"))
+
+
+def _break_tie(data: RunData, group: list[dict[str, Any]], suite: str | None, metric: str | None
+               ) -> tuple[dict[str, Any], str]:
+    """Among indistinguishable variants: fewer trainable parameters, then less training time, then plan order."""
+    def cost(v: dict[str, Any], key: str) -> float:
+        x = v.get(key)
+        return math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    order = {str(v["variant_id"]): i for i, v in enumerate(data.variants.to_dict("records"))}
+    pick = min(group, key=lambda v: (*(cost(v, k) for k, _ in TIE_BREAKS), order[str(v["variant_id"])]))
+    reason = "it comes first in the plan"
+    rivals = [v for v in group if v is not pick]
+    for key, words in TIE_BREAKS:
+        if rivals and cost(pick, key) < min(cost(v, key) for v in rivals):
+            reason = f"of these it has {words} ({cost(pick, key):,.0f})"
+            break
+        rivals = [v for v in rivals if cost(v, key) == cost(pick, key)]
+    best = group[0]
+    names = ", ".join(str(v["name"]) for v in group)
+    cell = data.score(str(best["variant_id"]), suite, metric or "")
+    return pick, (f"{len(group)} variants are statistically indistinguishable from the best on held-out {metric} "
+                  f"({names}; each compared with {best['name']}, {_cell_text(cell) if cell else 'n/a'}, "
+                  f"Holm-corrected), so the tie is broken by cost: {reason}.")
