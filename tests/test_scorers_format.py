@@ -140,3 +140,32 @@ def test_a_spec_with_a_bad_suite_option_names_the_spec_key(tiny_experiment: Path
     tiny_experiment.write_text(text)
     with pytest.raises(HarnessInputError, match=r"spec.yaml: key 'suites\[1\]': format option 'source': 'tests' is not"):
         Sweep(tiny_experiment)
+
+
+def test_clustered_items_get_wider_intervals_resampled_by_cluster_and_say_so(tmp_path: Path) -> None:
+    """40 prompts in 8 clusters of 5; the model complies on whole clusters (correlated), 4 of 8."""
+    from harness.progress import Quiet
+    from harness.scorers.run import score_suites
+
+    def suite(name: str, clustered: bool) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "suite.yaml").write_text(yaml.safe_dump({"name": name, "version": 1, "kind": "format",
+                                                      "items": "items.jsonl", "options": {"json": True}}))
+        write_jsonl(d / "items.jsonl", [{"id": f"p{i}", "messages": [{"role": "user", "content": f"c{i // 5} q{i}"}],
+                                         **({"cluster": f"passage-{i // 5}"} if clustered else {})}
+                                        for i in range(40)])
+        return d
+
+    model = ScriptedModel(lambda prompt: GOOD if int(prompt.split()[0][1:]) % 2 == 0 else "not json")
+    rows = {}
+    for name, clustered in (("flat", False), ("clustered", True)):
+        scores, examples, _ = score_suites(model, Variant("v", "v", "lora"), [load_suite(suite(name, clustered))],
+                                           [], [], Quiet())
+        rows[name] = next(r for r in scores if r["metric"] == "compliance")
+        assert all(("cluster" in e["detail"]) == clustered for e in examples)
+    flat, clus = rows["flat"], rows["clustered"]
+    assert flat["value"] == clus["value"] == 0.5
+    assert clus["ci_high"] - clus["ci_low"] > 1.5 * (flat["ci_high"] - flat["ci_low"])
+    assert clus["scorer"]["args"]["intervals"] == "cluster bootstrap over 8 clusters of 40 items"
+    assert "intervals" not in flat["scorer"]["args"]

@@ -105,3 +105,17 @@ def test_paired_ci_contains_its_estimate(pairs: list[tuple[bool, bool]]) -> None
     c, r = np.array([a for a, _ in pairs], float), np.array([b for _, b in pairs], float)
     d, lo, hi = stats.paired_diff_ci(c, r, resamples=200)
     assert lo <= d <= hi and d == pytest.approx(c.mean() - r.mean())
+
+
+def test_paired_comparison_with_correlated_clusters_is_wider_and_says_so() -> None:
+    from harness.verdicts.compare import Settings, paired
+
+    # 10 clusters of 6: the candidate gains on whole clusters (3 of them), loses on one
+    cand = {f"q{i}": float(i // 6 in (0, 1, 2)) for i in range(60)}
+    ref = {f"q{i}": float(i // 6 == 9) for i in range(60)}
+    clusters = {f"q{i}": f"c{i // 6}" for i in range(60)}
+    flat, clus = paired(cand, ref, Settings()), paired(cand, ref, Settings(), clusters)
+    assert flat is not None and clus is not None and flat.difference == clus.difference
+    assert clus.ci_high - clus.ci_low > 1.5 * (flat.ci_high - flat.ci_low)
+    assert clus.mde is not None and flat.mde is not None and clus.mde > flat.mde
+    assert "in 10 clusters (resampled whole)" in clus.how and clus.clustered and clus.mcnemar_p is None

@@ -144,9 +144,11 @@ def format_compliance(json: bool = True, schema: str | None = None, required_pat
         if source == "items":
             items = chat_items(ctx.suite)
             rows = [(it.item_id, it.prompt, it.reference) for it in items]
+            clusters = [it.raw.get("cluster") for it in items]
             outs = ctx.model.generate([it.messages for it in items], max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
         else:
             rows = [(e.example_id, e.prompt_messages[-1]["content"], e.reference) for e in ctx.test]
+            clusters = [None] * len(rows)
             outs = _heldout(ctx)
         verdicts = [check(o, parse=parse, validator=validator, patterns=patterns, max_chars=max_chars) for o in outs]
         n = len(verdicts)
@@ -155,8 +157,9 @@ def format_compliance(json: bool = True, schema: str | None = None, required_pat
             scores.append(rate_row(rule, sum(v[0][rule] for v in verdicts), n))
         examples = [{"example_id": eid, "prompt": prompt, "reference": ref, "output": out, "passed": not reasons,
                      "detail": {"compliance": float(not reasons), **{r: float(ok) for r, ok in rules.items()},
-                                "rules": rules, "reasons": reasons, "chars": len(out), "source": source}}
-                    for (eid, prompt, ref), out, (rules, reasons) in zip(rows, outs, verdicts, strict=True)]
+                                "rules": rules, "reasons": reasons, "chars": len(out), "source": source,
+                                **({"cluster": cl} if cl is not None else {})}}
+                    for (eid, prompt, ref), out, (rules, reasons), cl in zip(rows, outs, verdicts, clusters, strict=True)]
         return SuiteOutput(scores=scores, examples=examples)
 
     def _heldout(ctx: ScoreContext) -> list[str]:

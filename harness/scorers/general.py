@@ -120,7 +120,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
                 "passed": pred == gold,
                 "detail": {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold), "gold": gold,
                            "pred": pred, "pred_norm": pred_norm, "loglikelihoods": lls,
-                           "category": it.get("category"), "method": "loglikelihood"}})
+                           "category": it.get("category"), "method": "loglikelihood", **_cluster(it)}})
         return SuiteOutput(scores=_accuracy_rows(examples, ("acc", "acc_norm")), examples=examples)
 
     def _by_generation(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteOutput:
@@ -134,7 +134,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
                 "example_id": it["id"], "prompt": c, "reference": it["choices"][gold], "output": raw,
                 "passed": pred == gold,
                 "detail": {"acc": float(pred == gold), "gold": gold, "pred": pred, "category": it.get("category"),
-                           "method": "generation"}})
+                           "method": "generation", **_cluster(it)}})
         rows = _accuracy_rows(examples, ("acc",))
         for r in rows:
             r["scorer_args"] = dict(MC_GENERATION_ARGS)  # recorded with the scorer's arguments
@@ -151,6 +151,11 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
         return perplexity_rows(ctx.model.loglikelihood_rolling([r["text"] for r in rows]), [r["text"] for r in rows])
 
     return score
+
+
+def _cluster(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's cluster (questions sharing a passage), kept per example so intervals resample clusters."""
+    return {"cluster": item["cluster"]} if item.get("cluster") is not None else {}
 
 
 def _accuracy_rows(examples: list[dict[str, Any]], metrics: tuple[str, ...]) -> list[dict[str, Any]]:

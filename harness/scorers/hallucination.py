@@ -132,7 +132,8 @@ def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns:
             passed = v["verdict"] == ("abstained" if v["probe"] == "nonexistent" else "correct")
             examples.append({"example_id": it.item_id, "prompt": it.prompt,
                              "reference": v.get("expected", "(abstain)"), "output": out, "passed": passed,
-                             "detail": {**v, "fabricated": v["verdict"] == "fabricated", **per_example(v)}})
+                             "detail": {**v, "fabricated": v["verdict"] == "fabricated", **per_example(v),
+                                        **({"cluster": it.raw["cluster"]} if it.raw.get("cluster") is not None else {})}})
         return SuiteOutput(scores=scores, examples=examples)
 
     return score

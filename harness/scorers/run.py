@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import stats
 from harness.data.suites import Suite
 from harness.progress import Progress
-from harness.scorers.registry import ScoreContext, make_scorer
+from harness.scorers.registry import ScoreContext, SuiteOutput, make_scorer, metric_info
 
 
 def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any], train_log: list[dict[str, Any]],
@@ -21,6 +22,7 @@ def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any],
         progress.phase(f"scoring {suite.name} (requests done)", None)
         out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache))
         progress.close_phase()
+        cluster_intervals(out, suite.kind)
         for r in out.scores:
             extra = r.pop("scorer_args", None)  # how this model was scored, e.g. multiple choice by generation
             r.update(suite=suite.name, suite_version=suite.version,
@@ -31,3 +33,25 @@ def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any],
         examples += out.examples
         findings += out.findings
     return scores, examples, findings
+
+
+def cluster_intervals(out: SuiteOutput, kind: str) -> None:
+    """Where a suite's items carry a `cluster`, the intervals of its per-example metrics resample whole clusters
+    (Miller 2024): items of one cluster are not independent. The score's scorer arguments say so."""
+    labels = [e["detail"].get("cluster") for e in out.examples]
+    if len({str(x) for x in labels if x is not None}) < 2:
+        return
+    for row in out.scores:
+        if not metric_info(kind, row["metric"]).per_example:
+            continue
+        pairs = [(e["detail"][row["metric"]], str(c) if c is not None else f"item:{e['example_id']}")
+                 for e, c in zip(out.examples, labels, strict=True)
+                 if isinstance(e["detail"].get(row["metric"]), bool | int | float)]
+        if not pairs:
+            continue
+        values, clusters = [float(v) for v, _ in pairs], [c for _, c in pairs]
+        value, lo, hi = stats.mean_ci(values, clusters=clusters)
+        k = len(set(clusters))
+        row.update(value=value, ci_low=lo, ci_high=hi, n=len(values))
+        row["scorer_args"] = {**(row.get("scorer_args") or {}),
+                              "intervals": f"cluster bootstrap over {k} clusters of {len(values)} items"}
