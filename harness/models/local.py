@@ -120,16 +120,7 @@ class LocalModel:
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as unpadded: each row's first token at position 0
             keep = max(1, *(len(h) - len(reqs[i][0]) + reqs[i][2] for h in batch for i in guests[h]))
             logprobs = F.log_softmax(self._logits(ids, mask, positions, keep), dim=-1)
-            # Every target token of every request of the batch, gathered on the device in one indexing op.
-            at_row, at_pos, tokens, owner = [], [], [], []
-            for row, h in enumerate(batch):
-                for i in guests[h]:
-                    inp, target, n_target = reqs[i]
-                    first = len(inp) - n_target - (len(h) - keep)  # the row's index of the first target's logits
-                    at_row += [row] * n_target
-                    at_pos += range(first, first + n_target)
-                    tokens += target
-                    owner += [i] * n_target
+            at_row, at_pos, tokens, owner = _targets(batch, guests, reqs, keep)
             where = logprobs.device
             r, q = torch.tensor(at_row, device=where, dtype=torch.long), torch.tensor(at_pos, device=where, dtype=torch.long)
             tgt = torch.tensor(tokens, device=where, dtype=torch.long)
@@ -204,6 +195,26 @@ def _prefix_hosts(inputs: list[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[
         nxt = ordered[i + 1] if i + 1 < len(ordered) else None
         host[a] = host[nxt] if nxt is not None and nxt[:len(a)] == a else a
     return host
+
+
+def _targets(batch: list[tuple[int, ...]], guests: dict[tuple[int, ...], list[int]],
+             reqs: list[tuple[tuple[int, ...], list[int], int]], keep: int
+             ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Every target token of every request of a batch: (row, logits position, token, request index) lists, so the
+    log-probs are gathered on the device in one indexing op."""
+    at_row: list[int] = []
+    at_pos: list[int] = []
+    tokens: list[int] = []
+    owner: list[int] = []
+    for row, h in enumerate(batch):
+        for i in guests[h]:
+            inp, target, n_target = reqs[i]
+            first = len(inp) - n_target - (len(h) - keep)  # the row's index of the first target's logits
+            at_row += [row] * n_target
+            at_pos += range(first, first + n_target)
+            tokens += target
+            owner += [i] * n_target
+    return at_row, at_pos, tokens, owner
 
 
 def _free_memory(device: torch.device) -> None:
