@@ -115,3 +115,13 @@ def describe(model: Any) -> dict[str, str]:
         compute = names.get(str(getattr(quant, "bnb_4bit_compute_dtype", "")), dtype)
         dtype = f"nf4+{compute}"
     return {"device": getattr(device, "type", str(device)), "dtype": dtype}
+
+
+def record_placement(row: dict[str, Any], model: Any, placement: Placement) -> None:
+    """Write where a variant ran onto its result row: `device` and `dtype` columns (what the loaded model computes
+    in), and the whole placement (policy, attention kernel, training's memory/speed keys) under `config`."""
+    row.update(describe(model))
+    config = getattr(model, "config", None)
+    row["config"] = {**(row.get("config") or {}), "placement": {
+        **placement.record(), "attn_implementation": getattr(config, "_attn_implementation", None),
+        **(row.pop("placement", None) or {})}}

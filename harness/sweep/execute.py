@@ -74,12 +74,14 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
     try:
         from transformers.utils import logging as hf_logging
 
+        from harness.models.device import detect_placement, record_placement
         from harness.models.local import LocalModel
         from harness.models.resolve import load_model, load_tokenizer
         from harness.spec.schema import TrainSpec
 
         hf_logging.disable_progress_bar()
         train = TrainSpec.model_validate(task.train)
+        placement = detect_placement(train.dtype)
         train_log: list[dict[str, Any]] = []
         if method in ("lora", "qlora", "full"):
             from harness.train.local import train_variant
@@ -87,7 +89,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
             progress.phase("training steps", None)
             trained = train_variant(task.model, task.variant, train,
                                     [e.messages for e in task.data.train], [e.messages for e in task.data.validation],
-                                    out_dir, on_step=progress.step)
+                                    out_dir, on_step=progress.step, placement=placement)
             progress.close_phase()
             model, tok, train_log = trained.model, trained.tokenizer, trained.log
             row.update(trained.stats)
@@ -95,10 +97,12 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
             from harness.train.local import load_given
 
             ckpt = Path(task.variant["checkpoint_path"])
-            model, tok = load_given(task.model, ckpt)
+            model, tok = load_given(task.model, ckpt, placement)
             row["artifact"] = str(ckpt)
         else:
-            model, tok = load_model(task.model), load_tokenizer(task.model)
+            model = load_model(task.model, placement=placement, attn_implementation=train.attn_implementation)
+            tok = load_tokenizer(task.model)
+        record_placement(row, model, placement)
         t0 = time.perf_counter()
         lm = LocalModel(model, tok, name=task.variant["name"], batch_size=train.eval_batch_size,
                         on_batch=progress.advance)
