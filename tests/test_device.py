@@ -160,3 +160,26 @@ def test_describe_a_loaded_model() -> None:
     model = SimpleNamespace(device=torch.device("cpu"), dtype=torch.float16, config=SimpleNamespace(
         quantization_config=quant))
     assert describe(model)["dtype"] == "nf4+fp16"
+
+
+def test_sweep_records_device_and_dtype(tiny_experiment: Any) -> None:
+    import json
+
+    from harness.progress import Quiet
+    from harness.store.db import Store
+    from harness.sweep.runner import run_sweep
+
+    text = tiny_experiment.read_text().replace("method: [lora, full]", "method: [lora]").replace("rank: [2, 4]", "rank: [2]")
+    tiny_experiment.write_text(text.replace("  batch_size: 8\n", "  batch_size: 8\n  packing: true\n  dtype: fp32\n"))
+    db = tiny_experiment.parent / "r.duckdb"
+    with open(tiny_experiment.parent / "out.txt", "w") as out:
+        rid = run_sweep(tiny_experiment, db, progress=Quiet(), out=out)
+    with Store(db, read_only=True) as s:
+        v = s.run_table(str(rid), "variants")
+    assert set(v["status"]) == {"finished"}, v[["name", "error"]]
+    assert list(v["device"]) == ["cpu", "cpu"] and list(v["dtype"]) == ["fp32", "fp32"]
+    lora = v[v.method == "lora"].iloc[0]
+    placement = json.loads(lora["config"])["placement"]
+    assert placement["packing"] is True and placement["dtype"] == "fp32" and placement["real_token_share"] == 1.0
+    assert lora["real_token_share"] == 1.0 and lora["tokens_per_second"] > 0
+    assert json.loads(v.iloc[0]["config"])["placement"]["device"] == "cpu"  # base too
