@@ -94,7 +94,7 @@ class DeviceRecordingLM:
         return rows
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 position_ids: torch.Tensor | None = None, logits_to_keep: int = 0) -> Any:
+                 position_ids: torch.Tensor | None = None, logits_to_keep: int = 0, **kw: Any) -> Any:
         self._receive("forward", input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
         ids = input_ids[:, -logits_to_keep:] if logits_to_keep else input_ids
         if ids.device.type == "meta":

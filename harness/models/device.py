@@ -119,9 +119,12 @@ def describe(model: Any) -> dict[str, str]:
 
 def record_placement(row: dict[str, Any], model: Any, placement: Placement) -> None:
     """Write where a variant ran onto its result row: `device` and `dtype` columns (what the loaded model computes
-    in), and the whole placement (policy, attention kernel, training's memory/speed keys) under `config`."""
+    in), and the whole placement (policy, attention kernel, training's memory/speed keys) under `config`, with
+    training's timing under `config.training`."""
     row.update(describe(model))
     config = getattr(model, "config", None)
     row["config"] = {**(row.get("config") or {}), "placement": {
         **placement.record(), "attn_implementation": getattr(config, "_attn_implementation", None),
         **(row.pop("placement", None) or {})}}
+    if "training" in row:  # training's own figures: step and validation seconds, processed tokens
+        row["config"]["training"] = row.pop("training")

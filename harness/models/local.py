@@ -7,6 +7,7 @@ test set is scored completely with the largest batch that fits.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 AUTO_BATCH = {"cuda": 64, "mps": 32, "cpu": 16}
+MIN_SHARED = 8  # shortest shared prompt prefix worth caching (tokens)
 
 
 class LocalModel:
@@ -83,11 +85,18 @@ class LocalModel:
         out: list[str] = [""] * len(prompts)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         stop = [t for t in {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int)]
+        shared, cache = self._shared_prefix(prompts)
 
         def run(idx: list[int]) -> None:
-            ids, mask = self._left_padded([prompts[i] for i in idx], pad)
+            ids, mask = self._left_padded([prompts[i][len(shared):] for i in idx], pad)
+            extra: dict[str, Any] = {}
+            if cache is not None:  # [shared prefix][padding][rest]: positions come from the mask, so this is exact
+                ids = torch.cat([torch.tensor([shared], device=self.device).expand(len(idx), -1), ids], dim=1)
+                mask = torch.cat([torch.ones((len(idx), len(shared)), dtype=mask.dtype, device=self.device), mask], 1)
+                extra["past_key_values"] = copy.deepcopy(cache)
+                extra["past_key_values"].batch_repeat_interleave(len(idx))
             gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                      do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True)
+                                      do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True, **extra)
             new = gen[:, ids.shape[1]:].tolist()
             for row, i in enumerate(idx):
                 out[i] = self.tok.decode(new[row], skip_special_tokens=True).strip()
@@ -95,6 +104,25 @@ class LocalModel:
 
         self._batches(order, run)
         return out
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], Any]:
+        """The tokens every prompt starts with (a system prompt, a chat template's header) and their KV cache,
+        computed once per call and copied into each batch; ([], None) when under MIN_SHARED tokens are shared."""
+        if len(prompts) < 2:
+            return [], None
+        first, last = min(prompts), max(prompts)  # the lexicographic extremes bound every common prefix
+        n = 0
+        while n < min(len(first), len(last)) - 1 and first[n] == last[n]:  # leave each prompt a token to feed
+            n += 1
+        if n < MIN_SHARED:
+            return [], None
+        try:
+            ids = torch.tensor([first[:n]], device=self.device)
+            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+        except TypeError:  # a model without a KV cache to hand over
+            return [], None
+        cache = getattr(out, "past_key_values", None)
+        return (first[:n], cache) if hasattr(cache, "batch_repeat_interleave") else ([], None)
 
     def _score_batches(self, items: Sequence[tuple[list[int], int]]) -> list[tuple[float, bool, int]]:
         """items: (tokens, n_target) -> sum log-prob of the last n_target tokens given the rest, greedy, n.

@@ -84,6 +84,23 @@ class _PeakMemory:
             self.peak = torch.cuda.max_memory_allocated() / 2**20
 
 
+def _time_evaluations(trainer: Trainer) -> list[float]:
+    """Time every validation pass Trainer runs while training (it calls `self.evaluate`), so tokens/s counts
+    training steps alone; the list fills as passes finish."""
+    spent: list[float] = []
+    evaluate = trainer.evaluate
+
+    def timed(*args: Any, **kwargs: Any) -> dict[str, float]:
+        t0 = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - t0)
+
+    trainer.evaluate = timed  # type: ignore[method-assign]
+    return spent
+
+
 def _keep_4bit_trainable(model: Any) -> None:
     """Stop bitsandbytes repacking 4-bit weights for CPU inference during an evaluation pass.
 
@@ -166,12 +183,13 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
     if val_ds:  # the starting point of the validation curve
         start = trainer.evaluate()
         callback.rows.append({"step": 0, "epoch": 0.0, "split": "validation", "loss": float(start["eval_loss"])})
-    counter = TokenCounter(trainer.model)
+    counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
     counter.close()
+    step_seconds = seconds - sum(evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
     if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
         end = trainer.evaluate()
@@ -182,7 +200,8 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
     model.save_pretrained(artifact, safe_serialization=True)
     tokenizer.save_pretrained(artifact)
     stats = {
-        "train_seconds": seconds, "train_tokens": tokens, "tokens_per_second": tokens / seconds if seconds else None,
+        "train_seconds": seconds, "train_tokens": tokens,
+        "tokens_per_second": tokens / step_seconds if step_seconds > 0 else None,
         "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "total_params": int(sum(p.numel() for p in model.parameters())), "peak_memory_mb": mem.peak,
         "real_token_share": counter.share, "artifact": str(artifact),
@@ -190,6 +209,8 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
         "placement": {**placement.record(), "attn_implementation": attn,
                       "gradient_checkpointing": train.gradient_checkpointing, "packing": train.packing,
                       "group_by_length": train.group_by_length, "real_token_share": counter.share},
+        "training": {"step_seconds": step_seconds, "validation_seconds": sum(evals), "validation_passes": len(evals),
+                     "processed_tokens": counter.processed},
     }
     model.config.use_cache = True
     if method == "lora":  # the adapter is saved; merged weights generate faster and give the same outputs
