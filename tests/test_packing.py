@@ -86,8 +86,9 @@ def test_packed_loss_equals_padded_loss(tok: Any, examples: list[dict[str, list[
     assert float(packed) == pytest.approx(float(padded), rel=1e-5)
 
 
-@pytest.mark.parametrize(("keys", "full_share"), [({}, False), ({"group_by_length": True}, False),
-                                                 ({"packing": True}, True)])
+@pytest.mark.parametrize(("keys", "full_share"), [
+    ({}, False), ({"group_by_length": True}, False), ({"packing": True}, True),
+    ({"gradient_checkpointing": True, "attn_implementation": "eager", "eval_batch_size": 3}, False)])
 def test_training_reports_its_real_token_share(tmp_path: Path, keys: dict[str, Any], full_share: bool) -> None:
     from conftest import make_rows
 
@@ -106,3 +107,7 @@ def test_training_reports_its_real_token_share(tmp_path: Path, keys: dict[str, A
                                                                                                              False)
     assert out.stats["train_tokens"] == sum(len(tokenize_chat(out.tokenizer, r, 96)["input_ids"]) for r in rows[:16])
     assert {r["split"] for r in out.log} == {"train", "validation"}
+    assert placement["attn_implementation"] == keys.get("attn_implementation", "sdpa")
+    assert placement["gradient_checkpointing"] == keys.get("gradient_checkpointing", False)
+    training = out.stats["training"]
+    assert training["validation_passes"] >= 1 and 0 < training["step_seconds"] <= out.stats["train_seconds"]

@@ -281,13 +281,16 @@ def load_model(ref: ModelRef, *, quantize_4bit: bool = False, placement: Placeme
 
     placement = placement or detect_placement()
     dtype = placement.weights_dtype(method)
+    attn = choose_attn(attn_implementation, placement)
     if ref.kind == "tiny":
         if quantize_4bit:
             raise RuntimeError("4-bit loading needs a pretrained folder; tiny-random-llama is built in memory")
-        return build_tiny().to(device=placement.torch_device, dtype=dtype)
+        tiny = build_tiny()
+        if attn:
+            tiny.set_attn_implementation(attn)
+        return tiny.to(device=placement.torch_device, dtype=dtype)
     folder = str(ensure_smollm2()) if ref.kind == "embedded" else ref.location
     kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
-    attn = choose_attn(attn_implementation, placement)
     if attn:
         kwargs["attn_implementation"] = attn
     if placement.device != "cpu":
