@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -222,7 +223,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                 allowed = _allowed_keys(ExperimentSpec, loc)
                 msg = f"unknown key.{did_you_mean(str(loc[-1]), allowed)} Allowed here: {', '.join(allowed)}"
             elif err["type"] == "literal_error":
-                msg = f"{msg}; got {err.get('input')!r}.{did_you_mean(str(err.get('input')), list(METHODS))}"
+                allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))) or list(METHODS)
+                msg = f"{msg}; got {err.get('input')!r}.{did_you_mean(str(err.get('input')), allowed)}"
             problems.append(f"{path}:{line}: key '{key}': {msg}")
         raise HarnessInputError(problems, title=f"spec {path} is invalid") from None
     spec.source_path = str(path)
