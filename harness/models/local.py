@@ -1,12 +1,24 @@
-"""A local transformers model behind the ScoringModel protocol: batched, left-padded generation; batched log-likelihoods."""
+"""A local transformers model behind the ScoringModel protocol: batched, left-padded generation; batched log-likelihoods.
+
+Every tensor it hands the model is created on the model's device. The batch size starts at the largest asked for
+(`auto`: 64 on a GPU, 16 on the CPU) and halves whenever the device runs out of memory, redoing that batch, so a long
+test set is scored completely with the largest batch that fits.
+"""
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+AUTO_BATCH = {"cuda": 64, "mps": 32, "cpu": 16}
+MIN_SHARED = 8  # shortest shared prompt prefix worth caching (tokens)
 
 
 class LocalModel:
@@ -14,16 +26,47 @@ class LocalModel:
 
     supports_loglikelihood = True
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int = 16, max_length: int = 2048,
+    def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int | str = "auto", max_length: int = 2048,
                  on_batch: Callable[[int], None] | None = None):
         self.model = model.eval()
         self.tok = tokenizer
         self.name = name
-        self.batch_size = batch_size
+        self.batch_size = AUTO_BATCH.get(self.device.type, 16) if batch_size == "auto" else int(batch_size)
         self.max_length = max_length
         self.on_batch = on_batch
         self.prefix_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._keeps_logits: bool | None = None  # whether the model's forward takes `logits_to_keep`
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are; every input tensor is created there."""
+        return torch.device(getattr(self.model, "device", "cpu"))
+
+    def _batches(self, items: Sequence[T], run: Callable[[list[T]], None]) -> None:
+        """Run `run` on consecutive batches of `items`; on out-of-memory halve the batch size and redo the batch."""
+        start = 0
+        while start < len(items):
+            batch = list(items[start:start + self.batch_size])
+            try:
+                run(batch)
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, self.batch_size // 2)
+                log.warning("%s: out of memory at batch %d; retrying with %d", self.name, len(batch), self.batch_size)
+                _free_memory(self.device)
+                continue
+            start += len(batch)
+
+    def _left_padded(self, rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, attention mask) on the model's device, left-padded so every row's last token lines up."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+        return ids.to(self.device), mask.to(self.device)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
@@ -42,20 +85,44 @@ class LocalModel:
         out: list[str] = [""] * len(prompts)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         stop = [t for t in {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int)]
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            width = max(len(prompts[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):  # left padding: the new tokens line up at the right
-                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[row, width - len(prompts[i]):] = 1
+        shared, cache = self._shared_prefix(prompts)
+
+        def run(idx: list[int]) -> None:
+            ids, mask = self._left_padded([prompts[i][len(shared):] for i in idx], pad)
+            extra: dict[str, Any] = {}
+            if cache is not None:  # [shared prefix][padding][rest]: positions come from the mask, so this is exact
+                ids = torch.cat([torch.tensor([shared], device=self.device).expand(len(idx), -1), ids], dim=1)
+                mask = torch.cat([torch.ones((len(idx), len(shared)), dtype=mask.dtype, device=self.device), mask], 1)
+                extra["past_key_values"] = copy.deepcopy(cache)
+                extra["past_key_values"].batch_repeat_interleave(len(idx))
             gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                      do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True)
+                                      do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True, **extra)
+            new = gen[:, ids.shape[1]:].tolist()
             for row, i in enumerate(idx):
-                out[i] = self.tok.decode(gen[row, width:], skip_special_tokens=True).strip()
+                out[i] = self.tok.decode(new[row], skip_special_tokens=True).strip()
             self._tick(len(idx))
+
+        self._batches(order, run)
         return out
+
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], Any]:
+        """The tokens every prompt starts with (a system prompt, a chat template's header) and their KV cache,
+        computed once per call and copied into each batch; ([], None) when under MIN_SHARED tokens are shared."""
+        if len(prompts) < 2:
+            return [], None
+        first, last = min(prompts), max(prompts)  # the lexicographic extremes bound every common prefix
+        n = 0
+        while n < min(len(first), len(last)) - 1 and first[n] == last[n]:  # leave each prompt a token to feed
+            n += 1
+        if n < MIN_SHARED:
+            return [], None
+        try:
+            ids = torch.tensor([first[:n]], device=self.device)
+            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+        except TypeError:  # a model without a KV cache to hand over
+            return [], None
+        cache = getattr(out, "past_key_values", None)
+        return (first[:n], cache) if hasattr(cache, "batch_repeat_interleave") else ([], None)
 
     def _score_batches(self, items: Sequence[tuple[list[int], int]]) -> list[tuple[float, bool, int]]:
         """items: (tokens, n_target) -> sum log-prob of the last n_target tokens given the rest, greedy, n.
@@ -76,26 +143,25 @@ class LocalModel:
         rows = sorted(guests, key=lambda h: (-len(h), h))
         results: list[tuple[float, bool, int]] = [(0.0, True, 0)] * len(items)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start:start + self.batch_size]
-            width = max(len(h) for h in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, h in enumerate(batch):  # left padding: every row's last position lines up at the right
-                ids[row, width - len(h):] = torch.tensor(h)
-                mask[row, width - len(h):] = 1
+        def run(batch: list[tuple[int, ...]]) -> None:
+            ids, mask = self._left_padded(batch, pad)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as unpadded: each row's first token at position 0
             keep = max(1, *(len(h) - len(reqs[i][0]) + reqs[i][2] for h in batch for i in guests[h]))
             logprobs = F.log_softmax(self._logits(ids, mask, positions, keep), dim=-1)
-            for row, h in enumerate(batch):
-                for i in guests[h]:
-                    inp, target, n_target = reqs[i]
-                    first = len(inp) - n_target - (len(h) - keep)  # the row's index of the first target's logits
-                    lp = logprobs[row, first:first + n_target]
-                    tgt = torch.tensor(target)
-                    total = float(lp.gather(-1, tgt[:, None]).sum()) if n_target else 0.0
-                    results[i] = (total, bool((lp.argmax(-1) == tgt).all()), n_target)
+            at_row, at_pos, tokens, owner = _targets(batch, guests, reqs, keep)
+            where = logprobs.device
+            r, q = torch.tensor(at_row, device=where, dtype=torch.long), torch.tensor(at_pos, device=where, dtype=torch.long)
+            tgt = torch.tensor(tokens, device=where, dtype=torch.long)
+            picked = logprobs[r, q, tgt].tolist()
+            greedy = (logprobs[r, q].argmax(-1) == tgt).tolist()
+            for i in {i for h in batch for i in guests[h]}:
+                results[i] = (0.0, True, reqs[i][2])
+            for i, lp, g in zip(owner, picked, greedy, strict=True):
+                total, ok, n = results[i]
+                results[i] = (total + lp, ok and g, n)
             self._tick(sum(len(guests[h]) for h in batch))
+
+        self._batches(rows, run)
         return results
 
     def _logits(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int) -> torch.Tensor:
@@ -157,3 +223,34 @@ def _prefix_hosts(inputs: list[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[
         nxt = ordered[i + 1] if i + 1 < len(ordered) else None
         host[a] = host[nxt] if nxt is not None and nxt[:len(a)] == a else a
     return host
+
+
+def _targets(batch: list[tuple[int, ...]], guests: dict[tuple[int, ...], list[int]],
+             reqs: list[tuple[tuple[int, ...], list[int], int]], keep: int
+             ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Every target token of every request of a batch: (row, logits position, token, request index) lists, so the
+    log-probs are gathered on the device in one indexing op."""
+    at_row: list[int] = []
+    at_pos: list[int] = []
+    tokens: list[int] = []
+    owner: list[int] = []
+    for row, h in enumerate(batch):
+        for i in guests[h]:
+            inp, target, n_target = reqs[i]
+            first = len(inp) - n_target - (len(h) - keep)  # the row's index of the first target's logits
+            at_row += [row] * n_target
+            at_pos += range(first, first + n_target)
+            tokens += target
+            owner += [i] * n_target
+    return at_row, at_pos, tokens, owner
+
+
+def _free_memory(device: torch.device) -> None:
+    """Give the allocator's cached blocks back after an out-of-memory error."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

@@ -172,7 +172,9 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
         cols.append(Column("forget", "Δ acc", "forgetting", f"suite {data.suite_of('general')}: variant "
                            "minus base accuracy, paired by example, 95% CI"))
     cols += [Column("findings", "findings", "verdicts", "overfitting flag and other findings (number to sort)"),
-             Column("train_s", "train time", "cost"), Column("tps", "tokens/s", "cost"),
+             Column("device", "device", "cost", "device and compute dtype (the device/dtype policy)", numeric=False),
+             Column("train_s", "train time", "cost"), Column("tps", "tokens/s", "cost",
+                                                              "real training tokens per second; hover: real-token share"),
              Column("params", "params", "cost", "trainable parameters"),
              Column("artifact", "artifact", "cost", "artifact size on disk")]
     fnd = data.findings.groupby("variant_id")["check"].apply(list).to_dict() if len(data.findings) else {}
@@ -202,7 +204,12 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
         cells["findings"] = _cell(", ".join(sorted(set(map(str, checks)))), len(checks),
                                   checks=sorted(set(map(str, checks))))
         cells["train_s"] = _cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds")))
-        cells["tps"] = _cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")))
+        where = " ".join(str(v[k]) for k in ("device", "dtype") if not is_missing(v.get(k)))
+        cells["device"] = _cell(where, where, title=f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"
+                                if not is_missing(v.get("peak_memory_mb")) else "")
+        share = v.get("real_token_share")
+        cells["tps"] = _cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")),
+                             title="" if is_missing(share) else f"real-token share {float(share):.0%} (real / processed tokens)")
         cells["params"] = _cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),
                                 title="" if is_missing(v.get("total_params")) else
                                 f"{opt(v['trainable_params']) or 0:,} of {opt(v['total_params']):,}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,8 +92,20 @@ class TrainSpec(_Strict):
     weight_decay: float = 0.0
     max_steps: int | None = None
     eval_every_epochs: float = 1.0
-    eval_batch_size: int = 16
+    eval_batch_size: int | Literal["auto"] = "auto"  # auto: 64 on a GPU, 16 on the CPU; halves on out-of-memory
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 (or fp16) on a GPU, fp32 on the CPU
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower steps
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    group_by_length: bool = False  # batches of similar lengths: less padding
+    packing: bool = False  # padding-free: each batch one row, sequences kept apart by position ids
     openai: OpenAITrainSpec = Field(default_factory=OpenAITrainSpec)
+
+    @field_validator("eval_batch_size")
+    @classmethod
+    def _eval_batch(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError("must be a positive integer or 'auto'")
+        return v
 
     @field_validator("max_seq_length", "batch_size", "gradient_accumulation_steps", "lora_alpha")
     @classmethod
@@ -210,7 +223,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                 allowed = _allowed_keys(ExperimentSpec, loc)
                 msg = f"unknown key.{did_you_mean(str(loc[-1]), allowed)} Allowed here: {', '.join(allowed)}"
             elif err["type"] == "literal_error":
-                msg = f"{msg}; got {err.get('input')!r}.{did_you_mean(str(err.get('input')), list(METHODS))}"
+                allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))) or list(METHODS)
+                msg = f"{msg}; got {err.get('input')!r}.{did_you_mean(str(err.get('input')), allowed)}"
             problems.append(f"{path}:{line}: key '{key}': {msg}")
         raise HarnessInputError(problems, title=f"spec {path} is invalid") from None
     spec.source_path = str(path)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pandas as pd
@@ -17,7 +17,7 @@ import pandas as pd
 from harness.errors import HarnessInputError
 from harness.results import VariantResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: variant_results gains device, dtype, real_token_share
 
 # Column order is the contract's order; more columns may follow in later versions.
 TABLES: dict[str, str] = {
@@ -36,7 +36,8 @@ TABLES: dict[str, str] = {
         epochs INTEGER, learning_rate DOUBLE, seed INTEGER, base_model VARCHAR, status VARCHAR,
         train_seconds DOUBLE, train_tokens BIGINT, tokens_per_second DOUBLE, trainable_params BIGINT,
         total_params BIGINT, peak_memory_mb DOUBLE, artifact VARCHAR, error VARCHAR,
-        artifact_bytes BIGINT, score_seconds DOUBLE, config JSON, finished_at TIMESTAMP""",
+        artifact_bytes BIGINT, score_seconds DOUBLE, config JSON, finished_at TIMESTAMP,
+        device VARCHAR, dtype VARCHAR, real_token_share DOUBLE""",
     "train_log": "variant_id VARCHAR, step INTEGER, epoch DOUBLE, split VARCHAR, loss DOUBLE",
     "scores": """
         variant_id VARCHAR, suite VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
@@ -63,14 +64,20 @@ VARIANTS_VIEW = """
 VARIANT_TABLES = ("train_log", "scores", "examples", "findings")
 
 
-def _columns(table: str) -> list[str]:
-    cols = []
+def _column_types(table: str) -> dict[str, str]:
+    """Column -> SQL type, in the table's order, from its DDL."""
+    cols = {}
     for part in TABLES[table].split(","):
         part = part.strip()
         if not part or part.startswith("PRIMARY KEY") or part.endswith(")"):
             continue
-        cols.append(part.split()[0].strip('"'))
+        name, sql_type = part.split()[:2]
+        cols[name.strip('"')] = sql_type
     return cols
+
+
+def _columns(table: str) -> list[str]:
+    return list(_column_types(table))
 
 
 def _now() -> datetime:
@@ -124,7 +131,7 @@ class Store:
         else:
             self._check_version()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -163,13 +170,23 @@ class Store:
                 f"{self.path}: this DuckDB file holds other tables and no finetune-harness schema; "
                 "point --db at a new file."
             )
-        # Version 1 is the first schema: create what is missing. Later versions add steps here.
+        # Create what is missing; an older file (version 1) gains the columns later versions added, as NULLs.
         for table, ddl in TABLES.items():
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+        if version is not None and version < SCHEMA_VERSION:
+            self._add_missing_columns()
         self.con.execute(VARIANTS_VIEW)
         self.con.execute(
             "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
         )
+
+    def _add_missing_columns(self) -> None:
+        have = self.con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()
+        existing = {(t, c) for t, c in have}
+        for table in TABLES:
+            for col, sql_type in _column_types(table).items():
+                if (table, col) not in existing:
+                    self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{col}" {sql_type}')
 
     # -- writes ------------------------------------------------------------------------------
     @contextmanager

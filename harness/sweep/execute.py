@@ -53,6 +53,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
     try:
         from transformers.utils import logging as hf_logging
 
+        from harness.models.device import detect_placement, record_placement
         from harness.models.local import LocalModel
         from harness.models.resolve import load_model, load_tokenizer
         from harness.scorers.run import score_suites
@@ -60,13 +61,15 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
 
         hf_logging.disable_progress_bar()
         train = TrainSpec.model_validate(task.train)
+        placement = detect_placement(train.dtype)
         train_log: list[dict[str, Any]] = []
         if v.trains:
             from harness.train.local import train_variant
 
             progress.phase("training steps", None)
             trained = train_variant(task.model, v, train, [e.messages for e in task.data.train],
-                                    [e.messages for e in task.data.validation], out_dir, on_step=progress.step)
+                                    [e.messages for e in task.data.validation], out_dir, on_step=progress.step,
+                                    placement=placement)
             progress.close_phase()
             model, tok, train_log = trained.model, trained.tokenizer, trained.log
             row.update(trained.stats)
@@ -74,10 +77,12 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
             from harness.train.local import load_given
 
             ckpt = Path(v.checkpoint_path or "")
-            model, tok = load_given(task.model, ckpt)
+            model, tok = load_given(task.model, ckpt, placement)
             row["artifact"] = str(ckpt)
         else:
-            model, tok = load_model(task.model), load_tokenizer(task.model)
+            model = load_model(task.model, placement=placement, attn_implementation=train.attn_implementation)
+            tok = load_tokenizer(task.model)
+        record_placement(row, model, placement)
         t0 = time.perf_counter()
         lm = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
         scores, examples, findings = score_suites(lm, v, task.suites, task.data.test, train_log, progress)

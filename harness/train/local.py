@@ -13,14 +13,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
+from harness.models.device import Placement, detect_placement
 from harness.models.resolve import ModelRef, load_model, load_tokenizer
 from harness.spec.plan import Variant
+from harness.train.collate import TokenCounter, make_collator, tokenize_chat
+
+__all__ = ["TrainOutput", "load_given", "tokenize_chat", "train_variant"]
 
 
 @dataclass
@@ -31,35 +35,6 @@ class TrainOutput:
     tokenizer: Any
     log: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def tokenize_chat(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> dict[str, list[int]]:
-    """input_ids with labels masked (-100) everywhere but the final assistant message."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    f_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-    if f_ids[: len(p_ids)] != p_ids:  # templates that re-tokenize the boundary: fall back to the prompt length
-        f_ids = p_ids + tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
-    labels = [-100] * len(p_ids) + f_ids[len(p_ids):]
-    return {"input_ids": f_ids[:max_len], "labels": labels[:max_len]}
-
-
-class _Collator:
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, b in enumerate(batch):
-            n = len(b["input_ids"])
-            ids[i, :n] = torch.tensor(b["input_ids"])
-            labels[i, :n] = torch.tensor(b["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
 class _LogCallback(TrainerCallback):
@@ -97,7 +72,7 @@ class _PeakMemory:
             self.peak = max(self.peak, proc.memory_info().rss / 2**20)
             self._stop.wait(0.2)
 
-    def __enter__(self) -> _PeakMemory:
+    def __enter__(self) -> Self:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         self._thread.start()
@@ -108,6 +83,23 @@ class _PeakMemory:
         self._thread.join()
         if torch.cuda.is_available():
             self.peak = torch.cuda.max_memory_allocated() / 2**20
+
+
+def _time_evaluations(trainer: Trainer) -> list[float]:
+    """Time every validation pass Trainer runs while training (it calls `self.evaluate`), so tokens/s counts
+    training steps alone; the list fills as passes finish."""
+    spent: list[float] = []
+    evaluate = trainer.evaluate
+
+    def timed(*args: Any, **kwargs: Any) -> dict[str, float]:
+        t0 = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - t0)
+
+    trainer.evaluate = timed  # type: ignore[method-assign]
+    return spent
 
 
 def _keep_4bit_trainable(model: Any) -> None:
@@ -130,73 +122,102 @@ def _wrap(model: Any, method: str, rank: int | None, train: Any) -> Any:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if method == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
         _keep_4bit_trainable(model)
     config = LoraConfig(r=int(rank or 8), lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
                         target_modules=list(train.target_modules), task_type="CAUSAL_LM", bias="none")
     return get_peft_model(model, config)
 
 
+def _arguments(variant: Variant, train: Any, placement: Placement, out_dir: Path, steps_per_epoch: int,
+               has_validation: bool) -> TrainingArguments:
+    """TrainingArguments from the variant, the spec's train settings and the device policy."""
+    from harness.models.local import AUTO_BATCH
+
+    seed = int(variant.seed or 0)
+    eval_batch = AUTO_BATCH[placement.device] if train.eval_batch_size == "auto" else train.eval_batch_size
+    return TrainingArguments(
+        output_dir=str(out_dir / "trainer"), num_train_epochs=float(variant.epochs or 1),
+        max_steps=train.max_steps or -1, per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=eval_batch, gradient_accumulation_steps=train.gradient_accumulation_steps,
+        learning_rate=float(variant.learning_rate or 0.0), lr_scheduler_type=train.lr_scheduler_type,
+        warmup_steps=math.ceil(train.warmup_ratio * steps_per_epoch * float(variant.epochs or 1)),
+        weight_decay=train.weight_decay, logging_steps=1,
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=max(1, round(steps_per_epoch * train.eval_every_epochs)), save_strategy="no", report_to=[],
+        seed=seed, data_seed=seed, **placement.training_args(),
+        gradient_checkpointing=train.gradient_checkpointing and variant.method != "qlora",  # qlora: peft sets it
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+    )
+
+
 def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: list[list[dict[str, str]]],
                   val_examples: list[list[dict[str, str]]], out_dir: Path,
-                  on_step: Callable[[int, int, float | None], None] | None = None) -> TrainOutput:
+                  on_step: Callable[[int, int, float | None], None] | None = None,
+                  placement: Placement | None = None) -> TrainOutput:
     """Train one local variant and save it as safetensors under out_dir; returns the trained model too."""
     method, seed = variant.method, int(variant.seed or 0)
+    placement = placement or detect_placement(train.dtype)
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(ref)
     if method == "qlora":
         _check_4bit()
-    model = load_model(ref, quantize_4bit=method == "qlora")
+    model = load_model(ref, quantize_4bit=method == "qlora", placement=placement, method=method,
+                       attn_implementation=train.attn_implementation)
     model.config.use_cache = False
+    attn = getattr(model.config, "_attn_implementation", None)
     model = _wrap(model, method, variant.rank, train)
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
-    eval_steps = max(1, round(steps_per_epoch * train.eval_every_epochs))
-    args = TrainingArguments(
-        output_dir=str(out_dir / "trainer"), num_train_epochs=float(variant.epochs or 1),
-        max_steps=train.max_steps or -1, per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=train.eval_batch_size, gradient_accumulation_steps=train.gradient_accumulation_steps,
-        learning_rate=float(variant.learning_rate or 0.0), lr_scheduler_type=train.lr_scheduler_type,
-        warmup_steps=math.ceil(train.warmup_ratio * steps_per_epoch * float(variant.epochs or 1)),
-        weight_decay=train.weight_decay, logging_steps=1,
-        eval_strategy="steps" if val_ds else "no", eval_steps=eval_steps, save_strategy="no", report_to=[],
-        seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(), bf16=False, fp16=False,
-        disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
-    )
+    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds))
     callback = _LogCallback(on_step)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
-                      data_collator=_Collator(tokenizer.pad_token_id), callbacks=[callback])
+                      data_collator=make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn),
+                      callbacks=[callback])
     for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
         trainer.remove_callback(cb)
     hf_logging.disable_progress_bar()
     if val_ds:  # the starting point of the validation curve
         start = trainer.evaluate()
         callback.rows.append({"step": 0, "epoch": 0.0, "split": "validation", "loss": float(start["eval_loss"])})
+    counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
+    counter.close()
+    step_seconds = seconds - sum(evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
     if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
         end = trainer.evaluate()
         callback.rows.append({"step": last, "epoch": float(trainer.state.epoch or 0), "split": "validation",
                               "loss": float(end["eval_loss"])})
-    epochs_done = float(trainer.state.epoch or variant.epochs or 0)
-    tokens = int(sum(len(x["input_ids"]) for x in train_ds) * epochs_done)
+    tokens = int(counter.real)
     artifact = out_dir / "model"
     model.save_pretrained(artifact, safe_serialization=True)
     tokenizer.save_pretrained(artifact)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
     stats = {
-        "train_seconds": seconds, "train_tokens": tokens, "tokens_per_second": tokens / seconds if seconds else None,
-        "trainable_params": int(trainable), "total_params": int(total), "peak_memory_mb": mem.peak,
-        "artifact": str(artifact), "artifact_bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file()),
+        "train_seconds": seconds, "train_tokens": tokens,
+        "tokens_per_second": tokens / step_seconds if step_seconds > 0 else None,
+        "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "total_params": int(sum(p.numel() for p in model.parameters())), "peak_memory_mb": mem.peak,
+        "real_token_share": counter.share, "artifact": str(artifact),
+        "artifact_bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file()),
+        "placement": {**placement.record(), "attn_implementation": attn,
+                      "gradient_checkpointing": train.gradient_checkpointing, "packing": train.packing,
+                      "group_by_length": train.group_by_length, "real_token_share": counter.share},
+        "training": {"step_seconds": step_seconds, "validation_seconds": sum(evals), "validation_passes": len(evals),
+                     "processed_tokens": counter.processed},
     }
     model.config.use_cache = True
     if method == "lora":  # the adapter is saved; merged weights generate faster and give the same outputs
         model = model.merge_and_unload()
+    if method == "full":  # trained with fp32 master weights; scored in the compute dtype, like every variant
+        model = model.to(placement.torch_dtype())
     return TrainOutput(model.eval(), tokenizer, sorted(callback.rows, key=lambda r: (r["step"], r["split"])), stats)
 
 
@@ -204,7 +225,7 @@ def _check_4bit() -> None:
     """Fail with a clear message where bitsandbytes cannot run 4-bit here."""
     try:
         import bitsandbytes as bnb
-    except Exception as exc:  # ImportError, or a broken native library
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken native library
         raise RuntimeError(f"qlora needs bitsandbytes with 4-bit support: pip install 'finetune-harness[qlora]' ({exc})") from None
     from packaging.version import Version
 
@@ -215,16 +236,16 @@ def _check_4bit() -> None:
         )
 
 
-def load_given(ref: ModelRef, checkpoint: Path) -> tuple[Any, Any]:
-    """A given adapter or model folder (safetensors only) for scoring without training."""
+def load_given(ref: ModelRef, checkpoint: Path, placement: Placement | None = None) -> tuple[Any, Any]:
+    """A given adapter or model folder (safetensors only) for scoring without training, on the placement's device."""
     if (checkpoint / "adapter_config.json").is_file():
         if not (checkpoint / "adapter_model.safetensors").is_file():
             raise RuntimeError(f"{checkpoint}: adapter has no adapter_model.safetensors; only safetensors are loaded")
         from peft import PeftModel
 
-        base = load_model(ref)
+        base = load_model(ref, placement=placement)
         model = PeftModel.from_pretrained(base, str(checkpoint))
         tokenizer = load_tokenizer(ref)
         return model, tokenizer
     local = ModelRef(str(checkpoint), "local", str(checkpoint), "")
-    return load_model(local), load_tokenizer(local)
+    return load_model(local, placement=placement), load_tokenizer(local)

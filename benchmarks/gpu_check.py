@@ -1,0 +1,160 @@
+"""The GPU check (run through benchmarks/gpu_check.sh): a small sweep end to end on the GPU, checked.
+
+1. A sweep of full, LoRA and QLoRA variants (and base) of the model on the GPU: every variant must finish.
+2. The same LoRA variant in fp32 on the GPU and on the CPU (dropout off, so both see the same computation):
+   its scores must agree within TOLERANCE.
+3. benchmarks/train_bench.py on the GPU: bare loop vs harness, batched vs one-at-a-time generation.
+Prints one line per figure: tokens/s, peak memory and wall time per variant and stage.
+With --cpu everything runs on the CPU with tiny-random-llama (no QLoRA: 4-bit needs a pretrained folder), in
+under a minute, so CI keeps this script working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "experiments" / "acme-support" / "data"
+# How far a LoRA variant's scores may differ between the GPU and the CPU (both fp32, same data order, no dropout).
+TOLERANCE = {"loss": ("relative", 0.02), "acc": ("absolute", 0.03), "field_accuracy": ("absolute", 0.15),
+             "exact_match": ("absolute", 0.15)}
+
+
+def log(figure: str, value: object, unit: str = "") -> None:
+    print(f"{figure}: {value}{' ' + unit if unit else ''}", flush=True)
+
+
+def write_spec(folder: Path, *, model: str, methods: list[str], dtype: str, n_train: int, n_test: int,
+               new_tokens: int, general: bool) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("test", n_test)):
+        lines = (DATA / f"{name}.jsonl").read_text().splitlines()[:n]
+        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    suites = [f"  - name: heldout\n    options: {{max_new_tokens: {new_tokens}}}"]
+    if general:
+        suites.append("  - general")
+    spec = folder / "spec.yaml"
+    spec.write_text(f"""name: gpu-check
+model: {model}
+data: {{train: train.jsonl, validation: 0.2, test: test.jsonl}}
+sweep: {{method: [{', '.join(methods)}], rank: [8], epochs: [1], learning_rate: [1.0e-3], seed: [0]}}
+train: {{max_seq_length: 160, batch_size: 8, lora_dropout: 0.0, dtype: {dtype}}}
+suites:
+{chr(10).join(suites)}
+""")
+    return spec
+
+
+def sweep(spec: Path, db: Path, *, cpu: bool) -> float:
+    env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if cpu else {})}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "harness", "sweep", str(spec), "--db", str(db)], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode not in (0, 3):
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"sweep {spec} exited {proc.returncode}")
+    return time.perf_counter() - t0
+
+
+def variants(db: Path) -> list[dict[str, object]]:
+    from harness.store.db import Store
+
+    with Store(db, read_only=True) as s:
+        rows = s.run_table(s.resolve_run("latest"), "variants")
+    return list(rows.to_dict("records"))
+
+
+def scores(db: Path, method: str) -> dict[str, float]:
+    from harness.store.db import Store
+
+    with Store(db, read_only=True) as s:
+        df = s.query("SELECT s.suite, s.metric, s.value FROM scores s JOIN variants v USING (variant_id) "
+                      "WHERE v.method = ?", [method])
+    return {f"{r.suite}.{r.metric}": float(r.value) for r in df.itertuples()}
+
+
+def report_variants(rows: list[dict[str, object]], label: str) -> list[str]:
+    """Print each variant's figures; return the names of variants that did not finish."""
+    failed = []
+    for v in rows:
+        name = f"{label} {v['name']}"
+        log(f"{name} status", f"{v['status']} on {v['device']} {v['dtype']}" + (f" ({v['error']})" if v["error"] else ""))
+        if v["status"] != "finished":
+            failed.append(str(v["name"]))
+        for key, unit in (("tokens_per_second", "tokens/s"), ("peak_memory_mb", "MB"), ("train_seconds", "s"),
+                          ("score_seconds", "s"), ("real_token_share", "")):
+            value = v.get(key)
+            if value is not None and not math.isnan(float(str(value))):
+                log(f"{name} {key.replace('_', ' ')}", f"{float(str(value)):.2f}", unit)
+    return failed
+
+
+def compare(gpu: dict[str, float], cpu: dict[str, float]) -> list[str]:
+    """Scores present in both runs, checked against TOLERANCE; returns what is out of tolerance."""
+    bad = []
+    for key in sorted(set(gpu) & set(cpu)):
+        metric = key.split(".", 1)[1]
+        rule = next((TOLERANCE[m] for m in TOLERANCE if metric == m or metric.endswith("_" + m)), None)
+        if rule is None:
+            continue
+        kind, tol = rule
+        diff = abs(gpu[key] - cpu[key]) / (abs(cpu[key]) or 1.0) if kind == "relative" else abs(gpu[key] - cpu[key])
+        ok = diff <= tol
+        log(f"compare lora {key}", f"gpu {gpu[key]:.4f} cpu {cpu[key]:.4f} diff {diff:.4f} ({kind} tolerance {tol}) "
+            f"{'ok' if ok else 'OUT OF TOLERANCE'}")
+        if not ok:
+            bad.append(key)
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cpu", action="store_true", help="CPU and tiny-random-llama, under a minute (for CI)")
+    p.add_argument("--model", default=None, help="an embedded name or a local folder (default: SmolLM2)")
+    p.add_argument("--out", default=None, help="working folder (default: a temporary one)")
+    args = p.parse_args(argv)
+    import torch
+
+    if not args.cpu and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU is visible to torch; run with --cpu for the CPU smoke check")
+    model = args.model or ("tiny-random-llama" if args.cpu else "smollm2-135m-instruct")
+    methods = ["lora", "full"] if model == "tiny-random-llama" else ["lora", "full", "qlora"]
+    size = {"n_train": 24, "n_test": 8, "new_tokens": 8, "general": False} if args.cpu else \
+        {"n_train": 48, "n_test": 16, "new_tokens": 48, "general": True}
+    where = "cpu" if args.cpu else f"gpu ({torch.cuda.get_device_name(0)})"
+    log("check", f"{model} on {where}, torch {torch.__version__}")
+    out = Path(args.out or tempfile.mkdtemp(prefix="gpu-check-"))
+    t0 = time.perf_counter()
+    spec = write_spec(out / "sweep", model=model, methods=methods, dtype="auto", **size)  # type: ignore[arg-type]
+    log("stage sweep wall time", f"{sweep(spec, out / 'sweep.duckdb', cpu=args.cpu):.1f}", "s")
+    failed = report_variants(variants(out / "sweep.duckdb"), "sweep")
+    same = write_spec(out / "compare", model=model, methods=["lora"], dtype="fp32", **size)  # type: ignore[arg-type]
+    log("stage lora fp32 on the gpu wall time", f"{sweep(same, out / 'gpu.duckdb', cpu=args.cpu):.1f}", "s")
+    log("stage lora fp32 on the cpu wall time", f"{sweep(same, out / 'cpu.duckdb', cpu=True):.1f}", "s")
+    failed += report_variants(variants(out / "gpu.duckdb"), "gpu-fp32") + \
+        report_variants(variants(out / "cpu.duckdb"), "cpu-fp32")
+    bad = compare(scores(out / "gpu.duckdb", "lora"), scores(out / "cpu.duckdb", "lora"))
+    bench = [sys.executable, str(REPO / "benchmarks" / "train_bench.py"), "--model", model]
+    bench += ["--quick", "--runs", "bare,harness", "--prompts", "4", "--new-tokens", "8"] if args.cpu else \
+        ["--methods", ",".join(methods), "--repeats", "1"]
+    t1 = time.perf_counter()
+    rc = subprocess.run(bench, env={**os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if args.cpu else {})},
+                        check=False).returncode
+    log("stage train_bench wall time", f"{time.perf_counter() - t1:.1f}", "s")
+    log("total wall time", f"{time.perf_counter() - t0:.1f}", "s")
+    ok = not failed and not bad and rc == 0
+    log("result", "PASS" if ok else f"FAIL (unfinished: {failed or '-'}; out of tolerance: {bad or '-'}; bench rc {rc})")
+    (out / "result.json").write_text(json.dumps({"ok": ok, "failed": failed, "out_of_tolerance": bad}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

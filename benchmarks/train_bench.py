@@ -1,0 +1,245 @@
+"""Training and generation speed, side by side, in one process.
+
+Training: (a) a bare transformers + peft loop (forward, backward, AdamW step; no Trainer) and (b) the harness's
+local backend (`harness.train.local.train_variant`), on the same model, examples, rank, batch, sequence length
+and steps, for LoRA, full fine-tuning and QLoRA. Prints real tokens/s of each, the ratio, and the real-token
+share (real tokens over processed tokens). Generation: batched greedy generation against one prompt at a time
+(`harness.models.local.LocalModel`), identical outputs required.
+
+    python benchmarks/train_bench.py              # SmolLM2, 64 examples <= 128 tokens, batch 8, 8 steps (minutes)
+    python benchmarks/train_bench.py --quick      # LoRA only, 3 steps, 8 prompts (about a minute)
+    python benchmarks/train_bench.py --model tiny-random-llama --methods lora,full   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "experiments" / "acme-support" / "data"
+
+
+def log(figure: str, value: Any, unit: str = "") -> None:
+    """One line per figure: easy to read, easy to grep."""
+    print(f"{figure}: {value}{' ' + unit if unit else ''}", flush=True)
+
+
+def examples(path: Path, n: int) -> list[list[dict[str, str]]]:
+    rows = [json.loads(line)["messages"] for line in path.read_text().splitlines() if line.strip()]
+    return rows[:n]
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[int]]], args: argparse.Namespace,
+              placement: Any) -> dict[str, float]:
+    """The reference: load, wrap with peft, then forward / backward / AdamW step on padded batches."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from harness.models.resolve import load_model
+    from harness.train.collate import PadCollator
+
+    torch.manual_seed(0)
+    model = load_model(ref, quantize_4bit=method == "qlora", placement=placement, method=method)
+    model.config.use_cache = False
+    if method == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if method != "full":
+        model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
+                                                 target_modules=["q_proj", "v_proj"], bias="none"))
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
+    collate, device = PadCollator(args.pad_id), placement.torch_device
+    half = torch.bfloat16 if placement.bf16 else torch.float16 if placement.fp16 else None
+    scaler = torch.amp.GradScaler("cuda") if placement.fp16 else None
+    real = processed = 0
+    if placement.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    _sync(placement.device)
+    t0 = time.perf_counter()
+    order: list[int] = []
+    gen = torch.Generator().manual_seed(0)
+    for _step in range(args.steps):  # shuffled each epoch, as a usual loop (and Trainer) does
+        if len(order) < args.batch:
+            order += torch.randperm(len(tokenized), generator=gen).tolist()
+        batch = collate([tokenized[i] for i in order[:args.batch]])
+        del order[:args.batch]
+        real += int(batch["attention_mask"].sum())
+        processed += batch["input_ids"].numel()
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.autocast(placement.device, dtype=half or torch.float32, enabled=half is not None):
+            loss = model(**batch).loss
+        if scaler:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+    _sync(placement.device)
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if placement.device == "cuda" else float("nan")
+    return {"tps": real / seconds, "share": real / processed, "seconds": seconds, "peak_mb": peak}
+
+
+def harness_run(ref: Any, method: str, rank: int, train_rows: list[Any], val_rows: list[Any],
+                args: argparse.Namespace, placement: Any, **keys: Any) -> dict[str, float]:
+    """The harness's local backend on the same examples, rank, batch, sequence length and steps."""
+    from harness.spec.schema import TrainSpec
+    from harness.train.local import train_variant
+
+    train = TrainSpec(max_seq_length=args.seq_len, batch_size=args.batch, max_steps=args.steps, lora_alpha=32,
+                      lora_dropout=0.05, target_modules=["q_proj", "v_proj"], **keys)
+    variant = {"method": method, "rank": rank, "epochs": 1, "learning_rate": args.lr, "seed": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = train_variant(ref, variant, train, train_rows, val_rows, Path(tmp), placement=placement)
+    s, t = out.stats, out.stats["training"]
+    return {"tps": s["tokens_per_second"], "share": s["real_token_share"], "seconds": t["step_seconds"],
+            "peak_mb": s["peak_memory_mb"], "validation_s": t["validation_seconds"],
+            "tps_with_validation": s["train_tokens"] / s["train_seconds"]}
+
+
+def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
+    from harness.models.resolve import load_tokenizer
+    from harness.train.collate import tokenize_chat
+
+    tok = load_tokenizer(ref)
+    args.pad_id = tok.pad_token_id
+    rows = examples(DATA / "train.jsonl", args.examples + args.validation)
+    train_rows, val_rows = rows[:args.examples], rows[args.examples:]
+    tokenized = [tokenize_chat(tok, m, args.seq_len) for m in train_rows]
+    log("train data", f"{len(tokenized)} examples, {sum(len(t['input_ids']) for t in tokenized)} tokens, longest "
+        f"{max(len(t['input_ids']) for t in tokenized)}; batch {args.batch}, {args.steps} steps, seq len {args.seq_len}")
+    for method in args.methods:
+        if method == "qlora" and (not _qlora_possible() or ref.kind == "tiny"):
+            log(f"{method}", "skipped (needs bitsandbytes 4-bit and a pretrained model)")
+            continue
+        best: dict[str, dict[str, float]] = {}
+        runs = {"bare": lambda m=method: bare_loop(ref, m, args.rank, tokenized, args, placement),
+                "harness": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args, placement),
+                "harness-no-validation": lambda m=method: harness_run(ref, m, args.rank, train_rows, [], args, placement),
+                "harness-packing": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args,
+                                                                placement, packing=True)}
+        for _ in range(args.repeats):  # interleaved, best of each: a shared machine's noise hits both alike
+            for name, fn in runs.items():
+                if name not in args.runs or (method != "lora" and name not in ("bare", "harness")):
+                    continue  # the breakdown (validation, packing) is for LoRA
+                r = fn()
+                _show(f"{method} {name}", r)
+                if name not in best or r["tps"] > best[name]["tps"]:
+                    best[name] = r
+        for name, r in best.items():
+            if name != "bare":
+                log(f"{method} ratio {name} / bare", f"{r['tps'] / best['bare']['tps']:.3f}")
+                if r.get("validation_s"):
+                    log(f"{method} ratio {name} with its validation passes / bare",
+                        f"{r['tps_with_validation'] / best['bare']['tps']:.3f}")
+
+
+def _show(what: str, r: dict[str, float]) -> None:
+    log(f"{what} real tokens/s", f"{r['tps']:.1f}")
+    log(f"{what} processed tokens/s", f"{r['tps'] / r['share']:.1f}")
+    log(f"{what} real-token share", f"{r['share']:.3f}")
+    log(f"{what} step seconds", f"{r['seconds']:.2f}")
+    if r.get("validation_s"):
+        log(f"{what} validation seconds", f"{r['validation_s']:.2f}")
+    if not math.isnan(r["peak_mb"]):
+        log(f"{what} peak memory", f"{r['peak_mb']:.0f}", "MB")
+
+
+def gen_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
+    """Batched greedy generation against one prompt at a time; outputs must be identical."""
+    from harness.models.local import LocalModel
+    from harness.models.resolve import load_model, load_tokenizer
+
+    model, tok = load_model(ref, placement=placement), load_tokenizer(ref)
+    convs = [m[:-1] for m in examples(DATA / "test.jsonl", args.prompts)]
+    n_tokens = 0
+    timings: dict[int, float] = {}
+    outputs: dict[int, list[str]] = {}
+    for bs in (1, args.gen_batch):
+        lm = LocalModel(model, tok, name="bench", batch_size=bs)
+        lm.generate(convs[:2], 4)  # warm-up
+        _sync(placement.device)
+        t0 = time.perf_counter()
+        outputs[bs] = lm.generate(convs, args.new_tokens)
+        _sync(placement.device)
+        timings[bs] = time.perf_counter() - t0
+        n_tokens = sum(len(tok(o, add_special_tokens=False)["input_ids"]) for o in outputs[1])
+    same = sum(a == b for a, b in zip(outputs[1], outputs[args.gen_batch], strict=True))
+    log("generation", f"{len(convs)} prompts x up to {args.new_tokens} new tokens, greedy, {n_tokens} tokens out")
+    for bs, sec in timings.items():
+        log(f"generation batch {bs} tokens/s", f"{n_tokens / sec:.1f}")
+        log(f"generation batch {bs} seconds", f"{sec:.2f}")
+    log(f"generation speed-up batch {args.gen_batch} / batch 1", f"{timings[1] / timings[args.gen_batch]:.2f}")
+    log("generation identical outputs", f"{same}/{len(convs)}")
+
+
+def _qlora_possible() -> bool:
+    try:
+        from harness.train.local import _check_4bit
+
+        _check_4bit()
+        return True
+    except RuntimeError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--methods", default="lora,full,qlora")
+    p.add_argument("--examples", type=int, default=64)
+    p.add_argument("--validation", type=int, default=16, help="validation examples for the harness's eval pass")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--prompts", type=int, default=32)
+    p.add_argument("--new-tokens", type=int, default=48)
+    p.add_argument("--gen-batch", type=int, default=16)
+    p.add_argument("--dtype", default="auto", help="train.dtype: auto | fp32 | bf16 | fp16")
+    p.add_argument("--runs", default="bare,harness,harness-no-validation,harness-packing",
+                   help="which training runs (bare and harness are needed for the ratio)")
+    p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--skip-generation", action="store_true")
+    p.add_argument("--quick", action="store_true", help="LoRA only, 3 steps, 1 repeat, 8 prompts x 24 tokens")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.methods, args.steps, args.repeats, args.prompts, args.new_tokens = "lora", 3, 1, 8, 24
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    from transformers.utils import logging as hf_logging
+
+    from harness.models.device import detect_placement
+    from harness.models.resolve import resolve_model
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    placement = detect_placement(args.dtype)
+    ref = resolve_model(args.model)
+    log("placement", f"{placement.device} {placement.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    t0 = time.perf_counter()
+    if not args.skip_train:
+        train_bench(ref, args, placement)
+    if not args.skip_generation:
+        gen_bench(ref, args, placement)
+    log("benchmark wall time", f"{time.perf_counter() - t0:.0f}", "s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Batched generation with a shared-prefix KV cache gives what one prompt at a time gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.models.local import MIN_SHARED, LocalModel
+
+SYSTEM = "You are AcmeCorp's support assistant. Answer with one JSON object with keys category and reply."
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[Any, Any]:
+    from harness.models.resolve import TINY, ModelRef, build_tiny, load_tokenizer
+
+    return build_tiny(), load_tokenizer(ModelRef(TINY, "tiny", "", ""))
+
+
+def test_shared_prefix_generation_matches_one_at_a_time(tiny: tuple[Any, Any]) -> None:
+    model, tok = tiny
+    convs = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Ticket {i}: " + "help " * (i % 5)}]
+             for i in range(9)]
+    lm = LocalModel(model, tok, name="tiny", batch_size=4)
+    shared, cache = lm._shared_prefix([lm._encode(lm._chat(c, generation_prompt=True)) for c in convs])
+    assert len(shared) >= MIN_SHARED and cache is not None
+    batched = lm.generate(convs, max_new_tokens=12)
+    alone = [lm.generate([c], max_new_tokens=12)[0] for c in convs]  # one prompt: nothing shared, no cache
+    assert batched == alone
+    assert lm.generate(convs, max_new_tokens=12) == batched  # the cached prefix is copied, never consumed
+
+
+def test_no_shared_prefix_when_prompts_differ(tiny: tuple[Any, Any]) -> None:
+    model, tok = tiny
+    lm = LocalModel(model, tok, name="tiny")
+    assert lm._shared_prefix([[1, 2, 3], [4, 5, 6]]) == ([], None)
+    assert lm._shared_prefix([[7] * 20]) == ([], None)
+    shared, _ = lm._shared_prefix([[7] * 20, [7] * 12])  # one prompt is the prefix: it keeps a token to feed
+    assert shared == [7] * 11
