@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from harness import stats
-from harness.gate.baseline import finished_snapshot, load_baseline, resolve_variant
+from harness.gate.baseline import check_same_experiment, finished_snapshot, load_baseline, resolve_variant
 from harness.gate.rules import GateRules, MetricRule, expand, finding_checks, rules_from_file, rules_from_text
 from harness.store.db import Store
 
@@ -299,6 +299,7 @@ def run_gate(db: str | Path, run: str | None = "latest", *, baseline: str | Path
     else:
         where = f"{row.get('spec_path') or 'the spec'} (as stored with run {run_id})"
         rules = rules_from_text(row.get("spec"), where)
+    check_same_experiment(base, cand, baseline)
     result = evaluate(base, cand, rules, where=where, baseline_path=str(baseline))
     result.notes.insert(0, how)
     print_result(result, out or sys.stdout)

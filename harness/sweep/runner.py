@@ -13,14 +13,17 @@ import pandas as pd
 
 from harness import __version__
 from harness.data.chat import DataBundle, load_bundle
-from harness.errors import HarnessInputError
+from harness.data.suites import Suite, resolve_suites
+from harness.errors import HarnessInputError, Terminated
 from harness.models.resolve import ModelRef, _folder_fingerprint, check_hub, resolve_model
-from harness.spec.plan import Variant, make_plan, select
 from harness.progress import Progress
+from harness.spec.plan import Variant, make_plan, select
 from harness.spec.schema import ExperimentSpec, load_spec
 from harness.store.db import Store, VariantResult
-from harness.data.suites import Suite, resolve_suites
+from harness.store.lock import sweep_lock
+from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import VariantTask
+from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given")
 
@@ -70,9 +73,10 @@ class Sweep:
 
     def __init__(self, spec_path: str | Path, *, only: list[str] | None = None):
         self.spec = load_spec(spec_path)
+        self.warnings: list[str] = []
         problems: list[str] = []
         try:
-            self.model: ModelRef = resolve_model(self.spec.model)
+            self.model: ModelRef = resolve_model(model_location(self.spec))
             check_hub(self.model)
         except HarnessInputError as exc:
             problems += [f"{self.spec.source_path}: key 'model': {p}" for p in exc.problems]
@@ -95,6 +99,9 @@ class Sweep:
             self.checkpoint_ids, self.checkpoint_paths = _checkpoints(self.spec)
         except HarnessInputError as exc:
             problems += exc.problems
+        if not problems:  # what training would trip over, found now rather than after the first variant
+            found, self.warnings = preflight(self.spec, self.model, self.suites, self.data)
+            problems += found
         if problems:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
         suites = [s.identity() for s in self.suites]
@@ -162,6 +169,8 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     out = out or sys.stdout
     progress = progress or Progress()
     sweep = Sweep(spec_path, only=only)
+    for warning in sweep.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if dry_run:
         print_plan(sweep, out)
         return None
@@ -170,7 +179,12 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     db = Path(db)
     out_dir = db.resolve().parent / "runs"
     sha, dirty = git_state(sweep.spec.spec_dir)
-    with Store(db) as store:
+    # One sweep writes a store at a time (the lock); the store is open only while reading or committing, so
+    # `harness runs` and `harness report` can read it between commits. SIGTERM is handled like Ctrl-C.
+    with terminate_as_interrupt(), sweep_lock(db), Store(db, hold=False) as store:
+        stale = store.mark_stale_runs()
+        if stale:
+            progress.info(f"marked {len(stale)} earlier run(s) whose process is gone as interrupted: {', '.join(stale)}")
         ids = [v.variant_id for v in sweep.variants]
         done = store.finished_variant_ids(ids)
         run_id = store.start_run({
@@ -191,14 +205,17 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
             results = _execute(sweep, todo, out_dir, executor, progress, store=store, run_id=run_id)
             for v, result in results:
                 _store_result(store, run_id, sweep, v, result, progress)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             status = "interrupted"
+            progress.info(f"{'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}: "
+                          f"marking run {run_id} interrupted; the variant in progress is not stored")
             raise
         except BaseException:
             status = "failed"
             raise
         finally:
-            store.finish_run(run_id, status)
+            with deferred_interrupts():
+                store.finish_run(run_id, status)
         print_summary(store, run_id, out)
     return run_id
 

@@ -169,18 +169,15 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
     for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
         trainer.remove_callback(cb)
     hf_logging.disable_progress_bar()
-    if val_ds:  # the starting point of the validation curve
-        start = trainer.evaluate()
-        callback.rows.append({"step": 0, "epoch": 0.0, "split": "validation", "loss": float(start["eval_loss"])})
+    if val_ds:  # the starting point of the validation curve (the callback records the row)
+        trainer.evaluate()
     with _PeakMemory() as mem:
         t0 = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - t0
     last = trainer.state.global_step
     if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
-        end = trainer.evaluate()
-        callback.rows.append({"step": last, "epoch": float(trainer.state.epoch or 0), "split": "validation",
-                              "loss": float(end["eval_loss"])})
+        trainer.evaluate()  # the end point; the callback records it
     epochs_done = float(trainer.state.epoch or variant["epochs"])
     tokens = int(sum(len(x["input_ids"]) for x in train_ds) * epochs_done)
     artifact = out_dir / "model"
