@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 
 def _root_conftest() -> Any:
@@ -48,35 +48,49 @@ def harness(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | N
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start(*args: str, cwd: Path, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[str]:
-    """Start `python -m harness ARGS`; its stderr (progress lines) is readable line by line."""
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd, env=env or child_env(),
-                            stdout=open(log, "w") if log else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+class Child:
+    """`python -m harness ARGS` running in the background; a thread collects its stderr (progress) lines."""
 
+    def __init__(self, *args: str, cwd: Path, env: dict[str, str] | None = None):
+        import threading
 
-def wait_for(proc: subprocess.Popen[str], *needles: str, timeout: float = 180) -> list[str]:
-    """Read the child's stderr until a line holds every needle in turn; returns the lines read."""
-    seen: list[str] = []
-    stream: IO[str] | None = proc.stderr
-    assert stream is not None
-    deadline = time.monotonic() + timeout
-    todo = list(needles)
-    while todo:
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"child ended (rc {proc.poll()}) before {todo[0]!r}:\n" + "".join(seen[-30:]))
-        seen.append(line)
-        if todo[0] in line:
-            todo.pop(0)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {todo[0]!r}:\n" + "".join(seen[-30:]))
-    return seen
+        self.proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd, env=env or child_env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
 
-def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
-    """Wait for the child; returns (exit code, the rest of its stderr)."""
-    _, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
+    def wait_for(self, *needles: str, timeout: float = 180) -> None:
+        """Wait until lines holding each needle have appeared, in order."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pos = 0
+            for needle in needles:
+                pos = next((k + 1 for k in range(pos, len(self.lines)) if needle in self.lines[k]), -1)
+                if pos < 0:
+                    break
+            else:
+                return
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {needles} (rc {self.proc.poll()}):\n" + "".join(self.lines[-40:]))
+
+    def finish(self, timeout: float = 90) -> tuple[int, str]:
+        """Wait for the end; returns (exit code, everything it printed)."""
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code, "".join(self.lines)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
 
 
 def write_experiment(folder: Path, spec: str = ONE_LORA, n_train: int = 16) -> Path:
@@ -97,7 +111,7 @@ WRITE_AND_DIE = """
 import os, signal, sys
 from harness.store.db import Store, VariantResult
 db, vid, n, die = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-store = Store(db, hold=die != "clean")
+store = Store(db, hold=die not in ("clean", "kill-during"))
 result = VariantResult({"variant_id": vid, "name": vid, "method": "lora", "status": "finished"},
                        scores=[{"suite": "heldout", "metric": "exact_match", "value": 0.5, "n": n}],
                        examples=[{"suite": "heldout", "example_id": f"e{i}", "prompt": "p" * 200, "output": "o" * 200,
@@ -106,8 +120,13 @@ print("ready", flush=True)
 if die == "kill-during":
     import threading
     threading.Timer(float(sys.argv[5]), lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+import time
+t0 = time.perf_counter()
 store.write_variant(result)
-print("committed", flush=True)
+print(f"committed {time.perf_counter() - t0:.3f}", flush=True)
+if die == "clean":
+    store.close()
+    print(f"checkpointed {time.perf_counter() - t0:.3f}", flush=True)
 if die in ("kill-after", "kill-during"):
     os.kill(os.getpid(), signal.SIGKILL)  # no checkpoint: the rows live only in the WAL
 store.close()
