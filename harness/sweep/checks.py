@@ -32,9 +32,10 @@ def model_location(spec: ExperimentSpec) -> str:
     return str(path)
 
 
-def preflight(spec: ExperimentSpec, model: ModelRef, suites: list[Any], data: Any) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of a resolved sweep: train settings, target modules, suite files, data lengths and
-    special tokens."""
+def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], data: Any
+              ) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of a sweep: train settings, target modules, suite files, data lengths and special
+    tokens; what could not be resolved (model None, data None) is skipped, its own error says why."""
     root = yaml.compose(spec.source_text) if spec.source_text else None
 
     def at(*loc: Any) -> str:
@@ -42,13 +43,14 @@ def preflight(spec: ExperimentSpec, model: ModelRef, suites: list[Any], data: An
 
     problems: list[str] = []
     warnings: list[str] = []
-    local = [m for m in spec.sweep.method if m in LOCAL_TRAINING] if not model.is_remote else []
+    remote = spec.model.startswith(("openai:", "openai-compatible:"))
+    local = [m for m in spec.sweep.method if m in LOCAL_TRAINING] if not remote else []
     if local:
         problems += _train_settings(spec, at)
-        if any(m in ("lora", "qlora") for m in local):
+        if model is not None and any(m in ("lora", "qlora") for m in local):
             problems += _target_modules(spec, model, at)
     problems += _suite_files(suites)
-    if not model.is_remote and data is not None:
+    if model is not None and not model.is_remote and data is not None:
         found, warnings = _data_quality(spec, model, data, at, train=bool(local))
         problems += found
     return problems, warnings

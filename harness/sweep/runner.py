@@ -99,9 +99,10 @@ class Sweep:
             self.checkpoint_ids, self.checkpoint_paths = _checkpoints(self.spec)
         except HarnessInputError as exc:
             problems += exc.problems
-        if not problems:  # what training would trip over, found now rather than after the first variant
-            found, self.warnings = preflight(self.spec, self.model, self.suites, self.data)
-            problems += found
+        # what training would trip over, found now rather than after the first variant (with whatever resolved)
+        found, self.warnings = preflight(self.spec, getattr(self, "model", None), getattr(self, "suites", []),
+                                         getattr(self, "data", None))
+        problems += found
         if problems:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
         suites = [s.identity() for s in self.suites]
