@@ -232,19 +232,6 @@ class Store(Connection):
         with self._session() as con:
             con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, _now(), run_id])
 
-    def mark_stale_runs(self) -> list[str]:
-        """Mark 'running' runs whose process is gone (or that predate pids) as 'interrupted'; call it while holding
-        the sweep lock. Returns their ids."""
-        from harness.store.lock import liveness
-
-        with self._session() as con:
-            df = self.query("SELECT run_id, pid, host, started_at FROM runs WHERE status = 'running'")
-            stale = [str(r.run_id) for r in df.itertuples()
-                     if pd.isna(r.pid) or liveness(int(r.pid), r.host, r.started_at) == "gone"]
-            for run_id in stale:
-                con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
-        return stale
-
     def write_variant(self, result: VariantResult) -> None:
         """Store a finished (or failed) variant and all its rows in one transaction, replacing an older try."""
         vid = result.variant["variant_id"]

@@ -45,6 +45,10 @@ def connect(db: Path, *, read_only: bool, wait_s: float | None = None) -> duckdb
     """A DuckDB connection to `db`, retrying while another process holds the lock; errors come back as exit 2."""
     if not read_only:
         check_wal_before_write(db)
+    else:
+        layout = read_layout(wal_path(db))
+        if layout is not None and layout.torn:
+            log.warning("%s; reading what is committed. %s.", layout.describe(), recover_hint(db).capitalize())
     wait = (READ_WAIT_S if read_only else WRITE_WAIT_S) if wait_s is None else wait_s
     deadline = time.monotonic() + wait
     said = False

@@ -20,7 +20,7 @@ from harness.progress import Progress
 from harness.spec.plan import Variant, make_plan, select
 from harness.spec.schema import ExperimentSpec, load_spec
 from harness.store.db import Store, VariantResult
-from harness.store.lock import sweep_lock
+from harness.store.lock import mark_stale_runs, sweep_lock
 from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import VariantTask
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
@@ -183,7 +183,7 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     # One sweep writes a store at a time (the lock); the store is open only while reading or committing, so
     # `harness runs` and `harness report` can read it between commits. SIGTERM is handled like Ctrl-C.
     with terminate_as_interrupt(), sweep_lock(db), Store(db, hold=False) as store:
-        stale = store.mark_stale_runs()
+        stale = mark_stale_runs(store)
         if stale:
             progress.info(f"marked {len(stale)} earlier run(s) whose process is gone as interrupted: {', '.join(stale)}")
         ids = [v.variant_id for v in sweep.variants]

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from faultlib import write_experiment  # noqa: E402
+from faultlib import write_experiment
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def harness(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | N
             ) -> subprocess.CompletedProcess[str]:
     """Run `python -m harness ARGS` to the end."""
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=env or child_env(),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 class Child:
@@ -136,7 +136,7 @@ store.close()
 def write_variant_then(db: Path, vid: str, n: int, die: str, delay: float = 0.0) -> subprocess.CompletedProcess[str]:
     """Write one variant of n examples in a child, then die as told: clean | kill-after | kill-during DELAY."""
     return subprocess.run([sys.executable, "-c", WRITE_AND_DIE, str(db), vid, str(n), die, str(delay)],
-                          env=child_env(), capture_output=True, text=True, timeout=120)
+                          env=child_env(), capture_output=True, text=True, timeout=120, check=False)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
