@@ -75,7 +75,7 @@ def suite_roots(spec_dir: Path | None = None) -> list[Path]:
                 roots.append(d / "suites")
                 break
     roots.append(Path.cwd() / "suites")
-    roots.append(Path(__file__).resolve().parent.parent / "suites")
+    roots.append(Path(__file__).resolve().parents[2] / "suites")  # the repository's suites/ (harness/data/..)
     seen: list[Path] = []
     for r in roots:
         if r.is_dir() and r.resolve() not in seen:
