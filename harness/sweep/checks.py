@@ -51,7 +51,10 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
             problems += _target_modules(spec, model, at)
     problems += _suite_files(suites)
     if model is not None and not model.is_remote and data is not None:
-        found, warnings = _data_quality(spec, model, data, at, train=bool(local))
+        try:
+            found, warnings = _data_quality(spec, model, data, at, train=bool(local))
+        except HarnessInputError as exc:  # the tokenizer cannot be loaded: say why, with the rest
+            found = [f"{spec.source_path}: key 'model': {p}" for p in exc.problems]
         problems += found
     return problems, warnings
 

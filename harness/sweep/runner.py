@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -75,9 +76,11 @@ class Sweep:
         self.spec = load_spec(spec_path)
         self.warnings: list[str] = []
         problems: list[str] = []
+        model_ok = False
         try:
             self.model: ModelRef = resolve_model(model_location(self.spec))
             check_hub(self.model)
+            model_ok = True
         except HarnessInputError as exc:
             problems += [f"{self.spec.source_path}: key 'model': {p}" for p in exc.problems]
         try:
@@ -100,7 +103,7 @@ class Sweep:
         except HarnessInputError as exc:
             problems += exc.problems
         # what training would trip over, found now rather than after the first variant (with whatever resolved)
-        found, self.warnings = preflight(self.spec, getattr(self, "model", None), getattr(self, "suites", []),
+        found, self.warnings = preflight(self.spec, self.model if model_ok else None, getattr(self, "suites", []),
                                          getattr(self, "data", None))
         problems += found
         if problems:
@@ -167,8 +170,16 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
               only: list[str] | None = None, dry_run: bool = False, progress: Progress | None = None,
               out: TextIO | None = None) -> str | None:
     """Run (or resume) a sweep; returns the run id (None for --dry-run)."""
-    out = out or sys.stdout
-    progress = progress or Progress()
+    with contextlib.ExitStack() as guard:
+        if not dry_run:  # SIGTERM is handled like Ctrl-C; one sweep per store, refused before loading anything
+            guard.enter_context(terminate_as_interrupt())
+            guard.enter_context(sweep_lock(Path(db)))
+        return _run_sweep(spec_path, db, executor=executor, only=only, dry_run=dry_run,
+                          progress=progress or Progress(), out=out or sys.stdout)
+
+
+def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: list[str] | None, dry_run: bool,
+               progress: Progress, out: TextIO) -> str | None:
     sweep = Sweep(spec_path, only=only)
     for warning in sweep.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -180,9 +191,8 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     db = Path(db)
     out_dir = db.resolve().parent / "runs"
     sha, dirty = git_state(sweep.spec.spec_dir)
-    # One sweep writes a store at a time (the lock); the store is open only while reading or committing, so
-    # `harness runs` and `harness report` can read it between commits. SIGTERM is handled like Ctrl-C.
-    with terminate_as_interrupt(), sweep_lock(db), Store(db, hold=False) as store:
+    # The store is open only while reading or committing, so `harness runs` and `report` can read it in between.
+    with Store(db, hold=False) as store:
         stale = mark_stale_runs(store)
         if stale:
             progress.info(f"marked {len(stale)} earlier run(s) whose process is gone as interrupted: {', '.join(stale)}")
