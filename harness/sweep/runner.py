@@ -216,6 +216,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
             results = _execute(sweep, todo, out_dir, executor, progress, store=store, run_id=run_id)
             for v, result in results:
                 _store_result(store, run_id, sweep, v, result, progress)
+                store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
         except KeyboardInterrupt as exc:
             status = "interrupted"
             progress.info(f"{'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}: "
