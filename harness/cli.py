@@ -1,4 +1,9 @@
-"""The `harness` command line: parses arguments and calls the stage functions. Exit 0 ok, 1 gate failed, 2 bad input."""
+"""The `harness` command line: parses arguments and calls the stage functions.
+
+Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage, selftest); 2 bad input (spec, data,
+arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant failed;
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM); anything else is a crash and a bug.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.errors import HarnessInputError
+from harness.errors import HarnessInputError, Terminated
 
 DB_HELP = "the DuckDB results file (default: results.duckdb in the working directory)"
+EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage); 2 bad input (spec, data, "
+              "arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant "
+              "failed; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Train every variant of a fine-tuning sweep, score it against the untouched base model, "
         "store everything in DuckDB, and turn it into an HTML report and a CI release gate.",
-        epilog="Exit codes: 0 ok (gate passed), 1 gate failed, 2 bad input (spec, data, arguments).",
+        epilog=EXIT_CODES,
     )
     p.add_argument("--version", action="version", version=f"finetune-harness {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log library messages too")
@@ -66,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("file", metavar="FILE.jsonl")
     dc.add_argument("--against", nargs="+", default=[], metavar="OTHER.jsonl", help="files to check for overlap")
     dc.add_argument("--model", default=None, help="tokenizer for token counts (default smollm2-135m-instruct; 'none' to skip)")
+    dc.add_argument("--max-seq-length", type=int, default=256, metavar="N",
+                    help="the spec's train.max_seq_length: report examples it would cut (default 256)")
+
+    st = sub.add_parser("store", help="look after a results store")
+    stsub = st.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    rc = stsub.add_parser("recover", help="after a crash or a damaged WAL: keep every complete transaction, "
+                          "set aside the rest (a copy of the WAL is kept)")
+    rc.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
     sub.add_parser("models", help="list the models the harness can resolve, embedded ones first")
     return p
@@ -81,19 +97,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessInputError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished variants are stored; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{what}: finished variants are stored and the run is marked interrupted; run the same command again "
+              "to resume", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    except Exception as exc:  # a store or file error (corrupt, locked, full disk, read-only) is bad input, not a crash
+        translated = _as_input_error(exc, getattr(args, "db", None))
+        if translated is None:
+            raise
+        print(f"error: {translated.render()}", file=sys.stderr)
+        return 2
+
+
+def _as_input_error(exc: Exception, db: str | None) -> HarnessInputError | None:
+    from pathlib import Path
+
+    from harness.store.guard import as_input_error
+
+    return as_input_error(exc, Path(db) if db else None)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "sweep":
         _quiet_libraries()
+        from harness.commands import sweep_exit_code
         from harness.sweep.runner import run_sweep
 
-        run_sweep(args.spec, args.db, executor=args.executor, only=args.only, dry_run=args.dry_run)
-        return 0
+        run_id = run_sweep(args.spec, args.db, executor=args.executor, only=args.only, dry_run=args.dry_run)
+        return sweep_exit_code(args.db, run_id)
     if cmd == "runs":
         from harness.commands import show_runs
 
@@ -105,7 +138,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "data":
         from harness.commands import data_check
 
-        return data_check(args.file, args.against, args.model)
+        return data_check(args.file, args.against, args.model, args.max_seq_length)
+    if cmd == "store":
+        from harness.store.recover import recover
+
+        for line in recover(args.db):
+            print(line)
+        return 0
     if cmd == "report":
         from harness.report.build import build_report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +16,8 @@ def show_runs(db: str) -> int:
 
     with Store(db, read_only=True) as store:
         df = store.runs()
+        running = store.runs_with_status("running")
+    df["status"] = [_live_status(r, running) for r in df.itertuples()]
     if df.empty:
         print(f"{db}: no runs yet")
         return 0
@@ -26,6 +29,22 @@ def show_runs(db: str) -> int:
                         for c, v in r.items()])
     Console(width=140).print(table)
     return 0
+
+
+def _live_status(row: Any, running: Any) -> str:
+    """A 'running' run whose process is gone shows as interrupted (stale); one on another host says where."""
+    if row.status != "running" or "pid" not in running.columns:
+        return str(row.status)
+    from harness.store.lock import liveness
+
+    r = running[running["run_id"] == row.run_id].iloc[0]
+    import pandas as pd
+
+    pid = None if pd.isna(r["pid"]) else int(r["pid"])
+    state = liveness(pid, r["host"], r["started_at"])
+    if state == "gone" or pid is None:
+        return "interrupted (stale: its process is gone)" if pid else "interrupted (stale)"
+    return "running" if state == "alive" else f"running (on {r['host']})"
 
 
 def show_models() -> int:
@@ -53,17 +72,23 @@ def _tokenizer(model: str | None):  # type: ignore[no-untyped-def]
     from harness.models.resolve import ensure_smollm2_tokenizer
 
     folder = ensure_smollm2_tokenizer() if ref.kind in ("embedded", "tiny") else ref.location
-    return AutoTokenizer.from_pretrained(str(folder))
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise HarnessInputError(f"--model {model}: its tokenizer needs custom code, and the harness never runs code "
+                                "shipped with a model (trust_remote_code is never set).") from None
 
 
-def data_check(file: str, against: list[str], model: str | None) -> int:
+def data_check(file: str, against: list[str], model: str | None, max_seq_length: int | None = 256) -> int:
     from harness.data.chat import check_files
 
     path = Path(file)
     missing = [p for p in [file, *against] if not Path(p).is_file()]
     if missing:
         raise HarnessInputError([f"{p}: no such file" for p in missing])
-    report = check_files(path, [Path(a) for a in against], _tokenizer(model))
+    report = check_files(path, [Path(a) for a in against], _tokenizer(model), max_seq_length)
     console = Console(width=140)
     table = Table(title=f"data check: {file}")
     table.add_column("check")
@@ -74,6 +99,14 @@ def data_check(file: str, against: list[str], model: str | None) -> int:
         t = report["tokens"]
         table.add_row("tokens (chat template)", f"total {t['total']:,}, mean {t['mean']:.1f}, p50 {t['p50']:.0f}, "
                       f"p95 {t['p95']:.0f}, max {t['max']}")
+    if "truncation" in report:
+        cut = report["truncation"]
+        table.add_row(f"cut at {cut.max_len} tokens", f"{cut.share:.1%} of examples ({len(cut.partial)} answers cut "
+                      f"in part, {len(cut.whole)} entirely)" + "".join(f"; {w}" for w in cut.warnings()))
+    if "special_tokens" in report:
+        marks = report["special_tokens"]
+        table.add_row("special tokens in content", "none" if not marks else f"{len(marks)} (a sweep refuses them unless "
+                      "the spec sets data.allow_special_tokens): " + "; ".join(marks[:20]))
     dups = report["duplicates"]
     table.add_row("exact duplicates in file", "none" if not dups else "; ".join(
         "lines " + ", ".join(map(str, d)) for d in dups[:20]))
@@ -89,3 +122,23 @@ def data_check(file: str, against: list[str], model: str | None) -> int:
         raise HarnessInputError(report["problems"], title=f"data file {file} is invalid")
     leaked = any(o["exact"] for o in report["against"])
     return 1 if leaked else 0
+
+
+def sweep_exit_code(db: str, run_id: str | None) -> int:
+    """3 when a variant of the run failed (its error is stored; the others finished), else 0."""
+    if run_id is None:
+        return 0
+    import sys
+
+    from harness.store.db import Store
+
+    with Store(db, read_only=True) as store:
+        variants = store.run_table(run_id, "variants")
+    failed = variants[variants["status"] == "failed"]
+    if failed.empty:
+        return 0
+    print(f"{len(failed)} variant(s) of run {run_id} failed; the others are stored:", file=sys.stderr)
+    for r in failed.itertuples():
+        print(f"  {r.name} ({r.variant_id}): {str(r.error)[:300]}", file=sys.stderr)
+    return 3
+

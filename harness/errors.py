@@ -25,3 +25,8 @@ def did_you_mean(value: str, allowed: list[str]) -> str:
 
     close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (CI runners, `timeout`, `kill`), handled like Ctrl-C; the CLI exits 143."""
+

@@ -58,8 +58,9 @@ def planted(tmp_path: Path) -> SimpleNamespace:
 
 def candidate(p: SimpleNamespace, vid: str, passed: list[bool], **kw: Any) -> str:
     run_kw = {k: kw.pop(k) for k in ("test_fp", "suites", "spec") if k in kw}
+    name = kw.pop("experiment", f"cand-{vid}")
     return write_run(p.db, [variant("base0", "base", outcomes(80, 0.2, seed=1), method="base"),
-                            variant(vid, f"cand-{vid}", passed, **kw)], name=f"cand-{vid}", **run_kw)
+                            variant(vid, f"cand-{vid}", passed, **kw)], name=name, **run_kw)
 
 
 # -- real sweeps on tiny-random-llama -----------------------------------------------------------------------
@@ -182,7 +183,7 @@ def test_changed_suite_content_is_compared_unpaired_or_fails_when_required(plant
 
 
 def test_changed_test_set_fails(planted: SimpleNamespace) -> None:
-    run = candidate(planted, "newtest", GOOD, test_fp="test-fp-2")
+    run = candidate(planted, "newtest", GOOD, test_fp="test-fp-2", experiment="baseline-run")  # same experiment
     code, out = gate(planted.db, run, planted.baseline)
     assert code == 1 and "the test set changed" in out
     r = by_name(result_of(planted.db, run, planted.baseline, "newtest"))

@@ -171,8 +171,9 @@ def load_bundle(spec: Any, *, need_train: bool = True) -> DataBundle:
     return DataBundle(train, validation, loaded["test"], fps, paths)
 
 
-def check_files(path: Path, against: list[Path], tokenizer: Any | None) -> dict[str, Any]:
-    """Counts, token-length statistics and duplicates within and across files (for `harness data check`)."""
+def check_files(path: Path, against: list[Path], tokenizer: Any | None, max_seq_length: int | None = None
+                ) -> dict[str, Any]:
+    """Counts, token lengths, truncation, special tokens and duplicates within and across files (`harness data check`)."""
     import numpy as np
 
     examples, problems = validate_lines(path, min_examples=0)
@@ -193,6 +194,13 @@ def check_files(path: Path, against: list[Path], tokenizer: Any | None) -> dict[
             "total": int(lengths.sum()), "mean": float(lengths.mean()), "p50": float(np.percentile(lengths, 50)),
             "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max()),
         }
+        from harness.data.quality import special_token_lines, truncation
+
+        if max_seq_length:
+            cut = truncation(tokenizer, examples, max_seq_length)
+            report["truncation"] = cut
+            problems += cut.errors(f"--max-seq-length {max_seq_length}")
+        report["special_tokens"] = special_token_lines(tokenizer, examples)
     leaks = []
     for other in against:
         other_examples, other_problems = validate_lines(other, min_examples=0, need_assistant=False)

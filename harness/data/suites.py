@@ -105,6 +105,11 @@ def load_suite(folder: Path, overrides: dict[str, Any] | None = None) -> Suite:
                  folder.resolve(), options, meta.get("items"))
 
 
+def _plain_name(name: str) -> bool:
+    """A suite name looked up in the suite roots: one path component, not '.' or '..'."""
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") and not name.startswith("~")
+
+
 def resolve_suites(spec: Any) -> list[Suite]:
     """The spec's `suites:` list -> Suite objects; unknown names get 'did you mean' and the known list.
     (Whether a suite's kind and options fit a registered scorer is checked by `harness.scorers.check_suites`.)"""
@@ -116,6 +121,11 @@ def resolve_suites(spec: Any) -> list[Suite]:
         name, overrides = (entry, {}) if isinstance(entry, str) else (
             entry.get("name") or entry.get("path"), dict(entry.get("options") or {}))
         folder = None
+        by_name = isinstance(entry, dict) and not entry.get("path") or isinstance(entry, str) and "/" not in entry
+        if by_name and not _plain_name(str(name)):
+            problems.append(f"{where}name {name!r} is not a suite name (a name holds no '/', '\\' or '..' and is not "
+                            "absolute); give a suite folder next to the spec as `path: RELATIVE/PATH` instead.")
+            continue
         if isinstance(entry, dict) and entry.get("path") or (isinstance(entry, str) and "/" in entry):
             try:
                 folder = spec.resolve_path(str(name), f"suites[{i}]")

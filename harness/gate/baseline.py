@@ -178,3 +178,18 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     if problems:
         raise HarnessInputError(problems[:20], title=f"baseline {path} is invalid")
     return data
+
+
+def check_same_experiment(baseline: dict[str, Any], candidate: dict[str, Any], baseline_path: str | Path) -> None:
+    """A baseline saved from another experiment (another name and another test set) is bad input, not a failed
+    gate: it names both experiments."""
+    b_name = (baseline.get("run") or {}).get("name")
+    c_name = (candidate.get("run") or {}).get("name")
+    b_test = (baseline.get("data_fingerprints") or {}).get("test")
+    c_test = (candidate.get("data_fingerprints") or {}).get("test")
+    if b_name and c_name and b_name != c_name and b_test != c_test:
+        raise HarnessInputError(
+            f"--baseline {baseline_path} belongs to experiment {b_name!r} (run {baseline['run'].get('run_id')}), "
+            f"but the candidate comes from experiment {c_name!r} (run {candidate['run'].get('run_id')}), scored on "
+            f"another test set. Gate against a baseline of {c_name!r}: `harness baseline save RUN --variant ID -o "
+            f"baselines/{c_name}.json`.", title="baseline from another experiment")

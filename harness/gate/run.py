@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from harness.gate.baseline import finished_snapshot, load_baseline, resolve_variant
+from harness.gate.baseline import check_same_experiment, finished_snapshot, load_baseline, resolve_variant
 from harness.gate.evaluate import evaluate
 from harness.gate.junit import write_junit
 from harness.gate.output import append_summary, print_result
@@ -29,6 +29,7 @@ def run_gate(db: str | Path, run: str | None = "latest", *, baseline: str | Path
     else:
         where = f"{row.get('spec_path') or 'the spec'} (as stored with run {run_id})"
         rules = rules_from_text(row.get("spec"), where)
+    check_same_experiment(base, cand, baseline)
     result = evaluate(base, cand, rules, where=where, baseline_path=str(baseline))
     result.notes.insert(0, how)
     print_result(result, out or sys.stdout)

@@ -111,6 +111,11 @@ def resolve_model(name: str) -> ModelRef:
                 f"model folder {path} holds no .safetensors weights; only safetensors are loaded "
                 "(convert with `model.save_pretrained(dir, safe_serialization=True)`)."
             )
+        custom = remote_code(path)
+        if custom:
+            raise HarnessInputError(
+                f"model folder {path}: {custom}. The harness never runs code shipped with a model "
+                "(trust_remote_code is never set); use a model whose architecture and tokenizer transformers ships.")
         return ModelRef(name, "local", str(path.resolve()), f"local:{folder_fingerprint(path)}")
     if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
         return ModelRef(name, "hub", name, f"hub:{name}")
@@ -119,6 +124,35 @@ def resolve_model(name: str) -> ModelRef:
         f"unknown model {name!r}.{hint} Available: {', '.join(EMBEDDED)}, a local Hugging Face folder, "
         "a hub id (owner/name, where the hub is reachable), or openai:<model>."
     )
+
+
+def remote_code(folder: Path) -> str | None:
+    """What in a model folder would need its own Python code (an `auto_map` transformers cannot serve), or None."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
+
+    known_tokenizers = {c for pair in TOKENIZER_MAPPING_NAMES.values() for c in (pair if isinstance(pair, tuple) else
+                                                                                 (pair,)) if c}
+    for file, known, key in (("config.json", set(CONFIG_MAPPING_NAMES), "model_type"),
+                             ("tokenizer_config.json", known_tokenizers, "tokenizer_class")):
+        try:
+            doc = json.loads((folder / file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        value = doc.get(key) if isinstance(doc, dict) else None
+        shipped = value in known or (key == "tokenizer_class" and isinstance(value, str) and _shipped_class(value))
+        if isinstance(doc, dict) and doc.get("auto_map") and not shipped:
+            return f"{file} has an auto_map to custom code ({key} {doc.get(key)!r} is not one transformers ships)"
+    return None
+
+
+def _shipped_class(name: str) -> bool:
+    import transformers
+
+    try:
+        return getattr(transformers, name, None) is not None
+    except (ImportError, AttributeError):
+        return False
 
 
 def available_models() -> list[dict[str, str]]:
@@ -219,6 +253,11 @@ def load_tokenizer(ref: ModelRef) -> Any:
         tok = AutoTokenizer.from_pretrained(str(folder))
     except OSError as exc:
         raise _offline_error(ref, exc) from None
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise HarnessInputError(f"model {ref.name!r}: its tokenizer needs custom code, and the harness never runs "
+                                "code shipped with a model (trust_remote_code is never set).") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -27,6 +27,9 @@ class DataSpec(_Strict):
     train: str | None = None
     validation: float | str = 0.2
     test: str
+    # Content holding the tokenizer's special tokens (<|im_start|>, <|im_end|>, ...) is refused unless this is set:
+    # those strings become real turn markers, so an example could forge turns.
+    allow_special_tokens: bool = False
 
     @field_validator("validation")
     @classmethod

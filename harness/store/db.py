@@ -9,13 +9,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from harness.errors import HarnessInputError
 from harness.results import VariantResult
+from harness.store.connection import Connection
+from harness.store.guard import as_input_error
 
 SCHEMA_VERSION = 2  # 2: variant_results gains device, dtype, real_token_share
 
@@ -26,7 +28,7 @@ TABLES: dict[str, str] = {
         run_id VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, spec_hash VARCHAR, status VARCHAR,
         started_at TIMESTAMP, finished_at TIMESTAMP, harness_version VARCHAR, git_sha VARCHAR,
         git_dirty BOOLEAN, spec_path VARCHAR, model VARCHAR, model_fingerprint VARCHAR,
-        data_fingerprints JSON, suites JSON, library_versions JSON, store_path VARCHAR""",
+        data_fingerprints JSON, suites JSON, library_versions JSON, store_path VARCHAR, pid INTEGER, host VARCHAR""",
     "run_variants": """
         run_id VARCHAR, variant_id VARCHAR, position INTEGER, reused BOOLEAN,
         PRIMARY KEY (run_id, variant_id)""",
@@ -106,39 +108,33 @@ def _frame(table: str, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-class Store:
-    """A DuckDB results file: `with Store(path) as s: ...`."""
+class Store(Connection):
+    """A DuckDB results file: `with Store(path) as s: ...`.
 
-    def __init__(self, path: str | Path = "results.duckdb", *, read_only: bool = False):
-        self.path = Path(path)
+    hold=False (what a sweep uses) opens the file only while it reads or commits and checkpoints after each
+    commit, so other processes can read the store between commits; a lock held by a reader is waited out.
+    """
+
+    def __init__(self, path: str | Path = "results.duckdb", *, read_only: bool = False, hold: bool = True):
+        super().__init__(Path(path), read_only=read_only, hold=hold)
         if read_only and not self.path.exists():
             raise HarnessInputError(
                 f"{self.path}: no results store here. Run `harness sweep SPEC.yaml` first, or pass --db PATH."
             )
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise as_input_error(exc, self.path) or exc from None
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            raise HarnessInputError(
-                f"{self.path} is in use by another process (a sweep still running?). Wait until it finishes, "
-                f"or read a copy: cp {self.path} /tmp/snapshot.duckdb && harness ... --db /tmp/snapshot.duckdb"
-            ) from None
-        if not read_only:
-            self._migrate()
-        else:
-            self._check_version()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.con.close()
+            with self._session():
+                if not read_only:
+                    self._migrate()
+                else:
+                    self._check_version()
+        except BaseException:
+            self.release(quiet=True)
+            raise
 
     # -- schema ------------------------------------------------------------------------------
     def _stored_version(self) -> int | None:
@@ -153,7 +149,14 @@ class Store:
     def _check_version(self) -> None:
         version = self._stored_version()
         if version is None:
-            raise HarnessInputError(f"{self.path}: not a finetune-harness store (no schema version).")
+            n_tables = self.con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+            if n_tables and n_tables[0]:
+                raise HarnessInputError(f"{self.path}: not a finetune-harness store (no schema version).")
+            raise HarnessInputError(
+                f"{self.path}: holds no tables at all. Rows that were never checkpointed live in the write-ahead "
+                f"log {self.path.name}.wal beside it, which is not there: if it was deleted or left behind when the "
+                "store was copied, put it back next to the file. Otherwise point --db at your results store.",
+                title="empty store")
         if version > SCHEMA_VERSION:
             raise HarnessInputError(
                 f"{self.path}: schema version {version} is newer than this harness understands "
@@ -175,6 +178,8 @@ class Store:
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
         if version is not None and version < SCHEMA_VERSION:
             self._add_missing_columns()
+        for column, kind in (("pid", "INTEGER"), ("host", "VARCHAR")):  # added without a version bump: optional
+            self.con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {column} {kind}")
         self.con.execute(VARIANTS_VIEW)
         self.con.execute(
             "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
@@ -191,14 +196,17 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        else:
-            self.con.execute("COMMIT")
+        with self._session() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # a failed commit (full disk) has rolled back already; keep the original error
+                raise
+            con.execute("COMMIT")
 
     def _insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
@@ -214,6 +222,10 @@ class Store:
         run.setdefault("status", "running")
         run.setdefault("started_at", _now())
         run["store_path"] = str(self.path)
+        from harness.store.lock import this_process
+
+        for key, value in this_process().items():
+            run.setdefault(key, value)
         with self.transaction():
             self._insert("runs", [run])
         return str(run["run_id"])
@@ -228,15 +240,15 @@ class Store:
             self._insert("run_variants", rows)
 
     def set_link_reused(self, run_id: str, variant_id: str, reused: bool) -> None:
-        self.con.execute(
-            "UPDATE run_variants SET reused = ? WHERE run_id = ? AND variant_id = ?", [reused, run_id, variant_id]
-        )
+        with self._session() as con:
+            con.execute(
+                "UPDATE run_variants SET reused = ? WHERE run_id = ? AND variant_id = ?", [reused, run_id, variant_id]
+            )
 
     def finish_run(self, run_id: str, status: str, at: datetime | None = None) -> None:
         """Set a run's final status and when it finished (now, unless `at` says otherwise)."""
-        self.con.execute(
-            "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, at or _now(), run_id]
-        )
+        with self._session() as con:
+            con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, at or _now(), run_id])
 
     def write_variant(self, result: VariantResult) -> None:
         """Store a finished (or failed) variant and all its rows in one transaction, replacing an older try."""
@@ -274,7 +286,8 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a read query and return a DataFrame (the way report, gate and users read the store)."""
-        return self.con.execute(sql, list(params or [])).df()
+        with self._session() as con:
+            return con.execute(sql, list(params or [])).df()
 
     def finished_variant_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -308,6 +321,10 @@ class Store:
             GROUP BY ALL ORDER BY r.started_at DESC
             """
         )
+
+    def runs_with_status(self, status: str) -> pd.DataFrame:
+        """Rows of the runs in a status (e.g. 'running')."""
+        return self.query("SELECT * FROM runs WHERE status = ?", [status])
 
     def run_row(self, run_id: str) -> dict[str, Any]:
         """The run's row, JSON columns decoded."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import Any, TextIO
 from harness import __version__
 from harness.data.chat import DataBundle, load_bundle
 from harness.data.suites import Suite, resolve_suites, with_free_checks
-from harness.errors import HarnessInputError
+from harness.errors import HarnessInputError, Terminated
 from harness.models.resolve import ModelRef, check_hub, folder_fingerprint, resolve_model
 from harness.progress import Progress
 from harness.results import VariantResult
@@ -19,9 +20,12 @@ from harness.scorers import check_suites
 from harness.spec.plan import Variant, make_plan, select
 from harness.spec.schema import ExperimentSpec, load_spec
 from harness.store.db import Store
+from harness.store.lock import mark_stale_runs, sweep_lock
 from harness.store.reads import variant_rows
+from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import VariantTask
 from harness.sweep.scheduler import JobRow, schedule
+from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
 from harness.sweep.summary import print_summary
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given")
@@ -72,10 +76,13 @@ class Sweep:
 
     def __init__(self, spec_path: str | Path, *, only: list[str] | None = None):
         self.spec = load_spec(spec_path)
+        self.warnings: list[str] = []
         problems: list[str] = []
+        model_ok = False
         try:
-            self.model: ModelRef = resolve_model(self.spec.model)
+            self.model: ModelRef = resolve_model(model_location(self.spec))
             check_hub(self.model)
+            model_ok = True
         except HarnessInputError as exc:
             problems += [f"{self.spec.source_path}: key 'model': {p}" for p in exc.problems]
         try:
@@ -98,6 +105,10 @@ class Sweep:
             self.checkpoint_ids, self.checkpoint_paths = _checkpoints(self.spec)
         except HarnessInputError as exc:
             problems += exc.problems
+        # what training would trip over, found now rather than after the first variant (with whatever resolved)
+        found, self.warnings = preflight(self.spec, self.model if model_ok else None, getattr(self, "suites", []),
+                                         getattr(self, "data", None))
+        problems += found
         if problems:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
         self.suites = with_free_checks(self.suites, self.spec)
@@ -163,9 +174,19 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
               only: list[str] | None = None, dry_run: bool = False, progress: Progress | None = None,
               out: TextIO | None = None) -> str | None:
     """Run (or resume) a sweep; returns the run id (None for --dry-run)."""
-    out = out or sys.stdout
-    progress = progress or Progress()
+    with contextlib.ExitStack() as guard:
+        if not dry_run:  # SIGTERM is handled like Ctrl-C; one sweep per store, refused before loading anything
+            guard.enter_context(terminate_as_interrupt())
+            guard.enter_context(sweep_lock(Path(db)))
+        return _run_sweep(spec_path, db, executor=executor, only=only, dry_run=dry_run,
+                          progress=progress or Progress(), out=out or sys.stdout)
+
+
+def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: list[str] | None, dry_run: bool,
+               progress: Progress, out: TextIO) -> str | None:
     sweep = Sweep(spec_path, only=only)
+    for warning in sweep.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if dry_run:
         print_plan(sweep, out)
         return None
@@ -174,7 +195,11 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
     db = Path(db)
     out_dir = db.resolve().parent / "runs"
     sha, dirty = git_state(sweep.spec.spec_dir)
-    with Store(db) as store:
+    # The store is open only while reading or committing, so `harness runs` and `report` can read it in between.
+    with Store(db, hold=False) as store:
+        stale = mark_stale_runs(store)
+        if stale:
+            progress.info(f"marked {len(stale)} earlier run(s) whose process is gone as interrupted: {', '.join(stale)}")
         ids = [v.variant_id for v in sweep.variants]
         done = store.finished_variant_ids(ids)
         run_id = store.start_run({
@@ -193,21 +218,27 @@ def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, execu
         status = "finished"
         try:
             stored_jobs = store.jobs([v.variant_id for v in todo])
+            store.release()
             for event in schedule(sweep, todo, out_dir, executor, progress, stored_jobs=stored_jobs, run_id=run_id):
                 if isinstance(event, JobRow):
                     store.upsert_job(event.row)
                 else:
                     _store(store, run_id, event.variant, event.result, progress)
+                store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
             n = derive_findings(store, run_id, sweep.spec.findings)
+            store.release()
             progress.info(f"{n} finding(s) against base, corrected across the run")
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             status = "interrupted"
+            progress.info(f"{'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}: "
+                          f"marking run {run_id} interrupted; the variant in progress is not stored")
             raise
         except BaseException:
             status = "failed"
             raise
         finally:
-            store.finish_run(run_id, status)
+            with deferred_interrupts():
+                store.finish_run(run_id, status)
         print_summary(store, run_id, out)
     return run_id
 

@@ -181,9 +181,8 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
         trainer.remove_callback(cb)
     hf_logging.disable_progress_bar()
-    if val_ds:  # the starting point of the validation curve
-        start = trainer.evaluate()
-        callback.rows.append({"step": 0, "epoch": 0.0, "split": "validation", "loss": float(start["eval_loss"])})
+    if val_ds:  # the starting point of the validation curve (the callback records the row)
+        trainer.evaluate()
     counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
         t0 = time.perf_counter()
@@ -193,9 +192,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     step_seconds = seconds - sum(evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
     if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
-        end = trainer.evaluate()
-        callback.rows.append({"step": last, "epoch": float(trainer.state.epoch or 0), "split": "validation",
-                              "loss": float(end["eval_loss"])})
+        trainer.evaluate()  # the end point; the callback records it
     tokens = int(counter.real)
     artifact = out_dir / "model"
     model.save_pretrained(artifact, safe_serialization=True)
