@@ -142,3 +142,36 @@ def sweep_exit_code(db: str, run_id: str | None) -> int:
         print(f"  {r.name} ({r.variant_id}): {str(r.error)[:300]}", file=sys.stderr)
     return 3
 
+
+
+def selftest_command(db: str, run: str | None, variant: str | None, repetitions: int, train: bool) -> int:
+    """`harness selftest`: power and false alarms of the run's verdicts at its own size; 0 when they hold."""
+    from harness.gate.baseline import resolve_variant
+    from harness.store.db import Store
+    from harness.store.reads import load_run
+    from harness.verdicts.selftest import selftest
+
+    with Store(db, read_only=True) as store:
+        run_id = store.resolve_run(run)
+        variant_id, how = resolve_variant(store, run_id, variant)
+        data = load_run(store, run_id)
+    result = selftest(data, variant_id, repetitions=repetitions)
+    table = Table(title=f"selftest of run {run_id}: defects planted into {result.variant}'s outcomes, "
+                        f"{repetitions} repetitions each")
+    for col in ("defect", "suite", "size", "MDE (80% power)", "detected", "verdict"):
+        table.add_column(col)
+    for r in result.rows:
+        ok = "ok" if r.size < r.mde or r.power >= 0.8 else "MISSED"
+        note = "" if r.size >= r.mde else " (below MDE)"
+        table.add_row(r.defect, r.suite, f"{r.size:.2f}", f"{r.mde:.3f}", f"{r.power:.0%}{note}", ok)
+    Console(width=160).print(table)
+    print(f"false alarms on {result.nulls} null copies (noise only): {result.false_alarm_rate:.1%} (at most 5% allowed)")
+    print(f"candidate: {how}")
+    code = 0 if result.passed else 1
+    if train:
+        from harness.verdicts.train_selftest import train_selftest
+
+        code = max(code, train_selftest(db, run_id))
+    print("selftest PASSED" if code == 0 else "selftest FAILED: a defect the data should detect was missed, "
+          "or noise raised findings too often")
+    return code

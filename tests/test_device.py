@@ -179,7 +179,7 @@ def test_sweep_records_device_and_dtype(tiny_experiment: Any) -> None:
     assert set(v["status"]) == {"finished"}, v[["name", "error"]]
     assert list(v["device"]) == ["cpu", "cpu"] and list(v["dtype"]) == ["fp32", "fp32"]
     lora = v[v.method == "lora"].iloc[0]
-    placement = json.loads(lora["config"])["placement"]
+    placement = lora["config"]["placement"]
     assert placement["packing"] is True and placement["dtype"] == "fp32" and placement["real_token_share"] == 1.0
     assert lora["real_token_share"] == 1.0 and lora["tokens_per_second"] > 0
-    assert json.loads(v.iloc[0]["config"])["placement"]["device"] == "cpu"  # base too
+    assert v.iloc[0]["config"]["placement"]["device"] == "cpu"  # base too

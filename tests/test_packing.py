@@ -94,12 +94,13 @@ def test_training_reports_its_real_token_share(tmp_path: Path, keys: dict[str, A
 
     from harness.models.resolve import resolve_model
     from harness.spec.schema import TrainSpec
+    from harness.spec.plan import Variant
     from harness.train.local import train_variant
 
     rows = [r["messages"] for r in make_rows(24)]
     rows = [r[:1] + [{**r[1], "content": r[1]["content"] + " please" * (i % 7)}] + r[2:] for i, r in enumerate(rows)]
     train = TrainSpec(max_seq_length=96, batch_size=8, **keys)
-    variant = {"method": "lora", "rank": 2, "epochs": 1, "learning_rate": 1e-3, "seed": 0}
+    variant = Variant("v", "lora-r2-e1", "lora", rank=2, epochs=1, learning_rate=1e-3, seed=0)
     out = train_variant(resolve_model("tiny-random-llama"), variant, train, rows[:16], rows[16:], tmp_path)
     share, placement = out.stats["real_token_share"], out.stats["placement"]
     assert (share == 1.0) if full_share else (0.5 < share < 1.0)

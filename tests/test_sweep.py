@@ -30,7 +30,9 @@ def test_tiny_sweep_stores_every_variant(tiny_experiment: Path) -> None:
         for vid in v["variant_id"]:
             metrics = set(scores[scores.variant_id == vid]["metric"])
             assert {"exact_match", "field_accuracy", "rougeL", "bleu", "chrf", "loss"} <= metrics
-        assert (scores["ci_low"] <= scores["value"] + 1e-9).all() and (scores["value"] <= scores["ci_high"] + 1e-9).all()
+        with_ci = scores[scores["ci_low"].notna()]  # the added divergence suite's single observations have none
+        assert (with_ci["ci_low"] <= with_ci["value"] + 1e-9).all() and (with_ci["value"] <= with_ci["ci_high"] + 1e-9).all()
+        assert set(scores[scores["ci_low"].isna()]["suite"]) <= {"divergence"}
         ex = s.run_table(rid, "examples")
         assert ex.groupby("variant_id").size().to_dict() == {vid: 10 for vid in v["variant_id"]}
         log = s.run_table(rid, "train_log")

@@ -169,7 +169,7 @@ def resolve_inside(root: Path, value: str, *, key: str, source: str | None) -> P
     return path
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     """The 1-based line of the YAML node at `loc` (or its deepest existing parent)."""
     node = root
     line = node.start_mark.line + 1 if node is not None else None
@@ -220,7 +220,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("literal[", "str", "float", "dict"))))
             key = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(root, loc)
+            line = line_of(root, loc)
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 allowed = _allowed_keys(ExperimentSpec, loc)
@@ -240,7 +240,7 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
     problems: list[str] = []
 
     def at(*loc: Any) -> str:
-        return f"{path}:{_line_of(root, loc)}"
+        return f"{path}:{line_of(root, loc)}"
 
     local = [m for m in spec.sweep.method if m not in ("openai", "given")]
     if local and spec.data.train is None:

@@ -11,7 +11,7 @@ import yaml
 
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.resolve import EMBEDDED, TINY_CONFIG, ModelRef
-from harness.spec.schema import ExperimentSpec, _line_of
+from harness.spec.schema import ExperimentSpec, line_of
 
 LOCAL_TRAINING = ("lora", "qlora", "full")
 
@@ -39,7 +39,7 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
     root = yaml.compose(spec.source_text) if spec.source_text else None
 
     def at(*loc: Any) -> str:
-        return f"{spec.source_path}:{_line_of(root, loc)}: key '{'.'.join(str(p) for p in loc)}'"
+        return f"{spec.source_path}:{line_of(root, loc)}: key '{'.'.join(str(p) for p in loc)}'"
 
     problems: list[str] = []
     warnings: list[str] = []

@@ -1,0 +1,180 @@
+"""`harness selftest`: do the verdicts work at this run's size? Plant defects of known sizes into copies of a
+variant's stored per-example outcomes, make null copies with noise alone, run the real findings code on each many
+times, and report how often each defect is found (power) and how often nothing-at-all raises a finding (false
+alarms), beside the minimum detectable effect (MDE) of each comparison. No model is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.scorers import make_scorer, suite_kinds
+from harness.spec.findings import settings
+from harness.store.reads import RunData
+from harness.verdicts import findings
+from harness.verdicts.compare import Settings, paired, per_example
+
+# (suite kind, per-example metric, finding check, the direction of a defect: -1 a drop, +1 a rise)
+DEFECTS = (("format", "compliance", "format", -1), ("hallucination", "fabrication_rate", "hallucination", 1),
+           ("general", "acc", "forgetting", -1))
+SIZES = (0.05, 0.10, 0.20)
+OVERFIT_RISES = (0.01, 0.05, 0.20)
+NOISE = 0.05  # the share of outcomes a null copy (and every planted copy) flips at random, either way
+
+
+@dataclass
+class Row:
+    """One line of the table: a defect at a size, how often it was found, and what the data could detect."""
+
+    defect: str
+    suite: str
+    size: float
+    mde: float
+    detected: int
+    repetitions: int
+
+    @property
+    def power(self) -> float:
+        return self.detected / self.repetitions if self.repetitions else float("nan")
+
+
+@dataclass
+class SelfTest:
+    variant: str
+    rows: list[Row]
+    false_alarms: int
+    nulls: int
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return self.false_alarms / self.nulls if self.nulls else 0.0
+
+    @property
+    def passed(self) -> bool:
+        """Every defect at or above its MDE found in >= 80% of repetitions, and nulls alarm in <= 5%."""
+        return all(r.power >= 0.8 for r in self.rows if r.size >= r.mde) and self.false_alarm_rate <= 0.05
+
+
+def _flip(x: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+    return np.where(rng.random(x.size) < noise, 1.0 - x, x)
+
+
+def _plant(x: np.ndarray, size: float, direction: int, rng: np.random.Generator) -> np.ndarray | None:
+    """A copy of 0/1 outcomes with round(size * n) of them moved the bad way (None if too few can move)."""
+    good = 1.0 if direction < 0 else 0.0
+    idx = np.flatnonzero(x == good)
+    k = round(size * x.size)
+    if k == 0 or k > idx.size:
+        return None
+    y = x.copy()
+    y[rng.choice(idx, size=k, replace=False)] = 1.0 - good
+    return y
+
+
+def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) -> dict[str, pd.DataFrame]:
+    """Findings' input rows for a variant whose per-example outcomes are `outcomes` ((suite, kind, metric) ->
+    (example ids, values))."""
+    scores, examples = [], []
+    for (suite, kind, metric), (ids, x) in outcomes.items():
+        scores.append({"suite": suite, "metric": metric, "value": float(x.mean()), "scorer": {"kind": kind}})
+        examples += [{"suite": suite, "example_id": i, "detail": {metric: float(v)}} for i, v in zip(ids, x, strict=True)]
+    return {"scores": pd.DataFrame(scores), "examples": pd.DataFrame(examples), "train_log": pd.DataFrame()}
+
+
+def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int = 0) -> SelfTest:
+    """Plant defects into the variant's stored outcomes and run the run's own findings settings on them."""
+    spec_findings = _spec_findings(data)
+    cfg = settings(spec_findings)
+    ex = data.examples[data.examples["variant_id"] == variant_id]
+    kinds = suite_kinds(data.scores[data.scores["variant_id"] == variant_id])
+    stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = {}
+    for kind, metric, _, _ in DEFECTS:
+        for suite in sorted(s for s, k in kinds.items() if k == kind):
+            values = per_example(ex, suite, metric)
+            if values:
+                ids = sorted(values)
+                stored[(suite, kind, metric)] = (ids, np.array([values[i] for i in ids]))
+    rng = np.random.default_rng(seed)
+    rows = [_power(stored, key, check, direction, size, repetitions, spec_findings, cfg, rng)
+            for kind, metric, check, direction in DEFECTS for key in stored if key[1:] == (kind, metric)
+            for size in SIZES]
+    rows = [r for r in rows if r is not None]
+    rows += _overfitting_rows(data, variant_id, cfg, repetitions)
+    alarms = 0
+    for _ in range(repetitions * 2):
+        null = {k: (ids, _flip(x, rng, NOISE)) for k, (ids, x) in stored.items()}
+        alarms += bool(findings.derive_run([({"variant_id": "null", "name": "null", "method": "lora"}, _rows(null))],
+                                           _rows(stored), spec_findings))
+    name = str(data.variants.set_index("variant_id").loc[variant_id, "name"])
+    return SelfTest(name, rows, alarms, repetitions * 2 if stored else 0)
+
+
+def _spec_findings(data: RunData) -> dict[str, Any]:
+    """The run's own `findings:` block (thresholds, correction), as its findings were made."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(data.run.get("spec") or "") or {}
+    except yaml.YAMLError:
+        raw = {}
+    block = raw.get("findings") if isinstance(raw, dict) else None
+    return dict(block) if isinstance(block, dict) else {}
+
+
+def _power(stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]], key: tuple[str, str, str], check: str,
+           direction: int, size: float, repetitions: int, spec_findings: dict[str, Any], cfg: dict[str, Any],
+           rng: np.random.Generator) -> Row | None:
+    ids, x = stored[key]
+    detected, mdes = 0, []
+    for _ in range(repetitions):
+        planted = _plant(_flip(x, rng, NOISE), size, direction, rng)
+        if planted is None:
+            return None
+        copy = {**stored, key: (ids, planted)}
+        found = findings.derive_run([({"variant_id": "p", "name": "planted", "method": "lora"}, _rows(copy))],
+                                    _rows(stored), spec_findings)
+        detected += any(f["check"] == check and f["evidence"].get("suite") == key[0] for f in found)
+        cmp = paired(dict(zip(ids, planted, strict=True)), dict(zip(ids, x, strict=True)),
+                     Settings(cfg["confidence"], 200, cfg["seed"]))
+        if cmp is not None and cmp.mde is not None:
+            mdes.append(cmp.mde)
+    return Row(f"{check} ({key[2]} {'drop' if direction < 0 else 'rise'})", key[0], size,
+               float(np.mean(mdes)) if mdes else float("nan"), detected, repetitions)
+
+
+def _overfitting_rows(data: RunData, variant_id: str, cfg: dict[str, Any], repetitions: int) -> list[Row]:
+    """A falling train curve with a validation curve that turns up by `rise` after its minimum, through the real
+    divergence scorer; its rule is a threshold (min_rise), so that is its detectable effect."""
+    if cfg["overfitting"] is False:
+        return []
+    min_rise = float(cfg["overfitting"]["min_rise"])
+    fn, _ = make_scorer("divergence", {"min_rise": min_rise})
+    rng = np.random.default_rng(1)
+    out = []
+    for rise in OVERFIT_RISES:
+        detected = 0
+        for _ in range(repetitions):
+            epochs = np.arange(0, 7, dtype=float)
+            val = np.r_[2.0, 1.5, 1.2, 1.1, 1.1 + rise / 3, 1.1 + 2 * rise / 3, 1.1 + rise] + rng.normal(0, 0.002, 7)
+            train = 2.0 - 0.25 * epochs[1:] + rng.normal(0, 0.002, 6)
+            log = ([{"step": int(e * 4), "epoch": e, "split": "validation", "loss": float(v)}
+                    for e, v in zip(epochs, val, strict=True)]
+                   + [{"step": int(e * 4), "epoch": e, "split": "train", "loss": float(t)}
+                      for e, t in zip(epochs[1:], train, strict=True)])
+            ctx = _Ctx(log)
+            detected += bool(fn(ctx).findings)  # type: ignore[arg-type]
+        out.append(Row("overfitting (validation rise)", "divergence", rise, min_rise, detected, repetitions))
+    return out
+
+
+class _Ctx:
+    """The slice of a ScoreContext the divergence scorer reads."""
+
+    def __init__(self, log: list[dict[str, Any]]):
+        self.model, self.suite, self.test, self.cache = None, None, [], {}
+        self.train_log = log
+        self.variant = type("V", (), {"name": "planted"})()
