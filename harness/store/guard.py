@@ -88,7 +88,7 @@ def as_input_error(exc: BaseException, db: Path | None = None, *, waited: float 
     if isinstance(exc, OSError) and exc.errno in _OS_CAUSES:
         where = exc.filename or db or "a file"
         return HarnessInputError(f"cannot write {where}: {_OS_CAUSES[exc.errno]}. {_os_advice(exc.errno)}",
-                                 title="cannot write")
+                                 title="write failed")
     if not isinstance(exc, duckdb.Error):
         return None
     text = str(exc)
@@ -117,10 +117,10 @@ def as_input_error(exc: BaseException, db: Path | None = None, *, waited: float 
                           ("Read-only file system", errno.EROFS), ("Permission denied", errno.EACCES)):
         if needle in text:
             return HarnessInputError(f"cannot write {_file_in(text, db)}: {_OS_CAUSES[cause]} ({detail}). "
-                                     f"{_os_advice(cause)}", title="cannot write")
+                                     f"{_os_advice(cause)}", title="write failed")
     if "invalidated" in text:
         return HarnessInputError(f"{db}: the store was closed after a failed write ({detail}). What was committed "
-                                 "before is kept; fix the cause (often a full disk) and rerun.", title="cannot write")
+                                 "before is kept; fix the cause (often a full disk) and rerun.", title="write failed")
     return None
 
 
