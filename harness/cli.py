@@ -16,7 +16,7 @@ from harness import __version__
 from harness.errors import HarnessInputError, Terminated
 
 DB_HELP = "the DuckDB results file (default: results.duckdb in the working directory)"
-EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage); 2 bad input (spec, data, "
+EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage, selftest); 2 bad input (spec, data, "
               "arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant "
               "failed; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).")
 
@@ -83,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
                           "set aside the rest (a copy of the WAL is kept)")
     rc.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
+    se = sub.add_parser("selftest", help="prove the verdicts work at this run's size: plant defects, count how "
+                        "often they are found and how often noise alarms (exit 0 ok, 1 not)",
+                        description="Plant defects of known sizes (a format-compliance drop, a fabrication rise, a "
+                        "general-accuracy drop, a rising validation curve) into copies of a variant's stored "
+                        "per-example outcomes, make null copies with noise alone, run the real findings code on each "
+                        "many times and print power and false alarms beside the minimum detectable effects. No model "
+                        "is called unless --train is given.")
+    se.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
+    se.add_argument("--variant", default=None, help="the variant whose outcomes are copied (default: the recommended)")
+    se.add_argument("--repetitions", type=int, default=40, help="repetitions per defect and size (default 40)")
+    se.add_argument("--train", action="store_true", help="also plant real defects by training (a destructive "
+                    "learning rate; many epochs on a small subset) and check the findings they raise")
+    se.add_argument("--db", default="results.duckdb", help=DB_HELP)
+
     sub.add_parser("models", help="list the models the harness can resolve, embedded ones first")
     return p
 
@@ -145,6 +159,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         for line in recover(args.db):
             print(line)
         return 0
+    if cmd == "selftest":
+        from harness.commands import selftest_command
+
+        if args.repetitions < 5:
+            raise HarnessInputError(f"--repetitions {args.repetitions}: use at least 5 (default 40)")
+        return selftest_command(args.db, args.run, args.variant, args.repetitions, args.train)
     if cmd == "report":
         from harness.report.build import build_report
 

@@ -161,6 +161,9 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
     for col in ("defect", "suite", "size", "MDE (80% power)", "detected", "verdict"):
         table.add_column(col)
     for r in result.rows:
+        if not r.repetitions:
+            table.add_row(r.defect, r.suite, f"{r.size:.2f}", f"{r.mde:.3f}", "n/a", "too few outcomes can move")
+            continue
         ok = "ok" if r.size < r.mde or r.power >= 0.8 else "MISSED"
         note = "" if r.size >= r.mde else " (below MDE)"
         table.add_row(r.defect, r.suite, f"{r.size:.2f}", f"{r.mde:.3f}", f"{r.power:.0%}{note}", ok)
@@ -169,7 +172,7 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
     print(f"candidate: {how}")
     code = 0 if result.passed else 1
     if train:
-        from harness.verdicts.train_selftest import train_selftest
+        from harness.sweep.selftest_train import train_selftest
 
         code = max(code, train_selftest(db, run_id))
     print("selftest PASSED" if code == 0 else "selftest FAILED: a defect the data should detect was missed, "

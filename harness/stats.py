@@ -159,3 +159,14 @@ def adjust_pvalues(pvalues: list[float], method: str) -> list[float]:
 
     names = {"holm": "holm", "bh": "fdr_bh"}
     return [float(p) for p in multipletests(np.asarray(pvalues, dtype=float), method=names[method])[1]]
+
+
+def mde_for_family(mde_one: float, *, confidence: float = 0.95, family: int = 1, power: float = 0.8) -> float:
+    """An MDE computed for one test, rescaled for a test run at Bonferroni's level among `family` tests (which
+    bounds Holm's first step): the same standard error, a larger critical value."""
+    from scipy.stats import norm
+
+    if family <= 1:
+        return mde_one
+    z_power = float(norm.ppf(power))
+    return mde_one * (z(1 - (1 - confidence) / family) + z_power) / (z(confidence) + z_power)

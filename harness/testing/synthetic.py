@@ -52,6 +52,7 @@ class Synthetic:
     given: bool = True  # one `given` variant: no train log, NULL rank and epochs
     extra_suite: bool = False  # a custom suite with an unknown kind and metric names
     name: str = "acme-support"
+    spec_extra: str = ""  # YAML appended to the stored spec (e.g. a findings: block)
 
 
 def _variant_grid(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -231,7 +232,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
     """Write one run with base plus `cfg.n_variants` variants; returns its run id."""
     g = _Gen(cfg)
     started = started or datetime(2025, 1, 6, 9, 0, 0)
-    spec = f"name: {cfg.name}\nmodel: smollm2-135m-instruct\nsweep:\n  method: [lora, qlora, full]\n"
+    spec = f"name: {cfg.name}\nmodel: smollm2-135m-instruct\nsweep:\n  method: [lora, qlora, full]\n" + cfg.spec_extra
     run_id = store.start_run({
         "run_id": f"{started:%Y%m%d-%H%M%S}-{cfg.seed:06x}", "name": g.hostile(0, cfg.name),
         "spec": g.hostile(1, spec) + g.hostile(2, "# comment") + g.hostile(3, ""),

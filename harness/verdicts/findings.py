@@ -72,6 +72,9 @@ def _decide(found: list[dict[str, Any]], tested: list[dict[str, Any]], adjusted:
         if not (test["clears"] and q < 1 - cfg["confidence"]):
             continue
         f["evidence"].update(p_value=test["p"], p_adjusted=q, correction=cfg["correction"], family=len(tested))
+        if f["evidence"].get("mde") is not None and cfg["correction"] != "none":  # what this family can detect
+            f["evidence"]["mde"] = stats.mde_for_family(f["evidence"]["mde"], confidence=cfg["confidence"],
+                                                        family=len(tested))
         f["message"] += (f" [p={test['p']:.2g}" + ("" if cfg["correction"] == "none" else
                          f", {how}-adjusted p={q:.2g} over {len(tested)} comparisons") + "]")
         out.append(f)

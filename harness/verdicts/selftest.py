@@ -6,22 +6,24 @@ alarms), beside the minimum detectable effect (MDE) of each comparison. No model
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness import stats
 from harness.scorers import make_scorer, suite_kinds
 from harness.spec.findings import settings
 from harness.store.reads import RunData
 from harness.verdicts import findings
-from harness.verdicts.compare import Settings, paired, per_example
+from harness.verdicts.compare import per_example
 
 # (suite kind, per-example metric, finding check, the direction of a defect: -1 a drop, +1 a rise)
 DEFECTS = (("format", "compliance", "format", -1), ("hallucination", "fabrication_rate", "hallucination", 1),
            ("general", "acc", "forgetting", -1))
-SIZES = (0.05, 0.10, 0.20)
+MULTIPLES = (0.5, 1.5, 2.0)  # planted sizes, as multiples of each suite's MDE (at 1.5x the power should be ~99%)
 OVERFIT_RISES = (0.01, 0.05, 0.20)
 NOISE = 0.05  # the share of outcomes a null copy (and every planted copy) flips at random, either way
 
@@ -56,7 +58,8 @@ class SelfTest:
     @property
     def passed(self) -> bool:
         """Every defect at or above its MDE found in >= 80% of repetitions, and nulls alarm in <= 5%."""
-        return all(r.power >= 0.8 for r in self.rows if r.size >= r.mde) and self.false_alarm_rate <= 0.05
+        return (all(r.power >= 0.8 for r in self.rows if r.size >= r.mde and r.repetitions)
+                and self.false_alarm_rate <= 0.05)
 
 
 def _flip(x: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
@@ -99,10 +102,14 @@ def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int
                 ids = sorted(values)
                 stored[(suite, kind, metric)] = (ids, np.array([values[i] for i in ids]))
     rng = np.random.default_rng(seed)
-    rows = [_power(stored, key, check, direction, size, repetitions, spec_findings, cfg, rng)
-            for kind, metric, check, direction in DEFECTS for key in stored if key[1:] == (kind, metric)
-            for size in SIZES]
-    rows = [r for r in rows if r is not None]
+    family = len(stored)  # the planted variant's comparisons against the original are corrected together
+    planted = []
+    for kind, metric, check, direction in DEFECTS:
+        for key in [k for k in stored if k[1:] == (kind, metric)]:
+            mde = design_mde(stored[key][1].size, cfg["confidence"], family)
+            planted += [_power(stored, key, check, direction, m * mde, mde, repetitions, spec_findings, rng)
+                        for m in MULTIPLES]
+    rows = [r for r in planted if r is not None]
     rows += _overfitting_rows(data, variant_id, cfg, repetitions)
     alarms = 0
     for _ in range(repetitions * 2):
@@ -125,25 +132,32 @@ def _spec_findings(data: RunData) -> dict[str, Any]:
     return dict(block) if isinstance(block, dict) else {}
 
 
+def design_mde(n: int, confidence: float, family: int, noise: float = NOISE) -> float:
+    """The smallest shift the findings detect with 80% power on n paired 0/1 outcomes, when a share `noise` of
+    them flips either way anyway and `family` comparisons are corrected together (Bonferroni's level, which
+    bounds Holm's first step): the fixed point of size = (z + z_0.8) * sqrt((noise + size - size^2) / n)."""
+    level = 1 - (1 - confidence) / max(family, 1)
+    size = 0.0
+    for _ in range(50):
+        size = stats.mde(math.sqrt(max(noise + size - size * size, 1e-9) / n), confidence=level)
+    return min(size, 1.0)
+
+
 def _power(stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]], key: tuple[str, str, str], check: str,
-           direction: int, size: float, repetitions: int, spec_findings: dict[str, Any], cfg: dict[str, Any],
+           direction: int, size: float, mde: float, repetitions: int, spec_findings: dict[str, Any],
            rng: np.random.Generator) -> Row | None:
     ids, x = stored[key]
-    detected, mdes = 0, []
+    detected = 0
     for _ in range(repetitions):
         planted = _plant(_flip(x, rng, NOISE), size, direction, rng)
-        if planted is None:
-            return None
+        if planted is None:  # too few outcomes can move that way: reported, not tested
+            return Row(f"{check} ({key[2]} {'drop' if direction < 0 else 'rise'})", key[0], size, mde, 0, 0)
         copy = {**stored, key: (ids, planted)}
         found = findings.derive_run([({"variant_id": "p", "name": "planted", "method": "lora"}, _rows(copy))],
                                     _rows(stored), spec_findings)
         detected += any(f["check"] == check and f["evidence"].get("suite") == key[0] for f in found)
-        cmp = paired(dict(zip(ids, planted, strict=True)), dict(zip(ids, x, strict=True)),
-                     Settings(cfg["confidence"], 200, cfg["seed"]))
-        if cmp is not None and cmp.mde is not None:
-            mdes.append(cmp.mde)
-    return Row(f"{check} ({key[2]} {'drop' if direction < 0 else 'rise'})", key[0], size,
-               float(np.mean(mdes)) if mdes else float("nan"), detected, repetitions)
+    return Row(f"{check} ({key[2]} {'drop' if direction < 0 else 'rise'})", key[0], size, mde, detected,
+               repetitions)
 
 
 def _overfitting_rows(data: RunData, variant_id: str, cfg: dict[str, Any], repetitions: int) -> list[Row]:
@@ -175,6 +189,8 @@ class _Ctx:
     """The slice of a ScoreContext the divergence scorer reads."""
 
     def __init__(self, log: list[dict[str, Any]]):
-        self.model, self.suite, self.test, self.cache = None, None, [], {}
+        self.model, self.suite = None, None
+        self.test: list[Any] = []
+        self.cache: dict[str, Any] = {}
         self.train_log = log
         self.variant = type("V", (), {"name": "planted"})()

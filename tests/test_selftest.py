@@ -1,0 +1,62 @@
+"""`harness selftest`: planted defects are found at and above the MDE, noise alone stays quiet, on stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.testing.synthetic import Synthetic, make_synthetic_store
+from harness.verdicts.selftest import design_mde
+
+
+def test_selftest_on_a_stored_run_prints_power_and_false_alarms_and_passes(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=3, n_heldout=30, n_general=80, n_format=60, n_hallucination=60))
+    assert main(["selftest", "--db", str(db), "--repetitions", "15"]) == 0
+    out = capsys.readouterr().out
+    assert "MDE (80% power)" in out and "false alarms on 30 null copies" in out and "selftest PASSED" in out
+    for defect in ("format (compliance drop)", "hallucination (fabrication_rate rise)", "forgetting (acc drop)",
+                   "overfitting (validation rise)"):
+        assert defect in out, defect
+    assert "(below MDE)" in out  # the half-MDE plant is reported for what it is
+
+
+def test_selftest_fails_when_the_findings_cannot_see_a_defect_the_data_supports(tmp_path: Path, capsys) -> None:
+    """A margin so wide that forgetting can never be flagged: the planted accuracy drops go unseen, exit 1."""
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=3, n_general=80, spec_extra="findings:\n  forgetting: {margin: 0.9}\n"))
+    assert main(["selftest", "--db", str(db), "--repetitions", "10"]) == 1
+    out = capsys.readouterr().out
+    assert "MISSED" in out and "selftest FAILED" in out
+
+
+def test_design_mde_is_the_fixed_point_of_the_formula() -> None:
+    from harness import stats
+
+    m = design_mde(200, 0.95, 1)
+    assert m == pytest.approx(stats.mde(((0.05 + m - m * m) / 200) ** 0.5), rel=1e-6)
+    assert design_mde(200, 0.95, 3) > m > design_mde(800, 0.95, 1)  # a larger family or fewer items: bigger
+
+
+def test_selftest_refuses_too_few_repetitions(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=2))
+    assert main(["selftest", "--db", str(db), "--repetitions", "2"]) == 2
+
+
+@pytest.mark.slow
+def test_selftest_train_plants_real_defects_by_training_and_cleans_up(tiny_experiment: Path, capsys) -> None:
+    from harness.progress import Quiet
+    from harness.sweep.runner import run_sweep
+
+    db = tiny_experiment.parent / "r.duckdb"
+    with open(tiny_experiment.parent / "out.txt", "w") as out:
+        run_sweep(tiny_experiment, db, progress=Quiet(), out=out)
+    code = main(["selftest", "--db", str(db), "--repetitions", "5", "--train"])
+    out = capsys.readouterr().out
+    assert "trained defect: destructive learning rate: findings" in out
+    assert "trained defect: many epochs on a small subset: findings" in out
+    assert code == (1 if "MISSED" in out else 0)
+    assert not list(tiny_experiment.parent.glob(".selftest-*"))  # scratch specs and subsets removed
