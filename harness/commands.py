@@ -94,6 +94,9 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     table.add_column("check")
     table.add_column("result", overflow="fold")
     table.add_row("valid examples", str(report["examples"]))
+    from harness.stats import planning_note
+
+    table.add_row("as a test set", planning_note(int(report["examples"])))
     table.add_row("messages by role", ", ".join(f"{k}: {v}" for k, v in report["messages_by_role"].items()))
     if "tokens" in report:
         t = report["tokens"]

@@ -170,3 +170,18 @@ def mde_for_family(mde_one: float, *, confidence: float = 0.95, family: int = 1,
         return mde_one
     z_power = float(norm.ppf(power))
     return mde_one * (z(1 - (1 - confidence) / family) + z_power) / (z(confidence) + z_power)
+
+
+TYPICAL_DISCORDANCE = 0.2  # share of outcomes that differ between two variants, for planning before any data
+
+
+def planning_mde(n: int, *, discordance: float = TYPICAL_DISCORDANCE, confidence: float = 0.95) -> float:
+    """Roughly the smallest paired difference n items can detect with 80% power, assuming a share `discordance`
+    of the outcomes differ between the two variants (McNemar's setting; Miller 2024, sec. 4)."""
+    return mde(math.sqrt(discordance / n), confidence=confidence) if n > 0 else math.inf
+
+
+def planning_note(n: int) -> str:
+    """One line a user can plan with: what n paired items can detect."""
+    return (f"with n={n} a paired comparison detects differences of about {planning_mde(n):.2f} or more (80% power, "
+            f"95% confidence, if {TYPICAL_DISCORDANCE:.0%} of outcomes differ between the two variants)")

@@ -60,3 +60,16 @@ def test_selftest_train_plants_real_defects_by_training_and_cleans_up(tiny_exper
     assert "trained defect: many epochs on a small subset: findings" in out
     assert code == (1 if "MISSED" in out else 0)
     assert not list(tiny_experiment.parent.glob(".selftest-*"))  # scratch specs and subsets removed
+
+
+def test_dry_run_and_data_check_say_what_each_size_can_detect(tiny_experiment: Path, capsys) -> None:
+    from harness import stats
+
+    assert main(["sweep", str(tiny_experiment), "--dry-run", "--db", str(tiny_experiment.parent / "r.duckdb")]) == 0
+    out = capsys.readouterr().out
+    assert "what each suite's size can detect" in out
+    assert f"heldout: with n=10 a paired comparison detects differences of about {stats.planning_mde(10):.2f}" in out
+    assert main(["data", "check", str(tiny_experiment.parent / "test.jsonl"), "--model", "none"]) == 0
+    assert "with n=10 a paired comparison detects" in " ".join(capsys.readouterr().out.split())
+    # the planning figure is the MDE formula at a 20% discordance: 2.8 * sqrt(0.2 / n)
+    assert stats.planning_mde(100) == pytest.approx(2.80158 * (0.2 / 100) ** 0.5, rel=1e-4)

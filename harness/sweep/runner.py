@@ -19,6 +19,7 @@ from harness.results import VariantResult
 from harness.scorers import check_suites
 from harness.spec.plan import Variant, make_plan, select
 from harness.spec.schema import ExperimentSpec, load_spec
+from harness.stats import planning_note
 from harness.store.db import Store
 from harness.store.lock import mark_stale_runs, sweep_lock
 from harness.store.reads import variant_rows
@@ -157,6 +158,10 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
                       "" if v.learning_rate is None else f"{v.learning_rate:g}", _s(v.seed), f"{est[v.variant_id]:,}")
     Console(file=out, width=140).print(table)
     print(f"estimated training tokens in all: {sum(est.values()):,}", file=out)
+    print("what each suite's size can detect (per comparison; a gate or a run with several comparisons corrects "
+          "for them and detects a little less):", file=out)
+    for suite, n in suite_sizes(sweep).items():
+        print(f"  {suite}: {planning_note(n)}", file=out)
     trainees = [v.to_dict() for v in sweep.variants if v.method == "openai"]
     if trainees:
         from harness.openai.data import estimate_cost
@@ -164,6 +169,17 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
         cost = estimate_cost(sweep.model.location, sweep.data.train, trainees,
                              sweep.spec.train.openai.price_per_million_tokens)
         print("\n".join(cost.lines()), file=out)
+
+
+def suite_sizes(sweep: Sweep) -> dict[str, int]:
+    """How many items each suite scores: the test set for held-out suites, the suite's items otherwise."""
+    sizes = {}
+    for s in sweep.suites:
+        if s.kind == "divergence":
+            continue
+        from_test = s.kind == "heldout" or s.options.get("source") == "heldout"
+        sizes[s.name] = len(sweep.data.test) if from_test else len(s.items())
+    return sizes
 
 
 def _s(x: Any) -> str:
