@@ -13,8 +13,10 @@ from harness.spec.schema import RANKED_METHODS, ExperimentSpec
 
 # Train settings that change what a local method produces (so they enter its id).
 _LORA_KEYS = ("lora_alpha", "lora_dropout", "target_modules")
+# (dtype, packing and length grouping change the numbers a run produces; gradient checkpointing, the attention
+# kernel and the evaluation batch size change only its speed and memory, so they stay out.)
 _LOCAL_KEYS = ("max_seq_length", "batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
-               "warmup_ratio", "weight_decay", "max_steps", "eval_every_epochs")
+               "warmup_ratio", "weight_decay", "max_steps", "eval_every_epochs", "dtype", "packing", "group_by_length")
 
 
 @dataclass(frozen=True)
