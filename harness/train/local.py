@@ -84,18 +84,18 @@ class _PeakMemory:
             self.peak = torch.cuda.max_memory_allocated() / 2**20
 
 
-def _time_evaluations(trainer: Trainer) -> list[float]:
+def _time_evaluations(trainer: Trainer) -> list[tuple[float, float]]:
     """Time every validation pass Trainer runs while training (it calls `self.evaluate`), so tokens/s counts
-    training steps alone; the list fills as passes finish."""
-    spent: list[float] = []
+    training steps alone; the list fills with (wall, CPU) seconds as passes finish."""
+    spent: list[tuple[float, float]] = []
     evaluate = trainer.evaluate
 
     def timed(*args: Any, **kwargs: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return evaluate(*args, **kwargs)
         finally:
-            spent.append(time.perf_counter() - t0)
+            spent.append((time.perf_counter() - t0, time.process_time() - c0))
 
     trainer.evaluate = timed  # type: ignore[method-assign]
     return spent
@@ -185,11 +185,11 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
         callback.rows.append({"step": 0, "epoch": 0.0, "split": "validation", "loss": float(start["eval_loss"])})
     counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer.train()
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     counter.close()
-    step_seconds = seconds - sum(evals)  # training steps alone: validation passes are timed apart
+    step_seconds = seconds - sum(w for w, _ in evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
     if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
         end = trainer.evaluate()
@@ -209,8 +209,9 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
         "placement": {**placement.record(), "attn_implementation": attn,
                       "gradient_checkpointing": train.gradient_checkpointing, "packing": train.packing,
                       "group_by_length": train.group_by_length, "real_token_share": counter.share},
-        "training": {"step_seconds": step_seconds, "validation_seconds": sum(evals), "validation_passes": len(evals),
-                     "processed_tokens": counter.processed},
+        "training": {"step_seconds": step_seconds, "validation_seconds": sum(w for w, _ in evals),
+                     "validation_passes": len(evals), "processed_tokens": counter.processed,
+                     "step_cpu_seconds": cpu_seconds - sum(c for _, c in evals)},
     }
     model.config.use_cache = True
     if method == "lora":  # the adapter is saved; merged weights generate faster and give the same outputs
