@@ -172,14 +172,10 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
-    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds))
     callback = _LogCallback(on_step)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
-                      data_collator=make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn),
-                      callbacks=[callback])
-    for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
-        trainer.remove_callback(cb)
-    hf_logging.disable_progress_bar()
+    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds))
+    collator = make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn)
+    trainer = _trainer(model, train_ds, val_ds, args, collator, callback)
     if val_ds:  # the starting point of the validation curve
         start = trainer.evaluate()
         callback.rows.append({"step": 0, "epoch": 0.0, "split": "validation", "loss": float(start["eval_loss"])})
@@ -213,12 +209,28 @@ def train_variant(ref: ModelRef, variant: dict[str, Any], train: Any, train_exam
                      "validation_passes": len(evals), "processed_tokens": counter.processed,
                      "step_cpu_seconds": cpu_seconds - sum(c for _, c in evals)},
     }
+    rows = sorted(callback.rows, key=lambda r: (r["step"], r["split"]))
+    return TrainOutput(_for_scoring(model, method, placement), tokenizer, rows, stats)
+
+
+def _trainer(model: Any, train_ds: list[Any], val_ds: list[Any], args: TrainingArguments,
+             collator: Any, callback: _LogCallback) -> Trainer:
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
+                      data_collator=collator, callbacks=[callback])
+    for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
+        trainer.remove_callback(cb)
+    hf_logging.disable_progress_bar()
+    return trainer
+
+
+def _for_scoring(model: Any, method: str, placement: Placement) -> Any:
+    """The trained model as scorers use it: cache on, LoRA merged, every variant in the compute dtype."""
     model.config.use_cache = True
     if method == "lora":  # the adapter is saved; merged weights generate faster and give the same outputs
         model = model.merge_and_unload()
     if method == "full":  # trained with fp32 master weights; scored in the compute dtype, like every variant
         model = model.to(placement.torch_dtype())
-    return TrainOutput(model.eval(), tokenizer, sorted(callback.rows, key=lambda r: (r["step"], r["split"])), stats)
+    return model.eval()
 
 
 def _check_4bit() -> None:
