@@ -133,6 +133,8 @@ def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
         runs = {"bare": lambda m=method: bare_loop(ref, m, args.rank, tokenized, args, placement),
                 "harness": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args, placement),
                 "harness-no-validation": lambda m=method: harness_run(ref, m, args.rank, train_rows, [], args, placement),
+                "harness-grouped": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args,
+                                                                placement, group_by_length=True),
                 "harness-packing": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args,
                                                                 placement, packing=True)}
         for _ in range(args.repeats):  # interleaved, best of each: a shared machine's noise hits both alike
@@ -227,8 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--new-tokens", type=int, default=48)
     p.add_argument("--gen-batch", default="16,32", help="batch sizes to compare with one prompt at a time")
     p.add_argument("--dtype", default="auto", help="train.dtype: auto | fp32 | bf16 | fp16")
-    p.add_argument("--runs", default="bare,harness,harness-no-validation,harness-packing",
+    p.add_argument("--runs", default="bare,harness,harness-no-validation,harness-grouped,harness-packing",
                    help="which training runs (bare and harness are needed for the ratio)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); on a shared "
+                   "machine 1 avoids OpenMP threads spinning against other processes")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-generation", action="store_true")
     p.add_argument("--quick", action="store_true", help="LoRA only, 3 steps, 1 repeat, 8 prompts x 24 tokens")
@@ -244,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     from harness.models.device import detect_placement
     from harness.models.resolve import resolve_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     placement = detect_placement(args.dtype)
