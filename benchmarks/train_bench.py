@@ -67,7 +67,7 @@ def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[i
     if placement.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     _sync(placement.device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     order: list[int] = []
     gen = torch.Generator().manual_seed(0)
     for _step in range(args.steps):  # shuffled each epoch, as a usual loop (and Trainer) does
@@ -89,9 +89,10 @@ def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[i
             opt.step()
         opt.zero_grad(set_to_none=True)
     _sync(placement.device)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = torch.cuda.max_memory_allocated() / 2**20 if placement.device == "cuda" else float("nan")
-    return {"tps": real / seconds, "share": real / processed, "seconds": seconds, "peak_mb": peak}
+    return {"tps": real / seconds, "share": real / processed, "seconds": seconds, "peak_mb": peak,
+            "tpcs": real / cpu}
 
 
 def harness_run(ref: Any, method: str, rank: int, train_rows: list[Any], val_rows: list[Any],
@@ -108,7 +109,8 @@ def harness_run(ref: Any, method: str, rank: int, train_rows: list[Any], val_row
     s, t = out.stats, out.stats["training"]
     return {"tps": s["tokens_per_second"], "share": s["real_token_share"], "seconds": t["step_seconds"],
             "peak_mb": s["peak_memory_mb"], "validation_s": t["validation_seconds"],
-            "tps_with_validation": s["train_tokens"] / s["train_seconds"]}
+            "tps_with_validation": s["train_tokens"] / s["train_seconds"],
+            "tpcs": s["train_tokens"] / t["step_cpu_seconds"]}
 
 
 def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
@@ -126,10 +128,13 @@ def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
         if method == "qlora" and (not _qlora_possible() or ref.kind == "tiny"):
             log(f"{method}", "skipped (needs bitsandbytes 4-bit and a pretrained model)")
             continue
-        best: dict[str, dict[str, float]] = {}
+        bare_loop(ref, method, args.rank, tokenized, argparse.Namespace(**{**vars(args), "steps": 1}), placement)
+        best: dict[str, dict[str, float]] = {}  # after an untimed warm-up step: the first run pays no cold start
         runs = {"bare": lambda m=method: bare_loop(ref, m, args.rank, tokenized, args, placement),
                 "harness": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args, placement),
                 "harness-no-validation": lambda m=method: harness_run(ref, m, args.rank, train_rows, [], args, placement),
+                "harness-grouped": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args,
+                                                                placement, group_by_length=True),
                 "harness-packing": lambda m=method: harness_run(ref, m, args.rank, train_rows, val_rows, args,
                                                                 placement, packing=True)}
         for _ in range(args.repeats):  # interleaved, best of each: a shared machine's noise hits both alike
@@ -138,11 +143,12 @@ def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
                     continue  # the breakdown (validation, packing) is for LoRA
                 r = fn()
                 _show(f"{method} {name}", r)
-                if name not in best or r["tps"] > best[name]["tps"]:
+                if name not in best or r["tpcs"] > best[name]["tpcs"]:
                     best[name] = r
         for name, r in best.items():
             if name != "bare":
                 log(f"{method} ratio {name} / bare", f"{r['tps'] / best['bare']['tps']:.3f}")
+                log(f"{method} ratio {name} / bare, per CPU second", f"{r['tpcs'] / best['bare']['tpcs']:.3f}")
                 if r.get("validation_s"):
                     log(f"{method} ratio {name} with its validation passes / bare",
                         f"{r['tps_with_validation'] / best['bare']['tps']:.3f}")
@@ -150,6 +156,7 @@ def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
 
 def _show(what: str, r: dict[str, float]) -> None:
     log(f"{what} real tokens/s", f"{r['tps']:.1f}")
+    log(f"{what} real tokens per CPU second", f"{r['tpcs']:.1f}")
     log(f"{what} processed tokens/s", f"{r['tps'] / r['share']:.1f}")
     log(f"{what} real-token share", f"{r['share']:.3f}")
     log(f"{what} step seconds", f"{r['seconds']:.2f}")
@@ -160,31 +167,40 @@ def _show(what: str, r: dict[str, float]) -> None:
 
 
 def gen_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
-    """Batched greedy generation against one prompt at a time; outputs must be identical."""
+    """Batched greedy generation (the harness's LocalModel: length-sorted batches, shared-prefix KV cache) against
+    one prompt at a time with plain `generate`; outputs must be identical."""
+    from harness.models import local
     from harness.models.local import LocalModel
     from harness.models.resolve import load_model, load_tokenizer
 
     model, tok = load_model(ref, placement=placement), load_tokenizer(ref)
     convs = [m[:-1] for m in examples(DATA / "test.jsonl", args.prompts)]
-    n_tokens = 0
-    timings: dict[int, float] = {}
-    outputs: dict[int, list[str]] = {}
-    for bs in (1, args.gen_batch):
+    shared_min = local.MIN_SHARED
+    runs = [("one at a time", 1, False)] + [(f"batch {b}", b, True) for b in args.gen_batch]
+    runs += [] if args.quick else [(f"batch {args.gen_batch[0]} without the shared prefix", args.gen_batch[0], False)]
+    timings: dict[str, tuple[float, float]] = {}
+    outputs: dict[str, list[str]] = {}
+    for name, bs, shared in runs:
+        local.MIN_SHARED = shared_min if shared else 10**9
         lm = LocalModel(model, tok, name="bench", batch_size=bs)
         lm.generate(convs[:2], 4)  # warm-up
         _sync(placement.device)
-        t0 = time.perf_counter()
-        outputs[bs] = lm.generate(convs, args.new_tokens)
+        t0, c0 = time.perf_counter(), time.process_time()
+        outputs[name] = lm.generate(convs, args.new_tokens)
         _sync(placement.device)
-        timings[bs] = time.perf_counter() - t0
-        n_tokens = sum(len(tok(o, add_special_tokens=False)["input_ids"]) for o in outputs[1])
-    same = sum(a == b for a, b in zip(outputs[1], outputs[args.gen_batch], strict=True))
+        timings[name] = (time.perf_counter() - t0, time.process_time() - c0)
+    local.MIN_SHARED = shared_min
+    ref_out = outputs["one at a time"]
+    n_tokens = sum(len(tok(o, add_special_tokens=False)["input_ids"]) for o in ref_out)
     log("generation", f"{len(convs)} prompts x up to {args.new_tokens} new tokens, greedy, {n_tokens} tokens out")
-    for bs, sec in timings.items():
-        log(f"generation batch {bs} tokens/s", f"{n_tokens / sec:.1f}")
-        log(f"generation batch {bs} seconds", f"{sec:.2f}")
-    log(f"generation speed-up batch {args.gen_batch} / batch 1", f"{timings[1] / timings[args.gen_batch]:.2f}")
-    log("generation identical outputs", f"{same}/{len(convs)}")
+    for name, (sec, cpu) in timings.items():
+        same = sum(a == b for a, b in zip(ref_out, outputs[name], strict=True))
+        log(f"generation {name} tokens/s", f"{n_tokens / sec:.1f}")
+        log(f"generation {name} seconds", f"{sec:.2f} (CPU {cpu:.2f})")
+        if name != "one at a time":
+            log(f"generation speed-up {name} / one at a time", f"{timings['one at a time'][0] / sec:.2f} "
+                f"(per CPU second {timings['one at a time'][1] / cpu:.2f})")
+            log(f"generation {name} identical outputs", f"{same}/{len(convs)}")
 
 
 def _qlora_possible() -> bool:
@@ -211,23 +227,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--prompts", type=int, default=32)
     p.add_argument("--new-tokens", type=int, default=48)
-    p.add_argument("--gen-batch", type=int, default=16)
+    p.add_argument("--gen-batch", default="16,32", help="batch sizes to compare with one prompt at a time")
     p.add_argument("--dtype", default="auto", help="train.dtype: auto | fp32 | bf16 | fp16")
-    p.add_argument("--runs", default="bare,harness,harness-no-validation,harness-packing",
+    p.add_argument("--runs", default="bare,harness,harness-no-validation,harness-grouped,harness-packing",
                    help="which training runs (bare and harness are needed for the ratio)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); on a shared "
+                   "machine 1 avoids OpenMP threads spinning against other processes")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-generation", action="store_true")
     p.add_argument("--quick", action="store_true", help="LoRA only, 3 steps, 1 repeat, 8 prompts x 24 tokens")
     args = p.parse_args(argv)
     if args.quick:
         args.methods, args.steps, args.repeats, args.prompts, args.new_tokens = "lora", 3, 1, 8, 24
+        args.gen_batch = "8"
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    args.gen_batch = [int(b) for b in str(args.gen_batch).split(",")]
     from transformers.utils import logging as hf_logging
 
     from harness.models.device import detect_placement
     from harness.models.resolve import resolve_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     placement = detect_placement(args.dtype)

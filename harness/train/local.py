@@ -85,18 +85,18 @@ class _PeakMemory:
             self.peak = torch.cuda.max_memory_allocated() / 2**20
 
 
-def _time_evaluations(trainer: Trainer) -> list[float]:
+def _time_evaluations(trainer: Trainer) -> list[tuple[float, float]]:
     """Time every validation pass Trainer runs while training (it calls `self.evaluate`), so tokens/s counts
-    training steps alone; the list fills as passes finish."""
-    spent: list[float] = []
+    training steps alone; the list fills with (wall, CPU) seconds as passes finish."""
+    spent: list[tuple[float, float]] = []
     evaluate = trainer.evaluate
 
     def timed(*args: Any, **kwargs: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return evaluate(*args, **kwargs)
         finally:
-            spent.append(time.perf_counter() - t0)
+            spent.append((time.perf_counter() - t0, time.process_time() - c0))
 
     trainer.evaluate = timed  # type: ignore[method-assign]
     return spent
@@ -173,23 +173,19 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
-    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds))
     callback = _LogCallback(on_step)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
-                      data_collator=make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn),
-                      callbacks=[callback])
-    for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
-        trainer.remove_callback(cb)
-    hf_logging.disable_progress_bar()
+    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds))
+    collator = make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn)
+    trainer = _trainer(model, train_ds, val_ds, args, collator, callback)
     if val_ds:  # the starting point of the validation curve (the callback records the row)
         trainer.evaluate()
     counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer.train()
-        seconds = time.perf_counter() - t0
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     counter.close()
-    step_seconds = seconds - sum(evals)  # training steps alone: validation passes are timed apart
+    step_seconds = seconds - sum(w for w, _ in evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
     if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
         trainer.evaluate()  # the end point; the callback records it
@@ -207,15 +203,32 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
         "placement": {**placement.record(), "attn_implementation": attn,
                       "gradient_checkpointing": train.gradient_checkpointing, "packing": train.packing,
                       "group_by_length": train.group_by_length, "real_token_share": counter.share},
-        "training": {"step_seconds": step_seconds, "validation_seconds": sum(evals), "validation_passes": len(evals),
-                     "processed_tokens": counter.processed},
+        "training": {"step_seconds": step_seconds, "validation_seconds": sum(w for w, _ in evals),
+                     "validation_passes": len(evals), "processed_tokens": counter.processed,
+                     "step_cpu_seconds": cpu_seconds - sum(c for _, c in evals)},
     }
+    rows = sorted(callback.rows, key=lambda r: (r["step"], r["split"]))
+    return TrainOutput(_for_scoring(model, method, placement), tokenizer, rows, stats)
+
+
+def _trainer(model: Any, train_ds: list[Any], val_ds: list[Any], args: TrainingArguments,
+             collator: Any, callback: _LogCallback) -> Trainer:
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
+                      data_collator=collator, callbacks=[callback])
+    for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
+        trainer.remove_callback(cb)
+    hf_logging.disable_progress_bar()
+    return trainer
+
+
+def _for_scoring(model: Any, method: str, placement: Placement) -> Any:
+    """The trained model as scorers use it: cache on, LoRA merged, every variant in the compute dtype."""
     model.config.use_cache = True
     if method == "lora":  # the adapter is saved; merged weights generate faster and give the same outputs
         model = model.merge_and_unload()
     if method == "full":  # trained with fp32 master weights; scored in the compute dtype, like every variant
         model = model.to(placement.torch_dtype())
-    return TrainOutput(model.eval(), tokenizer, sorted(callback.rows, key=lambda r: (r["step"], r["split"])), stats)
+    return model.eval()
 
 
 def _check_4bit() -> None:
