@@ -163,7 +163,6 @@ def test_describe_a_loaded_model() -> None:
 
 
 def test_sweep_records_device_and_dtype(tiny_experiment: Any) -> None:
-    import json
 
     from harness.progress import Quiet
     from harness.store.db import Store

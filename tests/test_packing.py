@@ -93,8 +93,8 @@ def test_training_reports_its_real_token_share(tmp_path: Path, keys: dict[str, A
     from conftest import make_rows
 
     from harness.models.resolve import resolve_model
-    from harness.spec.schema import TrainSpec
     from harness.spec.plan import Variant
+    from harness.spec.schema import TrainSpec
     from harness.train.local import train_variant
 
     rows = [r["messages"] for r in make_rows(24)]

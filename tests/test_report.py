@@ -18,8 +18,8 @@ from harness.cli import main
 from harness.report.build import SCRIPTS, build_report, script_json
 from harness.store.db import Store
 from harness.store.reads import load_run
-from harness.verdicts.recommend import recommend
 from harness.testing.synthetic import HOSTILE, Synthetic, make_synthetic_store
+from harness.verdicts.recommend import recommend
 
 
 class Page(HTMLParser):
