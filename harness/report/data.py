@@ -203,23 +203,30 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
         checks = fnd.get(vid, [])
         cells["findings"] = _cell(", ".join(sorted(set(map(str, checks)))), len(checks),
                                   checks=sorted(set(map(str, checks))))
-        cells["train_s"] = _cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds")))
-        where = " ".join(str(v[k]) for k in ("device", "dtype") if not is_missing(v.get(k)))
-        cells["device"] = _cell(where, where, title=f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"
-                                if not is_missing(v.get("peak_memory_mb")) else "")
-        share = v.get("real_token_share")
-        cells["tps"] = _cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")),
-                             title="" if is_missing(share) else f"real-token share {float(share):.0%} (real / processed tokens)")
-        cells["params"] = _cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),
-                                title="" if is_missing(v.get("total_params")) else
-                                f"{opt(v['trainable_params']) or 0:,} of {opt(v['total_params']):,}")
-        cells["artifact"] = _cell(human_bytes(v.get("artifact_bytes")), opt(v.get("artifact_bytes")),
-                                  title=str(v.get("artifact") or ""))
+        cells.update(_cost_cells(v))
         rows.append({"variant_id": vid, "name": str(v["name"]), "method": str(v["method"]),
                      "status": str(v["status"]), "error": str(v.get("error") or ""),
                      "reused": bool(opt(v.get("reused"))), "is_base": v["method"] == "base",
                      "n_findings": len(checks), "cells": cells})
     return cols, rows
+
+
+def _cost_cells(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What a variant cost: training time, where it ran, tokens/s, parameters, artifact size."""
+    where = " ".join(str(v[k]) for k in ("device", "dtype") if not is_missing(v.get(k)))
+    share = v.get("real_token_share")
+    return {
+        "train_s": _cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds"))),
+        "device": _cell(where, where, title=f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"
+                        if not is_missing(v.get("peak_memory_mb")) else ""),
+        "tps": _cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")),
+                     title="" if is_missing(share) else f"real-token share {float(share or 0):.0%} (real / processed tokens)"),
+        "params": _cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),
+                        title="" if is_missing(v.get("total_params")) else
+                        f"{opt(v['trainable_params']) or 0:,} of {opt(v['total_params']):,}"),
+        "artifact": _cell(human_bytes(v.get("artifact_bytes")), opt(v.get("artifact_bytes")),
+                          title=str(v.get("artifact") or "")),
+    }
 
 
 def findings_by_variant(data: RunData) -> list[dict[str, Any]]:
