@@ -120,6 +120,7 @@ def test_forgetting_delta_is_variant_minus_base_paired_by_example(store: tuple[P
         sorts = [float(x) for x in re.findall(r'data-sort="(-?[0-9.e-]+)"', row.group(0))]
         assert any(abs(x - delta) < 1e-9 for x in sorts), (vid, delta)
         assert f">{delta:.3f}<" in row.group(0), vid
+        assert "detects changes &gt;= 0." in row.group(0) or "detects changes >= 0." in row.group(0), vid
         checked += 1
     assert checked >= 5
 

@@ -21,7 +21,14 @@ from markupsafe import Markup
 
 from harness import __version__
 from harness.errors import HarnessInputError
-from harness.report.data import findings_by_variant, forgetting_cells, header, leaderboard, primary_metric
+from harness.report.data import (
+    findings_by_variant,
+    forgetting_cells,
+    forgetting_mde,
+    header,
+    leaderboard,
+    primary_metric,
+)
 from harness.report.views import (
     Strings,
     compare,
@@ -87,7 +94,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
     data = load_run(store, run_id)
     deltas = forgetting(data)
     forget = forgetting_cells(deltas)
-    columns, rows = leaderboard(data, forget)
+    columns, rows = leaderboard(data, forget, forgetting_mde(deltas))
     rec = recommend(data, deltas)
     rec_id, rec_reason = rec.variant_id, rec.reason
     vindex = {str(v): i for i, v in enumerate(data.variants["variant_id"])}

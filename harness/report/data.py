@@ -105,6 +105,11 @@ def forgetting_cells(deltas: dict[str, Comparison]) -> Forget:
     return {vid: (c.difference, c.ci_low, c.ci_high, c.n) for vid, c in deltas.items()}
 
 
+def forgetting_mde(deltas: dict[str, Comparison]) -> dict[str, float]:
+    """variant -> the smallest accuracy change its forgetting comparison detects with 80% power."""
+    return {vid: c.mde for vid, c in deltas.items() if c.mde is not None}
+
+
 # -- the leaderboard ----------------------------------------------------------------------------------------
 @dataclass
 class Column:
@@ -149,8 +154,8 @@ def ci_cell(s: tuple[float, float, float, int] | None, digits: int = 3) -> dict[
     return _cell(fmt(v, digits), v, ci=ci, title=f"{fmt(v, digits + 1)}, 95% CI {full}, n={n}" if ci else f"n={n}")
 
 
-def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]]
-                ) -> tuple[list[Column], list[dict[str, Any]]]:
+def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]],
+                mde: dict[str, float] | None = None) -> tuple[list[Column], list[dict[str, Any]]]:
     """Columns and one row per variant (base first), every cell with display text and a sort value."""
     heldout, fmt_suite, hal = data.suite_of("heldout"), data.suite_of("format"), data.suite_of("hallucination")
     have_h = set(data.scores[data.scores["suite"] == heldout]["metric"]) if heldout else set()
@@ -200,6 +205,8 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
             cells["forget"] = ci_cell(f) if f else _cell("0 (reference)" if vid == data.base_id else "", None)
             if f and f[2] < 0:
                 cells["forget"]["cls"] = "bad"
+            if f and mde and vid in mde:
+                cells["forget"]["title"] += f"; detects changes >= {mde[vid]:.3f} (80% power)"
         checks = fnd.get(vid, [])
         cells["findings"] = _cell(", ".join(sorted(set(map(str, checks)))), len(checks),
                                   checks=sorted(set(map(str, checks))))
