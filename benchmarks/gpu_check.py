@@ -97,7 +97,7 @@ def report_variants(rows: list[dict[str, object]], label: str) -> list[str]:
     return failed
 
 
-def compare(gpu: dict[str, float], cpu: dict[str, float]) -> list[str]:
+def compare(gpu: dict[str, float], cpu: dict[str, float], label: str = "gpu") -> list[str]:
     """Scores present in both runs, checked against TOLERANCE; returns what is out of tolerance."""
     bad = []
     for key in sorted(set(gpu) & set(cpu)):
@@ -108,7 +108,7 @@ def compare(gpu: dict[str, float], cpu: dict[str, float]) -> list[str]:
         kind, tol = rule
         diff = abs(gpu[key] - cpu[key]) / (abs(cpu[key]) or 1.0) if kind == "relative" else abs(gpu[key] - cpu[key])
         ok = diff <= tol
-        log(f"compare lora {key}", f"gpu {gpu[key]:.4f} cpu {cpu[key]:.4f} diff {diff:.4f} ({kind} tolerance {tol}) "
+        log(f"compare lora {key}", f"{label} {gpu[key]:.4f} cpu {cpu[key]:.4f} diff {diff:.4f} ({kind} tolerance {tol}) "
             f"{'ok' if ok else 'OUT OF TOLERANCE'}")
         if not ok:
             bad.append(key)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         failed += report_variants(variants(gpu_db), "gpu-fp32")
     log("stage lora fp32 on the cpu wall time", f"{sweep(same, out / 'cpu.duckdb', cpu=True):.1f}", "s")
     failed += report_variants(variants(out / "cpu.duckdb"), "cpu-fp32")
-    bad = compare(scores(gpu_db, "lora"), scores(out / "cpu.duckdb", "lora"))
+    bad = compare(scores(gpu_db, "lora"), scores(out / "cpu.duckdb", "lora"), "sweep (cpu)" if args.cpu else "gpu")
     bench = [sys.executable, str(REPO / "benchmarks" / "train_bench.py"), "--model", model]
     bench += ["--methods", "lora", "--steps", "2", "--repeats", "1", "--runs", "bare,harness", "--prompts", "4",
               "--new-tokens", "8", "--gen-batch", "4"] if args.cpu else \
