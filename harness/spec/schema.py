@@ -95,7 +95,7 @@ class TrainSpec(_Strict):
     weight_decay: float = 0.0
     max_steps: int | None = None
     eval_every_epochs: float = 1.0
-    eval_batch_size: int | Literal["auto"] = "auto"  # auto: 64 on a GPU, 16 on the CPU; halves on out-of-memory
+    eval_batch_size: int | Literal["auto"] = "auto"  # auto: 64 on a GPU, 32 on the CPU; halves on out-of-memory
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 (or fp16) on a GPU, fp32 on the CPU
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower steps
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
