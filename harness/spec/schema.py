@@ -103,13 +103,6 @@ class TrainSpec(_Strict):
     packing: bool = False  # padding-free: each batch one row, sequences kept apart by position ids
     openai: OpenAITrainSpec = Field(default_factory=OpenAITrainSpec)
 
-    @field_validator("eval_batch_size")
-    @classmethod
-    def _eval_batch(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v <= 0:
-            raise ValueError("must be a positive integer or 'auto'")
-        return v
-
     @field_validator("max_seq_length", "batch_size", "gradient_accumulation_steps", "lora_alpha")
     @classmethod
     def _pos(cls, v: int) -> int:

@@ -68,7 +68,7 @@ def _train_settings(spec: ExperimentSpec, at: Any) -> list[str]:
         problems.append(f"{at('train', 'lora_dropout')}: {t.lora_dropout!r} is not a dropout probability; "
                         "use a value in [0, 1), e.g. 0.05")
     if t.eval_batch_size != "auto" and t.eval_batch_size < 1:
-        problems.append(f"{at('train', 'eval_batch_size')}: {t.eval_batch_size!r}; use a positive integer, e.g. 16")
+        problems.append(f"{at('train', 'eval_batch_size')}: {t.eval_batch_size!r}; use a positive integer, e.g. 16, or 'auto'")
     schedulers = [s.value for s in SchedulerType]
     if t.lr_scheduler_type not in schedulers:
         problems.append(f"{at('train', 'lr_scheduler_type')}: unknown scheduler {t.lr_scheduler_type!r}."
