@@ -98,12 +98,13 @@ def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[i
 def harness_run(ref: Any, method: str, rank: int, train_rows: list[Any], val_rows: list[Any],
                 args: argparse.Namespace, placement: Any, **keys: Any) -> dict[str, float]:
     """The harness's local backend on the same examples, rank, batch, sequence length and steps."""
+    from harness.spec.plan import Variant
     from harness.spec.schema import TrainSpec
     from harness.train.local import train_variant
 
     train = TrainSpec(max_seq_length=args.seq_len, batch_size=args.batch, max_steps=args.steps, lora_alpha=32,
                       lora_dropout=0.05, target_modules=["q_proj", "v_proj"], **keys)
-    variant = {"method": method, "rank": rank, "epochs": 1, "learning_rate": args.lr, "seed": 0}
+    variant = Variant("bench", f"{method}-bench", method, rank=rank, epochs=1, learning_rate=args.lr, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         out = train_variant(ref, variant, train, train_rows, val_rows, Path(tmp), placement=placement)
     s, t = out.stats, out.stats["training"]
