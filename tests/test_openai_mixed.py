@@ -71,28 +71,11 @@ def test_local_and_openai_variants_in_one_sweep(tmp_path: Path, fake) -> None:  
     assert "heldout.exact_match" in (tmp_path / "gate.xml").read_text()
 
 
-MIXED_RAY = """\
-name: mixed-ray
-model: tiny-random-llama
-base_url: {url}
-data:
-  train: train.jsonl
-  validation: 0.25
-  test: test.jsonl
-sweep:
-  method: [lora, given]
-  rank: [2]
-  epochs: [1]
-  learning_rate: [1.0e-3]
-  seed: [0, 1]
-  checkpoint: ["openai-compatible:tuned-llm"]
-train:
-  max_seq_length: 96
-  batch_size: 8
-suites:
-  - name: heldout
-    options: {{max_new_tokens: 8}}
-"""
+# The same sweep with two local seeds and the remote model on an openai-compatible server; {url} is filled in later.
+MIXED_RAY = (MIXED.replace("name: mixed\n", "name: mixed-ray\nbase_url: {url}\n", 1)
+             .replace("  learning_rate: [1.0e-3]\n", "  learning_rate: [1.0e-3]\n  seed: [0, 1]\n", 1)
+             .replace(f'checkpoint: ["openai:{GIVEN}"]', 'checkpoint: ["openai-compatible:tuned-llm"]', 1)
+             .replace("{max_new_tokens: 8}", "{{max_new_tokens: 8}}"))
 
 
 @pytest.mark.slow

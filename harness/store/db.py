@@ -263,12 +263,6 @@ class Store(Connection):
                 rows = getattr(result, table)
                 self._insert(table, [{**r, "variant_id": vid} for r in rows])
 
-    def add_findings(self, variant_id: str, findings: Sequence[dict[str, Any]], *, replace: bool = True) -> None:
-        with self.transaction():
-            if replace:
-                self.con.execute("DELETE FROM findings WHERE variant_id = ?", [variant_id])
-            self._insert("findings", [{**f, "variant_id": variant_id} for f in findings])
-
     def replace_findings(self, variant_ids: Sequence[str], checks: Sequence[str],
                          rows: Sequence[dict[str, Any]]) -> None:
         """In one transaction: drop these variants' findings of these checks, insert `rows` (each with variant_id)."""
