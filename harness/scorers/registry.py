@@ -48,7 +48,8 @@ class SuiteOutput:
 
 @dataclass
 class ScoreContext:
-    """What a scorer may read: the model, the suite, the experiment's test data and this variant's train log."""
+    """What a scorer may read: the model, the suite, the experiment's test data, this variant's train log, and the
+    experiment's training examples (for checks of memorization; never shown to the model as test items)."""
 
     model: Any  # ScoringModel, or None for suites that need no model (divergence)
     suite: Any  # harness.suites.Suite
@@ -56,6 +57,7 @@ class ScoreContext:
     test: list[Any]  # harness.data.Example
     train_log: list[dict[str, Any]]
     cache: dict[str, Any] = field(default_factory=dict)  # shared between suites of one variant
+    train: list[Any] = field(default_factory=list)  # harness.data.Example: the training split (empty if none)
 
 
 def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

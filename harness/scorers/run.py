@@ -11,8 +11,9 @@ from harness.scorers.registry import ScoreContext, SuiteOutput, make_scorer, met
 
 
 def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any], train_log: list[dict[str, Any]],
-                 progress: Progress) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run every suite on one model (a ScoringModel); returns (scores, examples, findings) rows."""
+                 progress: Progress, train: list[Any] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run every suite on one model (a ScoringModel); returns (scores, examples, findings) rows. `train` holds the
+    experiment's training examples, for suites that compare test behaviour with training data (memorization)."""
     scores: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
@@ -20,7 +21,8 @@ def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any],
     for suite in suites:
         fn, record = make_scorer(suite.kind, suite.options)
         progress.phase(f"scoring {suite.name} (requests done)", None)
-        out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache))
+        out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache,
+                                train=list(train or [])))
         progress.close_phase()
         cluster_intervals(out, suite.kind)
         for r in out.scores:

@@ -19,7 +19,9 @@ from harness.results import VariantResult
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error
 
-SCHEMA_VERSION = 2  # 2: variant_results gains device, dtype, real_token_share
+SCHEMA_VERSION = 3  # 2: variant_results gains device, dtype, real_token_share
+# 3: variant_results gains prompt/output tokens and seconds per request; runs gains data_checks (the data-quality
+#    warnings found before the sweep)
 
 # Column order is the contract's order; more columns may follow in later versions.
 TABLES: dict[str, str] = {
@@ -28,7 +30,8 @@ TABLES: dict[str, str] = {
         run_id VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, spec_hash VARCHAR, status VARCHAR,
         started_at TIMESTAMP, finished_at TIMESTAMP, harness_version VARCHAR, git_sha VARCHAR,
         git_dirty BOOLEAN, spec_path VARCHAR, model VARCHAR, model_fingerprint VARCHAR,
-        data_fingerprints JSON, suites JSON, library_versions JSON, store_path VARCHAR, pid INTEGER, host VARCHAR""",
+        data_fingerprints JSON, suites JSON, library_versions JSON, store_path VARCHAR, pid INTEGER, host VARCHAR,
+        data_checks JSON""",
     "run_variants": """
         run_id VARCHAR, variant_id VARCHAR, position INTEGER, reused BOOLEAN,
         PRIMARY KEY (run_id, variant_id)""",
@@ -39,7 +42,8 @@ TABLES: dict[str, str] = {
         train_seconds DOUBLE, train_tokens BIGINT, tokens_per_second DOUBLE, trainable_params BIGINT,
         total_params BIGINT, peak_memory_mb DOUBLE, artifact VARCHAR, error VARCHAR,
         artifact_bytes BIGINT, score_seconds DOUBLE, config JSON, finished_at TIMESTAMP,
-        device VARCHAR, dtype VARCHAR, real_token_share DOUBLE""",
+        device VARCHAR, dtype VARCHAR, real_token_share DOUBLE, prompt_tokens_per_request DOUBLE,
+        output_tokens_per_request DOUBLE, seconds_per_request DOUBLE""",
     "train_log": "variant_id VARCHAR, step INTEGER, epoch DOUBLE, split VARCHAR, loss DOUBLE",
     "scores": """
         variant_id VARCHAR, suite VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
@@ -86,7 +90,8 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-JSON_COLUMNS = ("detail", "evidence", "scorer", "config", "data_fingerprints", "suites", "library_versions")
+JSON_COLUMNS = ("detail", "evidence", "scorer", "config", "data_fingerprints", "suites", "library_versions",
+                "data_checks")
 
 
 def decode_json(df: pd.DataFrame) -> pd.DataFrame:

@@ -85,7 +85,8 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         record_placement(row, model, placement)
         t0 = time.perf_counter()
         lm = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
-        scores, examples, findings = score_suites(lm, v, task.suites, task.data.test, train_log, progress)
+        scores, examples, findings = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
+                                                   train=task.data.train)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0)
         return VariantResult(row, train_log, scores, examples, findings)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep

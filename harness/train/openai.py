@@ -308,7 +308,8 @@ class RemoteJobs:
         lm = OpenAIChatModel(self.client(kind), model, name=v.name, compatible=kind == "openai-compatible")
         t0 = time.perf_counter()
         try:
-            scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd)
+            scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
+                                                       train=self.x.data.train)
         except Exception as exc:  # noqa: BLE001
             return failed_result(row, scrub(f"scoring {model} failed: {exc}"), train_log=log)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0)
