@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.models.protocol import Usage
+
 
 class ScriptedModel:
     """Implements harness.lm.ScoringModel from scripts instead of weights.
@@ -20,6 +22,8 @@ class ScriptedModel:
         self._outputs = outputs or {}
         self._logliks = logliks or (lambda c, x: -float(len(x)))
         self.generate_calls: list[int] = []
+        self.conversations: list[list[dict[str, str]]] = []  # every conversation asked for, as sent
+        self.usage = Usage()  # tokens counted as words
         self.loglik_calls: list[int] = []
 
     def _out(self, prompt: str) -> str:
@@ -29,7 +33,11 @@ class ScriptedModel:
 
     def generate(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
         self.generate_calls.append(len(conversations))
-        return [self._out(c[-1]["content"]) for c in conversations]
+        self.conversations += conversations
+        outs = [self._out(c[-1]["content"]) for c in conversations]
+        self.usage.add(requests=len(conversations), output_tokens=sum(len(o.split()) for o in outs),
+                       prompt_tokens=sum(len(m["content"].split()) for c in conversations for m in c))
+        return outs
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         self.loglik_calls.append(len(requests))

@@ -38,3 +38,17 @@ def test_no_shared_prefix_when_prompts_differ(tiny: tuple[Any, Any]) -> None:
     assert lm._shared_prefix([[7] * 20]) == ([], None)
     shared, _ = lm._shared_prefix([[7] * 20, [7] * 12])  # one prompt is the prefix: it keeps a token to feed
     assert shared == [7] * 11
+
+
+def test_usage_counts_prompt_tokens_and_generated_tokens_up_to_the_stop(tiny: tuple[Any, Any]) -> None:
+    model, tok = tiny
+    lm = LocalModel(model, tok, name="tiny", batch_size=2)
+    convs = [[{"role": "user", "content": f"Question number {i}: {'why ' * i}?"}] for i in range(5)]
+    outs = lm.generate(convs, 6)
+    prompts = [len(tok(tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True),
+                       add_special_tokens=False)["input_ids"]) for c in convs]
+    assert lm.usage.requests == 5 and lm.usage.prompt_tokens == sum(prompts)
+    assert 5 <= lm.usage.output_tokens <= 30  # at least one token per request (a stop counts), at most 6 each
+    assert lm.usage.output_tokens >= sum(len(tok(o, add_special_tokens=False)["input_ids"]) > 0 for o in outs)
+    per = lm.usage.per_request()
+    assert per["prompt_tokens_per_request"] == sum(prompts) / 5 and per["seconds_per_request"] > 0

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
+
+from harness.models.protocol import Usage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +39,7 @@ class LocalModel:
         self.on_batch = on_batch
         self.prefix_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._keeps_logits: bool | None = None  # whether the model's forward takes `logits_to_keep`
+        self.usage = Usage()
 
     @property
     def device(self) -> torch.device:
@@ -80,7 +84,9 @@ class LocalModel:
 
     @torch.inference_mode()
     def generate(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
+        t0 = time.perf_counter()
         prompts = [self._encode(self._chat(c, generation_prompt=True)) for c in conversations]
+        produced = [0] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         out: list[str] = [""] * len(prompts)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
@@ -100,9 +106,13 @@ class LocalModel:
             new = gen[:, ids.shape[1]:].tolist()
             for row, i in enumerate(idx):
                 out[i] = self.tok.decode(new[row], skip_special_tokens=True).strip()
+                # generated tokens up to and including the first stop token (the rest of the row is padding)
+                produced[i] = next((j + 1 for j, t in enumerate(new[row]) if t in stop), len(new[row]))
             self._tick(len(idx))
 
         self._batches(order, run)
+        self.usage.add(requests=len(prompts), prompt_tokens=sum(map(len, prompts)), output_tokens=sum(produced),
+                       seconds=time.perf_counter() - t0)
         return out
 
     def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], Any]:

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Usage:
+    """What a model's generation cost: requests, prompt and output tokens, and wall seconds spent generating.
+
+    Seconds are the wall time of the generate calls, so a batched local model or concurrent API requests spread one
+    call's time over its requests (the cost per request as a sweep pays it, not a single request's latency).
+    """
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, requests: int = 0, prompt_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0) -> None:
+        with self._lock:  # API requests finish on worker threads
+            self.requests += requests
+            self.prompt_tokens += prompt_tokens
+            self.output_tokens += output_tokens
+            self.seconds += seconds
+
+    def per_request(self) -> dict[str, Any]:
+        """The `variants` columns: mean prompt and output tokens and generation seconds per request (None if none)."""
+        n = self.requests
+        return {"prompt_tokens_per_request": self.prompt_tokens / n if n else None,
+                "output_tokens_per_request": self.output_tokens / n if n else None,
+                "seconds_per_request": self.seconds / n if n else None}
 
 
 class ScoringModel(Protocol):
-    """A model as scorers see it: batched generation and batched log-likelihoods."""
+    """A model as scorers see it: batched generation and batched log-likelihoods, and what generation cost."""
 
     name: str
     supports_loglikelihood: bool
+    usage: Usage
 
     def generate(self, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
         """Greedy completions of chat conversations (chat template applied), one string each."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from harness.errors import HarnessInputError
+from harness.models.protocol import Usage
 
 SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_COMPATIBLE_API_KEY", "OPENAI_ADMIN_KEY")
 _KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_*\-]{6,}")
@@ -98,6 +100,7 @@ class OpenAIChatModel:
         self.concurrency = concurrency or _env_int("HARNESS_OPENAI_CONCURRENCY", DEFAULT_CONCURRENCY) or 1
         self.on_batch = on_batch
         self.requests = 0
+        self.usage = Usage()
 
     def _one(self, conversation: list[dict[str, str]], max_new_tokens: int) -> str:
         # OpenAI's own models take max_completion_tokens; compatible servers (vLLM, llama.cpp) know max_tokens.
@@ -105,6 +108,9 @@ class OpenAIChatModel:
         resp = self.client.chat.completions.create(model=self.model, messages=conversation, temperature=0,
                                                    seed=0, n=1, **limit)
         self.requests += 1
+        used = getattr(resp, "usage", None)  # compatible servers may leave it out: then tokens count as 0
+        self.usage.add(prompt_tokens=int(getattr(used, "prompt_tokens", 0) or 0),
+                       output_tokens=int(getattr(used, "completion_tokens", 0) or 0))
         content = resp.choices[0].message.content if resp.choices else None
         return scrub(content or "").strip()
 
@@ -112,6 +118,7 @@ class OpenAIChatModel:
         """Greedy completions, `concurrency` requests in flight; the first failure cancels the rest and raises."""
         if not conversations:
             return []
+        t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
             futures = [pool.submit(self._one, c, max_new_tokens) for c in conversations]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -122,6 +129,7 @@ class OpenAIChatModel:
                 exc = failed.exception()
                 assert exc is not None
                 raise RuntimeError(f"{self.model}: {describe_error(exc)}") from None
+        self.usage.add(requests=len(conversations), seconds=time.perf_counter() - t0)
         if self.on_batch:
             self.on_batch(len(conversations))
         return [f.result() for f in futures]

@@ -181,7 +181,12 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
              Column("train_s", "train time", "cost"), Column("tps", "tokens/s", "cost",
                                                               "real training tokens per second; hover: real-token share"),
              Column("params", "params", "cost", "trainable parameters"),
-             Column("artifact", "artifact", "cost", "artifact size on disk")]
+             Column("artifact", "artifact", "cost", "artifact size on disk"),
+             Column("prompt_tok", "prompt tok/req", "per request", "mean prompt tokens per generation request "
+                    "(system prompt and few-shot turns included): what each request costs to send"),
+             Column("output_tok", "output tok/req", "per request", "mean generated tokens per request"),
+             Column("s_req", "s/req", "per request", "generation seconds per request (wall time of the batched "
+                    "generation calls over their requests)")]
     fnd = data.findings.groupby("variant_id")["check"].apply(list).to_dict() if len(data.findings) else {}
     rows = []
     for v in data.variants.to_dict("records"):
@@ -219,7 +224,7 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
 
 
 def _cost_cells(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """What a variant cost: training time, where it ran, tokens/s, parameters, artifact size."""
+    """What a variant cost: training time, where it ran, tokens/s, parameters, artifact size, and per request."""
     where = " ".join(str(v[k]) for k in ("device", "dtype") if not is_missing(v.get(k)))
     share = v.get("real_token_share")
     return {
@@ -233,7 +238,21 @@ def _cost_cells(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
                         f"{opt(v['trainable_params']) or 0:,} of {opt(v['total_params']):,}"),
         "artifact": _cell(human_bytes(v.get("artifact_bytes")), opt(v.get("artifact_bytes")),
                           title=str(v.get("artifact") or "")),
+        "prompt_tok": _cell(fmt(v.get("prompt_tokens_per_request"), 0), opt(v.get("prompt_tokens_per_request")),
+                            title=_prompt_title(v)),
+        "output_tok": _cell(fmt(v.get("output_tokens_per_request"), 0), opt(v.get("output_tokens_per_request"))),
+        "s_req": _cell(fmt(v.get("seconds_per_request"), 3), opt(v.get("seconds_per_request"))),
     }
+
+
+def _prompt_title(v: dict[str, Any]) -> str:
+    """A prompt variant's prompt, for the cell's hover text: its shots and the start of its system prompt."""
+    prompt = (v.get("config") or {}).get("prompt") if isinstance(v.get("config"), dict) else None
+    if not prompt:
+        return ""
+    system = str(prompt.get("system") or "")
+    return (f"{prompt.get('shots') or 0} few-shot examples from the training split"
+            + (f"; system prompt: {system[:200]}{'...' if len(system) > 200 else ''}" if system else ""))
 
 
 def findings_by_variant(data: RunData) -> list[dict[str, Any]]:

@@ -25,17 +25,19 @@ class Variant:
 
     variant_id: str
     name: str
-    method: str  # base | lora | qlora | full | openai | given
+    method: str  # base | lora | qlora | full | openai | given | prompt
     rank: int | None = None
     epochs: int | None = None
     learning_rate: float | None = None
     seed: int | None = None
     checkpoint: str | None = None  # for `given`: as written in the spec
     checkpoint_path: str | None = None  # for `given` folders: resolved against the spec's folder
+    shots: int | None = None  # for `prompt`: few-shot conversations drawn (with `seed`) from the training split
+    system_prompt: str | None = None  # for `prompt`: the system prompt's text
 
     @property
     def trains(self) -> bool:
-        return self.method not in ("base", "given")
+        return self.method not in ("base", "given", "prompt")
 
     @property
     def is_remote(self) -> bool:
@@ -49,7 +51,7 @@ class Variant:
         """This variant as a `variants` row before it has run (status and results are filled in later)."""
         return {"variant_id": self.variant_id, "name": self.name, "method": self.method, "rank": self.rank,
                 "epochs": self.epochs, "learning_rate": self.learning_rate, "seed": self.seed,
-                "base_model": base_model,
+                "base_model": base_model, "shots": self.shots,
                 "config": {**self.to_dict(), "train": train if self.method != "base" else None}}
 
 
@@ -68,6 +70,8 @@ def variant_identity(method: str, params: dict[str, Any], spec: ExperimentSpec, 
         keys = _LOCAL_KEYS + (_LORA_KEYS if method in RANKED_METHODS else ())
         ident["train"] = {k: getattr(spec.train, k) for k in keys}
         ident["data"] = {k: fingerprints.get(k) for k in ("train", "validation")}
+    elif method == "prompt" and params.get("shots"):
+        ident["data"] = {"train": fingerprints.get("train")}  # the shots are drawn from it
     elif method == "openai":
         ident["train"] = spec.train.openai.model_dump(exclude={"poll_seconds", "price_per_million_tokens"})
         ident["data"] = {k: fingerprints.get(k) for k in ("train", "validation")}
@@ -99,6 +103,9 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
                     variants.append(Variant(vid, f"given-{label}", method, checkpoint=ckpt,
                                             checkpoint_path=checkpoint_paths.get(ckpt)))
             continue
+        if method == "prompt":
+            variants += _prompt_variants(spec, model_identity, fingerprints, suites, seen)
+            continue
         ranks: list[int | None] = list(s.rank) if method in RANKED_METHODS else [None]
         # OpenAI jobs take a learning-rate multiplier (train.openai), not an absolute rate.
         rates: list[float | None] = [None] if method == "openai" else list(s.learning_rate)
@@ -113,6 +120,24 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
             name += f"-s{seed}" if multi_seed else ""
             variants.append(Variant(vid, name, method, rank, epochs, lr, seed))
     return variants
+
+
+def _prompt_variants(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str, str],
+                     suites: list[dict[str, Any]], seen: set[str]) -> list[Variant]:
+    """One variant per shot count (and per seed where shots are drawn): the base model with the spec's prompt."""
+    system = spec.system_prompt()
+    multi_seed = len(spec.sweep.seed) > 1
+    out = []
+    for shots in spec.sweep.shots:
+        for seed in spec.sweep.seed if shots else [None]:
+            params = {"shots": shots, "seed": seed, "system": short_hash(system, 16) if system is not None else None}
+            vid = short_hash(variant_identity("prompt", params, spec, model_identity, fingerprints, suites))
+            if vid in seen:
+                continue
+            seen.add(vid)
+            name = f"prompt-{shots}shot" + (f"-s{seed}" if multi_seed and seed is not None else "")
+            out.append(Variant(vid, name, "prompt", seed=seed, shots=shots, system_prompt=system))
+    return out
 
 
 def select(variants: list[Variant], only: list[str] | None) -> list[Variant]:

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import HarnessInputError, did_you_mean
 
-METHODS = ("lora", "qlora", "full", "openai", "given")
+METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
+TRAINING_METHODS = ("lora", "qlora", "full", "openai")
 
 
 class _Strict(BaseModel):
@@ -42,12 +43,20 @@ class DataSpec(_Strict):
 class SweepSpec(_Strict):
     """Axes of the cartesian product; keys that do not apply to a method are pruned."""
 
-    method: list[Literal["lora", "qlora", "full", "openai", "given"]] = Field(default_factory=lambda: ["lora"])  # type: ignore[arg-type]
+    method: list[Literal["lora", "qlora", "full", "openai", "given", "prompt"]] = Field(default_factory=lambda: ["lora"])  # type: ignore[arg-type]
     rank: list[int] = Field(default_factory=lambda: [8])
     epochs: list[int] = Field(default_factory=lambda: [1])
     learning_rate: list[float] = Field(default_factory=lambda: [2.0e-4])
     seed: list[int] = Field(default_factory=lambda: [0])
     checkpoint: list[str] = Field(default_factory=list)
+    shots: list[int] = Field(default_factory=lambda: [0])  # method prompt: few-shot examples from the training split
+
+    @field_validator("shots")
+    @classmethod
+    def _shots(cls, v: list[int]) -> list[int]:
+        if not v or any(x < 0 for x in v):
+            raise ValueError("needs at least one value, each a whole number >= 0 (e.g. [0, 3, 8])")
+        return v
 
     @field_validator("rank", "epochs")
     @classmethod
@@ -111,6 +120,14 @@ class TrainSpec(_Strict):
         return v
 
 
+class PromptSpec(_Strict):
+    """`method: prompt`: the base model, untrained, given this system prompt (inline or from a file next to the spec)
+    and `sweep.shots` example conversations from the training split before each request."""
+
+    system: str | None = None
+    system_file: str | None = None
+
+
 class ExperimentSpec(_Strict):
     """A whole experiment: model, data, sweep, train settings, suites and gate rules."""
 
@@ -120,6 +137,7 @@ class ExperimentSpec(_Strict):
     data: DataSpec
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
     suites: list[str | dict[str, Any]] = Field(default_factory=lambda: ["heldout"])  # type: ignore[arg-type]
     findings: dict[str, Any] = Field(default_factory=dict)
     gate: dict[str, Any] = Field(default_factory=dict)
@@ -143,6 +161,16 @@ class ExperimentSpec(_Strict):
     def resolve_path(self, value: str, key: str) -> Path:
         """A path from the spec, relative to the spec's folder; it may not escape that folder."""
         return resolve_inside(self.spec_dir, value, key=key, source=self.source_path)
+
+    def system_prompt(self) -> str | None:
+        """The prompt variants' system prompt: `prompt.system`, or the text of `prompt.system_file`."""
+        if self.prompt.system_file is None:
+            return self.prompt.system
+        path = self.resolve_path(self.prompt.system_file, "prompt.system_file")
+        if not path.is_file():
+            raise HarnessInputError(f"{self.source_path}: key 'prompt.system_file': no file {path}; write the system "
+                                    "prompt there, or give it inline as 'prompt.system: TEXT'")
+        return path.read_text(encoding="utf-8").strip()
 
     def spec_hash(self) -> str:
         text = self.source_text or json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -229,15 +257,37 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     return spec
 
 
+def _prompt_problems(spec: ExperimentSpec, at: Any) -> list[str]:
+    """`method: prompt` needs something to prompt with; few-shot turns need a training split."""
+    p, problems = spec.prompt, []
+    if p.system is not None and p.system_file is not None:
+        problems.append(f"{at('prompt')}: key 'prompt': give either 'system' or 'system_file', not both")
+    if "prompt" not in spec.sweep.method:
+        return problems
+    if p.system is None and p.system_file is None and not any(spec.sweep.shots):
+        problems.append(f"{at('sweep', 'method')}: method 'prompt' with no system prompt and 0 shots is the base "
+                        "model itself; add 'prompt: {system: TEXT}' (or system_file) and/or 'sweep.shots: [3]'")
+    if any(spec.sweep.shots) and spec.data.train is None:
+        problems.append(f"{at('sweep', 'shots')}: key 'sweep.shots': few-shot examples come from the training split; "
+                        "set 'data.train'")
+    if p.system_file is not None:
+        try:
+            spec.system_prompt()
+        except HarnessInputError as exc:
+            problems += [f"{at('prompt', 'system_file')}: {q.split(': ', 1)[-1]}" for q in exc.problems]
+    return problems
+
+
 def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
     problems: list[str] = []
 
     def at(*loc: Any) -> str:
         return f"{path}:{line_of(root, loc)}"
 
-    local = [m for m in spec.sweep.method if m not in ("openai", "given")]
+    local = [m for m in spec.sweep.method if m not in ("openai", "given", "prompt")]
     if local and spec.data.train is None:
         problems.append(f"{at('data')}: key 'data.train' is required for methods {local}")
+    problems += _prompt_problems(spec, at)
     if "given" in spec.sweep.method and not spec.sweep.checkpoint:
         problems.append(
             f"{at('sweep', 'method')}: method 'given' needs 'sweep.checkpoint: [PATH or openai:MODEL_ID, ...]'"

@@ -55,6 +55,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
 
         from harness.models.device import detect_placement, record_placement
         from harness.models.local import LocalModel
+        from harness.models.prompted import for_variant
         from harness.models.resolve import load_model, load_tokenizer
         from harness.scorers.run import score_suites
         from harness.spec.schema import TrainSpec
@@ -84,10 +85,11 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
             tok = load_tokenizer(task.model)
         record_placement(row, model, placement)
         t0 = time.perf_counter()
-        lm = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
+        local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
+        lm = for_variant(local, v, task.data.train, row)
         scores, examples, findings = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
                                                    train=task.data.train)
-        row.update(status=FINISHED, score_seconds=time.perf_counter() - t0)
+        row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
         return VariantResult(row, train_log, scores, examples, findings)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
         progress.close_phase()

@@ -18,7 +18,7 @@ from harness.progress import Progress
 from harness.results import VariantResult
 from harness.scorers import check_suites
 from harness.spec.plan import Variant, make_plan, select
-from harness.spec.schema import ExperimentSpec, load_spec
+from harness.spec.schema import TRAINING_METHODS, ExperimentSpec, load_spec
 from harness.stats import planning_note
 from harness.store.db import Store
 from harness.store.lock import mark_stale_runs, sweep_lock
@@ -29,7 +29,7 @@ from harness.sweep.scheduler import JobRow, schedule
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
 from harness.sweep.summary import print_summary
 
-LOCAL_METHODS = ("base", "lora", "qlora", "full", "given")
+LOCAL_METHODS = ("base", "lora", "qlora", "full", "given", "prompt")
 
 
 def git_state(where: Path | None = None) -> tuple[str | None, bool | None]:
@@ -97,7 +97,8 @@ class Sweep:
             settings(self.spec.findings)
         except HarnessInputError as exc:
             problems += [f"{self.spec.source_path}: {p}" for p in exc.problems]
-        need_train = any(m in ("lora", "qlora", "full", "openai") for m in self.spec.sweep.method)
+        need_train = any(m in TRAINING_METHODS for m in self.spec.sweep.method) or (
+            "prompt" in self.spec.sweep.method and any(self.spec.sweep.shots))  # few-shot turns come from train
         try:
             self.data: DataBundle = load_bundle(self.spec, need_train=need_train)
         except HarnessInputError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError
+from harness.models.prompted import for_variant
 from harness.models.resolve import ModelRef
 from harness.openai import jobs as jobs_api
 from harness.openai.client import OpenAIChatModel, describe_error, make_client, scrub
@@ -305,14 +306,15 @@ class RemoteJobs:
         row = {**self._row(v), **stats}
         row["config"] = {**row["config"], "openai": info}
         self.fwd.info(f"{v.name}: scoring {model} through chat completions ({kind})")
-        lm = OpenAIChatModel(self.client(kind), model, name=v.name, compatible=kind == "openai-compatible")
         t0 = time.perf_counter()
         try:
+            lm = for_variant(OpenAIChatModel(self.client(kind), model, name=v.name,
+                                             compatible=kind == "openai-compatible"), v, self.x.data.train, row)
             scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
                                                        train=self.x.data.train)
         except Exception as exc:  # noqa: BLE001
             return failed_result(row, scrub(f"scoring {model} failed: {exc}"), train_log=log)
-        row.update(status=FINISHED, score_seconds=time.perf_counter() - t0)
+        row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
         for e in examples:
             e["output"] = scrub(e.get("output"))
         return VariantResult(row, log, scores, examples, findings)
