@@ -92,3 +92,40 @@ def test_a_variant_with_findings_is_passed_over_everywhere(tmp_path: Path) -> No
     assert rec_id == gate_id == "ggg2"
     assert "Passed over for findings: best-but-flagged (forgetting)" in how and how in summary
     assert "best-but-flagged (forgetting)" in html
+
+
+def _costed(v: dict, prompt_tokens: float, seconds: float, train_s: float | None) -> dict:
+    v["variant"].update(prompt_tokens_per_request=prompt_tokens, seconds_per_request=seconds, train_seconds=train_s)
+    return v
+
+
+def test_prompt_vs_finetuning_is_one_paired_verdict_with_costs_everywhere(tmp_path: Path) -> None:
+    """The best prompt variant against the best fine-tuned one, paired per example, in the report and the summary."""
+    from harness.verdicts.recommend import prompt_vs_finetuning
+
+    db = tmp_path / "r.duckdb"
+    weak = flips(GOOD, down=30)
+    run = write_run(db, [variant("base0", "base", flips(GOOD, down=40), method="base"),
+                         _costed(variant("ppp1", "prompt-3shot", weak, method="prompt"), 600.0, 0.9, 0.0),
+                         _costed(variant("ppp2", "prompt-0shot", flips(GOOD, down=35), method="prompt"), 200.0, 0.4, 0.0),
+                         _costed(variant("lll1", "lora-r4-e2", GOOD), 120.0, 0.3, 95.0)])
+    with Store(db, read_only=True) as s:
+        verdict = prompt_vs_finetuning(load_run(s, run))
+    assert verdict is not None and (verdict.prompt_id, verdict.tuned_id) == ("ppp1", "lll1")
+    c = verdict.comparison
+    assert c is not None and c.paired and c.n == 80
+    # field_accuracy is 1 for a pass and 0.5 otherwise: 30 flips of 1 -> 0.5 make a paired difference of 15/80
+    assert abs(c.difference - 30 * 0.5 / 80) < 1e-9 and c.ci_low > 0
+    assert verdict.text.startswith("Fine-tuning beats the best prompt: lora-r4-e2 over prompt-3shot")
+    assert "600 prompt tokens per request against 120 (5.0x)" in verdict.text and "95 s to train" in verdict.text
+    _, html, _, _, summary = three_views(db, run)
+    assert 'id="prompt-vs-finetuning"' in html and "Fine-tuning beats the best prompt" in summary
+
+
+def test_no_prompt_verdict_without_both_kinds(tmp_path: Path) -> None:
+    from harness.verdicts.recommend import prompt_vs_finetuning
+
+    db = tmp_path / "r.duckdb"
+    run = write_run(db, [variant("base0", "base", GOOD, method="base"), variant("lll1", "lora", GOOD)])
+    with Store(db, read_only=True) as s:
+        assert prompt_vs_finetuning(load_run(s, run)) is None

@@ -42,7 +42,7 @@ from harness.report.views import (
 )
 from harness.store.db import Store
 from harness.store.reads import load_run
-from harness.verdicts.recommend import forgetting, recommend
+from harness.verdicts.recommend import forgetting, prompt_vs_finetuning, recommend
 
 HERE = Path(__file__).resolve().parent
 # Vendored plotting library (Chart.js + two MIT plugins, about 230 KB in all), then the page's own code.
@@ -123,6 +123,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
     return {
         "h": header(data), "columns": columns, "col_groups": groups, "rows": rows, "rec_id": rec_id,
         "tie_ids": list(rec.tie_group) if len(rec.tie_group) > 1 else [],
+        "prompt_verdict": prompt_vs_finetuning(data),
         "rec_name": names.get(rec_id) if rec_id else None, "rec_reason": rec_reason,
         "methods": sorted(set(data.variants["method"].astype(str)) - {"base"}),
         "findings": findings, "n_findings": sum(len(g["entries"]) for g in findings),

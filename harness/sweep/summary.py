@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.store.db import Store
 from harness.store.reads import RunData, load_run
-from harness.verdicts.recommend import Recommendation, recommend
+from harness.verdicts.recommend import Recommendation, prompt_vs_finetuning, recommend
 
 SUMMARY_METRICS = ("exact_match", "field_accuracy", "rougeL", "chrf")
 
@@ -25,7 +25,8 @@ def summary_frame(data: RunData, rec: Recommendation | None = None) -> pd.DataFr
         mark = " *" if rec is not None and vid == rec.variant_id else " =" if tied else ""
         row: dict[str, Any] = {"variant": v["name"] + mark, "id": vid, "method": v["method"], "rank": v["rank"],
                                "epochs": v["epochs"], "status": v["status"] + (" (reused)" if v["reused"] else ""),
-                               "train s": v["train_seconds"], "tok/s": v["tokens_per_second"]}
+                               "train s": v["train_seconds"], "tok/s": v["tokens_per_second"],
+                               "prompt tok/req": v.get("prompt_tokens_per_request")}
         for split in ("train", "validation"):
             part = log[(log["variant_id"] == vid) & (log["split"] == split)] if not log.empty else log
             row[f"{split[:5]} loss"] = part.sort_values("step")["loss"].iloc[-1] if len(part) else None
@@ -60,6 +61,9 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
             console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
                           f"{row['check']}: {row['message']}", markup=False)
     console.print(rec.reason, markup=False, soft_wrap=True)
+    verdict = prompt_vs_finetuning(data)
+    if verdict is not None:
+        console.print(verdict.text, markup=False, soft_wrap=True)
     console.print(f"results stored in {store.path.resolve()} (run {run_id}); "
                   f"`harness report {run_id}` builds the HTML report", markup=False)
 

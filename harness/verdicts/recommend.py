@@ -198,3 +198,81 @@ def _break_tie(data: RunData, group: list[dict[str, Any]], suite: str | None, me
     return pick, (f"{len(group)} variants are statistically indistinguishable from the best on held-out {metric} "
                   f"({names}; each compared with {best['name']}, {_cell_text(cell) if cell else 'n/a'}, "
                   f"Holm-corrected), so the tie is broken by cost: {reason}.")
+
+
+TRAINED = ("lora", "qlora", "full", "openai")
+
+
+@dataclass(frozen=True)
+class PromptVerdict:
+    """The guides' first question: does fine-tuning beat a good prompt here, and what does each cost per request?"""
+
+    prompt_id: str
+    tuned_id: str
+    comparison: Comparison | None  # the fine-tuned variant minus the prompt variant on the primary metric
+    text: str
+
+
+def prompt_vs_finetuning(data: RunData) -> PromptVerdict | None:
+    """The best finished prompt variant against the best finished fine-tuned one on the held-out primary metric,
+    paired per example, with what each costs per request and to train; None unless the run has both."""
+    suite, metric = primary(data)
+    done = [v for v in data.variants.to_dict("records") if v["status"] == "finished"]
+    prompts = [v for v in done if v["method"] == "prompt"]
+    tuned = [v for v in done if v["method"] in TRAINED]
+    if not prompts or not tuned or metric is None:
+        return None
+    kind = data.kinds.get(suite or "")
+    sign = -1.0 if metric_info(kind, metric).higher_is_better is False else 1.0
+
+    def best(vs: list[dict[str, Any]]) -> dict[str, Any]:
+        def value(v: dict[str, Any]) -> float:
+            cell = data.score(str(v["variant_id"]), suite, metric)
+            return -math.inf if cell is None or math.isnan(cell[0]) else sign * cell[0]
+        return max(vs, key=value)  # the first of equals: plan order
+
+    p, t = best(prompts), best(tuned)
+    ex = data.examples
+
+    def values(v: dict[str, Any]) -> dict[str, float]:
+        return per_example(ex[ex["variant_id"] == v["variant_id"]], suite or "", metric) if len(ex) else {}
+
+    def stored(v: dict[str, Any]) -> dict[str, Any]:
+        cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan,) * 3 + (0,)
+        return {"value": cell[0], "ci_low": cell[1], "ci_high": cell[2], "n": cell[3]}
+
+    c = compare(kind, metric, values(t), values(p), run_settings(data), scores=(stored(t), stored(p)))
+    if c is None:
+        verdict = f"{t['name']} and {p['name']} cannot be compared on held-out {metric}."
+    else:
+        better = sign * c.difference > 0
+        clear = c.ci_low > 0 or c.ci_high < 0
+        ci = (f"{'paired ' if c.paired else ''}difference {c.difference:+.3f}, {c.confidence:.0%} CI "
+              f"[{c.ci_low:.3f}, {c.ci_high:.3f}], n={c.n}")
+        if not clear:
+            verdict = (f"Fine-tuning does not clearly beat a prompt here: {t['name']} and {p['name']} are "
+                       f"indistinguishable on held-out {metric} ({ci}).")
+        elif better:
+            verdict = f"Fine-tuning beats the best prompt: {t['name']} over {p['name']} on held-out {metric} ({ci})."
+        else:
+            verdict = f"The prompt beats fine-tuning: {p['name']} over {t['name']} on held-out {metric} ({ci})."
+    return PromptVerdict(str(p["variant_id"]), str(t["variant_id"]), c, verdict + " " + _per_request(t, p))
+
+
+def _per_request(t: dict[str, Any], p: dict[str, Any]) -> str:
+    """What each costs: prompt tokens and generation seconds per request, and training time."""
+    def num(v: dict[str, Any], key: str) -> float | None:
+        x = v.get(key)
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    parts = []
+    tp, pp = num(t, "prompt_tokens_per_request"), num(p, "prompt_tokens_per_request")
+    if tp and pp:
+        parts.append(f"{p['name']} sends {pp:,.0f} prompt tokens per request against {tp:,.0f} ({pp / tp:.1f}x)")
+    ts, ps = num(t, "seconds_per_request"), num(p, "seconds_per_request")
+    if ts and ps:
+        parts.append(f"generates in {ps:.3f} s per request against {ts:.3f} s")
+    train = num(t, "train_seconds")
+    if train:
+        parts.append(f"{t['name']} took {train:,.0f} s to train")
+    return ("Per request, " + "; ".join(parts) + ".") if parts else ""
