@@ -205,7 +205,7 @@ def constrained_response(value: str) -> tuple[bool, str]:
 
 @check("detectable_format:number_highlighted_sections", {"num_highlights": 2}, num_highlights=count(1))
 def number_highlighted_sections(value: str, num_highlights: int) -> tuple[bool, str]:
-    """At least N *highlighted* sections (a **bold** one counts twice, as in IFEval)."""
+    """At least N *highlighted* sections; a **bold** one counts too (as in IFEval)."""
     found = sum(1 for h in re.findall(r"\*[^\n\*]*\*", value) if h.strip("*").strip())
     found += sum(1 for h in re.findall(r"\*\*[^\n\*]*\*\*", value) if h[2:-2].strip())
     return _counted(found, "highlighted sections", "at least", num_highlights)
