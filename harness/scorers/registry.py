@@ -131,11 +131,15 @@ def make_scorer(kind: str, options: dict[str, Any], *, where: str = "") -> tuple
 
 
 def check_suites(suites: Iterable[Any]) -> None:
-    """Every suite's kind is registered and its options fit the scorer; every problem at once."""
+    """Every suite's kind is registered, its options fit the scorer and (where the scorer checks them) its items are
+    valid; every problem at once."""
     problems: list[str] = []
     for suite in suites:
         try:
-            make_scorer(suite.kind, suite.options, where=suite.where)
+            built, _ = make_scorer(suite.kind, suite.options, where=suite.where)
+            check = getattr(built, "check_suite", None)  # a scorer may check its suite's items before any model runs
+            if check is not None:
+                check(suite)
         except HarnessInputError as exc:
             problems += exc.problems
     if problems:

@@ -16,7 +16,8 @@ DEFAULTS: dict[str, Any] = {
     # overfitting (the divergence suite) runs for every trained variant with a validation split even when the spec
     # does not list it; false turns it off (the stored spec says so). A mapping may set min_rise.
     "overfitting": {"min_rise": 0.02},
-    # general suites: the per-example metric compared with base, and how far below 0 the CI's upper bound must lie
+    # general suites: the per-example metric compared with base, and how far below 0 the CI's upper bound must lie;
+    # instructions suites are compared on prompt_strict with the same margin and severity
     "forgetting": {"metric": "acc", "margin": 0.0, "severity": "warning"},
     # format suites: compliance drop vs base (CI upper bound < -margin); floor: absolute compliance the CI must reach
     "format": {"margin": 0.0, "floor": None, "severity": "warning"},

@@ -128,7 +128,8 @@ def _name(variant: dict[str, Any]) -> str:
 # -- the rules -------------------------------------------------------------------------------------------------
 @rule("forgetting")
 def forgetting(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """General capability lost: the paired CI of (variant - base) per-example accuracy lies below -margin."""
+    """General capability lost: the paired CI of (variant - base) per-example accuracy lies below -margin; and
+    instruction following lost: the same on each `instructions` suite's per-prompt strict accuracy."""
     c = cfg["forgetting"]
     if base_rows is None or c is False:
         return []
@@ -137,8 +138,6 @@ def forgetting(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg:
         cmp = against_base(rows, base_rows, suite, metric, cfg)
         if cmp is None:
             continue
-        mine, theirs = per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric)
-        lost = sorted(i for i in set(mine) & set(theirs) if theirs[i] > 0.5 >= mine[i])
         label = "accuracy" if metric == "acc" else metric
         p = f"; McNemar p={cmp.mcnemar_p:.2g}" if cmp.mcnemar_p is not None else ""
         out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
@@ -146,8 +145,39 @@ def forgetting(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg:
                                 f"{cmp.candidate:.2f} ({_ci(cmp)}{p}, n={cmp.n})"
                                 + ("" if suite == "general" else f" on {suite}")),
                     "evidence": {"suite": suite, "metric": metric, **cmp.evidence(), "margin": c["margin"],
-                                 "lost_examples": lost[:50]}})
+                                 "lost_examples": _lost(rows, base_rows, suite, metric)[:50]}})
+    # instruction following (suites of kind `instructions`): the same paired test on each prompt's strict pass
+    for suite in suites_of_kind(rows.get("scores"), "instructions"):
+        cmp = against_base(rows, base_rows, suite, "prompt_strict", cfg)
+        if cmp is None:
+            continue
+        lost = _lost(rows, base_rows, suite, "prompt_strict")
+        p = f"; McNemar p={cmp.mcnemar_p:.2g}" if cmp.mcnemar_p is not None else ""
+        out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
+                    "message": (f"{_name(variant)} forgot instruction following on {suite}: prompt-level strict "
+                                f"accuracy {cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)}{p}, n={cmp.n})"
+                                + _broken_instructions(rows, suite, lost)),
+                    "evidence": {"suite": suite, "metric": "prompt_strict", "kind": "instructions", **cmp.evidence(),
+                                 "margin": c["margin"], "lost_examples": lost[:50]}})
     return out
+
+
+def _lost(rows: Rows, base_rows: Rows, suite: str, metric: str) -> list[str]:
+    """Example ids base passed (> 0.5) and the variant fails, sorted."""
+    mine, theirs = per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric)
+    return sorted(i for i in set(mine) & set(theirs) if theirs[i] > 0.5 >= mine[i])
+
+
+def _broken_instructions(rows: Rows, suite: str, lost: list[str]) -> str:
+    """'; most broken: ID (k of the lost prompts)': the instruction id the variant fails most on the prompts it lost."""
+    ex = rows["examples"][rows["examples"]["suite"] == suite]
+    wanted = set(lost)
+    failed = [v["id"] for e, d in zip(ex["example_id"], ex["detail"], strict=True) if str(e) in wanted
+              and isinstance(d, dict) for v in d.get("instructions") or [] if not v.get("strict")]
+    if not failed:
+        return ""
+    top = max(sorted(set(failed)), key=failed.count)
+    return f"; most broken: {top} ({failed.count(top)} of {len(lost)} lost prompts)"
 
 
 RULE_TEXT = {"json_valid": "are not valid JSON", "schema_valid": "do not fit the schema",

@@ -1,0 +1,136 @@
+"""instructions: IFEval-style instruction following. Each item is a chat prompt carrying verifiable instructions
+(harness.scorers.instruction_checks); strict and loose accuracy per prompt, per instruction and per instruction type."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from harness import stats
+from harness.errors import HarnessInputError
+from harness.scorers import instruction_checks as checks
+from harness.scorers.common import ChatItem, chat_items, rate_row
+from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+
+PRIMARY = "prompt_strict"
+
+
+def _lines(suite: Any) -> list[int]:
+    """The file line of each item (items are the file's non-blank lines)."""
+    path = suite.path(suite.items_file)
+    return [i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if line.strip()]
+
+
+def load_items(suite: Any) -> list[ChatItem]:
+    """The suite's items, each with a valid `instructions` list; every problem is reported with its file and line."""
+    items = chat_items(suite)
+    where = suite.path(suite.items_file)
+    lines = _lines(suite)
+    found: list[str] = []
+    for it, line in zip(items, lines, strict=True):
+        instrs = it.raw.get("instructions")
+        at = f"{where}:{line}: item {it.item_id!r}"
+        if not isinstance(instrs, list) or not instrs:
+            found.append(f'{at}: needs "instructions": [{{"id": ..., "kwargs": {{...}}}}, ...] (at least one)')
+            continue
+        ids = [x.get("id") for x in instrs if isinstance(x, dict)]
+        twice = sorted({str(i) for i in ids if ids.count(i) > 1})
+        if twice:
+            found.append(f"{at}: instruction id(s) {', '.join(twice)} given twice; give each id once per prompt "
+                         "(as IFEval does), with all its kwargs")
+        for k, ins in enumerate(instrs):
+            found += [f"{at}: instructions[{k}]: {p}" for p in checks.problems(ins)]
+    if found:
+        raise HarnessInputError(found, title=f"suite {suite.name}")
+    return items
+
+
+def check_suite(suite: Any) -> None:
+    """Validate the suite's items before any model runs (called by harness.scorers.check_suites at sweep start)."""
+    if suite.items_file and suite.path(suite.items_file).is_file():
+        load_items(suite)
+
+
+def sampled(items: list[ChatItem], sample: int | None, seed: int) -> list[ChatItem]:
+    """All items (sample None), else `sample` of them drawn with `seed`, in suite order (the same for every variant,
+    so comparisons stay paired)."""
+    if sample is None or sample >= len(items):
+        return items
+    keep = sorted(random.Random(seed).sample(range(len(items)), sample))
+    return [items[i] for i in keep]
+
+
+def judge(instructions: list[dict[str, Any]], output: str) -> list[dict[str, Any]]:
+    """Each instruction's strict and loose verdict on one output, with what its check found (strict) and, for a loose
+    pass that was a strict fail, which variant passed."""
+    variants = checks.loose_variants(output)
+    names = ["as is", "first line removed", "last line removed", "first and last lines removed"]
+    names += [f"{n}, asterisks removed" for n in names]
+    out = []
+    for ins in instructions:
+        strict, found = checks.follows(ins, output)
+        loose_at = next((n for n, v in zip(names, variants, strict=True) if checks.follows(ins, v)[0]), None)
+        row = {"id": ins["id"], "kwargs": checks.kwargs_of(ins), "strict": strict, "loose": loose_at is not None,
+               "found": found}
+        if loose_at is not None and not strict:
+            row["loose_by"] = loose_at
+        out.append(row)
+    return out
+
+
+def per_example(verdicts: list[dict[str, Any]]) -> dict[str, float]:
+    """Each metric's value for one prompt, under the metric's name (per type only for the types the prompt has)."""
+    n = len(verdicts)
+    out = {"prompt_strict": float(all(v["strict"] for v in verdicts)),
+           "prompt_loose": float(all(v["loose"] for v in verdicts)),
+           "instruction_strict": sum(v["strict"] for v in verdicts) / n,
+           "instruction_loose": sum(v["loose"] for v in verdicts) / n}
+    out.update({f"instruction_strict:{v['id']}": float(v["strict"]) for v in verdicts})
+    return out
+
+
+def _share_row(metric: str, values: list[float]) -> dict[str, Any]:
+    value, lo, hi = stats.mean_ci(values)
+    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n": len(values)}
+
+
+@scorer("instructions", metrics=[
+    Metric(PRIMARY, per_example=True, primary=True),  # every instruction of the prompt followed, strictly
+    Metric("prompt_loose", per_example=True),
+    Metric("instruction_strict", per_example=True),  # share of the prompt's instructions followed
+    Metric("instruction_loose", per_example=True),
+    Metric("instruction_strict:*", per_example=True),  # per instruction id, over the prompts that carry it
+])
+def instructions(max_new_tokens: int = 96, sample: int | None = None, seed: int = 0) -> Any:
+    """Prompt- and instruction-level strict and loose accuracy (IFEval's definitions), each with its 95% interval."""
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+        raise HarnessInputError(f"instructions option 'max_new_tokens': a whole number >= 1, got {max_new_tokens!r}")
+    if sample is not None and (not isinstance(sample, int) or isinstance(sample, bool) or sample < 1):
+        raise HarnessInputError(f"instructions option 'sample': a whole number >= 1 (how many items to score), or "
+                                f"leave it out for all items; got {sample!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise HarnessInputError(f"instructions option 'seed': a whole number, got {seed!r}")
+
+    def score(ctx: ScoreContext) -> SuiteOutput:
+        items = sampled(load_items(ctx.suite), sample, seed)
+        outs = ctx.model.generate([it.messages for it in items], max_new_tokens)
+        examples = []
+        for it, out in zip(items, outs, strict=True):
+            verdicts = judge(it.raw["instructions"], out)
+            values = per_example(verdicts)
+            examples.append({"example_id": it.item_id, "prompt": it.prompt,
+                             "reference": "; ".join(v["id"] for v in verdicts), "output": out,
+                             "passed": values[PRIMARY] == 1.0,
+                             "detail": {**values, "instructions": verdicts,
+                                        **({"cluster": it.raw["cluster"]} if it.raw.get("cluster") is not None
+                                           else {})}})
+        details = [e["detail"] for e in examples]
+        scores = [rate_row(m, int(sum(d[m] for d in details)), len(details)) for m in (PRIMARY, "prompt_loose")]
+        scores += [_share_row(m, [d[m] for d in details]) for m in ("instruction_strict", "instruction_loose")]
+        for iid in sorted({v["id"] for d in details for v in d["instructions"]}):
+            part = [d[f"instruction_strict:{iid}"] for d in details if f"instruction_strict:{iid}" in d]
+            scores.append(rate_row(f"instruction_strict:{iid}", int(sum(part)), len(part)))
+        return SuiteOutput(scores=scores, examples=examples)
+
+    score.check_suite = check_suite  # type: ignore[attr-defined]
+    return score
