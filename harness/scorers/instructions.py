@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import harness.scorers.instruction_checks as checks
 from harness import stats
 from harness.errors import HarnessInputError
-from harness.scorers import instruction_checks as checks
 from harness.scorers.common import ChatItem, chat_items, rate_row
 from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
