@@ -11,10 +11,14 @@ from typing import Any
 from harness import __version__
 from harness.spec.schema import RANKED_METHODS, ExperimentSpec
 
+LOCAL_TRAINING = ("lora", "qlora", "full")
+
 # Train settings that change what a local method produces (so they enter its id).
 _LORA_KEYS = ("lora_alpha", "lora_dropout", "target_modules")
 # (dtype, packing and length grouping change the numbers a run produces; gradient checkpointing, the attention
 # kernel and the evaluation batch size change only its speed and memory, so they stay out.)
+# Keys that enter the id only when set away from their default, so ids made before they existed stay valid.
+_CHECKPOINT_KEYS = {"select": "last", "early_stopping": None}
 _LOCAL_KEYS = ("max_seq_length", "batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
                "warmup_ratio", "weight_decay", "max_steps", "eval_every_epochs", "dtype", "packing", "group_by_length")
 
@@ -32,6 +36,8 @@ class Variant:
     seed: int | None = None
     checkpoint: str | None = None  # for `given`: as written in the spec
     checkpoint_path: str | None = None  # for `given` folders: resolved against the spec's folder
+    one_run: tuple[int, ...] | None = None  # epochs_from_one_run: the epoch counts scored from one training
+    train_group: str | None = None  # epochs_from_one_run: the id of that shared training
     shots: int | None = None  # for `prompt`: few-shot conversations drawn (with `seed`) from the training split
     system_prompt: str | None = None  # for `prompt`: the system prompt's text
 
@@ -69,6 +75,10 @@ def variant_identity(method: str, params: dict[str, Any], spec: ExperimentSpec, 
     if method in ("lora", "qlora", "full"):
         keys = _LOCAL_KEYS + (_LORA_KEYS if method in RANKED_METHODS else ())
         ident["train"] = {k: getattr(spec.train, k) for k in keys}
+        for k, default in _CHECKPOINT_KEYS.items():
+            value = getattr(spec.train, k)
+            if value != default:
+                ident["train"][k] = value.model_dump() if hasattr(value, "model_dump") else value
         ident["data"] = {k: fingerprints.get(k) for k in ("train", "validation")}
     elif method == "prompt" and params.get("shots"):
         ident["data"] = {"train": fingerprints.get("train")}  # the shots are drawn from it
@@ -109,16 +119,24 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
         ranks: list[int | None] = list(s.rank) if method in RANKED_METHODS else [None]
         # OpenAI jobs take a learning-rate multiplier (train.openai), not an absolute rate.
         rates: list[float | None] = [None] if method == "openai" else list(s.learning_rate)
+        one_run = tuple(sorted(set(s.epochs))) if spec.train.epochs_from_one_run and method in LOCAL_TRAINING \
+            and len(set(s.epochs)) > 1 else None
         for rank, epochs, lr, seed in itertools.product(ranks, s.epochs, rates, s.seed):
             params = {"rank": rank, "epochs": epochs, "learning_rate": lr, "seed": seed}
+            group = None
+            if one_run:  # one training of the largest count; its checkpoints are these variants
+                params["one_run_of"] = one_run[-1]
+                group = short_hash(variant_identity(method, {**params, "epochs": one_run}, spec, model_identity,
+                                                    fingerprints, []))
             vid = short_hash(variant_identity(method, params, spec, model_identity, fingerprints, suites))
             if vid in seen:
                 continue
             seen.add(vid)
             name = method + (f"-r{rank}" if rank is not None else "") + f"-e{epochs}"
+            name += f"of{one_run[-1]}" if one_run else ""
             name += f"-lr{_fmt_lr(lr)}" if multi_lr and lr is not None else ""
             name += f"-s{seed}" if multi_seed else ""
-            variants.append(Variant(vid, name, method, rank, epochs, lr, seed))
+            variants.append(Variant(vid, name, method, rank, epochs, lr, seed, one_run=one_run, train_group=group))
     return variants
 
 

@@ -90,6 +90,27 @@ class OpenAITrainSpec(_Strict):
     price_per_million_tokens: float | None = None
 
 
+class EarlyStoppingSpec(_Strict):
+    """Stop when validation loss has not improved by more than `min_delta` for `patience` evaluations."""
+
+    patience: int = 2
+    min_delta: float = 0.0
+
+    @field_validator("patience")
+    @classmethod
+    def _patience(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be a whole number >= 1 (evaluations without improvement before stopping)")
+        return v
+
+    @field_validator("min_delta")
+    @classmethod
+    def _delta(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be >= 0 (the smallest drop in validation loss that counts as an improvement)")
+        return v
+
+
 class TrainSpec(_Strict):
     """Fixed settings shared by every variant."""
 
@@ -110,6 +131,11 @@ class TrainSpec(_Strict):
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     group_by_length: bool = False  # batches of similar lengths: less padding
     packing: bool = False  # padding-free: each batch one row, sequences kept apart by position ids
+    # checkpoints: one at every validation pass and epoch boundary, under the variant's folder (docs/checkpoints.md)
+    select: Literal["last", "best"] = "last"  # best: score the checkpoint with the lowest validation loss
+    early_stopping: EarlyStoppingSpec | None = None
+    epochs_from_one_run: bool = False  # sweep.epochs from one training of the largest count, one variant each
+    keep_checkpoints: Literal["all", "scored"] = "scored"  # scored: delete the others once training is done
     openai: OpenAITrainSpec = Field(default_factory=OpenAITrainSpec)
 
     @field_validator("max_seq_length", "batch_size", "gradient_accumulation_steps", "lora_alpha")

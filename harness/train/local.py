@@ -2,12 +2,21 @@
 
 Loss is on the final assistant message only. Train loss is logged every step and validation loss at least
 once per epoch; both come back as `train_log` rows.
+
+Checkpoints (Trainer's, safetensors weights) are saved at every validation pass and every epoch boundary under
+`<out_dir>/trainer/`. A run killed part way resumes from its last checkpoint (optimizer, schedule, RNG and data
+order restored by Trainer). After training, each scored target (the variant's own epoch count, or every epoch count
+of an `epochs_from_one_run` group) gets the checkpoint the spec selects (`train.select`: the last one, or the one
+with the lowest validation loss), its weights exported to `<out_dir>/scored/epoch-N/`; the training checkpoints are
+then deleted unless `train.keep_checkpoints: all`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +25,15 @@ from pathlib import Path
 from typing import Any, Self
 
 import torch
-from transformers import PrinterCallback, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    ProgressCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging as hf_logging
 
 from harness.models.device import Placement, detect_placement
@@ -24,7 +41,22 @@ from harness.models.resolve import ModelRef, load_model, load_tokenizer
 from harness.spec.plan import Variant
 from harness.train.collate import TokenCounter, make_collator, tokenize_chat
 
-__all__ = ["TrainOutput", "load_given", "tokenize_chat", "train_variant"]
+__all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "tokenize_chat", "train_variant"]
+
+# Files of a Trainer checkpoint that hold training state, not the model: left behind when a checkpoint is exported.
+_TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin", "trainer_state.json")
+
+
+@dataclass
+class Scored:
+    """The checkpoint one target is scored at: where its weights are, its step and epoch, and why it was chosen."""
+
+    target: int  # the epoch count this stands for
+    step: int
+    epoch: float
+    why: str
+    path: str | None = None  # the exported weights; None where the model in memory is the one scored
+    validation_loss: float | None = None
 
 
 @dataclass
@@ -35,6 +67,8 @@ class TrainOutput:
     tokenizer: Any
     log: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    scored: dict[int, Scored] = field(default_factory=dict)  # target epoch count -> the checkpoint scored for it
+    stop: dict[str, Any] | None = None  # where and why training stopped early, if it did
 
 
 class _LogCallback(TrainerCallback):
@@ -54,6 +88,35 @@ class _LogCallback(TrainerCallback):
         if "eval_loss" in logs:
             self.rows.append({"step": state.global_step, "epoch": float(logs.get("epoch", state.epoch or 0)),
                               "split": "validation", "loss": float(logs["eval_loss"])})
+
+
+class _EpochBoundaries(TrainerCallback):
+    """A checkpoint (and a validation pass, where there is a validation split) at every epoch boundary, besides the
+    ones every `eval_steps`: epoch counts are what a sweep scores, so each must have its checkpoint."""
+
+    def __init__(self, has_validation: bool):
+        self.has_validation = has_validation
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        step = state.global_step
+        if not (Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}").is_dir():
+            control.should_save = True
+        if self.has_validation and not any(h.get("step") == step and "eval_loss" in h for h in state.log_history[-4:]):
+            control.should_evaluate = True  # unless this step's validation pass has run already
+        return control
+
+
+def _rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """train_log rows from Trainer's log history (restored from the checkpoint on resume, so nothing is lost)."""
+    rows = []
+    for h in history:
+        if "loss" in h:
+            rows.append({"step": int(h["step"]), "epoch": float(h.get("epoch") or 0), "split": "train",
+                         "loss": float(h["loss"])})
+        if "eval_loss" in h:
+            rows.append({"step": int(h["step"]), "epoch": float(h.get("epoch") or 0), "split": "validation",
+                         "loss": float(h["eval_loss"])})
+    return rows
 
 
 class _PeakMemory:
@@ -131,7 +194,7 @@ def _wrap(model: Any, method: str, rank: int | None, train: Any) -> Any:
 
 
 def _arguments(variant: Variant, train: Any, placement: Placement, out_dir: Path, steps_per_epoch: int,
-               has_validation: bool) -> TrainingArguments:
+               has_validation: bool, keep_all: bool) -> TrainingArguments:
     """TrainingArguments from the variant, the spec's train settings and the device policy."""
     from harness.models.local import AUTO_BATCH
 
@@ -145,7 +208,14 @@ def _arguments(variant: Variant, train: Any, placement: Placement, out_dir: Path
         warmup_steps=math.ceil(train.warmup_ratio * steps_per_epoch * float(variant.epochs or 1)),
         weight_decay=train.weight_decay, logging_steps=1,
         eval_strategy="steps" if has_validation else "no",
-        eval_steps=max(1, round(steps_per_epoch * train.eval_every_epochs)), save_strategy="no", report_to=[],
+        eval_steps=max(1, round(steps_per_epoch * train.eval_every_epochs)), report_to=[],
+        # a checkpoint at every validation pass (and epoch boundary: _EpochBoundaries), so a killed run resumes and
+        # `select: best` has every evaluated point to pick from; Trainer tracks the best by validation loss and keeps
+        # it when it rotates old checkpoints out
+        save_strategy="steps" if has_validation else "epoch",
+        save_steps=max(1, round(steps_per_epoch * train.eval_every_epochs)),
+        save_total_limit=None if keep_all else 1, save_only_model=False,
+        metric_for_best_model="eval_loss" if has_validation else None, greater_is_better=False,
         seed=seed, data_seed=seed, **placement.training_args(),
         gradient_checkpointing=train.gradient_checkpointing and variant.method != "qlora",  # qlora: peft sets it
         gradient_checkpointing_kwargs={"use_reentrant": False},
@@ -157,8 +227,13 @@ def _arguments(variant: Variant, train: Any, placement: Placement, out_dir: Path
 def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: list[list[dict[str, str]]],
                   val_examples: list[list[dict[str, str]]], out_dir: Path,
                   on_step: Callable[[int, int, float | None], None] | None = None,
-                  placement: Placement | None = None) -> TrainOutput:
-    """Train one local variant and save it as safetensors under out_dir; returns the trained model too."""
+                  placement: Placement | None = None, targets: tuple[int, ...] | None = None) -> TrainOutput:
+    """Train one local variant (for `variant.epochs`) under out_dir, resuming from a checkpoint a killed run left.
+
+    targets: the epoch counts to score from this one training (`epochs_from_one_run`; default the variant's own);
+    each gets its checkpoint (train.select) in TrainOutput.scored. The final model is saved as safetensors in
+    out_dir/model and returned in memory, for the target it is the selected checkpoint of.
+    """
     method, seed = variant.method, int(variant.seed or 0)
     placement = placement or detect_placement(train.dtype)
     torch.manual_seed(seed)
@@ -173,26 +248,46 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
+    targets = tuple(sorted(set(targets or (int(variant.epochs or 1),))))
+    keep_all = train.keep_checkpoints == "all" or len(targets) > 1 or (train.select == "best" and not val_ds)
     callback = _LogCallback(on_step)
-    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds))
+    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds), keep_all)
     collator = make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn)
     trainer = _trainer(model, train_ds, val_ds, args, collator, callback)
-    if val_ds:  # the starting point of the validation curve (the callback records the row)
-        trainer.evaluate()
+    trainer.add_callback(_EpochBoundaries(bool(val_ds)))
+    stopper = None
+    if train.early_stopping is not None and val_ds:
+        stopper = EarlyStoppingCallback(train.early_stopping.patience, train.early_stopping.min_delta)
+        trainer.add_callback(stopper)
+    folder = Path(str(args.output_dir))
+    resume = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    start = folder / "start.json"  # the validation loss before the first step (not in Trainer's history)
+    if val_ds and (resume is None or not start.is_file()):
+        before = trainer.evaluate()
+        folder.mkdir(parents=True, exist_ok=True)
+        start.write_text(json.dumps({"step": 0, "epoch": 0.0, "split": "validation", "loss": before["eval_loss"]}))
     counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
         t0, c0 = time.perf_counter(), time.process_time()
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     counter.close()
     step_seconds = seconds - sum(w for w, _ in evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
-    if val_ds and not any(r["split"] == "validation" and r["step"] == last for r in callback.rows):
-        trainer.evaluate()  # the end point; the callback records it
+    if val_ds and not any(h.get("step") == last and "eval_loss" in h for h in trainer.state.log_history):
+        trainer.evaluate()  # the end point (max_steps may end between epoch boundaries)
+    rows = _rows(trainer.state.log_history)
+    if start.is_file():
+        rows.insert(0, json.loads(start.read_text()))
+    rows = sorted(rows, key=lambda r: (r["step"], r["split"]))
     tokens = int(counter.real)
+    stop = _stop_reason(trainer, stopper, train, rows)
+    scored = _select(trainer, rows, targets, steps_per_epoch, train.select, out_dir)
     artifact = out_dir / "model"
     model.save_pretrained(artifact, safe_serialization=True)
     tokenizer.save_pretrained(artifact)
+    if not train.keep_checkpoints == "all":
+        shutil.rmtree(folder, ignore_errors=True)  # what a resume needed; the scored weights are exported
     stats = {
         "train_seconds": seconds, "train_tokens": tokens,
         "tokens_per_second": tokens / step_seconds if step_seconds > 0 else None,
@@ -205,10 +300,70 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
                       "group_by_length": train.group_by_length, "real_token_share": counter.share},
         "training": {"step_seconds": step_seconds, "validation_seconds": sum(w for w, _ in evals),
                      "validation_passes": len(evals), "processed_tokens": counter.processed,
-                     "step_cpu_seconds": cpu_seconds - sum(c for _, c in evals)},
+                     "step_cpu_seconds": cpu_seconds - sum(c for _, c in evals),
+                     "steps": trainer.state.global_step, "steps_per_epoch": steps_per_epoch,
+                     "resumed_from": Path(resume).name if resume else None},
     }
-    rows = sorted(callback.rows, key=lambda r: (r["step"], r["split"]))
-    return TrainOutput(_for_scoring(model, method, placement), tokenizer, rows, stats)
+    return TrainOutput(_for_scoring(model, method, placement), tokenizer, rows, stats, scored, stop)
+
+
+def _stop_reason(trainer: Trainer, stopper: EarlyStoppingCallback | None, train: Any,
+                 rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where and why early stopping ended training (None when it ran its course)."""
+    state = trainer.state
+    if stopper is None or state.global_step >= state.max_steps:
+        return None
+    val = [r for r in rows if r["split"] == "validation" and r["step"] > 0]
+    best = min(val, key=lambda r: r["loss"]) if val else None
+    es = train.early_stopping
+    return {"step": state.global_step, "epoch": float(state.epoch or 0), "of_steps": state.max_steps,
+            "reason": (f"early stopping: validation loss did not improve by more than {es.min_delta:g} for "
+                       f"{es.patience} evaluation{'s' if es.patience != 1 else ''}"
+                       + (f" (best {best['loss']:.4f} at step {best['step']}, epoch {best['epoch']:.2f})" if best else ""))}
+
+
+def _select(trainer: Trainer, rows: list[dict[str, Any]], targets: tuple[int, ...], steps_per_epoch: int,
+            select: str, out_dir: Path) -> dict[int, Scored]:
+    """For each target epoch count, the checkpoint scored for it: the last one at or before its epoch boundary, or
+    (select best) the one of those with the lowest validation loss. Checkpoints other than the final state are
+    exported (weights and config only) to out_dir/scored/epoch-N; the final state is scored from memory."""
+    folder = Path(str(trainer.args.output_dir))
+    last = trainer.state.global_step
+    have = {int(p.name.rsplit("-", 1)[1]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()}
+    have.setdefault(last, folder / "final")  # the model in memory
+    val = {r["step"]: r for r in rows if r["split"] == "validation" and r["step"] > 0}
+    epoch_of = {r["step"]: r["epoch"] for r in rows}
+    out: dict[int, Scored] = {}
+    for target in targets:
+        boundary = min(target * steps_per_epoch, last)
+        steps = sorted(s for s in have if s <= boundary)
+        if not steps:
+            continue
+        step, why = steps[-1], (f"the checkpoint at epoch {target}" if boundary == target * steps_per_epoch
+                                else f"the last checkpoint (training stopped at step {last} before epoch {target})")
+        if select == "best":
+            candidates = [s for s in steps if s in val]
+            if candidates:
+                step = min(candidates, key=lambda s: (val[s]["loss"], -s))
+                why = (f"the lowest validation loss ({val[step]['loss']:.4f}) of {len(candidates)} checkpoints up to "
+                       f"epoch {min(target, round(last / steps_per_epoch, 2)):g}")
+        path = None
+        if step != last:
+            path = out_dir / "scored" / f"epoch-{target}"
+            _export(have[step], path)
+        out[target] = Scored(target, step, float(epoch_of.get(step, step / steps_per_epoch)), why,
+                             str(path) if path else None, val[step]["loss"] if step in val else None)
+    return out
+
+
+def _export(checkpoint: Path, dest: Path) -> None:
+    """A checkpoint's model files (safetensors weights, configs), without the optimizer and trainer state."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in checkpoint.iterdir():
+        if f.is_file() and f.name not in _TRAINING_STATE and not f.name.startswith("rng_state"):
+            shutil.copy2(f, dest / f.name)
 
 
 def _trainer(model: Any, train_ds: list[Any], val_ds: list[Any], args: TrainingArguments,
@@ -248,14 +403,21 @@ def _check_4bit() -> None:
 
 def load_given(ref: ModelRef, checkpoint: Path, placement: Placement | None = None) -> tuple[Any, Any]:
     """A given adapter or model folder (safetensors only) for scoring without training, on the placement's device."""
+    return load_checkpoint(ref, checkpoint, "given", placement)
+
+
+def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Placement | None = None
+                    ) -> tuple[Any, Any]:
+    """An adapter folder (on the base model, 4-bit for qlora) or a whole-model folder, safetensors only, on the
+    placement's device, ready to score; the tokenizer is the folder's own, else the base model's."""
     if (checkpoint / "adapter_config.json").is_file():
         if not (checkpoint / "adapter_model.safetensors").is_file():
             raise RuntimeError(f"{checkpoint}: adapter has no adapter_model.safetensors; only safetensors are loaded")
         from peft import PeftModel
 
-        base = load_model(ref, placement=placement)
+        base = load_model(ref, placement=placement, quantize_4bit=method == "qlora")
         model = PeftModel.from_pretrained(base, str(checkpoint))
-        tokenizer = load_tokenizer(ref)
-        return model, tokenizer
+        return model, load_tokenizer(ref)
     local = ModelRef(str(checkpoint), "local", str(checkpoint), "")
-    return load_model(local, placement=placement), load_tokenizer(local)
+    has_tokenizer = (checkpoint / "tokenizer_config.json").is_file()
+    return load_model(local, placement=placement), load_tokenizer(local if has_tokenizer else ref)
