@@ -1,6 +1,6 @@
 """The `harness` command line: parses arguments and calls the stage functions.
 
-Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage, selftest); 2 bad input (spec, data,
+Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest); 2 bad input (spec, data,
 arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant failed;
 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); anything else is a crash and a bug.
 """
@@ -16,7 +16,7 @@ from harness import __version__
 from harness.errors import HarnessInputError, Terminated
 
 DB_HELP = "the DuckDB results file (default: results.duckdb in the working directory)"
-EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage, selftest); 2 bad input (spec, data, "
+EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest); 2 bad input (spec, data, "
               "arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant "
               "failed; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).")
 
@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="local: one variant after another here; ray: each variant a Ray task (RAY_ADDRESS)")
     s.add_argument("--only", nargs="+", metavar="VARIANT_ID", help="run only these variants (ids, id prefixes or names)")
     s.add_argument("--dry-run", action="store_true", help="print the plan and estimated training tokens; train nothing")
+    s.add_argument("--strict", action="store_true",
+                   help="data-quality warnings (near-duplicates between train and test or validation, answers cut "
+                   "by max_seq_length, inconsistent answer format, answer-length outliers, fewer than 100 training "
+                   "examples, personal data) become errors: exit 2, nothing trained, every problem listed")
 
     r = sub.add_parser("runs", help="list the runs in the store")
     r.add_argument("--db", default="results.duckdb", help=DB_HELP)
@@ -70,12 +74,21 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="check chat JSONL data")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    dc = dsub.add_parser("check", help="validate a file; counts, token lengths, duplicates and train/test leakage")
+    dc = dsub.add_parser("check", help="validate a file; counts, token lengths, duplicates, train/test leakage and "
+                         "data-quality warnings (exit 1 on leakage, or on any warning with --strict)",
+                         description="Check FILE as training data: validation, counts, token lengths, answers cut by "
+                         "--max-seq-length, special tokens, duplicates, fewer than 100 examples, answer format "
+                         "consistency, answer-length outliers, personal data; with --against, exact and near-duplicate "
+                         "leakage into those files (exit 1).")
     dc.add_argument("file", metavar="FILE.jsonl")
     dc.add_argument("--against", nargs="+", default=[], metavar="OTHER.jsonl", help="files to check for overlap")
     dc.add_argument("--model", default=None, help="tokenizer for token counts (default smollm2-135m-instruct; 'none' to skip)")
     dc.add_argument("--max-seq-length", type=int, default=256, metavar="N",
                     help="the spec's train.max_seq_length: report examples it would cut (default 256)")
+    dc.add_argument("--near-dup-threshold", type=float, default=0.8, metavar="J",
+                    help="Jaccard similarity of 3-word shingles at which an --against example counts as a "
+                    "near-duplicate of one in FILE (default 0.8, as the spec's data.near_duplicate_threshold)")
+    dc.add_argument("--strict", action="store_true", help="data-quality warnings fail the check too (exit 1)")
 
     st = sub.add_parser("store", help="look after a results store")
     stsub = st.add_subparsers(dest="store_command", metavar="ACTION", required=True)
@@ -139,7 +152,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from harness.commands import sweep_exit_code
         from harness.sweep.runner import run_sweep
 
-        run_id = run_sweep(args.spec, args.db, executor=args.executor, only=args.only, dry_run=args.dry_run)
+        run_id = run_sweep(args.spec, args.db, executor=args.executor, only=args.only, dry_run=args.dry_run,
+                           strict=args.strict)
         return sweep_exit_code(args.db, run_id)
     if cmd == "runs":
         from harness.commands import show_runs
@@ -152,7 +166,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "data":
         from harness.commands import data_check
 
-        return data_check(args.file, args.against, args.model, args.max_seq_length)
+        return data_check(args.file, args.against, args.model, args.max_seq_length,
+                          threshold=args.near_dup_threshold, strict=args.strict)
     if cmd == "store":
         from harness.store.recover import recover
 

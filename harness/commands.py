@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.errors import HarnessInputError
 
@@ -81,14 +82,21 @@ def _tokenizer(model: str | None):  # type: ignore[no-untyped-def]
                                 "shipped with a model (trust_remote_code is never set).") from None
 
 
-def data_check(file: str, against: list[str], model: str | None, max_seq_length: int | None = 256) -> int:
-    from harness.data.chat import check_files
+def data_check(file: str, against: list[str], model: str | None, max_seq_length: int | None = 256, *,
+               threshold: float = 0.8, strict: bool = False) -> int:
+    """`harness data check`: 0 clean; 1 a check failed (exact or near-duplicate leakage into an --against file;
+    with `strict`, any data-quality warning); bad input raises (exit 2)."""
+    import sys
+
+    from harness.data.quality import check_files
 
     path = Path(file)
     missing = [p for p in [file, *against] if not Path(p).is_file()]
     if missing:
         raise HarnessInputError([f"{p}: no such file" for p in missing])
-    report = check_files(path, [Path(a) for a in against], _tokenizer(model), max_seq_length)
+    if not 0.0 < threshold <= 1.0:
+        raise HarnessInputError(f"--near-dup-threshold {threshold:g}: a Jaccard similarity in (0, 1], e.g. 0.8")
+    report = check_files(path, [Path(a) for a in against], _tokenizer(model), max_seq_length, threshold=threshold)
     console = Console(width=140)
     table = Table(title=f"data check: {file}")
     table.add_column("check")
@@ -105,7 +113,7 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     if "truncation" in report:
         cut = report["truncation"]
         table.add_row(f"cut at {cut.max_len} tokens", f"{cut.share:.1%} of examples ({len(cut.partial)} answers cut "
-                      f"in part, {len(cut.whole)} entirely)" + "".join(f"; {w}" for w in cut.warnings()))
+                      f"in part, {len(cut.whole)} entirely)")
     if "special_tokens" in report:
         marks = report["special_tokens"]
         table.add_row("special tokens in content", "none" if not marks else f"{len(marks)} (a sweep refuses them unless "
@@ -113,6 +121,7 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     dups = report["duplicates"]
     table.add_row("exact duplicates in file", "none" if not dups else "; ".join(
         "lines " + ", ".join(map(str, d)) for d in dups[:20]))
+    checks = report["checks"]
     for other in report["against"]:
         exact = other["exact"]
         table.add_row(f"leakage vs {other['file']}", "none" if not exact else f"{len(exact)} identical examples: "
@@ -120,11 +129,23 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
         same = other["same_prompt"]
         table.add_row(f"same prompt vs {other['file']}", "none" if not same else f"{len(same)}: "
                       + ", ".join(f"line {a} = line {b}" for a, b in same[:20]))
+        if not any(c.check == "near_duplicates" and c.file == other["file"] for c in checks):
+            table.add_row(f"near-duplicates vs {other['file']}", f"none at Jaccard similarity >= {threshold:g}")
+    for c in checks:
+        table.add_row(Text(f"{c.severity}: {c.check.replace('_', ' ')}", style="bold"), Text(c.message))
+    if not checks:
+        table.add_row("data-quality warnings", "none (size, answer format, length outliers, personal data"
+                      + (", near-duplicates" if against else "") + ")")
     console.print(table)
     if report["problems"]:
         raise HarnessInputError(report["problems"], title=f"data file {file} is invalid")
-    leaked = any(o["exact"] for o in report["against"])
-    return 1 if leaked else 0
+    failed = [f"leakage: {len(o['exact'])} examples identical to {o['file']}" for o in report["against"] if o["exact"]]
+    failed += [f"near-duplicate leakage: {c.message}" for c in checks if c.check == "near_duplicates"]
+    if strict:
+        failed += [f"--strict: {c.message}" for c in checks if c.check != "near_duplicates"]
+    for line in failed:
+        print(f"check failed: {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def sweep_exit_code(db: str, run_id: str | None) -> int:

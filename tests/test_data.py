@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import make_rows, write_jsonl
 
-from harness.data.chat import check_files, fingerprint, load_examples, split, validate_lines
+from harness.data.chat import fingerprint, load_examples, split, validate_lines
+from harness.data.quality import check_files
 from harness.errors import HarnessInputError
 
 

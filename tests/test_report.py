@@ -244,3 +244,33 @@ def test_page_script_never_parses_data_as_html() -> None:
     js = (Path(__file__).resolve().parent.parent / "harness" / "report" / "static" / "report.js").read_text()
     for bad in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "href"):
         assert bad not in js, bad
+
+
+def test_data_checks_section_shows_the_runs_stored_warnings_escaped(tmp_path: Path) -> None:
+    from harness.results import VariantResult
+
+    db = tmp_path / "d.duckdb"
+    checks = [{"check": "personal_data", "severity": "warning", "split": "train", "file": "data/train.jsonl",
+               "lines": [3, 8], "counts": {"email": 2},
+               "message": "train: personal data in data/train.jsonl: 2 x e-mail address <script>alert(1)</script>"},
+              {"check": "few_examples", "severity": "warning", "split": "train", "file": "data/train.jsonl",
+               "lines": [], "message": 'train: 12 training examples; "minimum 100 examples, 500+ recommended"'}]
+    with Store(db) as s:
+        rid = s.start_run({"name": "dq", "spec": "name: dq", "data_checks": checks})
+        old = s.start_run({"name": "old", "spec": "name: old"})  # a run stored before data checks were kept
+        clean = s.start_run({"name": "clean", "spec": "name: clean", "data_checks": []})
+        for run in (rid, old, clean):
+            s.link_variants(run, [f"b{run}"], [False])
+            s.write_variant(VariantResult({"variant_id": f"b{run}", "name": "base", "method": "base",
+                                           "status": "finished", "run_id": run}))
+    html = build_report(db, rid, output=tmp_path / "d.html").read_text(encoding="utf-8")
+    section = re.search(r'<section id="data-checks".*?</section>', html, re.DOTALL).group(0)  # type: ignore[union-attr]
+    assert '<a href="#data-checks">Data checks (2)</a>' in html
+    assert section.count('class="finding sev-warning"') == 2
+    assert ">personal_data</span>" in section and "data/train.jsonl: lines 3, 8" in section
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script>alert" not in html
+    assert "minimum 100 examples, 500+ recommended" in section.replace("&#34;", '"')
+    html = build_report(db, old, output=tmp_path / "o.html").read_text(encoding="utf-8")
+    assert "Not recorded: this run was stored before data checks" in html
+    html = build_report(db, clean, output=tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "No data-quality warnings" in html and '<a href="#data-checks">Data checks</a>' in html

@@ -1,4 +1,5 @@
-"""Chat JSONL: load and validate (every problem with file:line), split, fingerprint, check for leakage."""
+"""Chat JSONL: load and validate (every problem with file:line), split, fingerprint. Data-quality checks
+(`harness data check`, a sweep's preflight) live in harness.data.quality."""
 
 from __future__ import annotations
 
@@ -170,46 +171,3 @@ def load_bundle(spec: Any, *, need_train: bool = True) -> DataBundle:
         fps.pop("validation")
     return DataBundle(train, validation, loaded["test"], fps, paths)
 
-
-def check_files(path: Path, against: list[Path], tokenizer: Any | None, max_seq_length: int | None = None
-                ) -> dict[str, Any]:
-    """Counts, token lengths, truncation, special tokens and duplicates within and across files (`harness data check`)."""
-    import numpy as np
-
-    examples, problems = validate_lines(path, min_examples=0)
-    report: dict[str, Any] = {"file": str(path), "examples": len(examples), "problems": problems}
-    keys: dict[str, list[int]] = {}
-    for e in examples:
-        keys.setdefault(e.key(), []).append(e.line)
-    report["duplicates"] = [lines for lines in keys.values() if len(lines) > 1]
-    roles: dict[str, int] = {}
-    for e in examples:
-        for m in e.messages:
-            roles[m["role"]] = roles.get(m["role"], 0) + 1
-    report["messages_by_role"] = roles
-    if tokenizer is not None and examples:
-        texts = [tokenizer.apply_chat_template(e.messages, tokenize=False) for e in examples]
-        lengths = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
-        report["tokens"] = {
-            "total": int(lengths.sum()), "mean": float(lengths.mean()), "p50": float(np.percentile(lengths, 50)),
-            "p95": float(np.percentile(lengths, 95)), "max": int(lengths.max()),
-        }
-        from harness.data.quality import special_token_lines, truncation
-
-        if max_seq_length:
-            cut = truncation(tokenizer, examples, max_seq_length)
-            report["truncation"] = cut
-            problems += cut.errors(f"--max-seq-length {max_seq_length}")
-        report["special_tokens"] = special_token_lines(tokenizer, examples)
-    leaks = []
-    for other in against:
-        other_examples, other_problems = validate_lines(other, min_examples=0, need_assistant=False)
-        other_keys = {e.key(): e.line for e in other_examples}
-        other_prompts = {json.dumps(e.prompt_messages if e.messages[-1]["role"] == "assistant" else e.messages,
-                                    sort_keys=True): e.line for e in other_examples}
-        exact = [(lines[0], other_keys[k]) for k, lines in keys.items() if k in other_keys]
-        prompt = [(e.line, other_prompts[p]) for e in examples
-                  if (p := json.dumps(e.prompt_messages, sort_keys=True)) in other_prompts]
-        leaks.append({"file": str(other), "exact": exact, "same_prompt": prompt, "problems": other_problems})
-    report["against"] = leaks
-    return report

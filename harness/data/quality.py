@@ -1,35 +1,86 @@
-"""What a tokenizer does to chat data: examples cut by max_seq_length, and content holding the chat template's own
-special tokens (which would be tokenized into real turn markers and let an example forge turns)."""
+"""Data quality, one home for `harness data check` and a sweep's preflight: what a tokenizer does to the data
+(answers cut by max_seq_length, special tokens in content) and what the fine-tuning guides ask of it (enough
+examples, one output format, no outlier answers, no personal data, no near-duplicates between train and test)."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from harness.data.chat import Example, validate_lines
+from harness.data.personal import KINDS, scan
 
+GUIDE_MINIMUM = 100  # "minimum 100 examples, 500+ recommended"
+JSON_MAJORITY = 0.8  # when at least this share of answers is JSON, the others are listed
+OUTLIER_IQRS = 3.0  # answer word counts beyond Q3 + 3 IQR (or below Q1 - 3 IQR) are outliers
+NEAR_DUPLICATE_THRESHOLD = 0.8  # Jaccard similarity of word shingles
+SHINGLE_WORDS = 3
+NUM_PERM = 128
+
+
+@dataclass
+class DataCheck:
+    """One data-quality result: the check, its severity, a message naming file and lines, and what it measured."""
+
+    check: str
+    severity: str  # "warning" or "error"
+    message: str
+    file: str
+    lines: list[int] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON stored in runs.data_checks."""
+        return {"check": self.check, "severity": self.severity, "message": self.message, "file": self.file,
+                "lines": self.lines, **self.detail}
+
+
+def line_list(lines: list[int], limit: int = 20) -> str:
+    """'line 3', 'lines 3, 8, 12' or 'lines 3, 8, ... (45 in all)'."""
+    shown = ", ".join(map(str, lines[:limit])) + (f", ... ({len(lines)} in all)" if len(lines) > limit else "")
+    return f"line{'s' if len(lines) > 1 else ''} {shown}"
+
+
+def count(n: int, noun: str) -> str:
+    """'1 example', '3 examples'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# -- what the tokenizer does ----------------------------------------------------------------------------------
 @dataclass
 class Truncation:
     """Examples longer than max_seq_length: the answer cut entirely (an error) or in part (a warning)."""
 
     max_len: int
     total: int
-    whole: list[str] = field(default_factory=list)  # "file:line (prompt N tokens)"
-    partial: list[str] = field(default_factory=list)  # "file:line"
+    whole: list[tuple[str, int, int]] = field(default_factory=list)  # (file, line, prompt tokens)
+    partial: list[tuple[str, int]] = field(default_factory=list)  # (file, line)
 
     @property
     def share(self) -> float:
+        """The share of examples whose answer is cut, entirely or in part."""
         return (len(self.whole) + len(self.partial)) / self.total if self.total else 0.0
 
     def errors(self, setting: str) -> list[str]:
-        return [f"{w}: the prompt alone fills max_seq_length, so the assistant answer would be cut entirely and "
-                f"teach nothing ({setting}); shorten the example or raise train.max_seq_length" for w in self.whole]
+        return [f"{f}:{line} (prompt {n} tokens): the prompt alone fills max_seq_length, so the assistant answer "
+                f"would be cut entirely and teach nothing ({setting}); shorten the example or raise "
+                "train.max_seq_length" for f, line, n in self.whole]
 
-    def warnings(self) -> list[str]:
+    def check(self, split: str) -> DataCheck | None:
+        """A warning for the answers cut in part, with their share and lines."""
         if not self.partial:
-            return []
-        lines = ", ".join(self.partial[:20]) + (", ..." if len(self.partial) > 20 else "")
-        return [(f"{len(self.partial)} of {self.total} examples are longer than max_seq_length {self.max_len} and "
-                 f"their answers are cut: {lines}")]
+            return None
+        file, lines = self.partial[0][0], [line for _, line in self.partial]
+        share = len(self.partial) / self.total
+        return DataCheck("truncation", "warning",
+                         f"{split}: {len(lines)} of {self.total} examples ({share:.1%}) are longer than max_seq_length "
+                         f"{self.max_len} and their answers are cut in part: {file} {line_list(lines)}; "
+                         "raise train.max_seq_length or shorten them", file, lines,
+                         {"split": split, "share": round(share, 4), "max_seq_length": self.max_len,
+                          "cut_entirely": len(self.whole)})
 
 
 def lengths(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, int]:
@@ -43,14 +94,14 @@ def lengths(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, int]:
     return len(p_ids), len(f_ids)
 
 
-def truncation(tokenizer: Any, examples: list[Any], max_len: int) -> Truncation:  # examples: data.chat.Example
+def truncation(tokenizer: Any, examples: list[Example], max_len: int) -> Truncation:
     out = Truncation(max_len, len(examples))
     for e in examples:
         n_prompt, n_full = lengths(tokenizer, e.messages)
         if n_prompt >= max_len:
-            out.whole.append(f"{e.source}:{e.line} (prompt {n_prompt} tokens)")
+            out.whole.append((e.source, e.line, n_prompt))
         elif n_full > max_len:
-            out.partial.append(f"{e.source}:{e.line}")
+            out.partial.append((e.source, e.line))
     return out
 
 
@@ -63,7 +114,7 @@ def special_tokens(tokenizer: Any) -> list[str]:
     return sorted((t for t in found if t), key=len, reverse=True)
 
 
-def special_token_lines(tokenizer: Any, examples: list[Any]) -> list[str]:
+def special_token_lines(tokenizer: Any, examples: list[Example]) -> list[str]:
     """'file:line: messages[i] (role) holds special token(s) ...' for each message that holds one."""
     markers = special_tokens(tokenizer)
     out = []
@@ -74,3 +125,208 @@ def special_token_lines(tokenizer: Any, examples: list[Any]) -> list[str]:
                 out.append(f"{e.source}:{e.line}: messages[{i}] ({m['role']}) holds the tokenizer's special "
                            f"token(s) {', '.join(hits)}, which would become real turn markers")
     return out
+
+
+# -- what the guides ask of the data --------------------------------------------------------------------------
+def few_examples(train: list[Example], split: str = "train") -> DataCheck | None:
+    """A warning below 100 training examples, quoting the guides."""
+    if not train or len(train) >= GUIDE_MINIMUM:
+        return None
+    return DataCheck("few_examples", "warning",
+                     f"{split}: {len(train)} training examples in {train[0].source}, fewer than {GUIDE_MINIMUM}. The "
+                     "fine-tuning guides advise a \"minimum 100 examples, 500+ recommended\"; with fewer, scores "
+                     "and findings rest on little", train[0].source, [],
+                     {"split": split, "examples": len(train), "minimum": GUIDE_MINIMUM, "recommended": 500})
+
+
+def _answers(examples: list[Example]) -> list[Example]:
+    return [e for e in examples if e.messages[-1]["role"] == "assistant"]
+
+
+def is_json_answer(text: str) -> bool:
+    """The whole answer is one JSON object or array (prose around it, or a bare string or number, is not)."""
+    try:
+        value = json.loads(text.strip())
+    except ValueError:
+        return False
+    return isinstance(value, dict | list)
+
+
+def format_consistency(examples: list[Example], split: str = "train", majority: float = JSON_MAJORITY
+                       ) -> DataCheck | None:
+    """When most final assistant answers are JSON, a warning listing the lines whose answer is not."""
+    answers = _answers(examples)
+    if not answers:
+        return None
+    bad = [e.line for e in answers if not is_json_answer(e.reference)]
+    share = 1 - len(bad) / len(answers)
+    if not bad or share < majority:
+        return None
+    file = answers[0].source
+    return DataCheck("format_consistency", "warning",
+                     f"{split}: {len(answers) - len(bad)} of {len(answers)} final assistant answers ({share:.0%}) are "
+                     f"JSON, {len(bad)} not: {file} {line_list(bad)}. The guides: \"if you want JSON output, "
+                     "every example should have JSON output\"; make these JSON too, or drop them", file, bad,
+                     {"split": split, "json_share": round(share, 4), "majority": majority})
+
+
+def length_outliers(examples: list[Example], split: str = "train", iqrs: float = OUTLIER_IQRS) -> DataCheck | None:
+    """Answers whose word count lies beyond Q3 + iqrs*IQR or below Q1 - iqrs*IQR (IQR at least 1 word);
+    needs 10 answers."""
+    import numpy as np
+
+    answers = _answers(examples)
+    if len(answers) < 10:
+        return None
+    counts = np.array([len(e.reference.split()) for e in answers])
+    q1, q3 = (float(q) for q in np.percentile(counts, [25, 75]))
+    spread = iqrs * max(q3 - q1, 1.0)
+    low, high = q1 - spread, q3 + spread
+    out = [(e.line, int(n)) for e, n in zip(answers, counts, strict=True) if n < low or n > high]
+    if not out:
+        return None
+    file = answers[0].source
+    shown = ", ".join(f"line {line} ({n} words)" for line, n in out[:20]) + (", ..." if len(out) > 20 else "")
+    return DataCheck("length_outliers", "warning",
+                     f"{split}: {count(len(out), 'answer')} far longer or shorter than the rest (word counts outside "
+                     f"[{low:g}, {high:g}], i.e. beyond {iqrs:g} IQR of the quartiles {q1:g} and {q3:g}; median "
+                     f"{float(np.median(counts)):g}): {file} {shown}; check they are what the model should learn",
+                     file, [line for line, _ in out],
+                     {"split": split, "words": [n for _, n in out], "q1": q1, "q3": q3, "low": low, "high": high})
+
+
+def personal_data(examples: list[Example], split: str = "train") -> DataCheck | None:
+    """A warning with the count and lines of each kind of personal data in any message (values masked)."""
+    found = scan(examples)
+    kinds = [k for k in KINDS if found.counts[k]]
+    if not kinds:
+        return None
+    file = examples[0].source
+    parts = [f"{found.counts[k]} x {KINDS[k]} ({line_list(found.lines[k])}; e.g. {', '.join(found.masked[k])})"
+             for k in kinds]
+    every = sorted({line for k in kinds for line in found.lines[k]})
+    return DataCheck("personal_data", "warning",
+                     f"{split}: personal data in {file}: {'; '.join(parts)}. Remove or pseudonymise it before "
+                     "training: a model can repeat what it was trained on", file, every,
+                     {"split": split, "counts": {k: found.counts[k] for k in kinds},
+                      "by_kind": {k: found.lines[k] for k in kinds}})
+
+
+# -- near-duplicates between splits ---------------------------------------------------------------------------
+def words(e: Example) -> list[str]:
+    """The example's text as lowercase words: every message but the system prompt (which most examples share)."""
+    return re.findall(r"\w+", " ".join(m["content"] for m in e.messages if m["role"] != "system").lower())
+
+
+def shingles(ws: list[str], k: int = SHINGLE_WORDS) -> set[str]:
+    """The set of k-word shingles (the whole text as one shingle when it is shorter than k words)."""
+    if len(ws) < k:
+        return {" ".join(ws)} if ws else set()
+    return {" ".join(ws[i:i + k]) for i in range(len(ws) - k + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+
+def near_duplicate_pairs(train: list[Example], other: list[Example], threshold: float = NEAR_DUPLICATE_THRESHOLD,
+                         *, k: int = SHINGLE_WORDS, num_perm: int = NUM_PERM) -> list[tuple[Example, Example, float]]:
+    """(train example, other example, Jaccard similarity) for every pair at or above `threshold`: MinHash LSH
+    finds candidates (at a lower threshold, so that few true pairs are missed), the exact Jaccard similarity of
+    their shingle sets confirms them."""
+    from datasketch import MinHash, MinHashLSH
+
+    sets = [shingles(words(e), k) for e in [*train, *other]]
+    signatures = MinHash.bulk([[s.encode() for s in sh] for sh in sets], num_perm=num_perm, seed=1)
+    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.2), num_perm=num_perm)
+    for i in range(len(train)):
+        if sets[i]:
+            lsh.insert(i, signatures[i])
+    pairs = []
+    for j, e in enumerate(other, start=len(train)):
+        if not sets[j]:
+            continue
+        for i in sorted(lsh.query(signatures[j])):
+            sim = jaccard(sets[i], sets[j])
+            if sim >= threshold:
+                pairs.append((train[i], e, sim))
+    return pairs
+
+
+def near_duplicates(train: list[Example], other: list[Example], split: str,
+                    threshold: float = NEAR_DUPLICATE_THRESHOLD) -> DataCheck | None:
+    """A warning naming each pair of a train and an `other` example at or above the similarity threshold."""
+    pairs = near_duplicate_pairs(train, other, threshold) if train and other else []
+    if not pairs:
+        return None
+    file, train_file = other[0].source, train[0].source
+    same = sum(a.key() == b.key() for a, b, _ in pairs)
+    lines = sorted({b.line for _, b, _ in pairs})
+    shown = "; ".join(f"{split} line {b.line} ~ train line {a.line} ({s:.2f})" for a, b, s in pairs[:20])
+    return DataCheck("near_duplicates", "warning",
+                     f"{split}: near-duplicates of training examples in {train_file}: {count(len(lines), 'example')} "
+                     f"in {file} ({count(len(pairs), 'pair')} with Jaccard similarity of {SHINGLE_WORDS}-word shingles >= "
+                     f"{threshold:g}{f', {same} identical' if same else ''}): {shown}"
+                     f"{'; ...' if len(pairs) > 20 else ''}. A {split} set the model has nearly seen in training "
+                     "overstates its scores; remove them from one side", file, lines,
+                     {"split": split, "train_file": train_file, "threshold": threshold,
+                      "pairs": [{"train_line": a.line, "line": b.line, "similarity": round(s, 4),
+                                 "identical": a.key() == b.key()} for a, b, s in pairs]})
+
+
+def dataset_checks(train: list[Example], held_out: dict[str, list[Example]], *,
+                   threshold: float = NEAR_DUPLICATE_THRESHOLD) -> list[DataCheck]:
+    """The checks that need no tokenizer: on the training examples their number, format consistency and answer
+    length outliers; personal data in every split; near-duplicates between train and each held-out split."""
+    checks = [few_examples(train), format_consistency(train), length_outliers(train)] if train else []
+    checks += [personal_data(ex, split) for split, ex in [("train", train), *held_out.items()]]
+    checks += [near_duplicates(train, ex, split, threshold) for split, ex in held_out.items()]
+    return [c for c in checks if c is not None]
+
+
+def check_files(path: Path, against: list[Path], tokenizer: Any | None, max_seq_length: int | None = None, *,
+                threshold: float = NEAR_DUPLICATE_THRESHOLD) -> dict[str, Any]:
+    """`harness data check`: counts, token lengths, truncation, special tokens, duplicates within the file and
+    leakage into the `against` files, and the data-quality checks (FILE checked as training data)."""
+    import numpy as np
+
+    examples, problems = validate_lines(path, min_examples=0)
+    report: dict[str, Any] = {"file": str(path), "examples": len(examples), "problems": problems}
+    keys: dict[str, list[int]] = {}
+    for e in examples:
+        keys.setdefault(e.key(), []).append(e.line)
+    report["duplicates"] = [lines for lines in keys.values() if len(lines) > 1]
+    roles: dict[str, int] = {}
+    for e in examples:
+        for m in e.messages:
+            roles[m["role"]] = roles.get(m["role"], 0) + 1
+    report["messages_by_role"] = roles
+    checks: list[DataCheck] = []
+    if tokenizer is not None and examples:
+        texts = [tokenizer.apply_chat_template(e.messages, tokenize=False) for e in examples]
+        counts = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
+        report["tokens"] = {
+            "total": int(counts.sum()), "mean": float(counts.mean()), "p50": float(np.percentile(counts, 50)),
+            "p95": float(np.percentile(counts, 95)), "max": int(counts.max()),
+        }
+        if max_seq_length:
+            cut = truncation(tokenizer, examples, max_seq_length)
+            report["truncation"] = cut
+            problems += cut.errors(f"--max-seq-length {max_seq_length}")
+            checks += [c for c in [cut.check("train")] if c]
+        report["special_tokens"] = special_token_lines(tokenizer, examples)
+    leaks = []
+    held_out: dict[str, list[Example]] = {}
+    for other in against:
+        other_examples, other_problems = validate_lines(other, min_examples=0, need_assistant=False)
+        held_out[other.stem if other.stem not in held_out else str(other)] = other_examples
+        other_keys = {e.key(): e.line for e in other_examples}
+        other_prompts = {json.dumps(e.prompt_messages if e.messages[-1]["role"] == "assistant" else e.messages,
+                                    sort_keys=True): e.line for e in other_examples}
+        exact = [(lines[0], other_keys[k]) for k, lines in keys.items() if k in other_keys]
+        prompt = [(e.line, other_prompts[p]) for e in examples
+                  if (p := json.dumps(e.prompt_messages, sort_keys=True)) in other_prompts]
+        leaks.append({"file": str(other), "exact": exact, "same_prompt": prompt, "problems": other_problems})
+    report["against"] = leaks
+    report["checks"] = checks + dataset_checks(examples, held_out, threshold=threshold)
+    return report

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from harness import __version__
 from harness.errors import HarnessInputError
 from harness.report.data import (
+    data_checks,
     findings_by_variant,
     forgetting_cells,
     forgetting_mde,
@@ -128,7 +129,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
         "methods": sorted(set(data.variants["method"].astype(str)) - {"base"}),
         "findings": findings, "n_findings": sum(len(g["entries"]) for g in findings),
         "score_tables": score_tables(data), "cmp": payload["compare"], "payload": payload,
-        "store_path": str(store.path),
+        "store_path": str(store.path), "data_checks": data_checks(data),
     }
 
 

@@ -273,3 +273,21 @@ def findings_by_variant(data: RunData) -> list[dict[str, Any]]:
                           "message": str(f.get("message") or ""), "evidence": ev_text})
         groups.append({"variant_id": str(vid), "name": str(names.get(vid, vid)), "entries": items})
     return groups
+
+
+def data_checks(data: RunData) -> list[dict[str, str]] | None:
+    """The data-quality warnings stored on the run before its sweep, as display strings; None when the run
+    predates them (schema < 3)."""
+    stored = data.run.get("data_checks")
+    if not isinstance(stored, list):
+        return None
+    out = []
+    for c in stored:
+        if not isinstance(c, dict):
+            continue
+        lines = [str(x) for x in c.get("lines") or []] if isinstance(c.get("lines"), list) else []
+        where = str(c.get("file") or "") + (f": lines {', '.join(lines[:30])}" + (", ..." if len(lines) > 30 else "")
+                                            if lines else "")
+        out.append({"check": str(c.get("check") or ""), "severity": str(c.get("severity") or ""),
+                    "split": str(c.get("split") or ""), "message": str(c.get("message") or ""), "where": where})
+    return out

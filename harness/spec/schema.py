@@ -31,6 +31,16 @@ class DataSpec(_Strict):
     # Content holding the tokenizer's special tokens (<|im_start|>, <|im_end|>, ...) is refused unless this is set:
     # those strings become real turn markers, so an example could forge turns.
     allow_special_tokens: bool = False
+    # Jaccard similarity of 3-word shingles at which a validation or test example counts as a near-duplicate of a
+    # training example (a data-quality warning before the sweep)
+    near_duplicate_threshold: float = 0.8
+
+    @field_validator("near_duplicate_threshold")
+    @classmethod
+    def _similarity(cls, v: float) -> float:
+        if not 0.0 < v <= 1.0:
+            raise ValueError("a Jaccard similarity in (0, 1], e.g. 0.8")
+        return v
 
     @field_validator("validation")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from harness.data.quality import DataCheck, dataset_checks, special_token_lines, truncation
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.resolve import EMBEDDED, TINY_CONFIG, ModelRef
 from harness.spec.schema import ExperimentSpec, line_of
@@ -33,16 +34,17 @@ def model_location(spec: ExperimentSpec) -> str:
 
 
 def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], data: Any
-              ) -> tuple[list[str], list[str]]:
+              ) -> tuple[list[str], list[DataCheck]]:
     """(problems, warnings) of a sweep: train settings, target modules, suite files, data lengths and special
-    tokens; what could not be resolved (model None, data None) is skipped, its own error says why."""
+    tokens, and the data-quality checks of harness.data.quality (warnings); what could not be resolved (model None,
+    data None) is skipped, its own error says why."""
     root = yaml.compose(spec.source_text) if spec.source_text else None
 
     def at(*loc: Any) -> str:
         return f"{spec.source_path}:{line_of(root, loc)}: key '{'.'.join(str(p) for p in loc)}'"
 
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[DataCheck] = []
     remote = spec.model.startswith(("openai:", "openai-compatible:"))
     local = [m for m in spec.sweep.method if m in LOCAL_TRAINING] if not remote else []
     if local:
@@ -52,10 +54,13 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
     problems += _suite_files(suites)
     if model is not None and not model.is_remote and data is not None:
         try:
-            found, warnings = _data_quality(spec, model, data, at, train=bool(local))
+            found, warnings = _tokenized(spec, model, data, at, train=bool(local))
         except HarnessInputError as exc:  # the tokenizer cannot be loaded: say why, with the rest
             found = [f"{spec.source_path}: key 'model': {p}" for p in exc.problems]
         problems += found
+    if data is not None:
+        held_out = {"validation": data.validation, "test": data.test} if data.train else {"test": data.test}
+        warnings += dataset_checks(data.train, held_out, threshold=spec.data.near_duplicate_threshold)
     return problems, warnings
 
 
@@ -151,19 +156,19 @@ def _suite_files(suites: list[Any]) -> list[str]:
     return problems
 
 
-def _data_quality(spec: ExperimentSpec, model: ModelRef, data: Any, at: Any, *, train: bool
-                  ) -> tuple[list[str], list[str]]:
-    from harness.data.quality import special_token_lines, truncation
+def _tokenized(spec: ExperimentSpec, model: ModelRef, data: Any, at: Any, *, train: bool
+               ) -> tuple[list[str], list[DataCheck]]:
+    """What the model's tokenizer does to the data: answers cut by max_seq_length, special tokens in content."""
     from harness.models.resolve import load_tokenizer
 
     tok = load_tokenizer(model)
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[DataCheck] = []
     if train:
         for split in ("train", "validation"):
             cut = truncation(tok, getattr(data, split), spec.train.max_seq_length)
             problems += cut.errors(f"{at('train', 'max_seq_length')} is {spec.train.max_seq_length}")
-            warnings += cut.warnings()
+            warnings += [c for c in [cut.check(split)] if c]
     if not spec.data.allow_special_tokens:
         for split in ("train", "validation", "test"):
             for line in special_token_lines(tok, getattr(data, split)):

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from harness import __version__
 from harness.data.chat import DataBundle, load_bundle
+from harness.data.quality import DataCheck
 from harness.data.suites import Suite, resolve_suites, with_free_checks
 from harness.errors import HarnessInputError, Terminated
 from harness.models.resolve import ModelRef, check_hub, folder_fingerprint, resolve_model
@@ -75,9 +76,9 @@ def _checkpoints(spec: ExperimentSpec) -> tuple[dict[str, str], dict[str, str]]:
 class Sweep:
     """A prepared sweep: validated spec, resolved model and suites, loaded data, the plan."""
 
-    def __init__(self, spec_path: str | Path, *, only: list[str] | None = None):
+    def __init__(self, spec_path: str | Path, *, only: list[str] | None = None, strict: bool = False):
         self.spec = load_spec(spec_path)
-        self.warnings: list[str] = []
+        self.warnings: list[DataCheck] = []
         problems: list[str] = []
         model_ok = False
         try:
@@ -111,6 +112,8 @@ class Sweep:
         found, self.warnings = preflight(self.spec, self.model if model_ok else None, getattr(self, "suites", []),
                                          getattr(self, "data", None))
         problems += found
+        if strict:  # every warning listed with the rest, none trained on
+            problems += [f"{w.message} (a warning; an error under --strict)" for w in self.warnings]
         if problems:
             raise HarnessInputError(problems, title=f"cannot run {spec_path}")
         self.suites = with_free_checks(self.suites, self.spec)
@@ -189,21 +192,22 @@ def _s(x: Any) -> str:
 
 def run_sweep(spec_path: str | Path, db: str | Path = "results.duckdb", *, executor: str = "local",
               only: list[str] | None = None, dry_run: bool = False, progress: Progress | None = None,
-              out: TextIO | None = None) -> str | None:
-    """Run (or resume) a sweep; returns the run id (None for --dry-run)."""
+              out: TextIO | None = None, strict: bool = False) -> str | None:
+    """Run (or resume) a sweep; returns the run id (None for --dry-run). `strict`: data-quality warnings are
+    errors (nothing is trained)."""
     with contextlib.ExitStack() as guard:
         if not dry_run:  # SIGTERM is handled like Ctrl-C; one sweep per store, refused before loading anything
             guard.enter_context(terminate_as_interrupt())
             guard.enter_context(sweep_lock(Path(db)))
         return _run_sweep(spec_path, db, executor=executor, only=only, dry_run=dry_run,
-                          progress=progress or Progress(), out=out or sys.stdout)
+                          progress=progress or Progress(), out=out or sys.stdout, strict=strict)
 
 
 def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: list[str] | None, dry_run: bool,
-               progress: Progress, out: TextIO) -> str | None:
-    sweep = Sweep(spec_path, only=only)
+               progress: Progress, out: TextIO, strict: bool = False) -> str | None:
+    sweep = Sweep(spec_path, only=only, strict=strict)
     for warning in sweep.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {warning.message}", file=sys.stderr)
     if dry_run:
         print_plan(sweep, out)
         return None
@@ -225,6 +229,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
             "spec_path": str(Path(spec_path).resolve()), "model": sweep.model.name,
             "model_fingerprint": sweep.model.identity, "data_fingerprints": sweep.data.fingerprints,
             "suites": [s.identity() for s in sweep.suites], "library_versions": library_versions(),
+            "data_checks": [w.to_dict() for w in sweep.warnings],
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
         todo = [v for v in sweep.variants if v.variant_id not in done]

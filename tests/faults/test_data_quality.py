@@ -34,7 +34,8 @@ def test_partly_cut_answers_are_a_warning_with_count_and_lines(tmp_path: Path) -
     line = _append(tmp_path / "train.jsonl", _chat("Ticket 999: long one", " ".join(["word"] * 300)))
     out = cli("sweep", str(spec), "--db", str(tmp_path / "r.duckdb"), "--dry-run")
     assert out.returncode == 0, out.stderr
-    assert "warning: 1 of" in out.stderr and f"train.jsonl:{line}" in out.stderr and "answers are cut" in out.stderr
+    assert "validation: 1 of 4 examples (25.0%) are longer than max_seq_length 96" in out.stderr, out.stderr
+    assert f"train.jsonl line {line}; raise train.max_seq_length" in out.stderr and "answers are cut" in out.stderr
     out = cli("data", "check", str(tmp_path / "train.jsonl"), "--model", "tiny-random-llama", "--max-seq-length", "96")
     assert out.returncode == 0, out.stderr
     assert "cut at 96 tokens" in out.stdout and "5.9% of examples" in out.stdout, out.stdout
