@@ -21,7 +21,8 @@ from harness.store.guard import as_input_error
 
 SCHEMA_VERSION = 3  # 2: variant_results gains device, dtype, real_token_share
 # 3: variant_results gains prompt/output tokens and seconds per request, shots (method prompt); runs gains data_checks (the data-quality
-#    warnings found before the sweep)
+#    warnings found before the sweep); variant_results gains scored_epoch, scored_step, stop_reason (the checkpoint
+#    scored, and why training stopped early)
 
 # Column order is the contract's order; more columns may follow in later versions.
 TABLES: dict[str, str] = {
@@ -43,7 +44,8 @@ TABLES: dict[str, str] = {
         total_params BIGINT, peak_memory_mb DOUBLE, artifact VARCHAR, error VARCHAR,
         artifact_bytes BIGINT, score_seconds DOUBLE, config JSON, finished_at TIMESTAMP,
         device VARCHAR, dtype VARCHAR, real_token_share DOUBLE, prompt_tokens_per_request DOUBLE,
-        output_tokens_per_request DOUBLE, seconds_per_request DOUBLE, shots INTEGER""",
+        output_tokens_per_request DOUBLE, seconds_per_request DOUBLE, shots INTEGER, scored_epoch DOUBLE,
+        scored_step INTEGER, stop_reason VARCHAR""",
     "train_log": "variant_id VARCHAR, step INTEGER, epoch DOUBLE, split VARCHAR, loss DOUBLE",
     "scores": """
         variant_id VARCHAR, suite VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,

@@ -65,15 +65,16 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         placement = detect_placement(train.dtype)
         train_log: list[dict[str, Any]] = []
         if v.trains:
-            from harness.train.local import train_variant
+            from harness.train.local import train_for_scoring
 
             progress.phase("training steps", None)
-            trained = train_variant(task.model, v, train, [e.messages for e in task.data.train],
-                                    [e.messages for e in task.data.validation], out_dir, on_step=progress.step,
-                                    placement=placement)
+            trained = train_for_scoring(task.model, v, train, [e.messages for e in task.data.train],
+                                        [e.messages for e in task.data.validation], out_dir.parent,
+                                        on_step=progress.step, placement=placement)
             progress.close_phase()
             model, tok, train_log = trained.model, trained.tokenizer, trained.log
-            row.update(trained.stats)
+            row.update(trained.row)
+            row["config"].update(trained.config)
         elif v.method == "given":
             from harness.train.local import load_given
 

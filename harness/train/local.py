@@ -421,3 +421,94 @@ def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Pla
     local = ModelRef(str(checkpoint), "local", str(checkpoint), "")
     has_tokenizer = (checkpoint / "tokenizer_config.json").is_file()
     return load_model(local, placement=placement), load_tokenizer(local if has_tokenizer else ref)
+
+
+@dataclass
+class ForScoring:
+    """A trained variant ready to score: the model at its selected checkpoint, its train log, and its row's fields."""
+
+    model: Any
+    tokenizer: Any
+    log: list[dict[str, Any]]
+    row: dict[str, Any]  # variants columns (train stats, scored epoch/step, stop reason; placement, training)
+    config: dict[str, Any]  # what config records: the scored checkpoint, the stop, the shared training
+
+
+def train_for_scoring(ref: ModelRef, variant: Variant, train: Any, train_examples: list[list[dict[str, str]]],
+                      val_examples: list[list[dict[str, str]]], out_root: Path,
+                      on_step: Callable[[int, int, float | None], None] | None = None,
+                      placement: Placement | None = None) -> ForScoring:
+    """Train a variant (or, for an `epochs_from_one_run` variant, find or make its group's one training) and load
+    the checkpoint it is scored at. A group trains once, under a lock, in out_root/group-<id>; its other variants
+    read that training's record and load their own epoch's checkpoint."""
+    placement = placement or detect_placement(train.dtype)
+    if not variant.one_run:
+        out = train_variant(ref, variant, train, train_examples, val_examples, out_root / variant.variant_id,
+                            on_step, placement)
+        record: dict[str, Any] = {"log": out.log, "stats": out.stats, "stop": out.stop,
+                                  "scored": {str(k): v.__dict__ for k, v in out.scored.items()}}
+        return _scoring(ref, variant, record, out, placement, shared=None)
+    import dataclasses
+
+    folder = out_root / f"group-{variant.train_group}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / ".lock"):
+        done = folder / "trained.json"
+        trained: TrainOutput | None = None
+        if done.is_file():
+            record = json.loads(done.read_text())  # another variant of the group trained it
+        else:
+            longest = dataclasses.replace(variant, epochs=max(variant.one_run))
+            trained = train_variant(ref, longest, train, train_examples, val_examples, folder, on_step, placement,
+                                    targets=variant.one_run)
+            record = {"log": trained.log, "stats": trained.stats, "stop": trained.stop,
+                      "trained_by": variant.variant_id,
+                      "scored": {str(k): v.__dict__ for k, v in trained.scored.items()}}
+            tmp = done.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, default=str))
+            tmp.replace(done)  # atomic: a group member never reads half a record
+    shared = {"group": variant.train_group, "epochs": list(variant.one_run), "trained_by": record["trained_by"],
+              "trained_here": trained is not None, "folder": str(folder),
+              "schedule": f"the learning-rate schedule of the {max(variant.one_run)}-epoch run: this variant is its "
+                          f"epoch-{variant.epochs} checkpoint, not a {variant.epochs}-epoch run with its own schedule"}
+    return _scoring(ref, variant, record, trained, placement, shared=shared)
+
+
+def _scoring(ref: ModelRef, variant: Variant, record: dict[str, Any], out: TrainOutput | None,
+             placement: Placement, shared: dict[str, Any] | None) -> ForScoring:
+    scored = record["scored"].get(str(variant.epochs)) or record["scored"][max(record["scored"], key=int)]
+    stats = dict(record["stats"])
+    if shared is not None and not shared["trained_here"]:  # the training's cost is recorded once, where it ran
+        stats.update(train_seconds=None, train_tokens=None)
+    if scored["path"] is None and out is not None:
+        model, tok = out.model, out.tokenizer
+    else:
+        where = Path(scored["path"] or stats["artifact"])
+        model, tok = load_checkpoint(ref, where, variant.method, placement)
+        model = _for_scoring(model, variant.method, placement)
+        stats["artifact"] = str(where)
+        stats["artifact_bytes"] = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
+    stop = record.get("stop")
+    row = {**stats, "scored_epoch": scored["epoch"], "scored_step": scored["step"],
+           "stop_reason": stop["reason"] if stop else None}  # placement and training: record_placement files them
+    config = {"scored": scored, "stopped": stop, **({"one_run": shared} if shared else {})}
+    return ForScoring(model, tok, record["log"], row, config)
+
+
+class _locked:
+    """An exclusive lock on a file (fcntl), for one group's training across processes (Ray tasks)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.f = self.path.open("a")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
