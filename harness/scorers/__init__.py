@@ -7,6 +7,7 @@ import harness.scorers.general  # noqa: E402,F401
 import harness.scorers.hallucination  # noqa: E402,F401
 import harness.scorers.heldout  # noqa: E402,F401
 import harness.scorers.instructions  # noqa: E402,F401
+import harness.scorers.memorization  # noqa: E402,F401
 import harness.scorers.safety  # noqa: E402,F401
 from harness.scorers.registry import (
     UNDECLARED,
