@@ -4,6 +4,7 @@ Wilson intervals, minimum detectable effects and corrections for many comparison
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,24 @@ def ratio_ci(numerator: np.ndarray | list[float], denominator: np.ndarray | list
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
     return (r, float(min(lo, r)), float(max(hi, r)))
+
+
+def resample_ci(statistic: Callable[[np.ndarray], dict[str, float]], n: int, *, confidence: float = 0.95,
+                resamples: int = 200, seed: int = DEFAULT_SEED) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of statistics that are not means (a corpus-level score recomputed on each
+    resample of the n items): `statistic(indices)` returns named values; returns name -> (low, high)."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        for name, value in statistic(rng.integers(0, n, size=n)).items():
+            draws.setdefault(name, []).append(float(value))
+    alpha = (1 - confidence) / 2
+    out = {}
+    for name, values in draws.items():
+        x = np.asarray(values, dtype=float)
+        x = x[np.isfinite(x)]
+        out[name] = (float(np.quantile(x, alpha)), float(np.quantile(x, 1 - alpha))) if x.size else (math.nan, math.nan)
+    return out
 
 
 def wilson_ci(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float, float]:

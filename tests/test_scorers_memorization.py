@@ -12,7 +12,7 @@ import yaml
 from fakes import ScriptedModel
 
 from harness import stats
-from harness.data.chat import Example
+from harness.data.chat import Example, load_bundle
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
@@ -22,6 +22,7 @@ from harness.scorers.memorization import TrainIndex, words
 from harness.scorers.run import score_suites
 from harness.spec.findings import settings
 from harness.spec.plan import Variant
+from harness.spec.schema import load_spec
 from harness.verdicts import findings
 
 ROUTER = "Please restart the router and wait two full minutes before trying again."
@@ -145,9 +146,11 @@ def test_json_references_make_field_accuracy_primary(tmp_path: Path) -> None:
     assert m["gap_field_accuracy"] == pytest.approx((1 + 2 / 3) / 4 - 1 / 3)
 
 
-def test_the_training_sample_is_seeded_and_from_the_training_split_only(tmp_path: Path) -> None:
-    train = [example("train", k + 1, f"train prompt {k}", f"answer {k}") for k in range(40)]
-    validation = [example("train", 100 + k, f"validation prompt {k}", "v") for k in range(5)]  # not in ctx.train
+def test_the_training_sample_is_seeded_and_from_the_training_split_only(tmp_path: Path, tiny_experiment: Path) -> None:
+    data = load_bundle(load_spec(tiny_experiment))  # 16 training lines, 0.25 held out for validation; 10 test
+    assert len(data.train) == 12 and len(data.validation) == 4
+    train_prompts = {e.prompt_messages[-1]["content"] for e in data.train}
+    other = {e.prompt_messages[-1]["content"] for e in data.validation + data.test}
     seen: list[str] = []
 
     def answer(prompt: str) -> str:
@@ -156,17 +159,17 @@ def test_the_training_sample_is_seeded_and_from_the_training_split_only(tmp_path
 
     def sample(seed: int, k: int) -> list[str]:
         seen.clear()
-        out = run(suite(tmp_path, seed=seed, train_sample=k), ScriptedModel(answer), train, TEST)
+        out = run(suite(tmp_path, seed=seed, train_sample=k), ScriptedModel(answer), data.train, data.test)
         ids = [e["example_id"] for e in out.examples if e["detail"]["split"] == "train"]
-        assert [p for p in seen if p.startswith("train")] == [f"train prompt {int(i.split(':')[-1]) - 1}" for i in ids]
-        assert not [p for p in seen if p.startswith("validation")]
-        assert len([p for p in seen if p.startswith("test")]) == len(TEST)
+        generated = seen[len(data.test):]  # the test set first (the heldout generation), then the training sample
+        assert len(generated) == len(ids) and set(generated) <= train_prompts and not set(generated) & other
+        assert ids == [f"train:{e.example_id}" for e in data.train if e.prompt_messages[-1]["content"] in generated]
         return ids
 
     first = sample(0, 5)
     assert len(first) == 5 and all(i.startswith("train:train:") for i in first)
     assert sample(0, 5) == first and sample(1, 5) != first
-    assert len(sample(0, 32)) == 32 and len(sample(0, 100)) == 40  # capped at the training split's size
+    assert len(sample(0, 32)) == 12  # capped at the training split's size
 
 
 def test_the_suite_reuses_the_heldout_generation(tmp_path: Path) -> None:

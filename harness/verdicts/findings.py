@@ -334,9 +334,10 @@ def memorization_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | Non
             mine = per_example(rows["examples"], suite, "regurgitation_rate")
             theirs = per_example(base_rows["examples"], suite, "regurgitation_rate")
             new = sorted(i for i in set(mine) & set(theirs) if mine[i] > 0.5 >= theirs[i])
-            copied = {str(e): d.get("copied") for e, d in zip(rows["examples"]["example_id"],
-                                                               rows["examples"]["detail"], strict=True)
-                      if isinstance(d, dict) and d.get("copied")}
+            ex = rows["examples"][rows["examples"]["suite"] == suite]
+            copied: dict[str, dict[str, Any]] = {str(e): d["copied"] for e, d in zip(ex["example_id"], ex["detail"],
+                                                                                     strict=True)
+                                                 if isinstance(d, dict) and isinstance(d.get("copied"), dict)}
             eg = (f"; e.g. {new[0]} copied \"{copied[new[0]]['span'][:80]}\" from {copied[new[0]]['train_example']}"
                   if new and new[0] in copied else "")
             out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_low > float(c["margin"])),
