@@ -156,3 +156,20 @@ def test_the_hash_covers_the_files_the_module_imports(tmp_path: Path) -> None:
     helper.write_text("def words(t):\n    return t.lower().split()\n")
     assert code_sha256(script) != digest
     assert code_sha256(MODULE) == hashlib.sha256(MODULE.read_bytes()).hexdigest()  # no local imports
+
+
+def test_a_spec_names_a_metric_module_next_to_it(tiny_experiment: Path) -> None:
+    from harness.data.suites import resolve_suites
+    from harness.spec.schema import load_spec
+
+    folder = tiny_experiment.parent
+    shutil.copytree(MODULE.parent, folder / "metrics" / "word_f1")
+    (folder / "ev").mkdir()
+    (folder / "ev" / "suite.yaml").write_text(yaml.safe_dump({"name": "ev", "version": 1, "kind": "evaluate"}))
+    text = tiny_experiment.read_text().split("suites:")[0]
+    tiny_experiment.write_text(text + "suites:\n  - path: ev\n    options: {metric: metrics/word_f1, keys: [f1]}\n")
+    (s,) = resolve_suites(load_spec(tiny_experiment))
+    assert s.spec_dir == folder.resolve()
+    out, _ = run(s)
+    assert out.scores[0]["value"] == pytest.approx(F1)
+    assert out.scores[0]["scorer_args"]["metric_module"] == str((folder / "metrics" / "word_f1" / "word_f1.py").resolve())
