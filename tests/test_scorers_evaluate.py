@@ -173,3 +173,11 @@ def test_a_spec_names_a_metric_module_next_to_it(tiny_experiment: Path) -> None:
     out, _ = run(s)
     assert out.scores[0]["value"] == pytest.approx(F1)
     assert out.scores[0]["scorer_args"]["metric_module"] == str((folder / "metrics" / "word_f1" / "word_f1.py").resolve())
+
+
+def test_a_missing_module_stops_the_sweep_before_training(tmp_path: Path) -> None:
+    from harness.scorers import check_suites
+
+    check_suites([suite(tmp_path, metric="data/word_f1")])  # found and loaded: no complaint
+    with pytest.raises(HarnessInputError, match="no metric module 'metrics/nope/x.py'"):
+        check_suites([suite(tmp_path, metric="metrics/nope/x.py")])

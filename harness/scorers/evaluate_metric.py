@@ -203,6 +203,12 @@ def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None,
                     for i, e in enumerate(ctx.test)]
         return SuiteOutput(scores=rows, examples=examples)
 
+    def check_suite(suite: Any) -> None:
+        """Find and load the metric module at sweep start, so a missing module or an unreachable hub stops the sweep
+        before any training (called by harness.scorers.check_suites)."""
+        load_metric(metric, suite)
+
+    score.check_suite = check_suite  # type: ignore[attr-defined]
     return score
 
 
