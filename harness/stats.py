@@ -4,6 +4,7 @@ Wilson intervals, minimum detectable effects and corrections for many comparison
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,43 @@ def paired_diff_ci(candidate: np.ndarray | list[float], reference: np.ndarray | 
     return mean_ci(c[keep] - r[keep], confidence=confidence, resamples=resamples, seed=seed, clusters=labels)
 
 
+def diff_means_ci(a: np.ndarray | list[float], b: np.ndarray | list[float], *, confidence: float = 0.95,
+                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
+    """mean(a) - mean(b) for two independent samples (e.g. training and test items), with a percentile bootstrap
+    CI that resamples each sample on its own: (difference, low, high). NaNs are dropped."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if x.size == 0 or y.size == 0:
+        return (math.nan, math.nan, math.nan)
+    d = float(x.mean() - y.mean())
+    rng = np.random.default_rng(seed)
+    means_x = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    means_y = y[rng.integers(0, y.size, size=(resamples, y.size))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means_x - means_y, [alpha, 1 - alpha])
+    return (d, float(min(lo, d)), float(max(hi, d)))
+
+
+def welch_t(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> tuple[float, float]:
+    """Welch's unequal-variance t-test that two independent samples have the same mean: (two-sided p, standard
+    error of the difference of means). NaNs are dropped; with fewer than two values on a side p is 1.0, and
+    with no spread on either side p is 1.0 for equal means, else 0.0."""
+    from scipy.stats import ttest_ind
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if x.size == 0 or y.size == 0:
+        return (1.0, math.nan)
+    var_x = float(x.var(ddof=1)) if x.size > 1 else 0.0
+    var_y = float(y.var(ddof=1)) if y.size > 1 else 0.0
+    se = math.sqrt(var_x / x.size + var_y / y.size)
+    if x.size < 2 or y.size < 2:
+        return (1.0, se)  # no variance to test against
+    if se == 0:
+        return (1.0 if x.mean() == y.mean() else 0.0, se)
+    return (float(ttest_ind(x, y, equal_var=False).pvalue), se)
+
+
 def ratio_ci(numerator: np.ndarray | list[float], denominator: np.ndarray | list[float], *,
              confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
              ) -> tuple[float, float, float]:
@@ -75,6 +113,24 @@ def ratio_ci(numerator: np.ndarray | list[float], denominator: np.ndarray | list
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
     return (r, float(min(lo, r)), float(max(hi, r)))
+
+
+def resample_ci(statistic: Callable[[np.ndarray], dict[str, float]], n: int, *, confidence: float = 0.95,
+                resamples: int = 200, seed: int = DEFAULT_SEED) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of statistics that are not means (a corpus-level score recomputed on each
+    resample of the n items): `statistic(indices)` returns named values; returns name -> (low, high)."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        for name, value in statistic(rng.integers(0, n, size=n)).items():
+            draws.setdefault(name, []).append(float(value))
+    alpha = (1 - confidence) / 2
+    out = {}
+    for name, values in draws.items():
+        x = np.asarray(values, dtype=float)
+        x = x[np.isfinite(x)]
+        out[name] = (float(np.quantile(x, alpha)), float(np.quantile(x, 1 - alpha))) if x.size else (math.nan, math.nan)
+    return out
 
 
 def wilson_ci(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -26,6 +26,7 @@ class Suite:
     options: dict[str, Any] = field(default_factory=dict)
     items_file: str | None = None
     where: str = ""  # where the spec selects it, e.g. "spec.yaml: key 'suites[2]': " (for errors)
+    spec_dir: Path | None = None  # the folder of the spec that selects it (options may name files there)
 
     def items(self) -> list[dict[str, Any]]:
         if not self.items_file:
@@ -142,6 +143,7 @@ def resolve_suites(spec: Any) -> list[Suite]:
         try:
             suite = load_suite(folder, overrides)
             suite.where = where
+            suite.spec_dir = spec.spec_dir
         except HarnessInputError as exc:
             problems += exc.problems
             continue

@@ -2,11 +2,13 @@
 and running a variant's suites. Importing the package registers the built-in kinds."""
 
 import harness.scorers.divergence  # noqa: E402,F401  (importing a scorer module registers its kind)
+import harness.scorers.evaluate_metric  # noqa: E402,F401
 import harness.scorers.format  # noqa: E402,F401
 import harness.scorers.general  # noqa: E402,F401
 import harness.scorers.hallucination  # noqa: E402,F401
 import harness.scorers.heldout  # noqa: E402,F401
 import harness.scorers.instructions  # noqa: E402,F401
+import harness.scorers.memorization  # noqa: E402,F401
 import harness.scorers.safety  # noqa: E402,F401
 from harness.scorers.registry import (
     UNDECLARED,

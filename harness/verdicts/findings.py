@@ -37,7 +37,7 @@ def rule(check: str) -> Callable[[Rule], Rule]:
     return wrap
 
 
-CHECKS = ("forgetting", "format", "hallucination", "safety")  # the checks this module derives (overfitting is the scorer's)
+CHECKS = ("forgetting", "format", "hallucination", "safety", "memorization")  # the checks this module derives (overfitting is the scorer's)
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
 
 
@@ -318,3 +318,69 @@ def safety_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
                                  "newly_complied": newly[:50],
                                  "over_refusal": over.evidence() if over is not None else None}})
     return out
+
+
+@rule("memorization")
+def memorization_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg: dict[str, Any]
+                      ) -> list[dict[str, Any]]:
+    """More test outputs copy training answers than base's (paired), or the train/test gap widened past gap_margin."""
+    c = cfg["memorization"]
+    if base_rows is None or c is False:
+        return []
+    out = []
+    for suite in suites_of_kind(rows.get("scores"), "memorization"):
+        cmp = against_base(rows, base_rows, suite, "regurgitation_rate", cfg)
+        if cmp is not None:
+            mine = per_example(rows["examples"], suite, "regurgitation_rate")
+            theirs = per_example(base_rows["examples"], suite, "regurgitation_rate")
+            new = sorted(i for i in set(mine) & set(theirs) if mine[i] > 0.5 >= theirs[i])
+            ex = rows["examples"][rows["examples"]["suite"] == suite]
+            copied: dict[str, dict[str, Any]] = {str(e): d["copied"] for e, d in zip(ex["example_id"], ex["detail"],
+                                                                                     strict=True)
+                                                 if isinstance(d, dict) and isinstance(d.get("copied"), dict)}
+            eg = (f"; e.g. {new[0]} copied \"{copied[new[0]]['span'][:80]}\" from {copied[new[0]]['train_example']}"
+                  if new and new[0] in copied else "")
+            out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_low > float(c["margin"])),
+                        "message": (f"{_name(variant)} copies training answers into more test outputs on {suite}: "
+                                    f"regurgitation rate {cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)}){eg}"),
+                        "evidence": {"suite": suite, "kind": "regurgitation", **cmp.evidence(), "margin": c["margin"],
+                                     "new_copies": new[:50]}})
+        gap = _gap_comparison(rows, base_rows, suite, cfg)
+        if gap is not None:
+            metric, g = gap
+            out.append({"severity": c["severity"], "test": _test(g, g.ci_low > float(c["gap_margin"])),
+                        "message": (f"{_name(variant)} fits its training set more than base on {suite}: train/test "
+                                    f"gap in {metric} {g.reference:+.2f} -> {g.candidate:+.2f} (difference "
+                                    f"{g.difference:+.2f}, {g.confidence:.0%} CI [{g.ci_low:.2f}, {g.ci_high:.2f}]; "
+                                    f"gap_margin {float(c['gap_margin']):.2f})"),
+                        "evidence": {"suite": suite, "kind": "gap", "metric": metric, **g.evidence(),
+                                     "gap_margin": c["gap_margin"]}})
+    return out
+
+
+def _gap_comparison(rows: Rows, base_rows: Rows, suite: str, cfg: dict[str, Any]) -> tuple[str, Comparison] | None:
+    """The variant's train/test gap on the primary metric minus base's. Each side's training and test items are
+    paired with base's by id; the difference of gaps is then mean(train differences) - mean(test differences), two
+    independent samples: bootstrap CI resampling each on its own, Welch's t-test for the p-value."""
+    names = set(rows["scores"][rows["scores"]["suite"] == suite]["metric"])
+    metric = next((m for m in ("field_accuracy", "exact_match") if f"gap_{m}" in names), None)
+    if metric is None:
+        return None
+    pairs = []  # (variant's values, base's values) on the items both have, for train then test
+    for split in ("train", "test"):
+        mine = per_example(rows["examples"], suite, f"{split}_{metric}")
+        theirs = per_example(base_rows["examples"], suite, f"{split}_{metric}")
+        ids = sorted(set(mine) & set(theirs))
+        if not ids:
+            return None
+        pairs.append((np.array([mine[i] for i in ids]), np.array([theirs[i] for i in ids])))
+    (train_v, train_b), (test_v, test_b) = pairs
+    diffs = [train_v - train_b, test_v - test_b]
+    s = comparison_settings(cfg)
+    d, lo, hi = stats.diff_means_ci(diffs[0], diffs[1], confidence=s.confidence, resamples=s.resamples, seed=s.seed)
+    p, se = stats.welch_t(diffs[0], diffs[1])
+    how = (f"training items ({diffs[0].size}) and test items ({diffs[1].size}) each paired with base's; bootstrap of "
+           f"the difference of two independent means, Welch's t-test p={p:.3g}")
+    return metric, Comparison(float(train_v.mean() - test_v.mean()), float(train_b.mean() - test_b.mean()), d, lo, hi,
+                              s.confidence, int(diffs[0].size + diffs[1].size), True, how, None, p,
+                              stats.mde(se, confidence=s.confidence))
