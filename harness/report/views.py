@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.report.data import ci_cell, fmt, opt, primary_metric
 from harness.store.db import Store
-from harness.store.reads import RunData, load_run, num
+from harness.store.reads import RunData, is_missing, load_run, num
 
 # Suites of these kinds come first in the score tables and the explorer, in this order.
 KIND_ORDER = ("heldout", "format", "hallucination", "general", "divergence")
@@ -73,8 +73,22 @@ def loss_curves(data: RunData, vindex: dict[str, int]) -> list[dict[str, Any]]:
             b = va[int(np.argmin(y[va]))]
             best = [_r(x[b]), _r(y[b])]
         out.append({"v": vindex[vid], "train": [[_r(x[i]), _r(y[i])] for i in tr],
-                    "val": [[_r(x[i]), _r(y[i])] for i in va], "best": best})
+                    "val": [[_r(x[i]), _r(y[i])] for i in va], "best": best, "scored": _scored_point(data, vid, part)})
     return out
+
+
+def _scored_point(data: RunData, vid: str, part: Any) -> list[Any] | None:
+    """[epoch, loss, why] of the checkpoint the variant was scored at (train.select), where its row records one."""
+    row = data.variants[data.variants["variant_id"] == vid]
+    if row.empty or "scored_step" not in row or is_missing(row["scored_step"].iloc[0]):
+        return None
+    step = int(row["scored_step"].iloc[0])
+    at = part[(part["step"] == step)]
+    val = at[at["split"] == "validation"]
+    y = float((val if len(val) else at)["loss"].iloc[0]) if len(at) else None
+    config = row["config"].iloc[0] if isinstance(row["config"].iloc[0], dict) else {}
+    why = str(((config or {}).get("scored") or {}).get("why") or "")
+    return [_r(float(row["scored_epoch"].iloc[0])), None if y is None else _r(y), why]
 
 
 def pareto(data: RunData, vindex: dict[str, int], forget: dict[str, tuple[float, float, float, int]]

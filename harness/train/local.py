@@ -345,8 +345,9 @@ def _select(trainer: Trainer, rows: list[dict[str, Any]], targets: tuple[int, ..
             candidates = [s for s in steps if s in val]
             if candidates:
                 step = min(candidates, key=lambda s: (val[s]["loss"], -s))
-                why = (f"the lowest validation loss ({val[step]['loss']:.4f}) of {len(candidates)} checkpoints up to "
-                       f"epoch {min(target, round(last / steps_per_epoch, 2)):g}")
+                evaluated = sum(1 for s in val if s <= boundary)
+                why = (f"the lowest validation loss ({val[step]['loss']:.4f}) of {evaluated} validation passes up "
+                       f"to epoch {min(target, round(last / steps_per_epoch, 2)):g}")
         path = None
         if step != last:
             path = out_dir / "scored" / f"epoch-{target}"

@@ -111,6 +111,11 @@
           sets.push({ label: vname(c.v) + " best epoch", data: [{ x: c.best[0], y: c.best[1] }], type: "scatter",
             pointStyle: "rectRot", pointRadius: 6, borderColor: "#111", backgroundColor: color, borderWidth: 1 });
         }
+        if (c.scored && c.scored[1] !== null) {
+          sets.push({ label: vname(c.v) + " scored checkpoint: " + c.scored[2], data: [{ x: c.scored[0], y: c.scored[1] }],
+            type: "scatter", pointStyle: "star", pointRadius: 9, borderColor: "#111", backgroundColor: color,
+            borderWidth: 1.5 });
+        }
       });
       chart("chart-loss", { type: "line", data: { datasets: sets },
         options: { parsing: true, interaction: { mode: "nearest", intersect: false },
