@@ -176,13 +176,17 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
 
 
 def suite_sizes(sweep: Sweep) -> dict[str, int]:
-    """How many items each suite scores: the test set for held-out suites, the suite's items otherwise."""
+    """How many items each suite scores: the test set for suites without items of their own, the suite's items (or
+    its seeded `sample` of them) otherwise."""
     sizes = {}
     for s in sweep.suites:
         if s.kind == "divergence":
             continue
-        from_test = s.kind == "heldout" or s.options.get("source") == "heldout"
-        sizes[s.name] = len(sweep.data.test) if from_test else len(s.items())
+        # suites without items of their own (heldout, memorization, evaluate, judge) score the test set
+        from_test = s.kind == "heldout" or s.options.get("source") == "heldout" or not s.items_file
+        n = len(sweep.data.test) if from_test else len(s.items())
+        sample = s.options.get("sample")
+        sizes[s.name] = min(n, int(sample)) if isinstance(sample, int) and sample > 0 else n
     return sizes
 
 

@@ -326,7 +326,7 @@ def _select(trainer: Trainer, rows: list[dict[str, Any]], targets: tuple[int, ..
             select: str, out_dir: Path) -> dict[int, Scored]:
     """For each target epoch count, the checkpoint scored for it: the last one at or before its epoch boundary, or
     (select best) the one of those with the lowest validation loss. Checkpoints other than the final state are
-    exported (weights and config only) to out_dir/scored/epoch-N; the final state is scored from memory."""
+    exported (weights and config only) to out_dir/scored/epoch-N; the final state is scored as it is in memory."""
     folder = Path(str(trainer.args.output_dir))
     last = trainer.state.global_step
     have = {int(p.name.rsplit("-", 1)[1]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()}
