@@ -307,3 +307,26 @@ def test_report_shows_human_ratings_only_when_the_run_has_them(db: Path, tmp_pat
     assert rows[0].startswith("base") and ">2.50<" in rows[0] and "lora-r4-e1-lr1e-4-s0" in rows[1]
     assert ">4.50<" in rows[1] and ">+2.00<" in rows[1]  # accuracy: mean and the paired delta against base
     assert 'id="ratings-agreement"' in section and ">accuracy</td><td>ordinal</td>" in section
+
+
+def test_a_schema_3_store_reads_without_review_tables_and_gains_them_when_opened_for_writing(tmp_path: Path) -> None:
+    import duckdb
+
+    from harness.report.build import build_report
+    from harness.store.db import SCHEMA_VERSION
+    from harness.store.review import ratings_of, sheet_ids
+
+    db = _store(tmp_path)
+    con = duckdb.connect(str(db))
+    for table in ("review_sheets", "review_items", "ratings"):
+        con.execute(f"DROP TABLE {table}")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    with Store(db, read_only=True) as s:
+        assert ratings_of(s, ["anything"]).empty and sheet_ids(s) == []
+    assert 'id="ratings"' not in build_report(db, "latest", output=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert SCHEMA_VERSION == 4
+    with Store(db) as s:
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'").iloc[0, 0] == "4"
+        assert list(s.query("SELECT * FROM ratings").columns) == ["sheet_id", "rater", "example_id", "variant_id",
+                                                                   "criterion", "value", "comment", "rated_at", "label"]
