@@ -18,6 +18,7 @@ from harness.spec.review import Criterion
 
 FORMAT = "finetune-harness-ratings"
 FORMAT_VERSION = 1
+COMMENT = "comment"  # the criterion of a row that holds only a comment (no value)
 PREFERRED = "preferred"  # the criterion under which a preference is stored: 1 for the chosen output, 0 for the others
 TIE = "none"  # a preference of "no preference": every output of the item stored as 0
 _MARK = ("x", "yes", "1", "true", "preferred")
@@ -76,6 +77,9 @@ def read_rating_file(path: str | Path) -> RatingFile:
         problems.append(f"{path}: key 'items' must be a list")
     if problems:
         raise HarnessInputError(problems, title=f"ratings file {path} is invalid")
+    # an item without its own time takes the file's (saved_at, else its modification time): never the import's,
+    # so that importing the same file again changes nothing
+    saved = _when(data.get("saved_at")) or datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
     entries = []
     for i, it in enumerate(data["items"]):
         eid = it.get("example_id") if isinstance(it, dict) else None
@@ -89,7 +93,7 @@ def read_rating_file(path: str | Path) -> RatingFile:
         preferred = it.get("preferred")
         entries.append(Entry(eid, f"item {eid}", {str(k): dict(v) for k, v in scores.items()},
                              {str(k): str(v) for k, v in comments.items() if v is not None and str(v).strip()},
-                             None if preferred in (None, "") else str(preferred), _when(it.get("rated_at"))))
+                             None if preferred in (None, "") else str(preferred), _when(it.get("rated_at")) or saved))
     return RatingFile(path, data["sheet_id"].strip(), data["rater"].strip(), entries)
 
 
@@ -178,12 +182,11 @@ def unblind(file: RatingFile, items: dict[str, dict[str, str]], rubric: list[Cri
     by_name = {c.name: c for c in rubric}
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    now = datetime.now(UTC).replace(tzinfo=None)
 
     def row(e: Entry, label: str, criterion: str, value: float | None) -> dict[str, Any]:
         return {"sheet_id": file.sheet_id, "rater": file.rater, "example_id": e.example_id,
                 "variant_id": items[e.example_id][label], "criterion": criterion, "value": value,
-                "comment": e.comments.get(label), "rated_at": e.rated_at or now, "label": label}
+                "comment": e.comments.get(label), "rated_at": e.rated_at, "label": label}
 
     for e in file.entries:
         at = f"{file.path}: {e.where}"
@@ -209,7 +212,7 @@ def unblind(file: RatingFile, items: dict[str, dict[str, str]], rubric: list[Cri
                     rows.append(row(e, label, name, value))
         for label in set(e.comments) - set(e.scores):  # a comment on an output with no score is kept too
             if label in labels:
-                rows.append(row(e, label, "comment", None))
+                rows.append(row(e, label, COMMENT, None))
         if e.preferred is not None and (e.preferred == TIE or e.preferred in labels):
             rows += [row(e, label, PREFERRED, 1.0 if label == e.preferred else 0.0) for label in sorted(labels)]
     if problems:
