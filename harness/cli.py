@@ -110,6 +110,34 @@ def _parser() -> argparse.ArgumentParser:
                     "learning rate; many epochs on a small subset) and check the findings they raise")
     se.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
+    rv = sub.add_parser("review", help="blind human rating sheets: export one, import the filled ones")
+    rvsub = rv.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+    ex = rvsub.add_parser("export", help="write a blind rating sheet (HTML and CSV) for a run's outputs",
+                          description="Sample test items (seeded), show each item's prompt, reference and the chosen "
+                          "variants' outputs in a shuffled order under labels A, B, C; the label -> variant mapping "
+                          "is kept in the store, never in the files. Rubric: the spec's review.rubric (docs/review.md).")
+    ex.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
+    ex.add_argument("--variants", nargs="+", metavar="ID", help="variants to rate (ids, id prefixes, names; "
+                    "default: base, the recommended variant, those tied with it and the best prompt variant)")
+    ex.add_argument("--no-base", dest="base", action="store_false", help="leave base out (it is included by default)")
+    ex.add_argument("--sample", type=int, default=None, metavar="N", help="items per sheet (default review.sample, 30)")
+    ex.add_argument("--seed", type=int, default=None, help="seed of the sample and the label order (default review.seed)")
+    ex.add_argument("--stratify", choices=["none", "disagreement"], default="none",
+                    help="disagreement: the items on which the outputs differ most (default: a uniform sample)")
+    ex.add_argument("--raters", nargs="+", default=[], metavar="NAME", help="one copy of the sheet per rater, "
+                    "with the name filled in")
+    ex.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,
+                    help="show the reference answer (default review.reference, true)")
+    ex.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the sheet's files")
+    ex.add_argument("--db", default="results.duckdb", help=DB_HELP)
+    im = rvsub.add_parser("import", help="store filled sheets (the JSON a sheet saved, or its filled CSV)",
+                          description="Check each file against its stored sheet (exit 2 naming the file and item on "
+                          "an unknown sheet, item or label, or a value off the scale; then nothing is stored), "
+                          "un-blind it and store one row per rating in the table ratings. Importing a file again "
+                          "changes nothing; a newer file of the same rater replaces the items it rates.")
+    im.add_argument("files", nargs="+", metavar="FILE")
+    im.add_argument("--db", default="results.duckdb", help=DB_HELP)
+
     sub.add_parser("models", help="list the models the harness can resolve, embedded ones first")
     return p
 
@@ -180,6 +208,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.repetitions < 5:
             raise HarnessInputError(f"--repetitions {args.repetitions}: use at least 5 (default 40)")
         return selftest_command(args.db, args.run, args.variant, args.repetitions, args.train)
+    if cmd == "review":
+        from harness.commands import review_export, review_import
+
+        if args.review_command == "import":
+            return review_import(args.db, args.files)
+        return review_export(args.db, args.run, variants=args.variants, base=args.base, sample=args.sample,
+                             seed=args.seed, stratify=args.stratify, raters=args.raters, reference=args.reference,
+                             output=args.output)
     if cmd == "report":
         from harness.report.build import build_report
 

@@ -1,4 +1,5 @@
-"""Small read-only commands: `runs`, `models`, `data check`. None of them imports torch."""
+"""Small commands: `runs`, `models`, `data check`, `selftest`, `review export` and `review import`. None of them
+imports torch."""
 
 from __future__ import annotations
 
@@ -202,3 +203,81 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
     print("selftest PASSED" if code == 0 else "selftest FAILED: a defect the data should detect was missed, "
           "or noise raised findings too often")
     return code
+
+
+def review_export(db: str, run: str | None, *, variants: list[str] | None, base: bool = True, sample: int | None = None,
+                  seed: int | None = None, stratify: str = "none", raters: list[str] | None = None,
+                  reference: bool | None = None, output: str) -> int:
+    """`harness review export`: plan a blind sheet, keep its label -> variant mapping in the store, write the files."""
+    from harness.gate.baseline import resolve_variant
+    from harness.report.sheet import write_sheet
+    from harness.report.sheet_plan import default_variants, plan_sheet
+    from harness.spec.review import review_from_text
+    from harness.store.db import Store
+    from harness.store.reads import load_run
+    from harness.store.review import save_sheet
+
+    if sample is not None and sample < 1:
+        raise HarnessInputError(f"--sample {sample}: give at least 1 item (default: the spec's review.sample, 30)")
+    with Store(db) as store:
+        run_id = store.resolve_run(run)
+        data = load_run(store, run_id)
+        review = review_from_text(data.run.get("spec"), f"the spec stored with run {run_id}")
+        if variants:
+            ids = [resolve_variant(store, run_id, v)[0] for v in variants]
+            why = "variants chosen with --variants"
+            if base and data.base_id:
+                ids, why = [data.base_id, *ids], why + ", and base"
+        else:
+            ids, why = default_variants(data)
+        ids = [v for v in dict.fromkeys(ids) if base or v != data.base_id]
+        sheet = plan_sheet(data, ids, review.rubric, sample=sample or review.sample,
+                           seed=review.seed if seed is None else seed, stratify="disagreement" if stratify ==
+                           "disagreement" else "none", reference=review.reference if reference is None else reference,
+                           raters=list(dict.fromkeys(raters or [])), why=why)
+        save_sheet(store, *sheet.store_rows())
+    paths = write_sheet(sheet, output)
+    names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
+    print(f"sheet {sheet.sheet_id}: {len(sheet.items)} items of suite {sheet.suite} (run {run_id}), "
+          f"{len(ids)} outputs each under labels shuffled per item (seed {sheet.seed}"
+          f"{', the items the outputs disagree on most' if sheet.stratify == 'disagreement' else ''}); rubric: "
+          + ", ".join(f"{c.name} ({c.scale})" for c in sheet.rubric))
+    print(f"variants: {', '.join(str(names.get(v, v)) for v in ids)} ({why})")
+    print(f"the label -> variant mapping is kept in {db} (review_items), never in the files:")
+    for p in paths:
+        print(f"  {p}")
+    print("send the HTML (or the CSV) to the raters; import what they send back with `harness review import FILE ...`")
+    return 0
+
+
+def review_import(db: str, files: list[str]) -> int:
+    """`harness review import`: check every file against its stored sheet, then store them all (or nothing)."""
+    from harness.data.rating_files import read_rating_file, unblind
+    from harness.spec.review import Criterion
+    from harness.store.db import Store
+    from harness.store.review import load_sheet, sheet_ids, store_ratings
+
+    with Store(db) as store:
+        ready, problems = [], []
+        for f in files:
+            try:
+                rf = read_rating_file(f)
+                sheet = load_sheet(store, rf.sheet_id)
+                if sheet is None:
+                    known = sheet_ids(store)
+                    problems.append(f"{f}: unknown sheet {rf.sheet_id!r}: it was not exported from {db} (sheets here: "
+                                    f"{', '.join(known[:8]) or 'none'}); import it into the store it came from "
+                                    "with --db PATH")
+                    continue
+                rubric = [Criterion.model_validate(c) for c in sheet["rubric"]]
+                ready.append((rf, unblind(rf, sheet["items"], rubric)))
+            except HarnessInputError as exc:
+                problems += exc.problems
+        if problems:
+            raise HarnessInputError(problems, title="ratings not imported (nothing was stored)")
+        for rf, rows in ready:
+            n = store_ratings(store, rf.sheet_id, rf.rater, rows)
+            print(f"{rf.path}: sheet {rf.sheet_id}, rater {rf.rater}: {len(rows)} ratings on {len(rf.entries)} items "
+                  f"({n.new} new, {n.changed} changed, {n.unchanged} unchanged, {n.removed} removed)")
+    print(f"stored in {db} (table ratings); `harness report` shows them")
+    return 0

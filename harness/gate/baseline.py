@@ -15,6 +15,8 @@ from harness.errors import HarnessInputError
 from harness.scorers import metric_info, suite_kinds
 from harness.store.db import Store
 from harness.store.reads import load_run, variant_record
+from harness.store.review import ratings_of
+from harness.verdicts.ratings import rating_snapshot
 from harness.verdicts.recommend import recommend
 
 FORMAT = "finetune-harness-baseline"
@@ -66,7 +68,7 @@ def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
     kinds = suite_kinds(rec.scores)
     for name, version in score_versions.items():  # scores whose suite the run row does not list
         suites.setdefault(name, {"version": version, "kind": kinds.get(name), "fingerprint": None, "options": {}})
-    return {
+    snap = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "harness_version": __version__,
@@ -87,6 +89,10 @@ def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
         "findings": [{"check": r["check"], "severity": _clean(r["severity"]), "message": _clean(r["message"]),
                       "evidence": r["evidence"]} for r in rec.findings.to_dict("records")],
     }
+    rated = ratings_of(store, [variant_id])
+    if not rated.empty:  # human ratings: per criterion the mean, its interval and each item's mean (gate.ratings)
+        snap["ratings"] = rating_snapshot(rated, variant_id)
+    return snap
 
 
 # -- which variant --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from harness.gate.ratings import RatingRule, rating_comparison, rating_rules
 from harness.gate.result import FAIL, PASS, SKIP, Check, GateResult, num, with_ci
 from harness.gate.rules import MetricRule, expand, finding_checks
 from harness.spec.gate import GateRules
@@ -85,11 +86,41 @@ def _metric_check(r: MetricRule, base: Side, cand: Side, suite_state: dict[str, 
                     f"suite {c['suite']}'s content changed" if state == "content" else
                     "the test set changed" if test_changed else None)
     cmp = _compare(b, c, base, cand, unpaired_why, rules, confidence)
+    _judge_difference(check, r, cmp, b, c, rules, confidence)
+    return check
+
+
+def _judge_difference(check: Check, r: MetricRule, cmp: Comparison, b: dict[str, Any], c: dict[str, Any],
+                      rules: GateRules, confidence: float) -> None:
+    word = "drop" if r.kind == "max_drop" else "rise"
     check.numbers = {"diff": cmp.difference, "low": cmp.ci_low, "high": cmp.ci_high, "paired": cmp.paired,
                      "how": cmp.how, "n": cmp.n, "mcnemar_p": cmp.mcnemar_p, "mde": cmp.mde,
                      "confidence": confidence}
     _judge(check, r, cmp, b, c, word, f"{confidence:.1%}".replace(".0%", "%"))
     _blind(check, r, cmp, word, rules)
+
+
+def _rating_check(r: RatingRule, rules: GateRules, confidence: float, test_changed: bool) -> Check:
+    """A rule on human ratings: like a metric rule, but blind (skipped with a warning, or failed under
+    blind_rules: fail) while a side it needs has no ratings."""
+    rule = r.rule
+    if r.blind:
+        allowance = (f"{'>=' if rule.kind == 'min' else '<='} {rule.limit:g}" if rule.kind in ("min", "max") else
+                     f"{'drop' if rule.kind == 'max_drop' else 'rise'} <= {rule.limit:g}")
+        check = Check(rule.kind, rule.metric, with_ci(r.baseline), with_ci(r.candidate), "", allowance, SKIP,
+                      f"blind: {r.blind}", warning=r.blind)
+        if rules.blind_rules == "fail":
+            check.verdict, check.message = FAIL, f"blind rule (gate.blind_rules: fail): {r.blind}"
+        return check
+    assert r.candidate is not None
+    if rule.kind in ("min", "max"):
+        return _limit_check(rule, r.candidate, r.baseline, rules)
+    assert r.baseline is not None
+    word = "drop" if rule.kind == "max_drop" else "rise"
+    check = Check(rule.kind, rule.metric, with_ci(r.baseline), with_ci(r.candidate), "", f"{word} <= {rule.limit:g}",
+                  PASS, "")
+    cmp = rating_comparison(r, Settings(confidence, rules.resamples), "the test set changed" if test_changed else None)
+    _judge_difference(check, rule, cmp, r.baseline, r.candidate, rules, confidence)
     return check
 
 
@@ -214,7 +245,9 @@ def evaluate(baseline: dict[str, Any], candidate: dict[str, Any], rules: GateRul
     metrics = {k: (kinds.get(s["suite"]), s["metric"]) for k, s in cand.scores.items()}
     who = f"candidate {candidate['variant'].get('name')} ({candidate['variant'].get('variant_id')})"
     metric_rules = expand(rules, metrics, set(base.scores), where, who)
-    confidence, note = rule_confidence(rules, sum(r.kind in ("max_drop", "max_rise") for r in metric_rules))
+    rated = rating_rules(rules, baseline, candidate)
+    confidence, note = rule_confidence(rules, sum(r.kind in ("max_drop", "max_rise") for r in metric_rules)
+                                       + sum(r.rule.kind in ("max_drop", "max_rise") and not r.blind for r in rated))
     if note:
         notes.append(note)
     for r in metric_rules:
@@ -225,7 +258,12 @@ def evaluate(baseline: dict[str, Any], candidate: dict[str, Any], rules: GateRul
             check.message += (f" [a default rule: set gate.{r.kind}.{r.metric} in the spec to change it, "
                               "or to null to drop it]")
         checks.append(check)
-    if not metric_rules:
+    for rr in rated:
+        t0 = time.perf_counter()
+        check = _rating_check(rr, rules, confidence, test_changed)
+        check.seconds = time.perf_counter() - t0
+        checks.append(check)
+    if not metric_rules and not rated:
         notes.append("no metric rule applied: add max_drop/min/max rules to the spec's gate: block")
     if baseline["variant"]["variant_id"] == candidate["variant"]["variant_id"]:
         notes.append("the candidate is the baseline's own variant")

@@ -30,6 +30,7 @@ from harness.report.data import (
     leaderboard,
     primary_metric,
 )
+from harness.report.ratings import ratings_view, run_rating_summary
 from harness.report.views import (
     Strings,
     compare,
@@ -59,7 +60,8 @@ def script_json(obj: Any) -> Markup:
 
 
 @cache
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
+    """A file vendored in harness/report/static, checked so that it can be inlined in a <script>."""
     text = (HERE / "static" / name).read_text(encoding="utf-8")
     if name.endswith(".js") and re.search(r"</script|<!--", text, re.IGNORECASE):
         raise RuntimeError(f"harness/report/static/{name} holds '</script' or '<!--' and cannot be inlined")
@@ -78,7 +80,8 @@ def content_security_policy(scripts: list[str]) -> str:
 
 
 @lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The Jinja environment of every page the report module writes: autoescaping, strict undefined."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
@@ -121,6 +124,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
         else:
             groups.append({"label": c.group, "span": 1})
     findings = findings_by_variant(data)
+    ratings = run_rating_summary(store, data)
     return {
         "h": header(data), "columns": columns, "col_groups": groups, "rows": rows, "rec_id": rec_id,
         "tie_ids": list(rec.tie_group) if len(rec.tie_group) > 1 else [],
@@ -130,17 +134,18 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
         "findings": findings, "n_findings": sum(len(g["entries"]) for g in findings),
         "score_tables": score_tables(data), "cmp": payload["compare"], "payload": payload,
         "store_path": str(store.path), "data_checks": data_checks(data),
+        "ratings": ratings_view(ratings, data) if ratings else None,
     }
 
 
 def render(context: dict[str, Any]) -> str:
     """The HTML page for a context from `build_context`."""
     # Markup below wraps only files vendored in harness/report/static (never data); data goes through script_json.
-    scripts = [_static(name) for name in SCRIPTS]
-    html = _env().get_template("report.html.j2").render(
+    scripts = [static_text(name) for name in SCRIPTS]
+    html = environment().get_template("report.html.j2").render(
         **context, version=__version__, csp=content_security_policy(scripts),
-        css=Markup(_static("report.css")), scripts=[Markup(s) for s in scripts],
-        data_json=script_json(context["payload"]), licenses=_static("THIRD_PARTY_LICENSES.txt"),
+        css=Markup(static_text("report.css")), scripts=[Markup(s) for s in scripts],
+        data_json=script_json(context["payload"]), licenses=static_text("THIRD_PARTY_LICENSES.txt"),
         built_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     return html
 

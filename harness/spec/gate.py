@@ -11,6 +11,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import HarnessInputError, did_you_mean
 
 
+class RatingRules(BaseModel):
+    """`gate.ratings`: rules on the candidate's human ratings (docs/review.md), keyed by rubric criterion. min/max
+    bound its mean (a yes/no criterion's mean is its rate of yes); max_drop/max_rise bound the change against the
+    baseline's ratings, paired by item."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    max_drop: dict[str, float | None] = Field(default_factory=dict)
+    max_rise: dict[str, float | None] = Field(default_factory=dict)
+    min_: dict[str, float | None] = Field(default_factory=dict, alias="min")
+    max_: dict[str, float | None] = Field(default_factory=dict, alias="max")
+
+    @field_validator("max_drop", "max_rise")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        bad = [k for k, x in v.items() if x is not None and x < 0]
+        if bad:
+            raise ValueError(f"allowances must be >= 0 (a drop of 0.5 is written 0.5); check {', '.join(bad)}")
+        return v
+
+    def table(self, rule: str) -> dict[str, float | None]:
+        return {"max_drop": self.max_drop, "max_rise": self.max_rise, "min": self.min_, "max": self.max_}[rule]
+
+    def criteria(self) -> set[str]:
+        return {k for rule in ("max_drop", "max_rise", "min", "max") for k in self.table(rule)}
+
+
 class GateRules(BaseModel):
     """The `gate:` block. Metric keys are `<suite>.<metric>` as stored in `scores` (shell-style * patterns allowed)."""
 
@@ -34,6 +61,9 @@ class GateRules(BaseModel):
     correction: Literal["bonferroni", "none"] = "bonferroni"
     # a drop/rise rule whose allowance is smaller than what its data can detect: warn (default) or fail
     blind_rules: Literal["warn", "fail"] = "warn"
+    # rules on human ratings: {min: {accuracy: 3.5}, max_drop: {accuracy: 0.5}, max: {hallucination: 0.2}}; blind
+    # (skipped with a warning, or failed under blind_rules: fail) while the candidate or baseline has no ratings
+    ratings: RatingRules = Field(default_factory=RatingRules)
 
     @field_validator("max_drop", "max_rise")
     @classmethod
@@ -76,7 +106,9 @@ def parse_rules(block: Any, where: str) -> GateRules:
             key = "gate." + ".".join(str(p) for p in err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = f"unknown key.{did_you_mean(str(err['loc'][-1]), allowed)} Allowed: {', '.join(allowed)}"
+                here = allowed if err["loc"][0] != "ratings" else sorted(
+                    f.alias or n for n, f in RatingRules.model_fields.items())
+                msg = f"unknown key.{did_you_mean(str(err['loc'][-1]), here)} Allowed: {', '.join(here)}"
             problems.append(f"{where}: key '{key}': {msg}")
         raise HarnessInputError(problems, title="invalid gate rules") from None
 

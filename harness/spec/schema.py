@@ -177,6 +177,7 @@ class ExperimentSpec(_Strict):
     suites: list[str | dict[str, Any]] = Field(default_factory=lambda: ["heldout"])  # type: ignore[arg-type]
     findings: dict[str, Any] = Field(default_factory=dict)
     gate: dict[str, Any] = Field(default_factory=dict)
+    review: dict[str, Any] = Field(default_factory=dict)  # the human rating sheet's rubric (harness.spec.review)
     description: str | None = None
 
     # set by load_spec, not by the user
@@ -335,12 +336,21 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
     for i, s in enumerate(spec.suites):
         if isinstance(s, dict) and "name" not in s and "path" not in s:
             problems.append(f"{at('suites', i)}: key 'suites[{i}]': a suite entry needs 'name' (or 'path')")
+    rules = review = None
     if spec.gate:  # check the gate rules now, not after the sweep
         from harness.spec.gate import parse_rules
 
         try:
-            parse_rules(spec.gate, at("gate"))
+            rules = parse_rules(spec.gate, at("gate"))
         except HarnessInputError as exc:
             problems += exc.problems
+    from harness.spec.review import parse_review, rating_rule_problems
+
+    try:  # the rating rubric, and the gate's rules on ratings against it
+        review = parse_review(spec.review, at("review"))
+    except HarnessInputError as exc:
+        problems += exc.problems
+    if rules is not None and review is not None:
+        problems += rating_rule_problems(rules.ratings.criteria(), review, at("gate", "ratings"))
     if problems:
         raise HarnessInputError(problems, title=f"spec {path} is invalid")

@@ -19,10 +19,12 @@ from harness.results import VariantResult
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error
 
-SCHEMA_VERSION = 3  # 2: variant_results gains device, dtype, real_token_share
+SCHEMA_VERSION = 4  # 2: variant_results gains device, dtype, real_token_share
 # 3: variant_results gains prompt/output tokens and seconds per request, shots (method prompt); runs gains data_checks (the data-quality
 #    warnings found before the sweep); variant_results gains scored_epoch, scored_step, stop_reason (the checkpoint
 #    scored, and why training stopped early)
+# 4: review_sheets, review_items and ratings (human rating sheets, their blind label -> variant mapping, the ratings
+#    imported back); older files gain the empty tables when opened for writing (_migrate)
 
 # Column order is the contract's order; more columns may follow in later versions.
 TABLES: dict[str, str] = {
@@ -57,6 +59,16 @@ TABLES: dict[str, str] = {
     "jobs": """
         variant_id VARCHAR PRIMARY KEY, provider VARCHAR, job_id VARCHAR, status VARCHAR,
         fine_tuned_model VARCHAR, detail JSON, updated_at TIMESTAMP""",
+    # Human review (harness/store/review.py): a blind sheet, each item's label -> variant mapping (kept here, never
+    # in the sheet), and one row per rating (sheet, rater, example, variant, criterion: one value, updated in place).
+    "review_sheets": """
+        sheet_id VARCHAR PRIMARY KEY, run_id VARCHAR, suite VARCHAR, created_at TIMESTAMP, seed INTEGER,
+        sample INTEGER, stratify VARCHAR, reference BOOLEAN, rubric JSON, variant_ids JSON, raters JSON,
+        harness_version VARCHAR""",
+    "review_items": "sheet_id VARCHAR, position INTEGER, example_id VARCHAR, label VARCHAR, variant_id VARCHAR",
+    "ratings": """
+        sheet_id VARCHAR, rater VARCHAR, example_id VARCHAR, variant_id VARCHAR, criterion VARCHAR, value DOUBLE,
+        comment VARCHAR, rated_at TIMESTAMP, label VARCHAR""",
 }
 
 # `variants` (a contract): one row per variant of a run, reused ones included, results referenced not copied.

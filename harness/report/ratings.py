@@ -1,0 +1,84 @@
+"""The report's "Human ratings" section: per variant and criterion the mean [95% CI], the paired difference against
+base, pairwise win rates from the raters' preferences, and inter-rater agreement; only when the run has ratings."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.report.data import fmt
+from harness.spec.review import Criterion
+from harness.store.db import Store
+from harness.store.reads import RunData
+from harness.store.review import run_ratings, sheet_rubrics
+from harness.verdicts.compare import Comparison
+from harness.verdicts.ratings import Mean, RatingSummary, summarize
+from harness.verdicts.recommend import run_settings
+
+
+def rubric_of(rubrics: dict[str, list[dict[str, Any]]]) -> list[Criterion]:
+    """The criteria of these sheets' rubrics, each once, in the order they first appear."""
+    seen: dict[str, Criterion] = {}
+    for criteria in rubrics.values():
+        for c in criteria:
+            seen.setdefault(str(c["name"]), Criterion.model_validate(c))
+    return list(seen.values())
+
+
+def run_rating_summary(store: Store, data: RunData) -> RatingSummary | None:
+    """The run's ratings summarized (None when none of its variants has a rating)."""
+    ratings = run_ratings(store, str(data.run["run_id"]))
+    if ratings.empty:
+        return None
+    rubric = rubric_of(sheet_rubrics(store, sorted(set(ratings["sheet_id"]))))
+    return summarize(ratings, rubric, list(data.variants["variant_id"]), data.base_id, run_settings(data))
+
+
+def _mean_cell(m: Mean | None, c: Criterion) -> dict[str, Any]:
+    if m is None:
+        return {"text": "", "ci": "", "title": "not rated"}
+    what = "rate of yes" if c.yes_no else "mean"
+    return {"text": fmt(m.value, 2), "ci": f"[{fmt(m.ci_low, 2)}, {fmt(m.ci_high, 2)}]",
+            "title": f"{what} over {m.n_items} items ({m.n_ratings} ratings), 95% bootstrap CI over items"}
+
+
+def _delta_cell(d: Comparison | None, c: Criterion) -> dict[str, Any]:
+    if d is None:
+        return {"text": "", "ci": "", "title": "", "cls": ""}
+    better = (d.ci_low > 0) if c.higher_is_better else (d.ci_high < 0)
+    worse = (d.ci_high < 0) if c.higher_is_better else (d.ci_low > 0)
+    cls = "good" if better else "bad" if worse else ""
+    return {"text": f"{d.difference:+.2f}", "ci": f"[{d.ci_low:+.2f}, {d.ci_high:+.2f}]", "title": d.how, "cls": cls}
+
+
+def ratings_view(summary: RatingSummary, data: RunData) -> dict[str, Any]:
+    """Display rows for the template: means and deltas per variant x criterion, the win-rate matrix, agreement."""
+    names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
+    rows = []
+    for vid in summary.variant_ids:
+        rows.append({"name": str(names.get(vid, vid)), "variant_id": vid, "is_base": vid == data.base_id,
+                     "cells": [_mean_cell(summary.means.get((vid, c.name)), c) for c in summary.criteria],
+                     "deltas": [_delta_cell(summary.vs_base.get((vid, c.name)), c) for c in summary.criteria]})
+    wins = {(w.variant_id, w.other_id): w for w in summary.wins}
+    matrix = []
+    for a in summary.variant_ids:
+        cells = []
+        for b in summary.variant_ids:
+            w = wins.get((a, b))
+            if a == b or w is None:
+                cells.append({"text": "–" if a == b else "", "ci": "", "title": ""})
+                continue
+            rate = "" if math.isnan(w.rate) else f"{w.rate:.0%}"
+            ci = "" if math.isnan(w.ci_low) else f"[{w.ci_low:.0%}, {w.ci_high:.0%}]"
+            cells.append({"text": rate or "n/a", "ci": ci,
+                          "title": f"{w.wins} wins, {w.losses} losses, {w.ties} ties (no preference); Wilson 95% CI"})
+        matrix.append({"name": str(names.get(a, a)), "cells": cells})
+    agreement = [{"criterion": a.criterion, "level": a.level, "raters": a.raters, "units": a.units, "note": a.note,
+                  "alpha": "undefined" if math.isnan(a.alpha) else f"{a.alpha:.2f}",
+                  "ci": "" if math.isnan(a.ci_low) else f"[{a.ci_low:.2f}, {a.ci_high:.2f}]"}
+                 for a in summary.agreement]
+    return {"criteria": [{"name": c.name, "scale": c.scale, "lower": not c.higher_is_better}
+                         for c in summary.criteria],
+            "rows": rows, "names": [str(names.get(v, v)) for v in summary.variant_ids], "wins": matrix,
+            "agreement": agreement, "raters": summary.raters, "sheets": summary.sheets, "n_items": summary.items,
+            "has_base": data.base_id in summary.variant_ids}
