@@ -20,6 +20,7 @@ from typing import Any
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError
+from harness.models.judge import open_judge
 from harness.models.prompted import for_variant
 from harness.models.resolve import ModelRef
 from harness.openai import jobs as jobs_api
@@ -48,6 +49,7 @@ class RemoteInputs:
     base_url: str | None
     out_dir: Path
     run_id: str | None = None
+    base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
 
 def remote_model(model: ModelRef, v: Variant) -> tuple[str, str]:
@@ -311,7 +313,8 @@ class RemoteJobs:
             lm = for_variant(OpenAIChatModel(self.client(kind), model, name=v.name,
                                              compatible=kind == "openai-compatible"), v, self.x.data.train, row)
             scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
-                                                       train=self.x.data.train)
+                                                       train=self.x.data.train, open_judge=open_judge,
+                                                       base_outputs=self.x.base_outputs)
         except Exception as exc:  # noqa: BLE001
             return failed_result(row, scrub(f"scoring {model} failed: {exc}"), train_log=log)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
