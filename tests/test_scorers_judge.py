@@ -26,7 +26,7 @@ from harness.models import judge as judge_models
 from harness.models.resolve import cache_dir
 from harness.scorers import ScoreContext, make_scorer, metric_info, primary_metric
 from harness.scorers.judge import outcome
-from harness.scorers.judging import DEFAULT_RUBRIC, parse_rubric, rubric_schema
+from harness.scorers.judging import DEFAULT_RUBRIC, Criterion, parse_rubric, rubric_schema
 from harness.spec.plan import Variant
 from harness.store.db import Store
 from harness.sweep.runner import run_sweep
@@ -423,19 +423,32 @@ def test_a_sweep_whose_judge_is_its_model_is_refused_before_anything_runs(server
     ({"base_url": "http://localhost:8000/v1"}, "applies to openai-compatible:<model> judges only"),
     ({"pairwise_against": "baes"}, "Did you mean 'base'"),
     ({"judge_max_tokens": 0}, "judge_max_tokens"),
-    ({"rubric": [{"name": "Accuracy", "scale": [1, 5], "description": "x"},
-                 {"name": "tone", "scale": [5, 1], "description": ""}, {"name": "tone", "scale": "yesno",
-                                                                         "description": "y", "weight": 2}]},
-     "5 problems"),
+    ({"rubric": [{"name": "Accuracy"}, {"name": "tone", "scale": "5-1"}, "tone", "politeness",
+                 {"name": "empathy", "weight": 2}, "tone"]}, "5 problems"),
 ])
 def test_judge_options_are_checked_when_the_spec_is_read(options: dict[str, Any], message: str) -> None:
     with pytest.raises(HarnessInputError, match=message) as err:
         make_scorer("judge", {"judge": f"openai:{JUDGE}", **options})
     if "rubric" in options:
         text = str(err.value)
-        for part in ("rubric[0]'.name", "rubric[1]'.scale", "rubric[1]'.description", "rubric[2]': unknown key(s) weight",
-                     "criterion 'tone' appears twice"):
+        for part in ("rubric[0]'.name", "rubric[1]'.scale", "rubric[3]': 'politeness' is not a default criterion",
+                     "rubric[4]': unknown key 'weight'", "criterion 'tone' appears twice"):
             assert part in text
+
+
+def test_the_rubric_has_the_review_rubrics_shape() -> None:
+    rubric = parse_rubric(["accuracy", {"name": "hallucination", "help": "Invented facts?"},
+                           {"name": "empathy", "scale": "1-7"}, {"name": "policy", "scale": "yes/no"}])
+    assert rubric == [Criterion("accuracy", (1, 5), True, DEFAULT_RUBRIC[0]["help"]),
+                      Criterion("hallucination", None, False, "Invented facts?"),  # the rest inherited
+                      Criterion("empathy", (1, 7), True, ""), Criterion("policy", None, True, "")]
+    schema = rubric_schema(rubric)
+    assert schema["properties"]["empathy"]["properties"]["score"]["enum"] == [1, 2, 3, 4, 5, 6, 7]
+    assert schema["properties"]["policy"]["properties"]["score"]["enum"] == ["yes", "no"]
+    assert [c.value(x) for c, x in zip(rubric, [4, "yes", 7, "no"], strict=True)] == [4.0, 1.0, 7.0, 0.0]
+    # passing: the better quarter of a scale; the good answer of a yes/no (no hallucination, yes to the policy)
+    assert [rubric[0].passes(x) for x in (3, 4)] == [False, True] and [rubric[2].passes(x) for x in (5, 6)] == [False, True]
+    assert rubric[1].passes("no") and not rubric[1].passes("yes") and rubric[3].passes("yes")
 
 
 # -- safety: refusal as a judge sees it ---------------------------------------------------------------------------------

@@ -17,33 +17,32 @@ from typing import Any
 from harness.errors import HarnessInputError, did_you_mean
 
 PROMPT_VERSION = 1  # bump when a prompt's wording changes (it enters every rubric version, so the cache)
-YESNO = "yesno"
 RAW_KEPT = 1000  # characters of a malformed reply kept in examples.detail
+YESNO = "yes/no"
+RESERVED = ("preferred", "comment")  # what a review sheet asks besides the rubric
 
+# The review rubric (docs/review.md): the judge asks what the raters are asked, so the two can be compared.
 DEFAULT_RUBRIC: list[dict[str, Any]] = [
-    {"name": "accuracy", "scale": [1, 5],
-     "description": "Is the response correct: facts, numbers, fields and decisions right for the request, and "
-                    "consistent with the reference answer where one is given?"},
-    {"name": "format", "scale": [1, 5],
-     "description": "Does the response have the form the request or the reference calls for: structure, fields, "
-                    "syntax (e.g. valid JSON) and length?"},
-    {"name": "tone", "scale": [1, 5],
-     "description": "Is the tone right for the audience: professional, clear and courteous, neither curt nor padded?"},
-    {"name": "completeness", "scale": [1, 5],
-     "description": "Does the response address every part of the request, leaving out nothing that was asked for?"},
-    {"name": "hallucination", "scale": YESNO,
-     "description": "Does the response state anything invented or unsupported: facts, names, numbers, policies or "
-                    "details that neither the request nor the reference supports? (yes = it hallucinates)"},
+    {"name": "accuracy", "scale": "1-5", "help": "Is the answer correct for this request? 1: wrong, 5: fully correct."},
+    {"name": "format", "scale": "1-5",
+     "help": "Does it follow the required format (structure, fields, length)? 1: not at all, 5: exactly."},
+    {"name": "tone", "scale": "1-5", "help": "Is the tone right for the audience? 1: inappropriate, 5: exactly right."},
+    {"name": "completeness", "scale": "1-5",
+     "help": "Does it cover everything the request needs? 1: misses most, 5: complete."},
+    {"name": "hallucination", "scale": YESNO, "higher_is_better": False,
+     "help": "Does it state anything made up or unsupported by the request (yes = hallucinated)?"},
 ]
+_DEFAULTS = {c["name"]: c for c in DEFAULT_RUBRIC}
 
 
 @dataclass(frozen=True)
 class Criterion:
-    """One rubric criterion: a score on an integer scale [low, high], or yes/no (scale None)."""
+    """One rubric criterion: a whole number on the scale [low, high], or yes/no (scale None)."""
 
     name: str
     scale: tuple[int, int] | None
-    description: str
+    higher_is_better: bool = True
+    help: str = ""
 
     @property
     def metric(self) -> str:
@@ -53,65 +52,86 @@ class Criterion:
     def choices(self) -> list[Any]:
         return ["yes", "no"] if self.scale is None else list(range(self.scale[0], self.scale[1] + 1))
 
-    @property
-    def bad_when_yes(self) -> bool:
-        """A yes/no criterion whose 'yes' is a fault (hallucination); every other one counts 'yes' as good."""
-        return self.scale is None and self.name == "hallucination"
-
     def value(self, score: Any) -> float:
-        """The per-example metric value: the score, or 1.0 for 'yes' and 0.0 for 'no'."""
+        """The per-example value, as the ratings table stores it: the score, or 1.0 for yes and 0.0 for no."""
         return float(score == "yes") if self.scale is None else float(score)
 
     def passes(self, score: Any) -> bool:
-        """Good enough: in the top quarter of the scale (4 or 5 on 1-5), or the good answer of a yes/no."""
+        """Good enough: in the better quarter of the scale (4 or 5 on 1-5), or the good answer of a yes/no."""
         if self.scale is None:
-            return (score == "yes") != self.bad_when_yes
+            return (score == "yes") == self.higher_is_better
         low, high = self.scale
-        return int(score) >= low + -(-3 * (high - low) // 4)
+        cut = -(-3 * (high - low) // 4)  # ceil(3/4 of the range)
+        return int(score) >= low + cut if self.higher_is_better else int(score) <= high - cut
 
     def line(self) -> str:
-        how = "yes or no" if self.scale is None else f"a score from {self.scale[0]} (worst) to {self.scale[1]} (best)"
-        return f"- {self.name} ({how}): {self.description}"
+        if self.scale is None:
+            how = "yes or no"
+        else:
+            low, high = self.scale
+            best, worst = (high, low) if self.higher_is_better else (low, high)
+            how = f"a whole number from {low} to {high}; {best} is best, {worst} worst"
+        return f"- {self.name} ({how}): {self.help or self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": YESNO if self.scale is None else list(self.scale),
-                "description": self.description}
+        return {"name": self.name, "scale": YESNO if self.scale is None else f"{self.scale[0]}-{self.scale[1]}",
+                "higher_is_better": self.higher_is_better, "help": self.help}
 
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_SCALE = re.compile(r"^(\d+)-(\d+)$")
+
+
+def _entry(c: Any, at: str, problems: list[str]) -> Criterion | None:
+    if hasattr(c, "model_dump"):  # the review spec's Criterion
+        c = c.model_dump()
+    if isinstance(c, str):
+        if c not in _DEFAULTS:
+            problems.append(f"{at}: {c!r} is not a default criterion.{did_you_mean(c, list(_DEFAULTS))} Defaults: "
+                            f"{', '.join(_DEFAULTS)}; define others as {{name: NAME, scale: '1-5', help: ...}}")
+            return None
+        c = _DEFAULTS[c]
+    if not isinstance(c, dict):
+        problems.append(f"{at}: a criterion name or a mapping {{name, scale, higher_is_better, help}}, got {c!r}")
+        return None
+    c = {**_DEFAULTS.get(str(c.get("name")), {}), **c}  # a default criterion by name inherits what is left out
+    before = len(problems)
+    allowed = ["name", "scale", "higher_is_better", "help"]
+    for k in sorted(set(c) - set(allowed)):
+        problems.append(f"{at}: unknown key {k!r}.{did_you_mean(str(k), allowed)} Allowed: {', '.join(allowed)}")
+    name, scale, better, help_ = c.get("name"), str(c.get("scale", "1-5")), c.get("higher_is_better", True), c.get("help", "")
+    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED:
+        problems.append(f"{at}.name: {name!r}; use lower-case letters, digits and '_', starting with a letter (e.g. "
+                        f"accuracy), other than {' and '.join(RESERVED)}")
+    scale = scale.strip().lower().replace(" ", "")
+    m = _SCALE.match(scale)
+    parsed: tuple[int, int] | None = None
+    if m and 2 <= int(m.group(2)) - int(m.group(1)) + 1 <= 11:
+        parsed = (int(m.group(1)), int(m.group(2)))
+    elif scale not in ("yes/no", "yesno", "yes_no"):
+        problems.append(f"{at}.scale: {c.get('scale')!r}; write 'LOW-HIGH' with 2 to 11 whole-number points (e.g. "
+                        "'1-5'), or 'yes/no'")
+    if not isinstance(better, bool):
+        problems.append(f"{at}.higher_is_better: true or false, got {better!r}")
+    if not isinstance(help_, str):
+        problems.append(f"{at}.help: the question, as text, got {help_!r}")
+    if len(problems) > before:
+        return None
+    return Criterion(str(name), parsed, bool(better), str(help_).strip())
 
 
 def parse_rubric(value: Any, option: str = "rubric") -> list[Criterion]:
-    """A rubric option (a list of {name, scale: [low, high] | yesno, description}) as criteria; every problem at
-    once, each naming its entry. None gives the default rubric (accuracy, format, tone, completeness, hallucination)."""
+    """A rubric in the review rubric's shape (docs/review.md): a list of default criterion names or mappings
+    {name, scale: 'LOW-HIGH' | 'yes/no', higher_is_better, help}, a mapping naming a default criterion inheriting
+    what it leaves out; None gives the default rubric. Every problem at once, each naming its entry."""
     entries = DEFAULT_RUBRIC if value is None else value
+    if isinstance(entries, tuple):
+        entries = list(entries)
     if not isinstance(entries, list) or not entries:
-        raise HarnessInputError(f"option {option!r}: a non-empty list of {{name, scale, description}}, got {value!r}")
+        raise HarnessInputError(f"option {option!r}: a non-empty list of criteria (names or {{name, scale, help}}), "
+                                f"got {value!r}")
     problems: list[str] = []
-    out: list[Criterion] = []
-    for i, c in enumerate(entries):
-        at = f"option '{option}[{i}]'"
-        if not isinstance(c, dict):
-            problems.append(f"{at}: a mapping {{name, scale, description}}, got {c!r}")
-            continue
-        stray = sorted(set(c) - {"name", "scale", "description"})
-        if stray:
-            problems.append(f"{at}: unknown key(s) {', '.join(stray)}; a criterion has name, scale, description")
-        name, scale, desc = c.get("name"), c.get("scale"), c.get("description")
-        if not isinstance(name, str) or not _NAME.match(name):
-            problems.append(f"{at}.name: {name!r}; use lower-case letters, digits, '_' or '-' (e.g. accuracy)")
-        if not isinstance(desc, str) or not desc.strip():
-            problems.append(f"{at}.description: say what the judge should look for, got {desc!r}")
-        parsed: tuple[int, int] | None = None
-        if scale == YESNO:
-            parsed = None
-        elif (isinstance(scale, list) and len(scale) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
-                                                                  for x in scale) and 0 < scale[1] - scale[0] <= 10):
-            parsed = (scale[0], scale[1])
-        else:
-            problems.append(f"{at}.scale: {scale!r}; use [low, high] (whole numbers, e.g. [1, 5], at most 10 apart) "
-                            f"or {YESNO!r}")
-        out.append(Criterion(str(name), parsed, str(desc or "").strip()))
+    out = [c for i, e in enumerate(entries) if (c := _entry(e, f"option '{option}[{i}]'", problems)) is not None]
     names = [c.name for c in out]
     problems += [f"option {option!r}: criterion {n!r} appears twice" for n in sorted({n for n in names
                                                                                       if names.count(n) > 1})]

@@ -161,6 +161,7 @@ def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> 
     """Every suite's judge (option `judge`) resolves, and is none of the compared models: the experiment's model
     (scored as base) or a given checkpoint. (The variant being scored is checked again when it is judged.)"""
     from harness.models.judge import model_identity, resolve_judge
+    from harness.models.resolve import check_hub
 
     compared: dict[str, str] = {}
     if model is not None:
@@ -179,7 +180,9 @@ def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> 
             continue
         where = f"{suite.where or str(suite.folder / 'suite.yaml') + ': '}suite {suite.name!r} option 'judge': "
         try:
-            identity = resolve_judge(judge).identity
+            ref = resolve_judge(judge)
+            check_hub(ref)  # a hub judge the hub cannot serve fails now, not after every variant has trained
+            identity = ref.identity
         except HarnessInputError as exc:
             problems += [f"{where}{p}" for p in exc.problems]
             continue
