@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import make_rows, write_jsonl
+from conftest import REPO, make_rows, write_jsonl
 from fake_openai import FakeOpenAI
 from fakes import ScriptedModel
 from openai_helpers import CANARY, log_progress, table
@@ -449,6 +449,15 @@ def test_the_rubric_has_the_review_rubrics_shape() -> None:
     # passing: the better quarter of a scale; the good answer of a yes/no (no hallucination, yes to the policy)
     assert [rubric[0].passes(x) for x in (3, 4)] == [False, True] and [rubric[2].passes(x) for x in (5, 6)] == [False, True]
     assert rubric[1].passes("no") and not rubric[1].passes("yes") and rubric[3].passes("yes")
+
+
+def test_the_shipped_judge_suites_need_only_a_judge() -> None:
+    for name, pairwise in (("judge", None), ("judge-pairwise", "base")):
+        suite = load_suite(REPO / "suites" / name)
+        assert suite.kind == "judge" and suite.options.get("pairwise_against") == pairwise
+        with pytest.raises(HarnessInputError, match="option 'judge'"):
+            make_scorer(suite.kind, suite.options)
+        make_scorer(suite.kind, {**suite.options, "judge": f"openai:{JUDGE}"})
 
 
 # -- safety: refusal as a judge sees it ---------------------------------------------------------------------------------
