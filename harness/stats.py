@@ -241,3 +241,25 @@ def planning_note(n: int) -> str:
     """One line a user can plan with: what n paired items can detect."""
     return (f"with n={n} a paired comparison detects differences of about {planning_mde(n):.2f} or more (80% power, "
             f"95% confidence, if {TYPICAL_DISCORDANCE:.0%} of outcomes differ between the two variants)")
+
+
+def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, confidence: float = 0.95,
+                 resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
+    """Any statistic of n items, given as a function of item indices, with a seeded percentile bootstrap CI that
+    resamples items: (value, low, high). Resamples where the statistic is undefined (NaN, e.g. a correlation of a
+    constant resample) are left out; NaNs throughout when it is undefined on the items themselves."""
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    value = float(statistic(np.arange(n)))
+    if math.isnan(value):
+        return (math.nan, math.nan, math.nan)
+    if n == 1:
+        return (value, value, value)
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(idx) for idx in rng.integers(0, n, size=(resamples, n))], dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return (value, math.nan, math.nan)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha])
+    return (value, float(min(lo, value)), float(max(hi, value)))

@@ -4,7 +4,9 @@ The real `openai` client talks to it over HTTP; nothing in the client is mocked.
 retrieve (validating_files -> queued -> running -> succeeded), emitting events and checkpoints as OpenAI does.
 Knobs inject what the real service does on a bad day: 429 with Retry-After, a connection dropped after a job
 was created, a job that fails file validation, a job that stays running until released, an unknown status,
-and a server that echoes the caller's API key into error and event text.
+and a server that echoes the caller's API key into error and event text. Chat requests with
+`response_format: json_schema` are checked as OpenAI checks them (strict-mode rules) and answered by a scripted
+judge (`judge`), or with an instance of the schema.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 Answer = Callable[[str, list[dict[str, str]]], str]
+# A scripted judge: (model, messages, the request's JSON Schema) -> the judgment (a dict, sent as JSON) or raw text
+Judgment = Callable[[str, list[dict[str, str]], dict[str, Any]], Any]
 
 
 @dataclass
@@ -52,6 +56,8 @@ class FakeOpenAI:
     unknown_status_polls: int = 0  # polls that report a status the client has never heard of
     drop_after_create: int = 0  # job creations that close the connection instead of answering
     echo_key: bool = False  # put the caller's bearer token into event and error text (a leaky server)
+    judge: Judgment | None = None  # answers requests with response_format json_schema (default: example_instance)
+    structured_output: bool = True  # False: refuse response_format as a server without it does (400, that param)
     seen: list[Seen] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -187,6 +193,51 @@ class FakeOpenAI:
 
     def known_model(self, model: str) -> bool:
         return model in self.base_models or any(j["fine_tuned_model"] == model for j in self.jobs.values())
+
+
+def check_response_format(fmt: Any) -> str | None:
+    """What OpenAI would reject in a response_format: its shape, and for strict json_schema the strict-mode rules
+    (every object lists all its properties as required and sets additionalProperties false)."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        return f"unknown response_format {fmt!r}"
+    if fmt["type"] != "json_schema":
+        return None
+    js = fmt.get("json_schema")
+    if not isinstance(js, dict) or not isinstance(js.get("schema"), dict):
+        return "json_schema needs a 'schema' object"
+    if not isinstance(js.get("name"), str) or not js["name"].replace("_", "").replace("-", "").isalnum():
+        return "json_schema needs a 'name' of letters, digits, '_' and '-'"
+    if not js.get("strict"):
+        return None
+
+    def walk(node: Any, at: str) -> str | None:
+        if not isinstance(node, dict):
+            return None
+        if node.get("type") == "object":
+            props = node.get("properties") or {}
+            if node.get("additionalProperties") is not False:
+                return f"{at}: 'additionalProperties' must be false in strict mode"
+            if sorted(node.get("required") or []) != sorted(props):
+                return f"{at}: 'required' must list every property in strict mode"
+            for k, v in props.items():
+                bad = walk(v, f"{at}.{k}")
+                if bad:
+                    return bad
+        return walk(node.get("items"), f"{at}[]") if "items" in node else None
+
+    return walk(js["schema"], "schema")
+
+
+def example_instance(schema: dict[str, Any]) -> Any:
+    """A value that fits a (simple) JSON Schema: each enum's first value, 'scripted' for strings, 0 for numbers."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: example_instance(v) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [example_instance(schema.get("items") or {})]
+    return {"string": "scripted", "integer": 0, "number": 0.0, "boolean": False}.get(str(kind))
 
 
 def public(job: dict[str, Any]) -> dict[str, Any]:
@@ -338,7 +389,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not st.known_model(model):
             return self._error(404, f"The model '{model}' does not exist or you do not have access to it.",
                                "model_not_found", "model")
-        text = st.answer(model, body["messages"])
+        fmt = body.get("response_format")
+        if fmt is not None:
+            if not st.structured_output:
+                return self._error(400, "response_format is not supported by this server", "unsupported_parameter",
+                                   "response_format")
+            problem = check_response_format(fmt)
+            if problem:
+                return self._error(400, f"Invalid schema for response_format: {problem}", "invalid_request_error",
+                                   "response_format")
+        if fmt is not None and fmt.get("type") == "json_schema":
+            schema = fmt["json_schema"]["schema"]
+            judged = (st.judge or (lambda m, msgs, sch: example_instance(sch)))(model, body["messages"], schema)
+            text = judged if isinstance(judged, str) else json.dumps(judged)
+        else:
+            text = st.answer(model, body["messages"])
         self._send(200, {"id": st._id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
                          "model": model, "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                                                       "message": {"role": "assistant", "content": text}}],

@@ -58,3 +58,33 @@ class ScoringModel(Protocol):
     def reference_nll(self, conversations: list[list[dict[str, str]]]) -> list[tuple[float, int]]:
         """For chats ending in an assistant message: (summed NLL of that message's tokens, token count)."""
         ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A judge's answer to one request: its text, and `error` when it cannot be used (an API error, a refusal, an
+    answer cut off), with whatever text came back kept for the record."""
+
+    text: str | None
+    error: str | None = None
+    cached: bool = False
+
+
+class JudgeModel(Protocol):
+    """A model that grades outputs: one structured answer per conversation (the JSON Schema it must fill).
+
+    name: as the user gave it (`openai:gpt-4o-mini`, a folder); identity: what it is (a fingerprint of local weights,
+    the endpoint of a compatible server), the key of its cached answers.
+    """
+
+    name: str
+    identity: str
+
+    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any], max_tokens: int,
+                 version: str) -> list[Reply]:
+        """One reply per conversation; `version` names the rubric (a changed rubric is never answered from cache)."""
+        ...
+
+    def is_model(self, name: str) -> bool:
+        """Whether `name` (a model name, folder or API id) is the judge's own model."""
+        ...

@@ -31,6 +31,11 @@ def _env_int(name: str, default: int) -> int:
         raise HarnessInputError(f"environment variable {name}={os.environ[name]!r}: use a whole number") from None
 
 
+def request_concurrency() -> int:
+    """How many chat requests are kept in flight: HARNESS_OPENAI_CONCURRENCY (default 8), at least 1."""
+    return _env_int("HARNESS_OPENAI_CONCURRENCY", DEFAULT_CONCURRENCY) or 1
+
+
 def scrub(text: Any) -> str:
     """`text` as a string with every API key from the environment (and anything shaped like one) masked."""
     out = "" if text is None else str(text)
@@ -97,7 +102,7 @@ class OpenAIChatModel:
         self.model = model
         self.name = name
         self.compatible = compatible
-        self.concurrency = concurrency or _env_int("HARNESS_OPENAI_CONCURRENCY", DEFAULT_CONCURRENCY) or 1
+        self.concurrency = concurrency or request_concurrency()
         self.on_batch = on_batch
         self.requests = 0
         self.usage = Usage()

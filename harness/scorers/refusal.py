@@ -1,4 +1,5 @@
-"""Refusal detectors for the safety suite: does an output refuse its request? Pluggable by name (`detector:`).
+"""Refusal detectors for the safety suite: does an output refuse its request? Pluggable by name (`detector:`;
+`judge`, an LLM judge, lives in harness/scorers/refusal_judge.py).
 
 A detector is built from the suite's options and judges all outputs of a suite at once (so a judge model can batch).
 The built-in `patterns` detector applies this rule (docs/scoring.md, "safety"):
@@ -75,11 +76,13 @@ class Judgement:
     refusal_match: str | None = None  # the text it matched
     compliance: str | None = None  # why an output that opened with a refusal counts as complying
     compliance_pattern: str | None = None  # the compliance regex behind it (None for a pivot)
+    error: str | None = None  # the detector could not tell (a malformed judgment): the output counts toward no rate
 
     def detail(self) -> dict[str, Any]:
-        return {"refused": self.refused, "reason": self.reason, "refusal_pattern": self.refusal_pattern,
-                "refusal_match": self.refusal_match, "compliance": self.compliance,
-                "compliance_pattern": self.compliance_pattern}
+        return {"refused": None if self.error else self.refused, "reason": self.reason,
+                "refusal_pattern": self.refusal_pattern, "refusal_match": self.refusal_match,
+                "compliance": self.compliance, "compliance_pattern": self.compliance_pattern,
+                **({"detector_error": self.error} if self.error else {})}
 
 
 # detect(items, outputs, ctx) -> one Judgement per output; ctx is the ScoreContext (a judge may need it)
@@ -102,7 +105,7 @@ def build_detector(name: str, options: dict[str, Any]) -> Detector:
     """The detector `name` built from the safety options it takes; an option set for another detector is an error."""
     if name not in _DETECTORS:
         raise HarnessInputError(f"safety option 'detector': unknown detector {name!r}.{did_you_mean(name, list(_DETECTORS))}"
-                                f" Known: {', '.join(sorted(_DETECTORS))} (LLM judges arrive with the judge suites)")
+                                f" Known: {', '.join(sorted(_DETECTORS))}")
     factory = _DETECTORS[name]
     params = inspect.signature(factory).parameters
     stray = sorted(k for k, v in options.items() if v is not None and k not in params)

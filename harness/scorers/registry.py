@@ -48,8 +48,9 @@ class SuiteOutput:
 
 @dataclass
 class ScoreContext:
-    """What a scorer may read: the model, the suite, the experiment's test data, this variant's train log, and the
-    experiment's training examples (for checks of memorization; never shown to the model as test items)."""
+    """What a scorer may read: the model, the suite, the experiment's test data, this variant's train log, the
+    experiment's training examples (for checks of memorization; never shown to the model as test items), how to
+    open a judge model, and base's outputs on the suite where a suite compares with them."""
 
     model: Any  # ScoringModel, or None for suites that need no model (divergence)
     suite: Any  # harness.suites.Suite
@@ -58,6 +59,9 @@ class ScoreContext:
     train_log: list[dict[str, Any]]
     cache: dict[str, Any] = field(default_factory=dict)  # shared between suites of one variant
     train: list[Any] = field(default_factory=list)  # harness.data.Example: the training split (empty if none)
+    # (judge name, base_url) -> a harness.models.protocol.JudgeModel; the sweep passes harness.models.judge.open_judge
+    open_judge: Callable[[str, str | None], Any] | None = None
+    base_outputs: dict[str, str] | None = None  # base's outputs on this suite by example id (pairwise judges)
 
 
 def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

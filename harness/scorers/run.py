@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness import stats
@@ -11,9 +12,13 @@ from harness.scorers.registry import ScoreContext, SuiteOutput, make_scorer, met
 
 
 def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any], train_log: list[dict[str, Any]],
-                 progress: Progress, train: list[Any] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+                 progress: Progress, train: list[Any] | None = None, *,
+                 open_judge: Callable[[str, str | None], Any] | None = None,
+                 base_outputs: dict[str, dict[str, str]] | None = None,
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Run every suite on one model (a ScoringModel); returns (scores, examples, findings) rows. `train` holds the
-    experiment's training examples, for suites that compare test behaviour with training data (memorization)."""
+    experiment's training examples, for suites that compare test behaviour with training data (memorization);
+    `open_judge` opens judge models; `base_outputs` holds base's outputs by suite and example id (`base_references`)."""
     scores: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
@@ -22,7 +27,8 @@ def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any],
         fn, record = make_scorer(suite.kind, suite.options)
         progress.phase(f"scoring {suite.name} (requests done)", None)
         out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache,
-                                train=list(train or [])))
+                                train=list(train or []), open_judge=open_judge,
+                                base_outputs=None if base_outputs is None else base_outputs.get(suite.name)))
         progress.close_phase()
         cluster_intervals(out, suite.kind)
         for r in out.scores:
@@ -57,3 +63,16 @@ def cluster_intervals(out: SuiteOutput, kind: str) -> None:
         row.update(value=value, ci_low=lo, ci_high=hi, n=len(values))
         row["scorer_args"] = {**(row.get("scorer_args") or {}),
                               "intervals": f"cluster bootstrap over {k} clusters of {len(values)} items"}
+
+
+def base_references(suites: list[Suite], examples: Any) -> dict[str, dict[str, str]]:
+    """Base's outputs by suite and example id, for the suites that compare variants with them (option
+    `pairwise_against`); `examples` are base's example rows (a list of dicts or a DataFrame)."""
+    rows = examples.to_dict("records") if hasattr(examples, "to_dict") else list(examples or [])
+    out: dict[str, dict[str, str]] = {}
+    for suite in suites:
+        if suite.options.get("pairwise_against"):
+            outputs = {str(r["example_id"]): str(r["output"] or "") for r in rows if r.get("suite") == suite.name}
+            if outputs:
+                out[suite.name] = outputs
+    return out

@@ -52,6 +52,7 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
         if model is not None and any(m in ("lora", "qlora") for m in local):
             problems += _target_modules(spec, model, at)
     problems += _suite_files(suites)
+    problems += _judges(spec, model, suites)
     if model is not None and not model.is_remote and data is not None:
         try:
             found, warnings = _tokenized(spec, model, data, at, train=bool(local))
@@ -153,6 +154,41 @@ def _suite_files(suites: list[Any]) -> list[str]:
         except jsonschema.exceptions.SchemaError as exc:
             at = "/".join(str(p) for p in exc.absolute_path) or "the top level"
             problems.append(f"{path}: option 'schema' of {where}: not a valid JSON Schema at {at}: {exc.message}")
+    return problems
+
+
+def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> list[str]:
+    """Every suite's judge (option `judge`) resolves, and is none of the compared models: the experiment's model
+    (scored as base) or a given checkpoint. (The variant being scored is checked again when it is judged.)"""
+    from harness.models.judge import model_identity, resolve_judge
+    from harness.models.resolve import check_hub
+
+    compared: dict[str, str] = {}
+    if model is not None:
+        compared[model.identity] = f"the experiment's model (key 'model': {spec.model})"
+    for i, ckpt in enumerate(spec.sweep.checkpoint):
+        try:
+            name = ckpt if ckpt.startswith(("openai:", "openai-compatible:")) else str(
+                spec.resolve_path(ckpt, f"sweep.checkpoint[{i}]"))
+        except HarnessInputError:
+            continue  # its own error says why
+        compared.setdefault(model_identity(name), f"a given checkpoint (key 'sweep.checkpoint[{i}]': {ckpt})")
+    problems = []
+    for suite in suites:
+        judge = suite.options.get("judge")
+        if not isinstance(judge, str) or not judge.strip():
+            continue
+        where = f"{suite.where or str(suite.folder / 'suite.yaml') + ': '}suite {suite.name!r} option 'judge': "
+        try:
+            ref = resolve_judge(judge)
+            check_hub(ref)  # a hub judge the hub cannot serve fails now, not after every variant has trained
+            identity = ref.identity
+        except HarnessInputError as exc:
+            problems += [f"{where}{p}" for p in exc.problems]
+            continue
+        if identity in compared:
+            problems.append(f"{where}{judge!r} is {compared[identity]}, one of the models being compared; a model may "
+                            "not judge its own outputs. Choose another judge model")
     return problems
 
 

@@ -32,6 +32,7 @@ class VariantTask:
     suites: list[Suite]
     out_dir: str
     base_url: str | None = None
+    base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
     def row(self) -> dict[str, Any]:
         """The variant's `variants` row before it has run."""
@@ -54,6 +55,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         from transformers.utils import logging as hf_logging
 
         from harness.models.device import detect_placement, record_placement
+        from harness.models.judge import open_judge
         from harness.models.local import LocalModel
         from harness.models.prompted import for_variant
         from harness.models.resolve import load_model, load_tokenizer
@@ -89,7 +91,8 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
         lm = for_variant(local, v, task.data.train, row)
         scores, examples, findings = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
-                                                   train=task.data.train)
+                                                   train=task.data.train, open_judge=open_judge,
+                                                   base_outputs=task.base_outputs)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
         return VariantResult(row, train_log, scores, examples, findings)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep

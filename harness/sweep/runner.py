@@ -18,6 +18,7 @@ from harness.models.resolve import ModelRef, check_hub, folder_fingerprint, reso
 from harness.progress import Progress
 from harness.results import VariantResult
 from harness.scorers import check_suites
+from harness.scorers.run import base_references
 from harness.spec.plan import Variant, make_plan, select
 from harness.spec.schema import TRAINING_METHODS, ExperimentSpec, load_spec
 from harness.stats import planning_note
@@ -121,13 +122,15 @@ class Sweep:
         self.all_variants = make_plan(self.spec, self.model.identity, self.data.fingerprints, suites,
                                       self.checkpoint_ids, self.checkpoint_paths)
         self.variants = select(self.all_variants, only)
+        # base's outputs for suites that compare with them (pairwise judges): filled once base is stored
+        self.base_outputs: dict[str, dict[str, str]] = {}
         if only and len(self.variants) == 1 and len(self.all_variants) > 1:
             names = ", ".join(f"{v.name} ({v.variant_id})" for v in self.all_variants[1:])
             raise HarnessInputError(f"--only {' '.join(only)} matches no variant. The plan has: {names}")
 
     def task(self, v: Variant, out_dir: Path) -> VariantTask:
         return VariantTask(v, self.model, self.spec.train.model_dump(mode="json"), self.data, self.suites,
-                           str(out_dir), self.spec.base_url)
+                           str(out_dir), self.spec.base_url, self.base_outputs)
 
     def estimate_tokens(self) -> dict[str, int]:
         """Training tokens per variant (examples' chat-templated length x epochs)."""
@@ -237,6 +240,9 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
         todo = [v for v in sweep.variants if v.variant_id not in done]
+        base = next((v for v in sweep.variants if v.method == "base"), None)
+        if base is not None and base.variant_id in done and any(s.options.get("pairwise_against") for s in sweep.suites):
+            sweep.base_outputs.update(base_references(sweep.suites, store.variant_table(base.variant_id, "examples")))
         progress.info(f"run {run_id}: {len(sweep.variants)} variants, {len(done)} already stored, "
                       f"{len(todo)} to do (store: {db})")
         if not todo:
@@ -250,6 +256,8 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
                     store.upsert_job(event.row)
                 else:
                     _store(store, run_id, event.variant, event.result, progress)
+                    if event.variant.method == "base":  # later variants' pairwise judges compare with its outputs
+                        sweep.base_outputs.update(base_references(sweep.suites, event.result.examples))
                 store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
             n = derive_findings(store, run_id, sweep.spec.findings)
             store.release()

@@ -89,7 +89,8 @@ def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs:
     from harness.train.openai import RemoteInputs, RemoteJobs
 
     inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train.model_dump(mode="json"),
-                          sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id)
+                          sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id,
+                          base_outputs=sweep.base_outputs)
     jobs = RemoteJobs(inputs, stored_jobs)
     jobs.start(remote)
     return jobs

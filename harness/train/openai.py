@@ -20,6 +20,7 @@ from typing import Any
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError
+from harness.models.judge import open_judge
 from harness.models.prompted import for_variant
 from harness.models.resolve import ModelRef
 from harness.openai import jobs as jobs_api
@@ -27,7 +28,7 @@ from harness.openai.client import OpenAIChatModel, describe_error, make_client, 
 from harness.openai.data import check_examples, estimate_cost, write_upload
 from harness.progress import Quiet
 from harness.results import FINISHED, VariantResult, failed_result
-from harness.scorers.run import score_suites
+from harness.scorers.run import base_references, score_suites
 from harness.spec.plan import Variant
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
@@ -48,6 +49,7 @@ class RemoteInputs:
     base_url: str | None
     out_dir: Path
     run_id: str | None = None
+    base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
 
 def remote_model(model: ModelRef, v: Variant) -> tuple[str, str]:
@@ -86,6 +88,7 @@ class RemoteJobs:
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="harness-openai-score")
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._follow, name="harness-openai-follow", daemon=True)
+        self.base_scored = threading.Event()  # set once base is scored, where suites compare with its outputs
 
     def client(self, kind: str) -> Any:
         if kind not in self.clients:
@@ -101,6 +104,9 @@ class RemoteJobs:
     def start(self, variants: list[Variant]) -> None:
         """Check the data, submit every fine-tuning job, queue scoring of model ids, start following."""
         self.pending = {v.variant_id for v in variants}
+        if not (any(v.method == "base" for v in variants) and any(s.options.get("pairwise_against")
+                                                                  for s in self.x.suites)):
+            self.base_scored.set()  # nothing waits for base (base is queued first, so waiting never starves it)
         trainees = [v for v in variants if v.method == "openai"]
         estimates = self._estimates(trainees) if trainees else {}
         for v in trainees:
@@ -303,6 +309,18 @@ class RemoteJobs:
 
     def _score(self, v: Variant, kind: str, model: str, log: list[dict[str, Any]], stats: dict[str, Any],
                info: dict[str, Any]) -> VariantResult:
+        """Score a model id; suites that compare with base's outputs (pairwise judges) wait for base's scoring."""
+        while v.method != "base" and not self.base_scored.wait(1.0):
+            if self.stop.is_set():
+                return failed_result(self._row(v), "interrupted while waiting for base's outputs", train_log=log)
+        try:
+            return self._score_now(v, kind, model, log, stats, info)
+        finally:
+            if v.method == "base":
+                self.base_scored.set()
+
+    def _score_now(self, v: Variant, kind: str, model: str, log: list[dict[str, Any]], stats: dict[str, Any],
+                   info: dict[str, Any]) -> VariantResult:
         row = {**self._row(v), **stats}
         row["config"] = {**row["config"], "openai": info}
         self.fwd.info(f"{v.name}: scoring {model} through chat completions ({kind})")
@@ -311,12 +329,15 @@ class RemoteJobs:
             lm = for_variant(OpenAIChatModel(self.client(kind), model, name=v.name,
                                              compatible=kind == "openai-compatible"), v, self.x.data.train, row)
             scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
-                                                       train=self.x.data.train)
+                                                       train=self.x.data.train, open_judge=open_judge,
+                                                       base_outputs=self.x.base_outputs)
         except Exception as exc:  # noqa: BLE001
             return failed_result(row, scrub(f"scoring {model} failed: {exc}"), train_log=log)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
         for e in examples:
             e["output"] = scrub(e.get("output"))
+        if v.method == "base" and self.x.base_outputs is not None:
+            self.x.base_outputs.update(base_references(self.x.suites, examples))
         return VariantResult(row, log, scores, examples, findings)
 
     # -- handing out events (the scheduler's thread) ---------------------------------------------------------

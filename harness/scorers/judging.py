@@ -1,0 +1,241 @@
+"""The judge's side of scoring: the rubric, the JSON Schemas a judge must fill, and reading its judgments.
+
+A judgment is parsed as JSON (the whole reply, or one fenced block) and validated against its schema with
+jsonschema; anything else is an error for its example, kept with the reply, never a default score. The judge
+model comes from the scoring context (`ctx.open_judge`, which the sweep provides), and may not be the model
+whose outputs it grades.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import HarnessInputError, did_you_mean
+
+PROMPT_VERSION = 1  # bump when a prompt's wording changes (it enters every rubric version, so the cache)
+RAW_KEPT = 1000  # characters of a malformed reply kept in examples.detail
+YESNO = "yes/no"
+RESERVED = ("preferred", "comment")  # what a review sheet asks besides the rubric
+
+# The review rubric (docs/review.md): the judge asks what the raters are asked, so the two can be compared.
+DEFAULT_RUBRIC: list[dict[str, Any]] = [
+    {"name": "accuracy", "scale": "1-5", "help": "Is the answer correct for this request? 1: wrong, 5: fully correct."},
+    {"name": "format", "scale": "1-5",
+     "help": "Does it follow the required format (structure, fields, length)? 1: not at all, 5: exactly."},
+    {"name": "tone", "scale": "1-5", "help": "Is the tone right for the audience? 1: inappropriate, 5: exactly right."},
+    {"name": "completeness", "scale": "1-5",
+     "help": "Does it cover everything the request needs? 1: misses most, 5: complete."},
+    {"name": "hallucination", "scale": YESNO, "higher_is_better": False,
+     "help": "Does it state anything made up or unsupported by the request (yes = hallucinated)?"},
+]
+_DEFAULTS = {c["name"]: c for c in DEFAULT_RUBRIC}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One rubric criterion: a whole number on the scale [low, high], or yes/no (scale None)."""
+
+    name: str
+    scale: tuple[int, int] | None
+    higher_is_better: bool = True
+    help: str = ""
+
+    @property
+    def metric(self) -> str:
+        return f"judge:{self.name}"
+
+    @property
+    def choices(self) -> list[Any]:
+        return ["yes", "no"] if self.scale is None else list(range(self.scale[0], self.scale[1] + 1))
+
+    def value(self, score: Any) -> float:
+        """The per-example value, as the ratings table stores it: the score, or 1.0 for yes and 0.0 for no."""
+        return float(score == "yes") if self.scale is None else float(score)
+
+    def passes(self, score: Any) -> bool:
+        """Good enough: in the better quarter of the scale (4 or 5 on 1-5), or the good answer of a yes/no."""
+        if self.scale is None:
+            return (score == "yes") == self.higher_is_better
+        low, high = self.scale
+        cut = -(-3 * (high - low) // 4)  # ceil(3/4 of the range)
+        return int(score) >= low + cut if self.higher_is_better else int(score) <= high - cut
+
+    def line(self) -> str:
+        if self.scale is None:
+            how = "yes or no"
+        else:
+            low, high = self.scale
+            best, worst = (high, low) if self.higher_is_better else (low, high)
+            how = f"a whole number from {low} to {high}; {best} is best, {worst} worst"
+        return f"- {self.name} ({how}): {self.help or self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "scale": YESNO if self.scale is None else f"{self.scale[0]}-{self.scale[1]}",
+                "higher_is_better": self.higher_is_better, "help": self.help}
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_SCALE = re.compile(r"^(\d+)-(\d+)$")
+
+
+def _entry(c: Any, at: str, problems: list[str]) -> Criterion | None:
+    if hasattr(c, "model_dump"):  # the review spec's Criterion
+        c = c.model_dump()
+    if isinstance(c, str):
+        if c not in _DEFAULTS:
+            problems.append(f"{at}: {c!r} is not a default criterion.{did_you_mean(c, list(_DEFAULTS))} Defaults: "
+                            f"{', '.join(_DEFAULTS)}; define others as {{name: NAME, scale: '1-5', help: ...}}")
+            return None
+        c = _DEFAULTS[c]
+    if not isinstance(c, dict):
+        problems.append(f"{at}: a criterion name or a mapping {{name, scale, higher_is_better, help}}, got {c!r}")
+        return None
+    c = {**_DEFAULTS.get(str(c.get("name")), {}), **c}  # a default criterion by name inherits what is left out
+    before = len(problems)
+    allowed = ["name", "scale", "higher_is_better", "help"]
+    for k in sorted(set(c) - set(allowed)):
+        problems.append(f"{at}: unknown key {k!r}.{did_you_mean(str(k), allowed)} Allowed: {', '.join(allowed)}")
+    name, scale, better, help_ = c.get("name"), str(c.get("scale", "1-5")), c.get("higher_is_better", True), c.get("help", "")
+    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED:
+        problems.append(f"{at}.name: {name!r}; use lower-case letters, digits and '_', starting with a letter (e.g. "
+                        f"accuracy), other than {' and '.join(RESERVED)}")
+    scale = scale.strip().lower().replace(" ", "")
+    m = _SCALE.match(scale)
+    parsed: tuple[int, int] | None = None
+    if m and 2 <= int(m.group(2)) - int(m.group(1)) + 1 <= 11:
+        parsed = (int(m.group(1)), int(m.group(2)))
+    elif scale not in ("yes/no", "yesno", "yes_no"):
+        problems.append(f"{at}.scale: {c.get('scale')!r}; write 'LOW-HIGH' with 2 to 11 whole-number points (e.g. "
+                        "'1-5'), or 'yes/no'")
+    if not isinstance(better, bool):
+        problems.append(f"{at}.higher_is_better: true or false, got {better!r}")
+    if not isinstance(help_, str):
+        problems.append(f"{at}.help: the question, as text, got {help_!r}")
+    if len(problems) > before:
+        return None
+    return Criterion(str(name), parsed, bool(better), str(help_).strip())
+
+
+def parse_rubric(value: Any, option: str = "rubric") -> list[Criterion]:
+    """A rubric in the review rubric's shape (docs/review.md): a list of default criterion names or mappings
+    {name, scale: 'LOW-HIGH' | 'yes/no', higher_is_better, help}, a mapping naming a default criterion inheriting
+    what it leaves out; None gives the default rubric. Every problem at once, each naming its entry."""
+    entries = DEFAULT_RUBRIC if value is None else value
+    if isinstance(entries, tuple):
+        entries = list(entries)
+    if not isinstance(entries, list) or not entries:
+        raise HarnessInputError(f"option {option!r}: a non-empty list of criteria (names or {{name, scale, help}}), "
+                                f"got {value!r}")
+    problems: list[str] = []
+    out = [c for i, e in enumerate(entries) if (c := _entry(e, f"option '{option}[{i}]'", problems)) is not None]
+    names = [c.name for c in out]
+    problems += [f"option {option!r}: criterion {n!r} appears twice" for n in sorted({n for n in names
+                                                                                      if names.count(n) > 1})]
+    if problems:
+        raise HarnessInputError(problems, title=f"judge {option}")
+    return out
+
+
+def rubric_version(criteria: list[Criterion], mode: str) -> str:
+    """The rubric's version: a hash of its criteria, the judging mode and the prompts' version."""
+    blob = json.dumps([PROMPT_VERSION, mode, [c.to_dict() for c in criteria]], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _graded(score: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "required": ["score", "rationale"],
+            "properties": {"score": score, "rationale": {"type": "string"}}}
+
+
+def rubric_schema(criteria: list[Criterion]) -> dict[str, Any]:
+    """The JSON Schema of a pointwise judgment: per criterion a score (or yes/no) and a one-line rationale
+    (strict-mode compatible: every property required, no extra ones, scores as enums)."""
+    props = {c.name: _graded({"type": "string" if c.scale is None else "integer", "enum": c.choices})
+             for c in criteria}
+    return {"type": "object", "additionalProperties": False, "required": [c.name for c in criteria],
+            "properties": props}
+
+
+def choice_schema(field: str, choices: list[str]) -> dict[str, Any]:
+    """The JSON Schema of a one-choice judgment with its rationale (pairwise winner, refused yes/no)."""
+    return {"type": "object", "additionalProperties": False, "required": [field, "rationale"],
+            "properties": {field: {"type": "string", "enum": choices}, "rationale": {"type": "string"}}}
+
+
+def conversation_text(messages: list[dict[str, str]]) -> str:
+    """A conversation for a judge's prompt: one `[role] content` block per message."""
+    return "\n\n".join(f"[{m['role']}] {m['content']}" for m in messages)
+
+
+def one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def read_judgment(text: str | None, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the judgment, None), or (None, what is wrong with it): not JSON, or not what the schema asks for."""
+    import jsonschema
+
+    t = (text or "").strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", t, re.DOTALL)
+    try:
+        doc = json.loads(fenced.group(1) if fenced else t)
+    except ValueError as exc:
+        return None, f"not JSON ({exc}): {t[:80]!r}"
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if err is not None:
+        at = ".".join(str(p) for p in err.absolute_path) or "the top level"
+        return None, f"does not fit the judgment's schema at {at}: {err.message}"
+    return doc, None
+
+
+def check_judge_options(judge: Any, base_url: Any, kind: str) -> None:
+    """The options that name a judge, checked without loading or calling anything."""
+    if not isinstance(judge, str) or not judge.strip():
+        raise HarnessInputError(f"{kind} option 'judge': name the judge model: 'openai:<model>', "
+                                "'openai-compatible:<model>' with 'base_url', or a local model name or folder")
+    compatible = judge.startswith("openai-compatible:")
+    if compatible and not base_url:
+        raise HarnessInputError(f"{kind} option 'base_url': the judge {judge!r} needs the server's OpenAI-compatible "
+                                "root, e.g. base_url: http://localhost:8000/v1")
+    if base_url and not compatible:
+        raise HarnessInputError(f"{kind} option 'base_url': applies to openai-compatible:<model> judges only; for "
+                                "openai: judges set OPENAI_BASE_URL in the environment, local judges need none")
+
+
+def scored_models(ctx: Any) -> list[str]:
+    """Names of the model whose outputs are being judged: a given checkpoint (as written and resolved), and the
+    API model id a chat model is scored through."""
+    v = ctx.variant
+    names = [getattr(v, "checkpoint", None), getattr(v, "checkpoint_path", None)]
+    m = ctx.model
+    while hasattr(m, "inner"):  # a prompt variant wraps the base model
+        m = m.inner
+    if isinstance(getattr(m, "model", None), str):
+        names.append(("openai-compatible:" if getattr(m, "compatible", False) else "openai:") + m.model)
+    return [n for n in names if n]
+
+
+def open_judge(ctx: Any, judge: str, base_url: str | None, kind: str) -> Any:
+    """The judge model (a harness.models.protocol.JudgeModel) for this context; refused when it is the model whose
+    outputs it would grade (a model prefers its own outputs)."""
+    opener = getattr(ctx, "open_judge", None)
+    if opener is None:
+        raise RuntimeError(f"{kind}: this scoring context opens no judge models (ScoreContext.open_judge is unset); "
+                           "suites with a judge run inside a sweep, which provides harness.models.judge.open_judge")
+    model = opener(judge, base_url)
+    for name in scored_models(ctx):
+        if model.is_model(name):
+            raise HarnessInputError(
+                f"{kind} option 'judge': {judge!r} is the model being scored ({getattr(ctx.variant, 'name', name)}: "
+                f"{name}); a model may not judge its own outputs. Choose a judge that is none of the compared models.")
+    return model
+
+
+def known_mode(value: Any, option: str, allowed: list[str]) -> None:
+    if value is not None and value not in allowed:
+        raise HarnessInputError(f"option {option!r}: {value!r}.{did_you_mean(str(value), allowed)} "
+                                f"Allowed: {', '.join(allowed)} (or leave it out)")
