@@ -15,24 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.spec.review import DEFAULT_RUBRIC as REVIEW_DEFAULTS
+from harness.spec.review import ReviewSpec
 
 PROMPT_VERSION = 1  # bump when a prompt's wording changes (it enters every rubric version, so the cache)
 RAW_KEPT = 1000  # characters of a malformed reply kept in examples.detail
 YESNO = "yes/no"
-RESERVED = ("preferred", "comment")  # what a review sheet asks besides the rubric
-
-# The review rubric (docs/review.md): the judge asks what the raters are asked, so the two can be compared.
-DEFAULT_RUBRIC: list[dict[str, Any]] = [
-    {"name": "accuracy", "scale": "1-5", "help": "Is the answer correct for this request? 1: wrong, 5: fully correct."},
-    {"name": "format", "scale": "1-5",
-     "help": "Does it follow the required format (structure, fields, length)? 1: not at all, 5: exactly."},
-    {"name": "tone", "scale": "1-5", "help": "Is the tone right for the audience? 1: inappropriate, 5: exactly right."},
-    {"name": "completeness", "scale": "1-5",
-     "help": "Does it cover everything the request needs? 1: misses most, 5: complete."},
-    {"name": "hallucination", "scale": YESNO, "higher_is_better": False,
-     "help": "Does it state anything made up or unsupported by the request (yes = hallucinated)?"},
-]
-_DEFAULTS = {c["name"]: c for c in DEFAULT_RUBRIC}
+# The rubric is the review rubric (harness/spec/review.py, docs/review.md): the judge asks what the raters are
+# asked, so the two can be compared; its parsing and defaults live there alone.
+DEFAULT_RUBRIC: list[dict[str, Any]] = [c.model_dump() for c in REVIEW_DEFAULTS]
 
 
 @dataclass(frozen=True)
@@ -78,66 +69,27 @@ class Criterion:
                 "higher_is_better": self.higher_is_better, "help": self.help}
 
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_SCALE = re.compile(r"^(\d+)-(\d+)$")
-
-
-def _entry(c: Any, at: str, problems: list[str]) -> Criterion | None:
-    if hasattr(c, "model_dump"):  # the review spec's Criterion
-        c = c.model_dump()
-    if isinstance(c, str):
-        if c not in _DEFAULTS:
-            problems.append(f"{at}: {c!r} is not a default criterion.{did_you_mean(c, list(_DEFAULTS))} Defaults: "
-                            f"{', '.join(_DEFAULTS)}; define others as {{name: NAME, scale: '1-5', help: ...}}")
-            return None
-        c = _DEFAULTS[c]
-    if not isinstance(c, dict):
-        problems.append(f"{at}: a criterion name or a mapping {{name, scale, higher_is_better, help}}, got {c!r}")
-        return None
-    c = {**_DEFAULTS.get(str(c.get("name")), {}), **c}  # a default criterion by name inherits what is left out
-    before = len(problems)
-    allowed = ["name", "scale", "higher_is_better", "help"]
-    for k in sorted(set(c) - set(allowed)):
-        problems.append(f"{at}: unknown key {k!r}.{did_you_mean(str(k), allowed)} Allowed: {', '.join(allowed)}")
-    name, scale, better, help_ = c.get("name"), str(c.get("scale", "1-5")), c.get("higher_is_better", True), c.get("help", "")
-    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED:
-        problems.append(f"{at}.name: {name!r}; use lower-case letters, digits and '_', starting with a letter (e.g. "
-                        f"accuracy), other than {' and '.join(RESERVED)}")
-    scale = scale.strip().lower().replace(" ", "")
-    m = _SCALE.match(scale)
-    parsed: tuple[int, int] | None = None
-    if m and 2 <= int(m.group(2)) - int(m.group(1)) + 1 <= 11:
-        parsed = (int(m.group(1)), int(m.group(2)))
-    elif scale not in ("yes/no", "yesno", "yes_no"):
-        problems.append(f"{at}.scale: {c.get('scale')!r}; write 'LOW-HIGH' with 2 to 11 whole-number points (e.g. "
-                        "'1-5'), or 'yes/no'")
-    if not isinstance(better, bool):
-        problems.append(f"{at}.higher_is_better: true or false, got {better!r}")
-    if not isinstance(help_, str):
-        problems.append(f"{at}.help: the question, as text, got {help_!r}")
-    if len(problems) > before:
-        return None
-    return Criterion(str(name), parsed, bool(better), str(help_).strip())
-
-
 def parse_rubric(value: Any, option: str = "rubric") -> list[Criterion]:
-    """A rubric in the review rubric's shape (docs/review.md): a list of default criterion names or mappings
-    {name, scale: 'LOW-HIGH' | 'yes/no', higher_is_better, help}, a mapping naming a default criterion inheriting
-    what it leaves out; None gives the default rubric. Every problem at once, each naming its entry."""
+    """A rubric in the review rubric's shape (docs/review.md), validated by the review spec: a list of default
+    criterion names or mappings {name, scale: 'LOW-HIGH' | 'yes/no', higher_is_better, help}, a mapping naming a
+    default criterion inheriting what it leaves out; None gives the default rubric. Every problem at once."""
+    from pydantic import ValidationError
+
     entries = DEFAULT_RUBRIC if value is None else value
     if isinstance(entries, tuple):
         entries = list(entries)
     if not isinstance(entries, list) or not entries:
         raise HarnessInputError(f"option {option!r}: a non-empty list of criteria (names or {{name, scale, help}}), "
                                 f"got {value!r}")
-    problems: list[str] = []
-    out = [c for i, e in enumerate(entries) if (c := _entry(e, f"option '{option}[{i}]'", problems)) is not None]
-    names = [c.name for c in out]
-    problems += [f"option {option!r}: criterion {n!r} appears twice" for n in sorted({n for n in names
-                                                                                      if names.count(n) > 1})]
-    if problems:
-        raise HarnessInputError(problems, title=f"judge {option}")
-    return out
+    entries = [e.model_dump() if hasattr(e, "model_dump") else e for e in entries]
+    try:
+        rubric = ReviewSpec.model_validate({"rubric": entries}).rubric
+    except ValidationError as exc:
+        problems = [f"option '{option}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"][1:])
+                    + f"': {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]
+        raise HarnessInputError(problems, title=f"judge {option}") from None
+    return [Criterion(c.name, None if c.yes_no else (c.values[0], c.values[-1]), c.higher_is_better, c.help.strip())
+            for c in rubric]
 
 
 def rubric_version(criteria: list[Criterion], mode: str) -> str:
