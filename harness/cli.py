@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=None, help="seed of the sample and the label order (default review.seed)")
     ex.add_argument("--stratify", choices=["none", "disagreement"], default="none",
                     help="disagreement: the items on which the outputs differ most (default: a uniform sample)")
+    ex.add_argument("--calibrate", dest="stratify", action="store_const", const="calibrate",
+                    help="the items where the run's judge suite and the raters most likely disagree (rated items: "
+                    "the judge's distance from the raters; unrated: the judge's scores nearest mid-scale), to "
+                    "check the judge where it matters (docs/judge.md)")
     ex.add_argument("--raters", nargs="+", default=[], metavar="NAME", help="one copy of the sheet per rater, "
                     "with the name filled in")
     ex.add_argument("--reference", action=argparse.BooleanOptionalAction, default=None,

@@ -205,6 +205,20 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
     return code
 
 
+def _calibration_priority(store: Any, data: Any, rubric: Any) -> dict[str, float]:
+    """example id -> how likely the judge and the raters disagree on it (verdicts.calibration.disagreements), for
+    `review export --calibrate`; the run needs a judge suite."""
+    from harness.store.review import run_ratings
+    from harness.verdicts.calibration import disagreements, judge_scores
+
+    judge = judge_scores(data.examples)
+    if judge.empty:
+        raise HarnessInputError(f"--calibrate: run {data.run.get('run_id')} has no judge scores; add a suite of kind "
+                                "judge to the spec (docs/judge.md), run the sweep, then export again")
+    ranked = disagreements(judge, run_ratings(store, str(data.run["run_id"])), rubric=rubric, by="example")
+    return {str(e): float(x) for e, x in zip(ranked["example_id"], ranked["score"], strict=True)}
+
+
 def review_export(db: str, run: str | None, *, variants: list[str] | None, base: bool = True, sample: int | None = None,
                   seed: int | None = None, stratify: str = "none", raters: list[str] | None = None,
                   reference: bool | None = None, output: str) -> int:
@@ -231,16 +245,20 @@ def review_export(db: str, run: str | None, *, variants: list[str] | None, base:
         else:
             ids, why = default_variants(data)
         ids = [v for v in dict.fromkeys(ids) if base or v != data.base_id]
+        priority = _calibration_priority(store, data, review.rubric) if stratify == "calibrate" else None
         sheet = plan_sheet(data, ids, review.rubric, sample=sample or review.sample,
-                           seed=review.seed if seed is None else seed, stratify="disagreement" if stratify ==
-                           "disagreement" else "none", reference=review.reference if reference is None else reference,
-                           raters=list(dict.fromkeys(raters or [])), why=why)
+                           seed=review.seed if seed is None else seed,
+                           stratify=stratify if stratify in ("disagreement", "calibrate") else "none",  # type: ignore[arg-type]
+                           reference=review.reference if reference is None else reference,
+                           raters=list(dict.fromkeys(raters or [])), why=why, priority=priority)
         save_sheet(store, *sheet.store_rows())
     paths = write_sheet(sheet, output)
     names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
     print(f"sheet {sheet.sheet_id}: {len(sheet.items)} items of suite {sheet.suite} (run {run_id}), "
           f"{len(ids)} outputs each under labels shuffled per item (seed {sheet.seed}"
-          f"{', the items the outputs disagree on most' if sheet.stratify == 'disagreement' else ''}); rubric: "
+          f"{', the items the outputs disagree on most' if sheet.stratify == 'disagreement' else ''}"
+          f"{', the items where the judge and the raters most likely disagree' if sheet.stratify == 'calibrate' else ''}"
+          "); rubric: "
           + ", ".join(f"{c.name} ({c.scale})" for c in sheet.rubric))
     print(f"variants: {', '.join(str(names.get(v, v)) for v in ids)} ({why})")
     print(f"the label -> variant mapping is kept in {db} (review_items), never in the files:")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -574,3 +575,46 @@ def test_judge_scores_read_stored_examples() -> None:
     assert got.to_dict("records") == [
         {"variant_id": "v", "example_id": "e1", "criterion": "accuracy", "value": 4.0},
         {"variant_id": "v", "example_id": "e1", "criterion": "hallucination", "value": 1.0}]
+
+
+@pytest.mark.api
+def test_judge_calibration_against_imported_ratings_in_the_report_and_calibrate_export(
+        server: FakeOpenAI, tmp_path: Path) -> None:
+    """The round trip: a judged sweep, a blind sheet rated and imported, the judge's agreement with the raters in
+    the report, and `review export --calibrate` putting the items where they disagree first."""
+    import harness.cli
+    from harness.store.review import load_sheet
+
+    spec, refs = write_sweep(tmp_path / "exp")
+    server.base_models = (BASE, JUDGE, TUNED)
+    server.answer = lambda model, msgs: refs[msgs[-1]["content"]] if model == TUNED else "I don't know."
+    server.judge = lambda model, msgs, schema: ({"winner": "A", "rationale": "r"} if "winner" in schema["properties"]
+                                                else graded(1 if response(msgs) == "I don't know." else 5, "no"))
+    db = tmp_path / "results.duckdb"
+    run_sweep(spec, db, progress=log_progress()[0])
+    out = tmp_path / "sheet"
+    assert harness.cli.main(["review", "export", "--db", str(db), "-o", str(out), "--sample", "10"]) == 0
+    with Store(db, read_only=True) as s:
+        sid = str(s.query("SELECT sheet_id FROM review_sheets").iloc[0, 0])
+        sheet = load_sheet(s, sid)
+        names = dict(s.query("SELECT variant_id, name FROM variants").itertuples(index=False))
+    assert sheet is not None
+    items = []
+    for eid, labels in sheet["items"].items():  # the rater agrees with the judge: 5 for answers, 1 for shrugs
+        scores = {lab: {"accuracy": 5 if names[vid] != "base" else 1, "format": 3, "tone": 3, "completeness": 3,
+                        "hallucination": "no"} for lab, vid in labels.items()}
+        items.append({"example_id": eid, "scores": scores, "comments": {}, "preferred": None,
+                      "rated_at": "2026-12-01T10:00:00Z"})
+    filled = tmp_path / "alice.json"
+    filled.write_text(json.dumps({"format": "finetune-harness-ratings", "format_version": 1, "sheet_id": sid,
+                                  "rater": "alice", "saved_at": "2026-12-01T10:05:00Z", "items": items}))
+    assert harness.cli.main(["review", "import", str(filled), "--db", str(db)]) == 0
+    report = tmp_path / "r.html"
+    assert harness.cli.main(["report", "--db", str(db), "-o", str(report)]) == 0
+    html = report.read_text()
+    assert 'id="judge-calibration"' in html
+    row = re.search(r"<td>accuracy</td><td class=\"num\">(\d+)</td>.*?Spearman|<td>accuracy</td>(.*?)</tr>",
+                    html.split('id="judge-calibration"')[1], re.DOTALL)
+    assert row is not None and "1.00" in row.group(0)  # the judge ranks exactly as the rater does
+    assert harness.cli.main(["review", "export", "--db", str(db), "-o", str(tmp_path / "cal"), "--sample", "3",
+                             "--calibrate"]) == 0

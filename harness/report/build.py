@@ -30,7 +30,7 @@ from harness.report.data import (
     leaderboard,
     primary_metric,
 )
-from harness.report.ratings import ratings_view, run_rating_summary
+from harness.report.ratings import judge_calibration, ratings_view, run_rating_summary
 from harness.report.views import (
     Strings,
     compare,
@@ -135,6 +135,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
         "score_tables": score_tables(data), "cmp": payload["compare"], "payload": payload,
         "store_path": str(store.path), "data_checks": data_checks(data),
         "ratings": ratings_view(ratings, data) if ratings else None,
+        "calibration": judge_calibration(store, data) if ratings else [],
     }
 
 

@@ -51,6 +51,24 @@ def _delta_cell(d: Comparison | None, c: Criterion) -> dict[str, Any]:
     return {"text": f"{d.difference:+.2f}", "ci": f"[{d.ci_low:+.2f}, {d.ci_high:+.2f}]", "title": d.how, "cls": cls}
 
 
+def judge_calibration(store: Store, data: RunData) -> list[dict[str, Any]]:
+    """Where the run has human ratings and judge scores on the same items: per criterion the judge's agreement with
+    the raters (Spearman's rho and quadratic-weighted kappa with 95% bootstrap CIs over items), for the template."""
+    from harness.verdicts.calibration import agreement, judge_scores
+
+    ratings = run_ratings(store, str(data.run["run_id"]))
+    judge = judge_scores(data.examples)
+    if ratings.empty or judge.empty:
+        return []
+    rubric = rubric_of(sheet_rubrics(store, sorted(set(ratings["sheet_id"]))))
+    table = agreement(ratings, judge, rubric=rubric)
+    return [{"criterion": str(r.criterion), "n": int(r.n), "raters": int(r.raters),
+             "human": fmt(r.human_mean, 2), "judge": fmt(r.judge_mean, 2),
+             "rho": fmt(r.spearman, 2), "rho_ci": f"[{fmt(r.spearman_low, 2)}, {fmt(r.spearman_high, 2)}]",
+             "kappa": fmt(r.kappa, 2), "kappa_ci": f"[{fmt(r.kappa_low, 2)}, {fmt(r.kappa_high, 2)}]"}
+            for r in table.itertuples()]
+
+
 def ratings_view(summary: RatingSummary, data: RunData) -> dict[str, Any]:
     """Display rows for the template: means and deltas per variant x criterion, the win-rate matrix, agreement."""
     names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))

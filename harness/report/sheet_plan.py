@@ -20,7 +20,7 @@ from harness.verdicts.recommend import prompt_vs_finetuning, recommend
 
 LABELS = "ABCDEFGH"
 DEFAULT_OUTPUTS = 4  # base, the recommended variant and up to two rivals a human should see beside it
-Stratify = Literal["none", "disagreement"]
+Stratify = Literal["none", "disagreement", "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -116,18 +116,21 @@ def _item_rng(seed: int, example_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(hashlib.sha256(example_id.encode()).hexdigest()[:12], 16)])
 
 
-def _pick(pool: dict[str, dict[str, Any]], variant_ids: list[str], n: int, seed: int, stratify: Stratify) -> list[str]:
+def _pick(pool: dict[str, dict[str, Any]], variant_ids: list[str], n: int, seed: int, stratify: Stratify,
+          priority: dict[str, float] | None = None) -> list[str]:
     ids = sorted(pool)
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
     if stratify == "disagreement":  # the most disagreeing first; the seeded order breaks ties
         score = {e: disagreement([pool[e]["outputs"][v] for v in variant_ids]) for e in ids}
         order.sort(key=lambda e: -score[e])
+    elif stratify == "calibrate":  # where judge and raters most likely disagree (verdicts.calibration.disagreements)
+        order.sort(key=lambda e: -(priority or {}).get(e, -1.0))
     return order[:n]
 
 
 def plan_sheet(data: RunData, variant_ids: list[str], rubric: list[Criterion], *, sample: int, seed: int,
                stratify: Stratify = "none", reference: bool = True, raters: list[str] | None = None,
-               why: str = "") -> Sheet:
+               why: str = "", priority: dict[str, float] | None = None) -> Sheet:
     """The sheet for these variants: `sample` test items (seeded), each with its outputs shuffled under A, B, C."""
     suite = data.suite_of("heldout")
     if suite is None:
@@ -145,7 +148,7 @@ def plan_sheet(data: RunData, variant_ids: list[str], rubric: list[Criterion], *
     if not pool:
         raise HarnessInputError(f"run {data.run.get('run_id')}: no test item of suite {suite} has an output from "
                                 "every chosen variant; choose others with --variants")
-    chosen = _pick(pool, variant_ids, sample, seed, stratify)
+    chosen = _pick(pool, variant_ids, sample, seed, stratify, priority)
     items = []
     for pos, eid in enumerate(chosen):
         order = [variant_ids[i] for i in _item_rng(seed, eid).permutation(len(variant_ids))]
