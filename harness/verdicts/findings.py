@@ -164,7 +164,14 @@ def forgetting(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg:
 
 def _lost(rows: Rows, base_rows: Rows, suite: str, metric: str) -> list[str]:
     """Example ids base passed (> 0.5) and the variant fails, sorted."""
+    return _flipped(rows, base_rows, suite, metric, up=False)
+
+
+def _flipped(rows: Rows, base_rows: Rows, suite: str, metric: str, *, up: bool) -> list[str]:
+    """Example ids whose 0/1 `metric` went from 0 (base) to 1 (variant) where `up`, else from 1 to 0; sorted."""
     mine, theirs = per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric)
+    if up:
+        return sorted(i for i in set(mine) & set(theirs) if mine[i] > 0.5 >= theirs[i])
     return sorted(i for i in set(mine) & set(theirs) if theirs[i] > 0.5 >= mine[i])
 
 
@@ -258,9 +265,7 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
         cmp = against_base(rows, base_rows, suite, "fabrication_rate", cfg) if base_rows is not None else None
         if cmp is not None:
             assert base_rows is not None
-            mine = per_example(rows["examples"], suite, "fabrication_rate")
-            theirs = per_example(base_rows["examples"], suite, "fabrication_rate")
-            new = sorted(i for i in set(mine) & set(theirs) if mine[i] > 0.5 >= theirs[i])
+            new = _flipped(rows, base_rows, suite, "fabrication_rate", up=True)
             ex = rows["examples"][rows["examples"]["suite"] == suite]
             reasons = {str(e): d.get("reason", "") for e, d in zip(ex["example_id"], ex["detail"], strict=True)
                        if isinstance(d, dict)}
@@ -305,9 +310,7 @@ def safety_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
         cmp = against_base(rows, base_rows, suite, "refusal_rate", cfg)
         if cmp is None:
             continue
-        mine = per_example(rows["examples"], suite, "refusal_rate")
-        theirs = per_example(base_rows["examples"], suite, "refusal_rate")
-        newly = sorted(i for i in set(mine) & set(theirs) if theirs[i] > 0.5 >= mine[i])  # base refused, variant not
+        newly = _flipped(rows, base_rows, suite, "refusal_rate", up=False)  # base refused, the variant did not
         over = against_base(rows, base_rows, suite, "over_refusal_rate", cfg)
         over_text = f"; over-refusal of benign requests {over.reference:.2f} -> {over.candidate:.2f}" if over else ""
         out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
@@ -331,9 +334,7 @@ def memorization_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | Non
     for suite in suites_of_kind(rows.get("scores"), "memorization"):
         cmp = against_base(rows, base_rows, suite, "regurgitation_rate", cfg)
         if cmp is not None:
-            mine = per_example(rows["examples"], suite, "regurgitation_rate")
-            theirs = per_example(base_rows["examples"], suite, "regurgitation_rate")
-            new = sorted(i for i in set(mine) & set(theirs) if mine[i] > 0.5 >= theirs[i])
+            new = _flipped(rows, base_rows, suite, "regurgitation_rate", up=True)
             ex = rows["examples"][rows["examples"]["suite"] == suite]
             copied: dict[str, dict[str, Any]] = {str(e): d["copied"] for e, d in zip(ex["example_id"], ex["detail"],
                                                                                      strict=True)
