@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from harness.errors import HarnessInputError
-from harness.store.wal import backup, cut, entry_start, read_layout, wal_path
+from harness.store.wal import backup, cut, entry_start, read_layout, transaction_ends, wal_path
 
 
 def _replay_error(db: Path) -> str | None:
@@ -18,6 +18,17 @@ def _replay_error(db: Path) -> str | None:
         duckdb.connect(str(db), read_only=True).close()
     except duckdb.Error as exc:
         return str(exc)
+    return None
+
+
+def _last_replaying_prefix(db: Path, wal: Path) -> tuple[int, int] | None:
+    """Cut the WAL back, one complete transaction at a time from its end, until DuckDB replays it (the caller has
+    made a backup); (bytes kept, bytes cut), or None when not even the header alone replays."""
+    size = wal.stat().st_size
+    for end in reversed(transaction_ends(wal)):
+        cut(wal, end)
+        if _replay_error(db) is None:
+            return end, size - end
     return None
 
 
@@ -42,10 +53,15 @@ def recover(db: str | Path) -> list[str]:
         if "lock" in error.lower():
             raise HarnessInputError(f"{db} is open in another process; stop it first ({error.splitlines()[0]})")
         m = re.search(r"entry at byte position (\d+)", error)
-        if not m:
-            raise HarnessInputError(f"{wal}: cannot be replayed ({error.splitlines()[0][:200]}) and the damage has "
-                                    "no position to cut at. Keep both files and restore from a backup.",
-                                    title="cannot recover")
+        if not m:  # damage inside an entry's contents (DuckDB names no position): the last prefix that replays
+            prefix = _last_replaying_prefix(db, wal)
+            if prefix is None:
+                raise HarnessInputError(f"{wal}: cannot be replayed ({error.splitlines()[0][:200]}), not even its "
+                                        "first transaction. Keep both files and restore from a backup.",
+                                        title="cannot recover")
+            done.append(f"cut {prefix[1]:,} bytes from the first transaction that does not replay on "
+                        f"({error.splitlines()[0][:120]})")
+            break
         at = entry_start(wal, int(m.group(1)))
         done.append(f"cut {wal.stat().st_size - at:,} bytes from a damaged entry on (byte {at:,})")
         cut(wal, at)

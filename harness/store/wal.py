@@ -64,6 +64,26 @@ def read_layout(wal: Path) -> WalLayout | None:
     return WalLayout(wal, len(data), committed, transactions, committed < len(data))
 
 
+def transaction_ends(wal: Path) -> list[int]:
+    """The byte offsets just after each complete transaction, in order (the places a WAL can be cut back to)."""
+    if not wal.is_file():
+        return []
+    data = wal.read_bytes()
+    pos = _header_end(data)
+    if pos is None:
+        return []
+    ends = [pos]
+    while pos + _ENTRY_HEAD <= len(data):
+        (size,) = struct.unpack_from("<Q", data, pos)
+        end = pos + _ENTRY_HEAD + size
+        if size < 3 or end > len(data):
+            break
+        if data[pos + _ENTRY_HEAD + 2] == _WAL_FLUSH:
+            ends.append(end)
+        pos = end
+    return ends
+
+
 def entry_start(wal: Path, payload_offset: int) -> int:
     """The offset of the last complete transaction's end at or before a (corrupt) entry's payload offset."""
     layout = read_layout(wal)

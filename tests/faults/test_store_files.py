@@ -93,3 +93,25 @@ def test_truncated_or_garbage_store_file_is_exit_2(finished: dict[str, Any], tmp
         assert out.returncode == 2, (name, out.stderr)
         _no_traceback(out)
         assert str(db) in out.stderr and ("truncated" in out.stderr or "not a DuckDB database" in out.stderr)
+
+
+def test_damage_duckdb_names_no_position_for_is_cut_back_a_transaction_at_a_time(
+        finished: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some damage (e.g. bytes in a column's statistics) makes DuckDB refuse the WAL without a byte position:
+    recover then cuts whole transactions from the end until the rest replays, keeping a backup."""
+    from harness.store import recover as rec
+    from harness.store.wal import transaction_ends
+
+    db = _with_wal(finished, tmp_path)
+    wal = tmp_path / "r.duckdb.wal"
+    ends = transaction_ends(wal)
+    assert len(ends) >= 3 and ends[-1] == wal.stat().st_size
+    good = ends[-2]  # pretend the last transaction holds the damage
+    real = rec._replay_error
+    monkeypatch.setattr(rec, "_replay_error", lambda d: real(d) if wal.stat().st_size <= good else
+                        'Invalid Input Error: Failure while replaying WAL file: Invalid unicode detected in segment')
+    done = rec.recover(db)
+    assert not wal.exists() or wal.stat().st_size in (0, good)  # cut to `good`, then checkpointed away
+    assert any("does not replay" in d for d in done) and list(tmp_path.glob("r.duckdb.wal.bak-*"))
+    out = cli("runs", "--db", str(db))
+    assert out.returncode == 0 and "tiny" in out.stdout, out.stderr
