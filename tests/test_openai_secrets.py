@@ -41,23 +41,23 @@ def _text_cells_with(db: Path, needle: str) -> list[str]:
 
 
 def test_canary_key_appears_in_no_file_or_log(tmp_path: Path, managed, monkeypatch, capsys, caplog) -> None:  # noqa: F811
-    m, fake = managed, managed.fake
+    m, server = managed, managed.fake
     caplog.set_level(logging.DEBUG)
     canary = AZURE_CANARY if m.azure else CANARY
     monkeypatch.setenv(m.key_env, canary)
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)  # on Azure too: the OpenAI key must never be sent there
-    fake.api_key = canary  # the server checks it, so the key really was sent
-    fake.echo_key = True  # ... and echoes it into job errors and events
+    server.api_key = canary  # the server checks it, so the key really was sent
+    server.echo_key = True  # ... and echoes it into job errors and events
     spec, rows = write_experiment(tmp_path / "exp", m.spec)
     answer = scripted(rows)
-    fake.answer = lambda model, msgs: f"your key is {canary}" if model == BASE else answer(model, msgs)
+    server.answer = lambda model, msgs: f"your key is {canary}" if model == BASE else answer(model, msgs)
     db = tmp_path / "results.duckdb"
     progress, log = log_progress()
 
-    fake.fail_validation = True  # first run: the jobs fail, with the key in the error text
+    server.fail_validation = True  # first run: the jobs fail, with the key in the error text
     run_sweep(spec, db, progress=progress)
     assert table(db, "SELECT count(*) AS n FROM variants WHERE status = 'failed'")["n"][0] == 2
-    fake.fail_validation = False  # second run retries the failed jobs; an event carries the key
+    server.fail_validation = False  # second run retries the failed jobs; an event carries the key
     run_sweep(spec, db, progress=progress)
     assert set(table(db, "SELECT status FROM variants")["status"]) == {"finished"}
     assert len(m.creates()) == 4
@@ -73,9 +73,9 @@ def test_canary_key_appears_in_no_file_or_log(tmp_path: Path, managed, monkeypat
         assert canary not in text
     assert m.masked in log.getvalue() or m.masked in out  # the failure message was shown, masked
     if m.azure:  # Azure got its own key in `api-key`, and the OpenAI key in no header of any request
-        assert {s.headers.get("api-key") for s in fake.seen} == {canary}
-        assert [s.path for s in fake.seen if any(CANARY in v for v in s.headers.values())] == []
-        assert all("authorization" not in {k.lower() for k in s.headers} for s in fake.seen)
+        assert {s.headers.get("api-key") for s in server.seen} == {canary}
+        assert [s.path for s in server.seen if any(CANARY in v for v in s.headers.values())] == []
+        assert all("authorization" not in {k.lower() for k in s.headers} for s in server.seen)
 
 
 def test_missing_key_is_an_input_error(tmp_path: Path, fake, monkeypatch) -> None:  # noqa: F811

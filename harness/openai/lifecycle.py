@@ -47,7 +47,7 @@ _FINE_TUNING = re.compile(r"fine[- _]?tun")
 _ORG = re.compile(r"organi[sz]ation|account|subscription|tenant")
 _CLOSED = re.compile(r"no longer|not available|unavailable|disabled|closed|not (allowed|permitted|enabled)|wound down")
 _MODEL = re.compile(r"not available for fine[- ]?tuning|does not support fine[- ]?tuning|cannot be fine[- ]?tuned|"
-                    r"not fine[- ]?tunable|\bretired\b|has been deprecated")
+                    r"not fine[- ]?tunable|\bmodel\b[^.]*\b(has been|is|was) (retired|deprecated)")
 
 
 def today() -> date:
@@ -105,11 +105,13 @@ def classify_refusal(exc: BaseException) -> str | None:
     if f["status"] not in (400, 403, 404, 410, 422):
         return None
     code, msg = (f["code"] or "").lower(), (f["message"] or "").lower()
-    if code in MODEL_CODES or _MODEL.search(msg) or (f["param"] == "model" and _FINE_TUNING.search(msg)):
-        return "model"
-    if code in CLOSED_CODES or (_FINE_TUNING.search(msg) and _ORG.search(msg) and _CLOSED.search(msg)):
+    if code in CLOSED_CODES:
         return "closed"
-    return None
+    if code in MODEL_CODES or (f["param"] == "model" and (_FINE_TUNING.search(msg) or _MODEL.search(msg))):
+        return "model"
+    if _FINE_TUNING.search(msg) and _ORG.search(msg) and _CLOSED.search(msg):
+        return "closed"
+    return "model" if _MODEL.search(msg) else None
 
 
 def refusal_message(provider: str, base_model: str, exc: BaseException, on: date | None = None) -> str | None:

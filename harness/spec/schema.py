@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,6 +190,11 @@ class AzureSpec(_Strict):
                 "variable instead")
         return v
 
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _unquoted(cls, v: Any) -> Any:
+        return v.isoformat() if isinstance(v, date) else v  # YAML reads an unquoted 2024-10-21 as a date
+
     @field_validator("api_version")
     @classmethod
     def _version(cls, v: str | None) -> str | None:
@@ -370,10 +376,16 @@ def _azure_problems(spec: ExperimentSpec, at: Any) -> list[str]:
     """The `azure:` block applies only where something runs on Azure OpenAI."""
     on_azure = spec.model.startswith("azure-openai:") or any(c.startswith("azure-openai:") for c in spec.sweep.checkpoint)
     written = spec.azure.model_dump(exclude_defaults=True)
+    problems = []
     if written and not on_azure:
-        return [f"{at('azure')}: key 'azure' applies to azure-openai:<model> models and azure-openai:<deployment> "
-                f"checkpoints; this spec has neither (model {spec.model!r}). Remove it or use such a model"]
-    return []
+        problems.append(f"{at('azure')}: key 'azure' applies to azure-openai:<model> models and "
+                        f"azure-openai:<deployment> checkpoints; this spec has neither (model {spec.model!r}). Remove "
+                        "it or use such a model")
+    compatible = any(c.startswith("openai-compatible:") for c in spec.sweep.checkpoint)
+    if spec.base_url and spec.model.startswith("azure-openai:") and not compatible:
+        problems.append(f"{at('base_url')}: key 'base_url' applies to openai-compatible:<name> models only; an Azure "
+                        "OpenAI resource goes in 'azure.endpoint' (or AZURE_OPENAI_ENDPOINT)")
+    return problems
 
 
 def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
