@@ -92,6 +92,19 @@ def test_base_without_a_deployment_fails_with_what_to_name(tmp_path: Path, azure
 
 
 @pytest.mark.api
+def test_a_prompt_variant_is_the_base_deployment_with_the_prompt(tmp_path: Path, azure: Managed) -> None:
+    text = ONE_JOB.replace("method: [openai, given]", "method: [prompt]").replace("suites:", "prompt: {system: Be brief.}\nsuites:")
+    spec, _ = write_experiment(tmp_path / "exp", text)
+    azure.fake.answer = lambda model, msgs: "ok" if model == BASE and msgs[0]["content"] == "Be brief." else "?"
+    db = tmp_path / "results.duckdb"
+    run_sweep(spec, db, progress=log_progress()[0])
+    v = table(db, "SELECT name, status, config FROM variants").set_index("name")
+    assert dict(v["status"]) == {"base": "finished", "prompt-0shot": "finished"}
+    assert json.loads(v.loc["prompt-0shot", "config"])["openai"]["deployment"] == "base-deploy"
+    assert {s.path for s in azure.chats()} == {"/openai/deployments/base-deploy/chat/completions"}
+
+
+@pytest.mark.api
 def test_a_named_deployment_that_does_not_exist_fails_that_variant(tmp_path: Path, azure: Managed) -> None:
     spec, rows = write_experiment(tmp_path / "exp", ONE_JOB.replace("openai-e2: acme-e2", "openai-e2: not-deployed"))
     azure.fake.answer = scripted(rows)

@@ -145,14 +145,16 @@ class AzureOpenAIBackend:
 
     # -- scoring ----------------------------------------------------------------------------------------
     def target(self, method: str, names: tuple[str, str], model_id: str) -> str:
-        """The deployment to call: a `given` checkpoint names one; other variants are looked up in azure.deployments."""
+        """The deployment to call: a `given` checkpoint names one; other variants are looked up in azure.deployments
+        by name or id, and `base` and `prompt` variants (the base model, prompted) fall back to its `base` entry."""
         if method == "given":
             return model_id
-        for key in names:
+        on_base = method in ("base", "prompt")
+        for key in (*names, "base") if on_base else names:
             if key in self.deployments:
                 return self.deployments[key]
         never = "the harness never creates deployments, since they bill by the hour"
-        if method == "base":
+        if on_base:
             raise ScoringUnavailable(
                 f"Azure OpenAI serves models only through deployments and none is named for the base model "
                 f"{model_id}: deploy it in your resource and name the deployment in the spec as "
