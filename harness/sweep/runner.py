@@ -127,7 +127,7 @@ class Sweep:
         if only and len(self.variants) == 1 and len(self.all_variants) > 1:
             names = ", ".join(f"{v.name} ({v.variant_id})" for v in self.all_variants[1:])
             raise HarnessInputError(f"--only {' '.join(only)} matches no variant. The plan has: {names}")
-        self.warnings += self.managed_notices()
+        self.notices: list[str] = self.managed_notices()  # provider cutoffs and retirements: warnings, not data checks
 
     def managed(self) -> Any:
         """The managed fine-tuning provider of the spec's model (harness.openai.backend), or None for other models."""
@@ -233,6 +233,8 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
     sweep = Sweep(spec_path, only=only, strict=strict)
     for warning in sweep.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
+    for notice in sweep.notices:
+        print(f"warning: {notice}", file=sys.stderr)
     if dry_run:
         print_plan(sweep, out)
         return None
