@@ -1,12 +1,27 @@
-"""A local fake of the OpenAI HTTP API (files, fine-tuning jobs, chat completions, models) on 127.0.0.1.
+"""A local fake of the OpenAI HTTP API (files, fine-tuning jobs, chat completions, models) on 127.0.0.1, in two
+flavours: OpenAI's (/v1/..., `Authorization: Bearer`) and Azure OpenAI's (/openai/..., `api-key` header, the
+`api-version` query parameter required on every request, chat completions only through
+/openai/deployments/<name>/chat/completions, no job metadata, suffixes of at most 40 characters, fine-tuned
+models named `<base>.ft-<id>-<suffix>`).
 
-The real `openai` client talks to it over HTTP; nothing in the client is mocked. Jobs advance one stage per
-retrieve (validating_files -> queued -> running -> succeeded), emitting events and checkpoints as OpenAI does.
-Knobs inject what the real service does on a bad day: 429 with Retry-After, a connection dropped after a job
-was created, a job that fails file validation, a job that stays running until released, an unknown status,
-and a server that echoes the caller's API key into error and event text. Chat requests with
+The real `openai` client (`OpenAI`, `AzureOpenAI`) talks to it over HTTP; nothing in the client is mocked. Jobs
+advance one stage per retrieve (OpenAI: validating_files -> queued -> running -> succeeded; Azure: pending ->
+running -> succeeded), emitting events and checkpoints as the services do. Knobs inject what the real service does
+on a bad day: 429 with Retry-After, a connection dropped after a job was created, a job that fails file
+validation, a job that stays running until released, an unknown status, a server that echoes the caller's API
+key into error and event text, and job creation refused because fine-tuning is closed for the organisation or
+the base model is retired. Chat requests with
 `response_format: json_schema` are checked as OpenAI checks them (strict-mode rules) and answered by a scripted
 judge (`judge`), or with an instance of the schema.
+
+The refusal bodies are modelled, not copied: OpenAI has not published the error a closed organisation gets, so
+`refuse="closed"` answers 403 with code `fine_tuning_unavailable` and a message saying job creation is no longer
+available for the organisation; `refuse="retired"` answers 400 `model_not_available` (param `model`) with the
+message OpenAI gives for a model it does not fine-tune ("Model X is not available for fine-tuning or does not
+exist."); Azure's retired/non-fine-tunable base model answers 400 `invalidPayload` "The specified base model does
+not support fine-tuning." (param `model`). Azure's missing api-version answers 400 `MissingApiVersionParameter`, a
+wrong key 401 with Azure's "Access denied due to invalid subscription key" text, an unknown deployment 404
+`DeploymentNotFound`.
 """
 
 from __future__ import annotations
@@ -27,6 +42,9 @@ from urllib.parse import parse_qsl, urlsplit
 Answer = Callable[[str, list[dict[str, str]]], str]
 # A scripted judge: (model, messages, the request's JSON Schema) -> the judgment (a dict, sent as JSON) or raw text
 Judgment = Callable[[str, list[dict[str, str]], dict[str, Any]], Any]
+AZURE_JOB_KEYS = {"model", "training_file", "validation_file", "suffix", "seed", "hyperparameters", "method",
+                  "integrations"}
+AZURE_SUFFIX_MAX = 40
 
 
 @dataclass
@@ -40,6 +58,7 @@ class Seen:
     status: int
     body: dict[str, Any] | None = None
     bearer: str = ""  # kept in memory only, so tests can check which key reached which server
+    headers: dict[str, str] = field(default_factory=dict)  # every header as sent (memory only)
 
 
 @dataclass
@@ -58,6 +77,11 @@ class FakeOpenAI:
     echo_key: bool = False  # put the caller's bearer token into event and error text (a leaky server)
     judge: Judgment | None = None  # answers requests with response_format json_schema (default: example_instance)
     structured_output: bool = True  # False: refuse response_format as a server without it does (400, that param)
+    flavour: str = "openai"  # or "azure"
+    refuse: str | None = None  # job creation refused: "closed" (fine-tuning closed for the org) or "retired"
+    retired_models: tuple[str, ...] = ()  # base models whose job creation is refused as retired
+    # Azure: deployment name -> model it serves (or a function of the server state, for models trained later)
+    deployments: dict[str, Any] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -97,12 +121,38 @@ class FakeOpenAI:
         self._server.server_close()
 
     @property
+    def azure(self) -> bool:
+        return self.flavour == "azure"
+
+    @property
+    def prefix(self) -> str:
+        """The API root's path: /v1 (OpenAI) or /openai (Azure)."""
+        return "/openai" if self.azure else "/v1"
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    @property
+    def endpoint(self) -> str:
+        """The Azure resource endpoint (the client appends /openai)."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fine_tuned(self, **hyperparameters: Any) -> str | None:
+        """The newest succeeded job's model whose hyperparameters match (for deployments of models trained later)."""
+        for job in reversed(list(self.jobs.values())):
+            if job["fine_tuned_model"] and all(job["hyperparameters"].get(k) == v for k, v in hyperparameters.items()):
+                return str(job["fine_tuned_model"])
+        return None
+
+    def deployed(self, name: str) -> str | None:
+        """The model a deployment serves now, or None."""
+        target = self.deployments.get(name)
+        return target(self) if callable(target) else target
+
     def _id(self, prefix: str) -> str:
         self._n += 1
-        return f"{prefix}{self._n:06d}"
+        return f"{prefix}{self._n:032x}" if self.azure else f"{prefix}{self._n:06d}"
 
     # -- fine-tuning state machine ----------------------------------------------------------------------
     def _event(self, job: dict[str, Any], message: str, type_: str = "message", data: Any = None,
@@ -123,7 +173,8 @@ class FakeOpenAI:
                "hyperparameters": {"n_epochs": n_epochs, "batch_size": batch,
                                    "learning_rate_multiplier": hp.get("learning_rate_multiplier", 1.8)},
                "organization_id": "org-fake", "result_files": [], "seed": body.get("seed") or 0,
-               "status": "validating_files", "trained_tokens": None, "training_file": body["training_file"],
+               "status": "pending" if self.azure else "validating_files", "trained_tokens": None,
+               "training_file": body["training_file"],
                "validation_file": body.get("validation_file"), "metadata": body.get("metadata"),
                "suffix": body.get("suffix"), "method": {"type": "supervised"},
                "_steps": 0, "_total": steps_per_epoch * n_epochs, "_per_epoch": steps_per_epoch,
@@ -138,7 +189,7 @@ class FakeOpenAI:
     def advance(self, job: dict[str, Any]) -> None:
         """One retrieve's worth of progress."""
         status = job["status"]
-        if status == "validating_files":
+        if status in ("validating_files", "pending"):
             if self.fail_validation:
                 leak = f" (request made with key {job['_key']})" if self.echo_key else ""
                 job.update(status="failed", finished_at=int(time.time()), error={
@@ -146,6 +197,9 @@ class FakeOpenAI:
                     "message": f"The job failed due to an invalid training file: line 3 has no assistant message{leak}",
                     "param": "training_file"})
                 self._event(job, "Training file validation failed" + leak, level="error")
+            elif self.azure:
+                job["status"] = "running"
+                self._event(job, "Training started.")
             else:
                 job["status"] = "queued"
                 self._event(job, "Files validated, moving job to queued state")
@@ -167,8 +221,10 @@ class FakeOpenAI:
                 self._step(job, job["_steps"])
             if job["_steps"] >= job["_total"]:
                 suffix = job.get("suffix") or ""
+                name = (f"{job['model']}.ft-{job['id'].removeprefix('ftjob-')[-12:]}" + (f"-{suffix}" if suffix else "")
+                        if self.azure else f"ft:{job['model']}:fake-org:{suffix}:{job['id'][-6:]}")
                 job.update(status="succeeded", finished_at=int(time.time()), trained_tokens=job["_tokens"],
-                           fine_tuned_model=f"ft:{job['model']}:fake-org:{suffix}:{job['id'][-6:]}")
+                           fine_tuned_model=name)
                 self._event(job, f"New fine-tuned model created: {job['fine_tuned_model']}")
                 self._event(job, "The job has successfully completed")
 
@@ -287,30 +343,50 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        key = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        key = (self.headers.get("api-key") or "") if st.azure else bearer
         body = json.loads(raw) if raw and "json" in (self.headers.get("Content-Type") or "") else None
         with st._lock:
             try:
                 status = self._route(method, url.path, query, raw, body, key)
             except Exception as exc:  # noqa: BLE001 - a bug in a scripted answer is a 500, as a real server's would be
                 status = self._error(500, f"fake server error: {exc.__class__.__name__}: {exc}", "server_error")
-            st.seen.append(Seen(time.time(), method, url.path, query, status, body, key))
+            st.seen.append(Seen(time.time(), method, url.path, query, status, body, bearer, dict(self.headers.items())))
 
     def _route(self, method: str, path: str, query: dict[str, str], raw: bytes, body: Any, key: str) -> int:
         st = self.state
+        if st.azure and "api-version" not in query:
+            return self._error(400, "The api-version query parameter (?api-version=) is required for all requests.",
+                               "MissingApiVersionParameter")
+        if st.azure and not key:
+            return self._error(401, "Access denied due to missing subscription key. Make sure to include subscription "
+                               "key when making requests to an API.", "401")
         if st.api_key is not None and key != st.api_key:
+            if st.azure:
+                return self._error(401, "Access denied due to invalid subscription key or wrong API endpoint. Make "
+                                   "sure to provide a valid key for an active subscription and use a correct "
+                                   "regional API endpoint for your resource.", "401")
             return self._error(401, f"Incorrect API key provided: {key[:3]}***{key[-4:]}", "invalid_api_key")
         for lim in st._limits:
             if path.startswith(lim[0]) and lim[1] > 0 and lim[3] in (None, method):
                 lim[1] -= 1
                 return self._error(429, "Rate limit reached; please retry", "rate_limit_exceeded",
                                    headers={"Retry-After": lim[2]})
-        parts = path.removeprefix("/v1/").strip("/").split("/")
+        if not path.startswith(st.prefix + "/"):
+            return self._error(404, f"unknown route {method} {path}")
+        parts = path.removeprefix(st.prefix + "/").strip("/").split("/")
         if method == "POST" and parts == ["files"]:
             return self._upload(raw)
         if parts[:2] == ["fine_tuning", "jobs"]:
             return self._jobs(method, parts[2:], query, body, key)
-        if method == "POST" and parts == ["chat", "completions"]:
+        if st.azure and method == "POST" and parts[0] == "deployments" and parts[2:] == ["chat", "completions"]:
+            model = st.deployed(parts[1])
+            if model is None:
+                return self._error(404, "The API deployment for this resource does not exist. If you created the "
+                                   "deployment within the last 5 minutes, please wait a moment and try again.",
+                                   "DeploymentNotFound")
+            return self._chat({**body, "model": model})
+        if not st.azure and method == "POST" and parts == ["chat", "completions"]:
             return self._chat(body)
         if method == "GET" and parts[0] == "models":
             if len(parts) == 1:
@@ -340,12 +416,16 @@ class _Handler(BaseHTTPRequestHandler):
         f = {"id": st._id("file-"), "object": "file", "bytes": len(content), "created_at": int(time.time()),
              "filename": filename, "purpose": purpose, "status": "processed"}
         st.files[f["id"]] = {**f, "examples": len(lines), "tokens": tokens, "content": content}
-        self._send(200, f)
-        return 200
+        created = 201 if st.azure else 200
+        self._send(created, f)
+        return created
 
     def _jobs(self, method: str, rest: list[str], query: dict[str, str], body: Any, key: str) -> int:
         st = self.state
         if method == "POST" and not rest:
+            refused = self._refused(body)
+            if refused:
+                return refused
             if body.get("training_file") not in st.files:
                 return self._error(400, f"invalid training_file: {body.get('training_file')}", "invalid_file",
                                    "training_file")
@@ -355,10 +435,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return 0
-            self._send(200, public(job))
-            return 200
+            created = 201 if st.azure else 200
+            self._send(created, public(job))
+            return created
         if method == "GET" and not rest:
-            wanted = {k[len("metadata["):-1]: v for k, v in query.items() if k.startswith("metadata[")}
+            # Azure's job list takes no metadata filter: it lists every job
+            wanted = {} if st.azure else {k[len("metadata["):-1]: v for k, v in query.items() if k.startswith("metadata[")}
             jobs = [public(j) for j in reversed(list(st.jobs.values()))
                     if all((j.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
             self._send(200, page(jobs, query, st.page_limit))
@@ -382,6 +464,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, public(job))
             return 200
         return self._error(404, "unknown job route")
+
+    def _refused(self, body: dict[str, Any]) -> int:
+        """A create the service refuses before looking at files: Azure's body rules, a closed org, a retired model."""
+        st = self.state
+        if st.azure:
+            unknown = sorted(set(body) - AZURE_JOB_KEYS)
+            if unknown:
+                return self._error(400, f"Unknown parameter(s): {', '.join(unknown)}.", "invalidPayload", unknown[0])
+            suffix = body.get("suffix") or ""
+            if len(suffix) > AZURE_SUFFIX_MAX or not all(c.isascii() and (c.isalnum() or c in "-_") for c in suffix):
+                return self._error(400, f"The suffix {suffix!r} is invalid: up to {AZURE_SUFFIX_MAX} characters "
+                                   "(a-z, A-Z, 0-9, - and _).", "invalidPayload", "suffix")
+        if st.refuse == "closed" and not st.azure:
+            return self._error(403, "Fine-tuning job creation is no longer available for this organization. Existing "
+                               "fine-tuned models remain available for inference until their base models are retired. "
+                               "See https://platform.openai.com/docs/deprecations", "fine_tuning_unavailable",
+                               headers=None)
+        if st.refuse == "retired" or body.get("model") in st.retired_models:
+            if st.azure:
+                return self._error(400, "The specified base model does not support fine-tuning.", "invalidPayload",
+                                   "model")
+            return self._error(400, f"Model {body.get('model')} is not available for fine-tuning or does not exist.",
+                               "model_not_available", "model")
+        return 0
 
     def _chat(self, body: dict[str, Any]) -> int:
         st = self.state

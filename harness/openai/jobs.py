@@ -1,6 +1,7 @@
-"""Fine-tuning job calls: find a job made earlier for a variant, create exactly one, read events and checkpoints.
+"""Fine-tuning job calls on the OpenAI wire protocol (OpenAI and Azure OpenAI speak it alike): find a job made
+earlier for a variant, create exactly one, read events and checkpoints.
 
-Listing order: OpenAI lists jobs, events and checkpoints newest first and pages to older items with `after`
+Listing order: the APIs list jobs, events and checkpoints newest first and page to older items with `after`
 (the id of the last item of the previous page).
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.openai.client import scrub
@@ -62,10 +64,21 @@ def find_job(client: Any, variant_id: str) -> Any | None:
     return None
 
 
-def create_job(client: Any, params: dict[str, Any], variant_id: str, *, base_delay: float = 0.5,
+def find_job_by_suffix(client: Any, suffix: str, variant_id: str) -> Any | None:
+    """The newest live job whose suffix is `suffix` (or whose metadata names the variant), for APIs that cannot
+    filter jobs by metadata: every page is read, newest first."""
+    for job in client.fine_tuning.jobs.list(limit=100):
+        named = getattr(job, "suffix", None) or getattr(job, "user_provided_suffix", None)
+        if (named == suffix or (job.metadata or {}).get("variant_id") == variant_id) and job.status not in FAILED:
+            return job
+    return None
+
+
+def create_job(client: Any, params: dict[str, Any], find: Callable[[], Any | None], *, base_delay: float = 0.5,
                sleep: Any = time.sleep) -> tuple[Any, bool]:
-    """Create the job exactly once: (job, created_now). A create whose answer is lost is found again by its
-    metadata instead of being sent twice, so a dropped connection never makes a second (billed) job."""
+    """Create the job exactly once: (job, created_now). A create whose answer is lost is found again (`find`: by
+    the variant's metadata or suffix) instead of being sent twice, so a dropped connection never makes a second
+    (billed) job."""
     creator = client.with_options(max_retries=0)  # a blind client-side retry could create a second job
     last: BaseException | None = None
     for attempt in range(CREATE_ATTEMPTS):
@@ -75,7 +88,7 @@ def create_job(client: Any, params: dict[str, Any], variant_id: str, *, base_del
             if not transient(exc):
                 raise
             last = exc
-        found = find_job(client, variant_id)
+        found = find()
         if found is not None:
             return found, False
         sleep(backoff(attempt, base_delay, last))

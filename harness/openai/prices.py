@@ -1,4 +1,9 @@
-"""OpenAI fine-tuning prices and per-example token limits, in one place (override with train.openai.price_per_million_tokens)."""
+"""OpenAI fine-tuning prices and per-example token limits, in one place (override with train.openai.price_per_million_tokens).
+
+The table holds for OpenAI's own API (api.openai.com) and the model families listed in it, as checked on
+PRICES_CHECKED. It does not hold for Azure OpenAI, which prices fine-tuning per region and model and bills each
+deployment of a fine-tuned model by the hour: an Azure estimate has no price unless the spec sets one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 # example the job accepts, as published on https://openai.com/api/pricing and the fine-tuning guide
 # (checked 2025-06). Prices change: a spec overrides them with train.openai.price_per_million_tokens.
 PRICES_CHECKED = "2025-06"
+PRICED_PROVIDERS = ("openai",)  # the providers the table holds for
 DEFAULT_MAX_EXAMPLE_TOKENS = 65_536
 
 
@@ -51,3 +57,11 @@ def max_example_tokens(model_id: str) -> int:
     """The longest training example (in tokens) the base model accepts."""
     entry = lookup(model_id)
     return entry.max_example_tokens if entry else DEFAULT_MAX_EXAMPLE_TOKENS
+
+
+def table_scope(provider: str = "openai") -> str:
+    """For which provider and models the table holds, for estimate lines."""
+    if provider not in PRICED_PROVIDERS:
+        return (f"no price table for {provider}: it prices fine-tuning per region and model and bills deployments by "
+                "the hour; set train.openai.price_per_million_tokens")
+    return f"OpenAI price table of {PRICES_CHECKED}, for {', '.join(TRAINING_PRICES)}"

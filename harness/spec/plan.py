@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness import __version__
-from harness.spec.schema import RANKED_METHODS, ExperimentSpec
+from harness.spec.schema import API_PREFIXES, RANKED_METHODS, ExperimentSpec
 
 LOCAL_TRAINING = ("lora", "qlora", "full")
 
@@ -47,8 +47,8 @@ class Variant:
 
     @property
     def is_remote(self) -> bool:
-        """Trained or scored through an API (OpenAI fine-tuning, or a `given` OpenAI model id)."""
-        return self.method == "openai" or (self.method == "given" and (self.checkpoint or "").startswith("openai"))
+        """Trained or scored through an API (managed fine-tuning, or a `given` model id or deployment of an API)."""
+        return self.method == "openai" or (self.method == "given" and (self.checkpoint or "").startswith(API_PREFIXES))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,13 @@ from harness.errors import HarnessInputError, did_you_mean
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
 TRAINING_METHODS = ("lora", "qlora", "full", "openai")
+# Model prefixes served by a managed fine-tuning provider (`method: openai` trains through the spec model's provider;
+# one backend module per provider in harness/openai/providers/), and every prefix scored through a chat API.
+MANAGED_PREFIXES = {"openai:": "OpenAI", "azure-openai:": "Azure OpenAI"}
+API_PREFIXES = (*MANAGED_PREFIXES, "openai-compatible:")
+AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+_API_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2}(-preview)?|preview|v1)$")
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class _Strict(BaseModel):
@@ -156,6 +164,54 @@ class TrainSpec(_Strict):
         return v
 
 
+class AzureSpec(_Strict):
+    """Azure OpenAI: the resource's endpoint and API version (else AZURE_OPENAI_ENDPOINT / OPENAI_API_VERSION) and the
+    deployments that serve models for scoring (variant name or id -> deployment name; `base` for the base model).
+    The key comes from AZURE_OPENAI_API_KEY only. The harness never creates a deployment (they bill by the hour)."""
+
+    endpoint: str | None = None
+    api_version: str | None = None
+    deployments: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+
+        url = urlsplit(v)
+        host = (url.hostname or "").lower()
+        if url.scheme != "https" or not host.endswith(AZURE_HOSTS) or url.path.strip("/") or url.query:
+            raise ValueError(
+                f"{v!r} is not an Azure OpenAI resource endpoint: use https://RESOURCE.openai.azure.com (or a "
+                f"{', '.join('*' + h for h in AZURE_HOSTS)} host) with no path. The Azure key is sent there, so a spec "
+                "names only Azure hosts; a gateway or private endpoint goes in the AZURE_OPENAI_ENDPOINT environment "
+                "variable instead")
+        return v
+
+    @field_validator("api_version", mode="before")
+    @classmethod
+    def _unquoted(cls, v: Any) -> Any:
+        return v.isoformat() if isinstance(v, date) else v  # YAML reads an unquoted 2024-10-21 as a date
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not _API_VERSION.match(v):
+            raise ValueError(f"{v!r} is not an Azure OpenAI API version; use a dated one such as 2024-10-21 or "
+                             "2025-04-01-preview")
+        return v
+
+    @field_validator("deployments")
+    @classmethod
+    def _deployments(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [f"{k}: {d!r}" for k, d in v.items() if not isinstance(d, str) or not _DEPLOYMENT.match(d)]
+        if bad:
+            raise ValueError(f"deployment names are 1-64 letters, digits, '.', '-' or '_' ({'; '.join(bad)})")
+        return v
+
+
 class PromptSpec(_Strict):
     """`method: prompt`: the base model, untrained, given this system prompt (inline or from a file next to the spec)
     and `sweep.shots` example conversations from the training split before each request."""
@@ -170,6 +226,7 @@ class ExperimentSpec(_Strict):
     name: str
     model: str = "smollm2-135m-instruct"
     base_url: str | None = None
+    azure: AzureSpec = Field(default_factory=AzureSpec)
     data: DataSpec
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
@@ -315,6 +372,22 @@ def _prompt_problems(spec: ExperimentSpec, at: Any) -> list[str]:
     return problems
 
 
+def _azure_problems(spec: ExperimentSpec, at: Any) -> list[str]:
+    """The `azure:` block applies only where something runs on Azure OpenAI."""
+    on_azure = spec.model.startswith("azure-openai:") or any(c.startswith("azure-openai:") for c in spec.sweep.checkpoint)
+    written = spec.azure.model_dump(exclude_defaults=True)
+    problems = []
+    if written and not on_azure:
+        problems.append(f"{at('azure')}: key 'azure' applies to azure-openai:<model> models and "
+                        f"azure-openai:<deployment> checkpoints; this spec has neither (model {spec.model!r}). Remove "
+                        "it or use such a model")
+    compatible = any(c.startswith("openai-compatible:") for c in spec.sweep.checkpoint)
+    if spec.base_url and spec.model.startswith("azure-openai:") and not compatible:
+        problems.append(f"{at('base_url')}: key 'base_url' applies to openai-compatible:<name> models only; an Azure "
+                        "OpenAI resource goes in 'azure.endpoint' (or AZURE_OPENAI_ENDPOINT)")
+    return problems
+
+
 def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
     problems: list[str] = []
 
@@ -322,6 +395,7 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
         return f"{path}:{line_of(root, loc)}"
 
     local = [m for m in spec.sweep.method if m not in ("openai", "given", "prompt")]
+    managed = spec.model.startswith(tuple(MANAGED_PREFIXES))
     if local and spec.data.train is None:
         problems.append(f"{at('data')}: key 'data.train' is required for methods {local}")
     problems += _prompt_problems(spec, at)
@@ -329,10 +403,12 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
         problems.append(
             f"{at('sweep', 'method')}: method 'given' needs 'sweep.checkpoint: [PATH or openai:MODEL_ID, ...]'"
         )
-    if "openai" in spec.sweep.method and not spec.model.startswith("openai:"):
-        problems.append(f"{at('model')}: method 'openai' needs 'model: openai:<base model>', got {spec.model!r}")
-    if spec.model.startswith("openai:") and set(local):
+    if "openai" in spec.sweep.method and not managed:
+        problems.append(f"{at('model')}: method 'openai' (managed fine-tuning) needs a provider's model: "
+                        f"{' or '.join(p + '<base model>' for p in MANAGED_PREFIXES)}; got {spec.model!r}")
+    if managed and set(local):
         problems.append(f"{at('sweep', 'method')}: methods {local} train locally and cannot use model {spec.model!r}")
+    problems += _azure_problems(spec, at)
     for i, s in enumerate(spec.suites):
         if isinstance(s, dict) and "name" not in s and "path" not in s:
             problems.append(f"{at('suites', i)}: key 'suites[{i}]': a suite entry needs 'name' (or 'path')")

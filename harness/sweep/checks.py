@@ -12,7 +12,7 @@ import yaml
 from harness.data.quality import DataCheck, dataset_checks, special_token_lines, truncation
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.resolve import EMBEDDED, TINY_CONFIG, ModelRef
-from harness.spec.schema import ExperimentSpec, line_of
+from harness.spec.schema import API_PREFIXES, ExperimentSpec, line_of
 
 LOCAL_TRAINING = ("lora", "qlora", "full")
 
@@ -20,7 +20,7 @@ LOCAL_TRAINING = ("lora", "qlora", "full")
 def model_location(spec: ExperimentSpec) -> str:
     """spec.model with a folder path resolved against the spec's folder; like data paths it may not leave it."""
     name = spec.model
-    if name in EMBEDDED or name.startswith(("openai:", "openai-compatible:")):
+    if name in EMBEDDED or name.startswith(API_PREFIXES):
         return name
     root = spec.spec_dir.resolve()
     if not (name.startswith((".", "/", "~")) or (root / name).exists()):
@@ -45,7 +45,7 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
 
     problems: list[str] = []
     warnings: list[DataCheck] = []
-    remote = spec.model.startswith(("openai:", "openai-compatible:"))
+    remote = spec.model.startswith(API_PREFIXES)
     local = [m for m in spec.sweep.method if m in LOCAL_TRAINING] if not remote else []
     if local:
         problems += _train_settings(spec, at)
@@ -168,7 +168,7 @@ def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> 
         compared[model.identity] = f"the experiment's model (key 'model': {spec.model})"
     for i, ckpt in enumerate(spec.sweep.checkpoint):
         try:
-            name = ckpt if ckpt.startswith(("openai:", "openai-compatible:")) else str(
+            name = ckpt if ckpt.startswith(API_PREFIXES) else str(
                 spec.resolve_path(ckpt, f"sweep.checkpoint[{i}]"))
         except HarnessInputError:
             continue  # its own error says why

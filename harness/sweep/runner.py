@@ -20,7 +20,7 @@ from harness.results import VariantResult
 from harness.scorers import check_suites
 from harness.scorers.run import base_references
 from harness.spec.plan import Variant, make_plan, select
-from harness.spec.schema import TRAINING_METHODS, ExperimentSpec, load_spec
+from harness.spec.schema import API_PREFIXES, TRAINING_METHODS, ExperimentSpec, load_spec
 from harness.stats import planning_note
 from harness.store.db import Store
 from harness.store.lock import mark_stale_runs, sweep_lock
@@ -63,7 +63,7 @@ def _checkpoints(spec: ExperimentSpec) -> tuple[dict[str, str], dict[str, str]]:
     """For `given`: checkpoint -> identity (folder fingerprint or model id), checkpoint -> resolved path."""
     ids, paths = {}, {}
     for i, ckpt in enumerate(spec.sweep.checkpoint):
-        if ckpt.startswith(("openai:", "openai-compatible:")):
+        if ckpt.startswith(API_PREFIXES):
             ids[ckpt] = ckpt
             continue
         path = spec.resolve_path(ckpt, f"sweep.checkpoint[{i}]")
@@ -127,6 +127,27 @@ class Sweep:
         if only and len(self.variants) == 1 and len(self.all_variants) > 1:
             names = ", ".join(f"{v.name} ({v.variant_id})" for v in self.all_variants[1:])
             raise HarnessInputError(f"--only {' '.join(only)} matches no variant. The plan has: {names}")
+        self.notices: list[str] = self.managed_notices()  # provider cutoffs and retirements: warnings, not data checks
+
+    def managed(self) -> Any:
+        """The managed fine-tuning provider of the spec's model (harness.openai.backend), or None for other models."""
+        if not self.model.is_managed:
+            return None
+        from harness.openai.backend import ManagedSettings
+        from harness.openai.providers import make_backend
+
+        settings = ManagedSettings(self.model.location, self.spec.train.openai.model_dump(mode="json"),
+                                   self.spec.azure.model_dump(mode="json"), self.spec.name, str(self.spec.source_path))
+        return make_backend(self.model.kind, settings)
+
+    def managed_notices(self) -> list[str]:
+        """Announced cutoffs for managed jobs and reported retirements of `given` OpenAI fine-tunes (no API call)."""
+        from harness.openai.lifecycle import plan_notices
+
+        trainees = [(v.name, v.variant_id) for v in self.variants if v.method == "openai"]
+        given = [c.removeprefix("openai:") for c in (v.checkpoint for v in self.variants if v.method == "given")
+                 if c and c.startswith("openai:")]
+        return (self.managed().notices(trainees) if trainees else []) + plan_notices("openai", 0, given)
 
     def task(self, v: Variant, out_dir: Path) -> VariantTask:
         return VariantTask(v, self.model, self.spec.train.model_dump(mode="json"), self.data, self.suites,
@@ -171,10 +192,7 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
         print(f"  {suite}: {planning_note(n)}", file=out)
     trainees = [v.to_dict() for v in sweep.variants if v.method == "openai"]
     if trainees:
-        from harness.openai.data import estimate_cost
-
-        cost = estimate_cost(sweep.model.location, sweep.data.train, trainees,
-                             sweep.spec.train.openai.price_per_million_tokens)
+        cost = sweep.managed().estimate(sweep.data.train, trainees)
         print("\n".join(cost.lines()), file=out)
 
 
@@ -215,6 +233,8 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
     sweep = Sweep(spec_path, only=only, strict=strict)
     for warning in sweep.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
+    for notice in sweep.notices:
+        print(f"warning: {notice}", file=sys.stderr)
     if dry_run:
         print_plan(sweep, out)
         return None

@@ -1,6 +1,6 @@
 """Who runs what, and where: one scheduler for every sweep.
 
-Remote variants (OpenAI jobs, API-scored model ids) are all submitted first and followed together in the
+Remote variants (managed fine-tuning jobs on OpenAI or Azure OpenAI, API-scored model ids) are all submitted first and followed together in the
 background; meanwhile local variants train one after another in this process, or all at once as Ray tasks.
 `base` is handed out before any other result, since findings compare every variant with it. The scheduler
 yields what the runner must store; it never writes the store itself.
@@ -90,7 +90,7 @@ def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs:
 
     inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train.model_dump(mode="json"),
                           sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id,
-                          base_outputs=sweep.base_outputs)
+                          azure=sweep.spec.azure.model_dump(mode="json"), base_outputs=sweep.base_outputs)
     jobs = RemoteJobs(inputs, stored_jobs)
     jobs.start(remote)
     return jobs

@@ -1,9 +1,11 @@
-"""OpenAI backend: check data and estimate cost -> upload -> create one job per variant -> follow every job
-together -> score the fine-tuned models (and `base` or `given` model ids) through chat completions.
+"""Managed fine-tuning (OpenAI, Azure OpenAI) and API-scored models: check data and estimate cost -> upload ->
+create one job per variant -> follow every job together -> score the fine-tuned models (and `base` or `given`
+model ids) through chat completions.
 
-It only trains and scores: every outcome is an event on one queue (an info line, a job row to store, or a
-finished variant's result) that the sweep's scheduler drains; the backend never touches the store. A restarted
-harness re-attaches to the job ids it is handed (`stored_jobs`, read from the store by the runner).
+Everything provider-specific goes through the `ManagedBackend` protocol (harness/openai/backend.py); this file
+only schedules. Every outcome is an event on one queue (an info line, a job row to store, or a finished variant's
+result) that the sweep's scheduler drains; nothing here touches the store. A restarted harness re-attaches to the
+job ids it is handed (`stored_jobs`, read from the store by the runner).
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.models.judge import open_judge
 from harness.models.prompted import for_variant
-from harness.models.resolve import ModelRef
+from harness.models.resolve import MANAGED_KINDS, ModelRef
 from harness.openai import jobs as jobs_api
+from harness.openai.backend import JobRequest, ManagedBackend, ManagedSettings, ScoringUnavailable
 from harness.openai.client import OpenAIChatModel, describe_error, make_client, scrub
-from harness.openai.data import check_examples, estimate_cost, write_upload
+from harness.openai.data import write_upload
+from harness.openai.lifecycle import refusal_detail
+from harness.openai.providers import make_backend
 from harness.progress import Quiet
 from harness.results import FINISHED, VariantResult, failed_result
 from harness.scorers.run import base_references, score_suites
 from harness.spec.plan import Variant
 
-MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 MAX_POLL_ERRORS = 30  # consecutive failed polls (with backoff, about half an hour) before a variant gives up
 INFO, JOB, RESULT = "info", "job", "result"
 
@@ -49,12 +53,14 @@ class RemoteInputs:
     base_url: str | None
     out_dir: Path
     run_id: str | None = None
+    azure: dict[str, Any] | None = None  # the spec's azure block
     base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
 
 def remote_model(model: ModelRef, v: Variant) -> tuple[str, str]:
-    """(client kind, model id) a variant is scored through, before any training."""
-    if v.method == "given" and v.checkpoint and v.checkpoint.startswith(("openai:", "openai-compatible:")):
+    """(model kind, model id) a variant is scored through, before any training: a `given` checkpoint's own prefix
+    (openai, azure-openai, openai-compatible), else the spec's model."""
+    if v.method == "given" and v.checkpoint and v.is_remote:
         kind, _, name = v.checkpoint.partition(":")
         return kind, name
     return model.kind, model.location
@@ -80,7 +86,8 @@ class RemoteJobs:
         self.stored_jobs = stored_jobs or {}
         self.q: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.fwd = _Forward(self.q)
-        self.clients: dict[str, Any] = {}
+        self.backends: dict[str, ManagedBackend] = {}
+        self.compatible: Any = None  # the openai-compatible server's client
         self.files: dict[str, str | None] = {}
         self.active: list[dict[str, Any]] = []  # followed jobs: variant, job_id, status, events, errors, next_poll
         self.pending: set[str] = set()  # variant ids whose result has not been handed out yet
@@ -90,12 +97,28 @@ class RemoteJobs:
         self.thread = threading.Thread(target=self._follow, name="harness-openai-follow", daemon=True)
         self.base_scored = threading.Event()  # set once base is scored, where suites compare with its outputs
 
-    def client(self, kind: str) -> Any:
-        if kind not in self.clients:
+    def backend(self, kind: str) -> ManagedBackend:
+        """The provider of a managed model kind (the spec's own, or a `given` checkpoint's)."""
+        if kind not in self.backends:
+            x = self.x
             # base_url belongs to openai-compatible models; with an openai: model it is refused (never ignored)
-            applies = kind == "openai-compatible" or self.x.model.kind == "openai"
-            self.clients[kind] = make_client(kind, self.x.base_url if applies else None)
-        return self.clients[kind]
+            settings = ManagedSettings(x.model.location if x.model.kind == kind else "", x.train.get("openai") or {},
+                                       x.azure or {}, x.spec_name, x.where,
+                                       x.base_url if x.model.kind == kind == "openai" else None)
+            self.backends[kind] = make_backend(kind, settings)
+        return self.backends[kind]
+
+    @property
+    def trainer(self) -> ManagedBackend:
+        """The provider that runs this sweep's fine-tuning jobs (the spec model's)."""
+        return self.backend(self.x.model.kind)
+
+    def connect(self, kind: str) -> None:
+        """Make the client for a kind now, so configuration errors surface before any thread starts."""
+        if kind in MANAGED_KINDS:
+            self.backend(kind).connect()
+        elif self.compatible is None:
+            self.compatible = make_client(kind, self.x.base_url)
 
     def _row(self, v: Variant) -> dict[str, Any]:
         return v.row(self.x.model.identity, self.x.train)
@@ -109,85 +132,77 @@ class RemoteJobs:
             self.base_scored.set()  # nothing waits for base (base is queued first, so waiting never starves it)
         trainees = [v for v in variants if v.method == "openai"]
         estimates = self._estimates(trainees) if trainees else {}
+        if trainees:
+            self.connect(self.x.model.kind)
         for v in trainees:
             try:
                 self.submit(v, estimates.get(v.variant_id, {}))
             except HarnessInputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a refused job fails its variant; the sweep goes on
-                self.q.put((RESULT, v, failed_result(
-                    self._row(v), f"could not start the fine-tuning job: {describe_error(exc)}")))
+                self._refused(v, exc)
         for v in variants:
             if v.method != "openai":
-                self.client(remote_model(self.x.model, v)[0])  # configuration errors surface now, not in a thread
+                self.connect(remote_model(self.x.model, v)[0])  # configuration errors surface now, not in a thread
                 self.pool.submit(self.score_only, v)
         if self.active:
             self.thread.start()
 
     def _estimates(self, trainees: list[Variant]) -> dict[str, dict[str, Any]]:
-        problems = check_examples(self.x.data.train, self.x.data.validation, self.x.model.location)
-        suffix = self.opts.get("suffix")
-        if suffix is not None and not 0 < len(suffix) <= MAX_SUFFIX:
-            problems.append(f"{self.x.where}: key 'train.openai.suffix': {len(suffix)} characters; "
-                            f"the API takes 1 to {MAX_SUFFIX}")
+        b = self.trainer
+        problems = b.check_data(self.x.data.train, self.x.data.validation)
         if problems:
-            raise HarnessInputError(problems, title=f"the training data breaks OpenAI's fine-tuning rules "
+            raise HarnessInputError(problems, title=f"the training data breaks {b.label}'s fine-tuning rules "
                                     f"({self.x.model.location})")
-        est = estimate_cost(self.x.model.location, self.x.data.train, [v.to_dict() for v in trainees],
-                            self.opts.get("price_per_million_tokens"))
+        est = b.estimate(self.x.data.train, [v.to_dict() for v in trainees])
         for line in est.lines():
             self.fwd.info(line)
         return {e["variant_id"]: e for e in est.variants}
 
+    def _refused(self, v: Variant, exc: Exception) -> None:
+        """A job creation that failed: the clear refusal when the provider will not fine-tune, else the API error."""
+        b = self.trainer
+        clear = b.refusal(exc)
+        error = clear or f"could not start the fine-tuning job: {describe_error(exc)}"
+        detail: dict[str, Any] = {"provider": b.kind}
+        if clear:
+            detail["refusal"] = refusal_detail(b.kind, exc)
+        self.q.put((RESULT, v, failed_result(self._row(v), scrub(error), openai=detail)))
+
     def submit(self, v: Variant, est: dict[str, Any]) -> None:
         """Re-attach to this variant's stored job, or find the one made earlier, or upload and create it."""
-        client = self.client("openai")
+        b = self.trainer
         stored = self.stored_jobs.get(v.variant_id)
         job, how = None, "created"
-        if stored and stored.get("job_id"):
-            job = jobs_api.retrieve_job(client, stored["job_id"])
+        if stored and stored.get("job_id") and stored.get("provider", b.kind) == b.kind:
+            job = b.retrieve_job(stored["job_id"])
             how = "re-attached to stored"
             if job is not None and job.status in jobs_api.FAILED:
                 job = None  # a rerun retries a failed job
         if job is None:
-            job = jobs_api.find_job(client, v.variant_id)
+            job = b.find_job(v.variant_id)
             how = "found earlier"
         if job is None:
-            job, created = jobs_api.create_job(client, self._create_params(v), v.variant_id,
-                                               base_delay=max(0.5, self.opts["poll_seconds"]))
+            request = JobRequest(v.variant_id, v.name, v.epochs, v.seed, str(self._file("train")),
+                                 self._file("validation") if self.x.data.validation else None, self.x.run_id)
+            job, created = b.create_job(request, base_delay=max(0.5, self.opts["poll_seconds"]))
             how = "created" if created else "found (after a lost answer)"
         stored_detail = stored.get("detail") if stored and stored.get("job_id") == job.id else None
         detail = stored_detail if isinstance(stored_detail, dict) else json.loads(stored_detail or "{}")
         state = {"variant": v, "job_id": job.id, "status": job.status, "events": detail.get("events", []),
                  "errors": 0, "next_poll": 0.0, "estimate": est, "seen_unknown": set()}
         self._save_job(state, job)
-        self.fwd.info(f"{v.name} ({v.variant_id}): {how} fine-tuning job {job.id} ({job.status})")
+        self.fwd.info(f"{v.name} ({v.variant_id}): {how} fine-tuning job {job.id} on {self.trainer.label} ({job.status})")
         self.active.append(state)
 
-    def _create_params(self, v: Variant) -> dict[str, Any]:
-        hp: dict[str, Any] = {"n_epochs": v.epochs}
-        for key in ("learning_rate_multiplier", "batch_size"):
-            if self.opts.get(key) is not None:
-                hp[key] = self.opts[key]
-        params: dict[str, Any] = {
-            "model": self.x.model.location, "training_file": self._file("train"),
-            "suffix": self.opts.get("suffix") or _suffix(self.x.spec_name),
-            "metadata": {"variant_id": v.variant_id, "harness_run": self.x.run_id or "", "harness": "finetune-harness"},
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-        }
-        if v.seed is not None:
-            params["seed"] = v.seed
-        if self.x.data.validation:
-            params["validation_file"] = self._file("validation")
-        return params
-
     def _file(self, split: str) -> str | None:
-        """Upload a split once per sweep (purpose fine-tune); the sent JSONL is kept in the run folder."""
+        """Upload a split once per sweep (purpose fine-tune; the same content is one file); the sent JSONL is kept
+        in the run folder."""
         if split not in self.files:
             fp = self.x.data.fingerprints.get(split, "")[:12]
             path = self.x.out_dir / "openai-upload" / f"{split}-{fp}.jsonl"
             write_upload(getattr(self.x.data, split), path)
-            self.files[split] = jobs_api.upload_file(self.client("openai"), path)
+            self.files[split] = self.trainer.upload(path)
             self.fwd.info(f"uploaded {split} data ({path.stat().st_size:,} bytes) as {self.files[split]}")
         return self.files[split]
 
@@ -198,7 +213,7 @@ class RemoteJobs:
                   "hyperparameters": job.hyperparameters.model_dump() if job.hyperparameters else None,
                   "trained_tokens": job.trained_tokens, "estimate": state["estimate"], "events": state["events"],
                   "error": jobs_api.job_error(job) if job.status in jobs_api.FAILED else None}
-        self.q.put((JOB, {"variant_id": state["variant"].variant_id, "provider": "openai", "job_id": job.id,
+        self.q.put((JOB, {"variant_id": state["variant"].variant_id, "provider": self.trainer.kind, "job_id": job.id,
                           "status": scrub(job.status), "fine_tuned_model": job.fine_tuned_model,
                           "detail": scrub(json.dumps(detail, default=str))}))
 
@@ -223,10 +238,10 @@ class RemoteJobs:
 
     def _poll(self, state: dict[str, Any]) -> None:
         v: Variant = state["variant"]
-        client = self.client("openai")
+        b = self.trainer
         try:
-            job = jobs_api.get_job(client, state["job_id"])
-            new = jobs_api.fetch_new_events(client, state["job_id"], {e["id"] for e in state["events"]})
+            job = b.get_job(state["job_id"])
+            new = b.new_events(state["job_id"], {e["id"] for e in state["events"]})
         except Exception as exc:  # noqa: BLE001 - transient trouble backs off; anything else ends this variant
             self._poll_failed(state, exc)
             return
@@ -247,7 +262,7 @@ class RemoteJobs:
             self._done_failed(state, f"fine-tuning job {job.id} {job.status}: {err['code']}: "
                               f"{err['message']}{param}", {"error": err, "job_id": job.id}, retire=False)
         else:
-            if job.status not in ("validating_files", "queued", "running") and job.status not in state["seen_unknown"]:
+            if job.status not in b.active_statuses and job.status not in state["seen_unknown"]:
                 state["seen_unknown"].add(job.status)
                 self.fwd.info(f"{v.name}: job {job.id} reports unknown status {job.status!r}; treated as running")
             state["next_poll"] = time.monotonic() + self.opts["poll_seconds"]
@@ -281,7 +296,7 @@ class RemoteJobs:
         """Checkpoint metrics -> train_log, then score the fine-tuned model on every suite."""
         v: Variant = state["variant"]
         try:
-            checkpoints = jobs_api.fetch_checkpoints(self.client("openai"), job.id)
+            checkpoints = self.trainer.checkpoints(job.id)
             hp = job.hyperparameters.model_dump() if job.hyperparameters else {}
             n_epochs = hp.get("n_epochs") if isinstance(hp.get("n_epochs"), int) else v.epochs
             log = jobs_api.train_log_rows(state["events"], checkpoints, n_epochs)
@@ -293,7 +308,7 @@ class RemoteJobs:
                     "training_file": job.training_file, "validation_file": job.validation_file,
                     "estimate": state["estimate"], "events": len(state["events"]),
                     "checkpoints": [{"step": c["step"], "model": c["model"]} for c in checkpoints]}
-            result = self._score(v, "openai", job.fine_tuned_model, log, stats, info)
+            result = self._score(v, self.trainer.kind, job.fine_tuned_model, log, stats, info)
         except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
             result = failed_result(self._row(v), scrub(f"{exc.__class__.__name__}: {exc}"))
         self.q.put((RESULT, v, result))
@@ -306,6 +321,15 @@ class RemoteJobs:
         except Exception as exc:  # noqa: BLE001
             result = failed_result(self._row(v), scrub(f"{exc.__class__.__name__}: {exc}"))
         self.q.put((RESULT, v, result))
+
+    def _chat_model(self, v: Variant, kind: str, model: str) -> tuple[OpenAIChatModel, str]:
+        """The chat model a variant is scored through, and what its requests go to (a model id or a deployment)."""
+        if kind in MANAGED_KINDS:
+            b = self.backend(kind)
+            target = b.target(v.method, (v.name, v.variant_id), model)
+            return b.chat_model(target, v.name), target
+        self.connect(kind)
+        return OpenAIChatModel(self.compatible, model, name=v.name, compatible=True), model
 
     def _score(self, v: Variant, kind: str, model: str, log: list[dict[str, Any]], stats: dict[str, Any],
                info: dict[str, Any]) -> VariantResult:
@@ -322,12 +346,18 @@ class RemoteJobs:
     def _score_now(self, v: Variant, kind: str, model: str, log: list[dict[str, Any]], stats: dict[str, Any],
                    info: dict[str, Any]) -> VariantResult:
         row = {**self._row(v), **stats}
-        row["config"] = {**row["config"], "openai": info}
-        self.fwd.info(f"{v.name}: scoring {model} through chat completions ({kind})")
+        row["config"] = {**row["config"], "openai": {**info, "provider": kind}}
+        try:
+            chat, target = self._chat_model(v, kind, model)
+        except ScoringUnavailable as exc:  # trained (or configured) but nothing serves it yet: say what to do
+            return failed_result(row, scrub(str(exc)), train_log=log)
+        if target != model:
+            row["config"]["openai"]["deployment"] = target
+        self.fwd.info(f"{v.name}: scoring {model} through chat completions ({kind}"
+                      + (f", deployment {target})" if target != model else ")"))
         t0 = time.perf_counter()
         try:
-            lm = for_variant(OpenAIChatModel(self.client(kind), model, name=v.name,
-                                             compatible=kind == "openai-compatible"), v, self.x.data.train, row)
+            lm = for_variant(chat, v, self.x.data.train, row)
             scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
                                                        train=self.x.data.train, open_judge=open_judge,
                                                        base_outputs=self.x.base_outputs)
@@ -359,9 +389,3 @@ class RemoteJobs:
     def close(self) -> None:
         self.stop.set()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _suffix(name: str) -> str:
-    """A model-name suffix from the spec name: lower-case letters, digits and '-', at most 64 characters."""
-    s = "".join(c if c.isascii() and c.isalnum() else "-" for c in name.lower()).strip("-")
-    return (s or "harness")[:MAX_SUFFIX]

@@ -1,0 +1,109 @@
+"""OpenAI's own fine-tuning API (api.openai.com, or OPENAI_BASE_URL): `model: openai:<base model>`.
+
+Key from OPENAI_API_KEY. A job carries `metadata.variant_id`, so a job whose create answer was lost is found again
+by listing jobs filtered by that metadata. The fine-tuned model id is called directly for scoring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.data.chat import Example
+from harness.openai import jobs as jobs_api
+from harness.openai import lifecycle
+from harness.openai.backend import JobRequest, ManagedSettings
+from harness.openai.client import OpenAIChatModel, make_client
+from harness.openai.data import CostEstimate, check_examples, estimate_cost
+
+MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
+
+
+def model_suffix(name: str, limit: int = MAX_SUFFIX) -> str:
+    """A model-name suffix from the spec name: lower-case letters, digits and '-', at most `limit` characters."""
+    s = "".join(c if c.isascii() and c.isalnum() else "-" for c in name.lower()).strip("-")
+    return (s or "harness")[:limit]
+
+
+class OpenAIPlatform:
+    """OpenAI fine-tuning jobs and chat completions."""
+
+    kind: str = "openai"
+    label: str = "OpenAI"
+    active_statuses: tuple[str, ...] = ("validating_files", "queued", "running")
+
+    def __init__(self, settings: ManagedSettings):
+        self.s = settings
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_client("openai", self.s.base_url)
+        return self._client
+
+    def connect(self) -> None:
+        assert self.client is not None
+
+    # -- before anything is sent ---------------------------------------------------------------------
+    def check_data(self, train: list[Example], validation: list[Example]) -> list[str]:
+        problems = check_examples(train, validation, self.s.model)
+        suffix = self.s.train.get("suffix")
+        if suffix is not None and not 0 < len(suffix) <= MAX_SUFFIX:
+            problems.append(f"{self.s.where}: key 'train.openai.suffix': {len(suffix)} characters; "
+                            f"the API takes 1 to {MAX_SUFFIX}")
+        return problems
+
+    def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
+        return estimate_cost(self.s.model, train, variants, self.s.train.get("price_per_million_tokens"), self.kind)
+
+    def notices(self, trainees: list[tuple[str, str]]) -> list[str]:
+        return lifecycle.plan_notices(self.kind, len(trainees), [], self.s.model)
+
+    # -- jobs -------------------------------------------------------------------------------------------
+    def upload(self, path: Path) -> str:
+        return jobs_api.upload_file(self.client, path)
+
+    def find_job(self, variant_id: str) -> Any | None:
+        return jobs_api.find_job(self.client, variant_id)
+
+    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
+        hp: dict[str, Any] = {"n_epochs": request.epochs}
+        for key in ("learning_rate_multiplier", "batch_size"):
+            if self.s.train.get(key) is not None:
+                hp[key] = self.s.train[key]
+        params: dict[str, Any] = {
+            "model": self.s.model, "training_file": request.training_file,
+            "suffix": self.s.train.get("suffix") or model_suffix(self.s.spec_name),
+            "metadata": {"variant_id": request.variant_id, "harness_run": request.run_id or "",
+                         "harness": "finetune-harness"},
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+        }
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if request.validation_file:
+            params["validation_file"] = request.validation_file
+        return jobs_api.create_job(self.client, params, lambda: self.find_job(request.variant_id),
+                                   base_delay=base_delay)
+
+    def retrieve_job(self, job_id: str) -> Any | None:
+        return jobs_api.retrieve_job(self.client, job_id)
+
+    def get_job(self, job_id: str) -> Any:
+        return jobs_api.get_job(self.client, job_id)
+
+    def new_events(self, job_id: str, known: set[str]) -> list[dict[str, Any]]:
+        return jobs_api.fetch_new_events(self.client, job_id, known)
+
+    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+        return jobs_api.fetch_checkpoints(self.client, job_id)
+
+    def refusal(self, exc: BaseException) -> str | None:
+        return lifecycle.refusal_message(self.kind, self.s.model, exc)
+
+    # -- scoring ----------------------------------------------------------------------------------------
+    def target(self, method: str, names: tuple[str, str], model_id: str) -> str:
+        return model_id  # OpenAI serves base and fine-tuned models by id
+
+    def chat_model(self, target: str, name: str) -> OpenAIChatModel:
+        return OpenAIChatModel(self.client, target, name=name)
