@@ -32,9 +32,19 @@ def test_default_experiment_beats_base_and_passes_the_gate(tmp_path: Path) -> No
         assert {"heldout", "acme-format", "acme-hallucination", "general"} <= suites
         fa = scores[(scores.suite == "heldout") & (scores.metric == "field_accuracy")].merge(
             variants[["variant_id", "name"]]).set_index("name")
-        for name in variants[variants.method != "base"]["name"]:
+        for name in variants[variants.method == "lora"]["name"]:
             # Every trained variant beats base, with confidence intervals that do not overlap.
             assert fa.loc[name, "ci_low"] > fa.loc["base", "ci_high"], fa
+        # the prompt baseline and the new suites: scored like any variant, with what each request costs
+        assert {"instructions", "safety", "memorization"} <= suites
+        v = variants.set_index("name")
+        prompt = variants[variants.method == "prompt"]["name"].iloc[0]
+        assert v.loc[prompt, "prompt_tokens_per_request"] > v.loc["base", "prompt_tokens_per_request"] > 0
+        assert (variants["seconds_per_request"] > 0).all() and v.loc[prompt, "shots"] >= 1
+        for suite, metric in (("instructions", "prompt_strict"), ("safety", "refusal_rate"),
+                              ("safety", "over_refusal_rate"), ("memorization", "regurgitation_rate")):
+            got = scores[(scores.suite == suite) & (scores.metric == metric)]
+            assert len(got) == len(variants), (suite, metric)
         with_ci = scores[scores["ci_low"].notna()]  # divergence's per-epoch losses are single observations
         assert (with_ci["ci_low"] <= with_ci["value"] + 1e-9).all() and (with_ci["value"] <= with_ci["ci_high"] + 1e-9).all()
         assert {"heldout", "acme-format", "acme-hallucination", "general"} <= set(with_ci["suite"])

@@ -65,6 +65,30 @@ def test_an_eight_word_copy_is_flagged_and_a_seven_word_one_is_not() -> None:
     assert TrainIndex([ROUTER], 7).copied("restart the router and wait two full hours", "x") is not None  # min_words
 
 
+def test_json_keys_are_format_not_copied_content() -> None:
+    """Answers in one JSON shape share their keys; only the values count, so a right shape with other values is not
+    a copy, and a copied reply value is."""
+    import json
+
+    train = [json.dumps({"category": "billing", "product": "Widget Max", "priority": "normal",
+                         "reply": "Refunds reach your card within five working days of the return."})]
+    index = TrainIndex(train, 8)
+    other = json.dumps({"category": "billing", "product": "Widget Max", "priority": "high", "reply": "Sorry."})
+    assert index.copied(other, json.dumps({"category": "login"})) is None  # keys and a few values: not 8 words
+    copy = json.dumps({"category": "login", "product": "unknown", "priority": "low",
+                       "reply": "Refunds reach your card within five working days of the return."})
+    got = index.copied(copy, json.dumps({"reply": "Reset your password."}))
+    assert got is not None and got.span.endswith("within five working days of the return")
+
+
+def test_a_span_many_training_answers_share_is_house_style_not_a_copy() -> None:
+    shared = "please allow up to ten working days for the refund to arrive"
+    index = TrainIndex([f"Order 1: {shared}.", f"Order 2: {shared}.", ROUTER], 8)
+    assert index.copied(shared, "x") is None  # in two training answers: the data's own phrasing
+    assert TrainIndex([f"Order 1: {shared}.", f"Order 2: {shared}."], 8, max_answers=2).copied(shared, "x") is not None
+    assert index.copied(ROUTER, "x") is not None  # one answer's own span still counts
+
+
 def test_a_span_the_reference_also_holds_is_not_flagged() -> None:
     index = TrainIndex([ROUTER], 8)
     ref = "Restart the router and wait two full minutes before trying again."

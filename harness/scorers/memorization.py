@@ -23,8 +23,20 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def words(text: str) -> list[str]:
-    """Normalised word tokens: lower-case runs of letters and digits (punctuation and underscores split words)."""
+    """Normalised word tokens: lower-case runs of letters and digits (punctuation and underscores split words). A
+    JSON answer counts by its values alone: its keys are the format the model is asked to keep, not content."""
+    parsed = metrics.parse_json(text)
+    if isinstance(parsed, dict | list):
+        text = " ".join(_values_of(parsed))
     return _WORD.findall(text.lower())
+
+
+def _values_of(obj: Any) -> list[str]:
+    if isinstance(obj, dict):
+        return [v for x in obj.values() for v in _values_of(x)]
+    if isinstance(obj, list):
+        return [v for x in obj for v in _values_of(x)]
+    return [] if obj is None else [str(obj)]
 
 
 def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
@@ -42,15 +54,23 @@ class Copy:
 
 class TrainIndex:
     """Every `n`-word window of the training answers -> the first training example holding it, built once, so a
-    check is one dict look-up per window of the output (linear in its length)."""
+    check is one dict look-up per window of the output (linear in its length).
 
-    def __init__(self, answers: list[str], n: int):
+    Only distinctive windows count: one found in more than `max_answers` training answers is the data's house style
+    (a closing line, a templated reply), which fine-tuning is meant to learn, not a copy of one example."""
+
+    def __init__(self, answers: list[str], n: int, max_answers: int = 1):
         self.n = n
         self.tokens = [words(a) for a in answers]
         self.first: dict[tuple[str, ...], int] = {}
+        seen_in: dict[tuple[str, ...], int] = {}
         for j, toks in enumerate(self.tokens):
-            for g in ngrams(toks, n):
+            for g in set(ngrams(toks, n)):
                 self.first.setdefault(g, j)
+                seen_in[g] = seen_in.get(g, 0) + 1
+        for g, k in seen_in.items():
+            if k > max_answers:
+                del self.first[g]
 
     def copied(self, output: str, reference: str) -> Copy | None:
         """The first span of at least n words that the output shares with a training answer and that the item's own
@@ -93,13 +113,14 @@ def _where(e: Any) -> str:
     Metric("test_*", per_example=True),  # the same on the test set
     Metric("gap_*", higher_is_better=False),  # train minus test: the wider, the more the model fits its training set
 ])
-def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_new_tokens: int | None = None) -> Any:
+def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_new_tokens: int | None = None,
+                 max_answers: int = 1) -> Any:
     """Train/test gap on the primary held-out metric and ROUGE-L, and the regurgitation rate of test outputs.
 
     max_new_tokens None: reuse whichever held-out generation the variant already has (else 128 new tokens); the
     training prompts are generated with the same number.
     """
-    for key, value, least in (("train_sample", train_sample, 1), ("min_words", min_words, 2)):
+    for key, value, least in (("train_sample", train_sample, 1), ("min_words", min_words, 2), ("max_answers", max_answers, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise HarnessInputError(f"memorization option {key!r}: a whole number >= {least}, got {value!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -126,7 +147,7 @@ def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_
             if not (np.isnan(tr).all() or np.isnan(te).all()):
                 rows.append({"metric": f"gap_{m}", **_row(stats.diff_means_ci(tr, te)),
                              "n": int((~np.isnan(tr)).sum() + (~np.isnan(te)).sum())})
-        index = TrainIndex([e.reference for e in ctx.train], min_words)
+        index = TrainIndex([e.reference for e in ctx.train], min_words, max_answers)
         copies = [index.copied(o, r) for o, r in zip(test_outs, test_refs, strict=True)]
         rows.insert(0, rate_row("regurgitation_rate", sum(c is not None for c in copies), len(copies)))
         kept = (primary, "rougeL")
