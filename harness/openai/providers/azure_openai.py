@@ -15,7 +15,6 @@ training again.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from harness.data.chat import Example
@@ -25,6 +24,7 @@ from harness.openai import lifecycle
 from harness.openai.backend import JobRequest, ManagedSettings, ScoringUnavailable
 from harness.openai.client import DEFAULT_MAX_RETRIES, OpenAIChatModel, env_int
 from harness.openai.data import CostEstimate, check_examples, estimate_cost
+from harness.openai.providers.common import ClientJobs
 from harness.openai.providers.openai_platform import model_suffix
 
 MAX_SUFFIX = 40  # Azure: up to 40 characters, a-z A-Z 0-9 - _
@@ -32,7 +32,7 @@ ID_IN_SUFFIX = 13  # '-' + the 12-character variant id
 KEY_ENV = "AZURE_OPENAI_API_KEY"
 
 
-class AzureOpenAIBackend:
+class AzureOpenAIBackend(ClientJobs):
     """Azure OpenAI fine-tuning jobs; chat completions through deployments."""
 
     kind: str = "azure-openai"
@@ -108,9 +108,6 @@ class AzureOpenAIBackend:
         room = MAX_SUFFIX - ID_IN_SUFFIX
         return f"{self.s.train.get('suffix') or model_suffix(self.s.spec_name, room)}-{variant_id}"
 
-    def upload(self, path: Path) -> str:
-        return jobs_api.upload_file(self.client, path)
-
     def find_job(self, variant_id: str) -> Any | None:
         return jobs_api.find_job_by_suffix(self.client, self.suffix(variant_id), variant_id)
 
@@ -121,27 +118,7 @@ class AzureOpenAIBackend:
                 hp[key] = self.s.train[key]
         params: dict[str, Any] = {"model": self.s.model, "training_file": request.training_file,
                                   "suffix": self.suffix(request.variant_id), "hyperparameters": hp}
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if request.validation_file:
-            params["validation_file"] = request.validation_file
-        return jobs_api.create_job(self.client, params, lambda: self.find_job(request.variant_id),
-                                   base_delay=base_delay)
-
-    def retrieve_job(self, job_id: str) -> Any | None:
-        return jobs_api.retrieve_job(self.client, job_id)
-
-    def get_job(self, job_id: str) -> Any:
-        return jobs_api.get_job(self.client, job_id)
-
-    def new_events(self, job_id: str, known: set[str]) -> list[dict[str, Any]]:
-        return jobs_api.fetch_new_events(self.client, job_id, known)
-
-    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
-        return jobs_api.fetch_checkpoints(self.client, job_id)
-
-    def refusal(self, exc: BaseException) -> str | None:
-        return lifecycle.refusal_message(self.kind, self.s.model, exc)
+        return self.submit(params, request, base_delay)
 
     # -- scoring ----------------------------------------------------------------------------------------
     def target(self, method: str, names: tuple[str, str], model_id: str) -> str:

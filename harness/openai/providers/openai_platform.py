@@ -6,7 +6,6 @@ by listing jobs filtered by that metadata. The fine-tuned model id is called dir
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from harness.data.chat import Example
@@ -15,6 +14,7 @@ from harness.openai import lifecycle
 from harness.openai.backend import JobRequest, ManagedSettings
 from harness.openai.client import OpenAIChatModel, make_client
 from harness.openai.data import CostEstimate, check_examples, estimate_cost
+from harness.openai.providers.common import ClientJobs
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 
@@ -25,7 +25,7 @@ def model_suffix(name: str, limit: int = MAX_SUFFIX) -> str:
     return (s or "harness")[:limit]
 
 
-class OpenAIPlatform:
+class OpenAIPlatform(ClientJobs):
     """OpenAI fine-tuning jobs and chat completions."""
 
     kind: str = "openai"
@@ -61,9 +61,6 @@ class OpenAIPlatform:
         return lifecycle.plan_notices(self.kind, len(trainees), [], self.s.model)
 
     # -- jobs -------------------------------------------------------------------------------------------
-    def upload(self, path: Path) -> str:
-        return jobs_api.upload_file(self.client, path)
-
     def find_job(self, variant_id: str) -> Any | None:
         return jobs_api.find_job(self.client, variant_id)
 
@@ -79,27 +76,7 @@ class OpenAIPlatform:
                          "harness": "finetune-harness"},
             "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
         }
-        if request.seed is not None:
-            params["seed"] = request.seed
-        if request.validation_file:
-            params["validation_file"] = request.validation_file
-        return jobs_api.create_job(self.client, params, lambda: self.find_job(request.variant_id),
-                                   base_delay=base_delay)
-
-    def retrieve_job(self, job_id: str) -> Any | None:
-        return jobs_api.retrieve_job(self.client, job_id)
-
-    def get_job(self, job_id: str) -> Any:
-        return jobs_api.get_job(self.client, job_id)
-
-    def new_events(self, job_id: str, known: set[str]) -> list[dict[str, Any]]:
-        return jobs_api.fetch_new_events(self.client, job_id, known)
-
-    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
-        return jobs_api.fetch_checkpoints(self.client, job_id)
-
-    def refusal(self, exc: BaseException) -> str | None:
-        return lifecycle.refusal_message(self.kind, self.s.model, exc)
+        return self.submit(params, request, base_delay)
 
     # -- scoring ----------------------------------------------------------------------------------------
     def target(self, method: str, names: tuple[str, str], model_id: str) -> str:
