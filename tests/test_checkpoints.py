@@ -156,11 +156,11 @@ def test_epochs_from_one_run_scores_each_epoch_of_one_training(tmp_path: Path) -
 
 KILL = """
 import os, signal, sys
-from harness.train import local
+from harness.train import checkpoints
 def on_save(self, args, state, control, **kw):
     if state.global_step >= 4:
         os.kill(os.getpid(), signal.SIGKILL)
-local._EpochBoundaries.on_save = on_save
+checkpoints.EpochBoundaries.on_save = on_save
 from harness.progress import Quiet
 from harness.sweep.runner import run_sweep
 run_sweep(sys.argv[1], sys.argv[2], progress=Quiet(), out=open(os.devnull, "w"))

@@ -111,22 +111,8 @@ class OpenAITrainSpec(_Strict):
 class EarlyStoppingSpec(_Strict):
     """Stop when validation loss has not improved by more than `min_delta` for `patience` evaluations."""
 
-    patience: int = 2
-    min_delta: float = 0.0
-
-    @field_validator("patience")
-    @classmethod
-    def _patience(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("must be a whole number >= 1 (evaluations without improvement before stopping)")
-        return v
-
-    @field_validator("min_delta")
-    @classmethod
-    def _delta(cls, v: float) -> float:
-        if v < 0:
-            raise ValueError("must be >= 0 (the smallest drop in validation loss that counts as an improvement)")
-        return v
+    patience: int = Field(default=2, ge=1)  # evaluations without improvement before stopping
+    min_delta: float = Field(default=0.0, ge=0.0)  # the smallest fall in validation loss that counts
 
 
 class TrainSpec(_Strict):

@@ -1,0 +1,136 @@
+"""Checkpoints of local training: a checkpoint at every epoch boundary, the train log from Trainer's history (which
+a resume restores), where and why early stopping ended a run, and which checkpoint each target epoch count is scored
+at (`train.select`), its weights exported without the training state. Used by harness.train.local."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+# Files of a Trainer checkpoint that hold training state, not the model: left behind when a checkpoint is exported.
+_TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin", "trainer_state.json")
+
+
+@dataclass
+class Scored:
+    """The checkpoint one target is scored at: where its weights are, its step and epoch, and why it was chosen."""
+
+    target: int  # the epoch count this stands for
+    step: int
+    epoch: float
+    why: str
+    path: str | None = None  # the exported weights; None where the model in memory is the one scored
+    validation_loss: float | None = None
+
+
+class EpochBoundaries(TrainerCallback):
+    """A checkpoint (and a validation pass, where there is a validation split) at every epoch boundary, besides the
+    ones every `eval_steps`: epoch counts are what a sweep scores, so each must have its checkpoint."""
+
+    def __init__(self, has_validation: bool):
+        self.has_validation = has_validation
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        step = state.global_step
+        if not (Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}").is_dir():
+            control.should_save = True
+        if self.has_validation and not any(h.get("step") == step and "eval_loss" in h for h in state.log_history[-4:]):
+            control.should_evaluate = True  # unless this step's validation pass has run already
+        return control
+
+
+def log_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """train_log rows from Trainer's log history (restored from the checkpoint on resume, so nothing is lost)."""
+    rows = []
+    for h in history:
+        if "loss" in h:
+            rows.append({"step": int(h["step"]), "epoch": float(h.get("epoch") or 0), "split": "train",
+                         "loss": float(h["loss"])})
+        if "eval_loss" in h:
+            rows.append({"step": int(h["step"]), "epoch": float(h.get("epoch") or 0), "split": "validation",
+                         "loss": float(h["eval_loss"])})
+    return rows
+
+
+def stop_reason(trainer: Trainer, stopper: EarlyStoppingCallback | None, train: Any,
+                 rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where and why early stopping ended training (None when it ran its course)."""
+    state = trainer.state
+    if stopper is None or state.global_step >= state.max_steps:
+        return None
+    val = [r for r in rows if r["split"] == "validation" and r["step"] > 0]
+    best = min(val, key=lambda r: r["loss"]) if val else None
+    es = train.early_stopping
+    return {"step": state.global_step, "epoch": float(state.epoch or 0), "of_steps": state.max_steps,
+            "reason": (f"early stopping: validation loss did not improve by more than {es.min_delta:g} for "
+                       f"{es.patience} evaluation{'s' if es.patience != 1 else ''}"
+                       + (f" (best {best['loss']:.4f} at step {best['step']}, epoch {best['epoch']:.2f})" if best else ""))}
+
+
+def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tuple[int, ...], steps_per_epoch: int,
+            select: str, out_dir: Path) -> dict[int, Scored]:
+    """For each target epoch count, the checkpoint scored for it: the last one at or before its epoch boundary, or
+    (select best) the one of those with the lowest validation loss. Checkpoints other than the final state are
+    exported (weights and config only) to out_dir/scored/epoch-N; the final state is scored as it is in memory."""
+    folder = Path(str(trainer.args.output_dir))
+    last = trainer.state.global_step
+    have = {int(p.name.rsplit("-", 1)[1]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()}
+    have.setdefault(last, folder / "final")  # the model in memory
+    val = {r["step"]: r for r in rows if r["split"] == "validation" and r["step"] > 0}
+    epoch_of = {r["step"]: r["epoch"] for r in rows}
+    out: dict[int, Scored] = {}
+    for target in targets:
+        boundary = min(target * steps_per_epoch, last)
+        steps = sorted(s for s in have if s <= boundary)
+        if not steps:
+            continue
+        step, why = steps[-1], (f"the checkpoint at epoch {target}" if boundary == target * steps_per_epoch
+                                else f"the last checkpoint (training stopped at step {last} before epoch {target})")
+        if select == "best":
+            candidates = [s for s in steps if s in val]
+            if candidates:
+                step = min(candidates, key=lambda s: (val[s]["loss"], -s))
+                evaluated = sum(1 for s in val if s <= boundary)
+                why = (f"the lowest validation loss ({val[step]['loss']:.4f}) of {evaluated} validation passes up "
+                       f"to epoch {min(target, round(last / steps_per_epoch, 2)):g}")
+        path = None
+        if step != last:
+            path = out_dir / "scored" / f"epoch-{target}"
+            export_weights(have[step], path)
+        out[target] = Scored(target, step, float(epoch_of.get(step, step / steps_per_epoch)), why,
+                             str(path) if path else None, val[step]["loss"] if step in val else None)
+    return out
+
+
+def export_weights(checkpoint: Path, dest: Path) -> None:
+    """A checkpoint's model files (safetensors weights, configs), without the optimizer and trainer state."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in checkpoint.iterdir():
+        if f.is_file() and f.name not in _TRAINING_STATE and not f.name.startswith("rng_state"):
+            shutil.copy2(f, dest / f.name)
+
+
+class group_lock:  # noqa: N801 - used as a context manager, like a function
+    """An exclusive lock on a file (fcntl), for one group's training across processes (Ray tasks)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.f = self.path.open("a")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
