@@ -16,7 +16,7 @@ LAYERS = [
     {"errors", "stats", "progress"},
     {"spec"},
     {"data", "results"},
-    {"models", "openai"},
+    {"models", "managed"},
     {"scorers"},
     {"train", "store"},
     {"verdicts"},
@@ -86,7 +86,7 @@ def test_only_the_store_imports_duckdb_and_holds_sql() -> None:
 
 
 def test_only_the_openai_package_imports_openai() -> None:
-    assert _owners("openai") and all(m.startswith("harness.openai") for m in _owners("openai")), _owners("openai")
+    assert _owners("openai") and all(m.startswith("harness.managed") for m in _owners("openai")), _owners("openai")
 
 
 def test_report_and_gate_import_no_torch_transformers_or_peft_even_indirectly() -> None:

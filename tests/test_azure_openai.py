@@ -179,8 +179,8 @@ def test_the_azure_block_is_validated(tmp_path: Path) -> None:
 
 def test_azure_suffix_leaves_room_for_the_variant_id(tmp_path: Path) -> None:
     from harness.data.chat import load_examples
-    from harness.openai.backend import ManagedSettings
-    from harness.openai.providers import make_backend
+    from harness.managed.backend import ManagedSettings
+    from harness.managed.providers import make_backend
     b = make_backend("azure-openai", ManagedSettings(BASE, {"suffix": "x" * 28}, {}, "A Very Long Spec Name, Indeed!",
                                                      "spec.yaml"))
     train = load_examples(write_experiment(tmp_path, AZURE_SPEC)[0].parent / "train.jsonl")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from openai_helpers import BASE, GIVEN, fake, log_progress, managed, scripted, table, write_experiment  # noqa: F401
 
-from harness.openai import lifecycle
+from harness.managed import lifecycle
 from harness.sweep.runner import run_sweep
 
 

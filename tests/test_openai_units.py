@@ -12,10 +12,10 @@ from conftest import chat, make_rows, write_jsonl
 from fakes import ScriptedModel
 
 from harness.data.chat import Example, load_examples
-from harness.openai import prices as openai_prices
-from harness.openai.client import scrub
-from harness.openai.data import check_examples, count_tokens, estimate_cost, upload_lines
-from harness.openai.jobs import backoff, train_log_rows
+from harness.managed import prices as openai_prices
+from harness.managed.client import scrub
+from harness.managed.data import check_examples, count_tokens, estimate_cost, upload_lines
+from harness.managed.jobs import backoff, train_log_rows
 from harness.progress import Progress
 from harness.scorers.multiple_choice import (
     MC_GENERATION_ARGS,
@@ -127,7 +127,7 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
     from fake_openai import FakeOpenAI
 
     from harness.data.suites import Suite
-    from harness.openai.client import OpenAIChatModel, make_client
+    from harness.managed.client import OpenAIChatModel, make_client
     from harness.scorers import ScoreContext, SuiteOutput, scorer
     from harness.scorers.run import score_suites
     from harness.spec.plan import Variant

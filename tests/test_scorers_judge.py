@@ -23,11 +23,11 @@ from harness import stats
 from harness.data.chat import Example
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
-from harness.models import judge as judge_models
+from harness.models import judge_model as judge_models
 from harness.models.resolve import cache_dir
 from harness.scorers import ScoreContext, make_scorer, metric_info, primary_metric
-from harness.scorers.judge import outcome
-from harness.scorers.judging import DEFAULT_RUBRIC, Criterion, parse_rubric, rubric_schema
+from harness.scorers.judgments import DEFAULT_RUBRIC, Criterion, parse_rubric, rubric_schema
+from harness.scorers.rubric_judge import outcome
 from harness.spec.plan import Variant
 from harness.store.db import Store
 from harness.sweep.runner import run_sweep

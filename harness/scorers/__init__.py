@@ -8,9 +8,9 @@ import harness.scorers.general  # noqa: E402,F401
 import harness.scorers.hallucination  # noqa: E402,F401
 import harness.scorers.heldout  # noqa: E402,F401
 import harness.scorers.instructions  # noqa: E402,F401
-import harness.scorers.judge  # noqa: E402,F401
 import harness.scorers.memorization  # noqa: E402,F401
 import harness.scorers.refusal_judge  # noqa: E402,F401  (the safety suite's `judge` refusal detector)
+import harness.scorers.rubric_judge  # noqa: E402,F401
 import harness.scorers.safety  # noqa: E402,F401
 from harness.scorers.registry import (
     UNDECLARED,

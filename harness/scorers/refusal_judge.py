@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.scorers.common import ChatItem
-from harness.scorers.judging import (
+from harness.scorers.judgments import (
     check_judge_options,
     choice_schema,
     conversation_text,

@@ -59,7 +59,7 @@ class ScoreContext:
     train_log: list[dict[str, Any]]
     cache: dict[str, Any] = field(default_factory=dict)  # shared between suites of one variant
     train: list[Any] = field(default_factory=list)  # harness.data.Example: the training split (empty if none)
-    # (judge name, base_url) -> a harness.models.protocol.JudgeModel; the sweep passes harness.models.judge.open_judge
+    # (judge name, base_url) -> a harness.models.protocol.JudgeModel; the sweep passes harness.models.judge_model.open_judge
     open_judge: Callable[[str, str | None], Any] | None = None
     base_outputs: dict[str, str] | None = None  # base's outputs on this suite by example id (pairwise judges)
 

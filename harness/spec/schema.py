@@ -18,7 +18,7 @@ METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
 TRAINING_METHODS = ("lora", "qlora", "full", "openai")
 # Model prefixes served by a managed fine-tuning provider (`method: openai` trains through the spec model's provider;
-# one backend module per provider in harness/openai/providers/), and every prefix scored through a chat API.
+# one backend module per provider in harness/managed/providers/), and every prefix scored through a chat API.
 MANAGED_PREFIXES = {"openai:": "OpenAI", "azure-openai:": "Azure OpenAI"}
 API_PREFIXES = (*MANAGED_PREFIXES, "openai-compatible:")
 AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")

@@ -160,7 +160,7 @@ def _suite_files(suites: list[Any]) -> list[str]:
 def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> list[str]:
     """Every suite's judge (option `judge`) resolves, and is none of the compared models: the experiment's model
     (scored as base) or a given checkpoint. (The variant being scored is checked again when it is judged.)"""
-    from harness.models.judge import model_identity, resolve_judge
+    from harness.models.judge_model import model_identity, resolve_judge
     from harness.models.resolve import check_hub
 
     compared: dict[str, str] = {}

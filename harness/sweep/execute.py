@@ -55,7 +55,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         from transformers.utils import logging as hf_logging
 
         from harness.models.device import detect_placement, record_placement
-        from harness.models.judge import open_judge
+        from harness.models.judge_model import open_judge
         from harness.models.local import LocalModel
         from harness.models.prompted import for_variant
         from harness.models.resolve import load_model, load_tokenizer

@@ -130,11 +130,11 @@ class Sweep:
         self.notices: list[str] = self.managed_notices()  # provider cutoffs and retirements: warnings, not data checks
 
     def managed(self) -> Any:
-        """The managed fine-tuning provider of the spec's model (harness.openai.backend), or None for other models."""
+        """The managed fine-tuning provider of the spec's model (harness.managed.backend), or None for other models."""
         if not self.model.is_managed:
             return None
-        from harness.openai.backend import ManagedSettings
-        from harness.openai.providers import make_backend
+        from harness.managed.backend import ManagedSettings
+        from harness.managed.providers import make_backend
 
         settings = ManagedSettings(self.model.location, self.spec.train.openai.model_dump(mode="json"),
                                    self.spec.azure.model_dump(mode="json"), self.spec.name, str(self.spec.source_path))
@@ -142,7 +142,7 @@ class Sweep:
 
     def managed_notices(self) -> list[str]:
         """Announced cutoffs for managed jobs and reported retirements of `given` OpenAI fine-tunes (no API call)."""
-        from harness.openai.lifecycle import plan_notices
+        from harness.managed.lifecycle import plan_notices
 
         trainees = [(v.name, v.variant_id) for v in self.variants if v.method == "openai"]
         given = [c.removeprefix("openai:") for c in (v.checkpoint for v in self.variants if v.method == "given")
@@ -162,7 +162,7 @@ class Sweep:
         if not self.data.train:
             return 0
         if self.model.is_remote:
-            from harness.openai.data import count_tokens
+            from harness.managed.data import count_tokens
 
             return sum(count_tokens(e.messages, self.model.location) for e in self.data.train)
         from harness.models.resolve import load_tokenizer

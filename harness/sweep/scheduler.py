@@ -86,7 +86,7 @@ def schedule(sweep: Any, todo: list[Variant], out_dir: Path, executor: str, prog
 
 def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs: dict[str, dict[str, Any]],
                   run_id: str | None) -> Any:
-    from harness.train.openai import RemoteInputs, RemoteJobs
+    from harness.train.remote import RemoteInputs, RemoteJobs
 
     inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train.model_dump(mode="json"),
                           sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id,
@@ -97,7 +97,7 @@ def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs:
 
 
 def _drain(jobs: Any, order: _BaseFirst, progress: Progress, *, block: bool) -> Iterator[Event]:
-    from harness.train.openai import INFO, JOB
+    from harness.train.remote import INFO, JOB
 
     for event in jobs.events(block=block):
         if event[0] == INFO:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.scorers.judging import Criterion, parse_rubric
+from harness.scorers.judgments import Criterion, parse_rubric
 
 RATING_COLUMNS = ("sheet_id", "rater", "example_id", "variant_id", "criterion", "value", "comment", "rated_at")
 JUDGE_COLUMNS = ("variant_id", "example_id", "criterion", "value")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.chat import Example
-from harness.openai import prices as openai_prices
-from harness.openai.lifecycle import LABELS
+from harness.managed import prices as openai_prices
+from harness.managed.lifecycle import LABELS
 
 MIN_TRAIN_EXAMPLES = 10  # the API refuses a training file with fewer
 OPENAI_ROLES = ("system", "user", "assistant")

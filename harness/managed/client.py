@@ -3,7 +3,7 @@
 Keys come from the environment only: OPENAI_API_KEY (with OPENAI_BASE_URL and OPENAI_ORG_ID) for `openai:`
 models, OPENAI_COMPATIBLE_API_KEY for an `openai-compatible:` server at the spec's `base_url` (a spec from
 someone else can point base_url anywhere, so the OpenAI key is never sent there), AZURE_OPENAI_API_KEY for
-`azure-openai:` models (harness/openai/providers/azure_openai.py). Every string this module returns from the API
+`azure-openai:` models (harness/managed/providers/azure_openai.py). Every string this module returns from the API
 passes through `scrub`, so a key echoed by a server never reaches the store or a log.
 """
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.errors import HarnessInputError
-from harness.openai.backend import ManagedBackend, ManagedSettings
-from harness.openai.providers.azure_openai import AzureOpenAIBackend
-from harness.openai.providers.openai_platform import OpenAIPlatform
+from harness.managed.backend import ManagedBackend, ManagedSettings
+from harness.managed.providers.azure_openai import AzureOpenAIBackend
+from harness.managed.providers.openai_platform import OpenAIPlatform
 
 PROVIDERS: dict[str, Callable[[ManagedSettings], ManagedBackend]] = {
     "openai": OpenAIPlatform,

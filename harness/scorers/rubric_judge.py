@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import harness.scorers.judging as judging
+import harness.scorers.judgments as judging
 from harness import stats
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.judging import Criterion, conversation_text, one_line, read_judgment
+from harness.scorers.judgments import Criterion, conversation_text, one_line, read_judgment
 from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
 
 POINTWISE_SYSTEM = (

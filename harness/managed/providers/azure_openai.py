@@ -19,13 +19,13 @@ from typing import Any
 
 from harness.data.chat import Example
 from harness.errors import HarnessInputError
-from harness.openai import jobs as jobs_api
-from harness.openai import lifecycle
-from harness.openai.backend import JobRequest, ManagedSettings, ScoringUnavailable
-from harness.openai.client import DEFAULT_MAX_RETRIES, OpenAIChatModel, env_int
-from harness.openai.data import CostEstimate, check_examples, estimate_cost
-from harness.openai.providers.common import ClientJobs
-from harness.openai.providers.openai_platform import model_suffix
+from harness.managed import jobs as jobs_api
+from harness.managed import lifecycle
+from harness.managed.backend import JobRequest, ManagedSettings, ScoringUnavailable
+from harness.managed.client import DEFAULT_MAX_RETRIES, OpenAIChatModel, env_int
+from harness.managed.data import CostEstimate, check_examples, estimate_cost
+from harness.managed.providers.common import ClientJobs
+from harness.managed.providers.openai_platform import model_suffix
 
 MAX_SUFFIX = 40  # Azure: up to 40 characters, a-z A-Z 0-9 - _
 ID_IN_SUFFIX = 13  # '-' + the 12-character variant id

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from harness.data.chat import Example
-from harness.openai import jobs as jobs_api
-from harness.openai import lifecycle
-from harness.openai.backend import JobRequest, ManagedSettings
-from harness.openai.client import OpenAIChatModel, make_client
-from harness.openai.data import CostEstimate, check_examples, estimate_cost
-from harness.openai.providers.common import ClientJobs
+from harness.managed import jobs as jobs_api
+from harness.managed import lifecycle
+from harness.managed.backend import JobRequest, ManagedSettings
+from harness.managed.client import OpenAIChatModel, make_client
+from harness.managed.data import CostEstimate, check_examples, estimate_cost
+from harness.managed.providers.common import ClientJobs
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 

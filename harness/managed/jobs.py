@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.openai.client import scrub
+from harness.managed.client import scrub
 
 FAILED = ("failed", "cancelled")
 SUCCEEDED = "succeeded"

@@ -1,10 +1,10 @@
-"""The managed fine-tuning protocol: what training and scoring (harness/train/openai.py) ask of a provider.
+"""The managed fine-tuning protocol: what training and scoring (harness/train/remote.py) ask of a provider.
 
-A provider is one module in harness/openai/providers/ with a class that implements `ManagedBackend`, listed in
+A provider is one module in harness/managed/providers/ with a class that implements `ManagedBackend`, listed in
 that package's PROVIDERS under its model prefix (`openai`, `azure-openai`). Everything provider-specific lives there: the client and
 its key, the job's parameters, how a job made earlier is found again, the statuses that mean "still working", and
 what chat completions are sent to when the result is scored. What the providers share (events, checkpoints,
-train_log rows, idempotent creation, backoff) lives in harness/openai/jobs.py.
+train_log rows, idempotent creation, backoff) lives in harness/managed/jobs.py.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.data.chat import Example
-from harness.openai.client import OpenAIChatModel
-from harness.openai.data import CostEstimate
+from harness.managed.client import OpenAIChatModel
+from harness.managed.data import CostEstimate
 
 
 class ScoringUnavailable(Exception):

@@ -1,4 +1,4 @@
-"""Judge models: a chat endpoint (harness.openai.judge) or a local transformers model, behind one cache on disk.
+"""Judge models: a chat endpoint (harness.managed.structured_judge) or a local transformers model, behind one cache on disk.
 
 `open_judge(name, base_url)` gives a JudgeModel whose answers are cached under `cache_dir()/judge`, keyed by the
 judge's identity (the model's fingerprint, the endpoint), the rubric's version and the full request, so scoring a
@@ -146,8 +146,8 @@ def open_judge(name: str, base_url: str | None = None, *, folder: Path | None = 
     """The judge `name` behind the cache; nothing is loaded or called until a request misses the cache."""
     ref = resolve_judge(name)
     if ref.kind in REMOTE:
-        from harness.openai.client import make_client
-        from harness.openai.judge import ApiJudge
+        from harness.managed.client import make_client
+        from harness.managed.structured_judge import ApiJudge
 
         inner: Any = ApiJudge(make_client(ref.kind, base_url if ref.kind == "openai-compatible" else None),
                               ref.location, compatible=ref.kind == "openai-compatible")

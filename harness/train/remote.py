@@ -2,7 +2,7 @@
 create one job per variant -> follow every job together -> score the fine-tuned models (and `base` or `given`
 model ids) through chat completions.
 
-Everything provider-specific goes through the `ManagedBackend` protocol (harness/openai/backend.py); this file
+Everything provider-specific goes through the `ManagedBackend` protocol (harness/managed/backend.py); this file
 only schedules. Every outcome is an event on one queue (an info line, a job row to store, or a finished variant's
 result) that the sweep's scheduler drains; nothing here touches the store. A restarted harness re-attaches to the
 job ids it is handed (`stored_jobs`, read from the store by the runner).
@@ -22,15 +22,15 @@ from typing import Any
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError
-from harness.models.judge import open_judge
+from harness.managed import jobs as jobs_api
+from harness.managed.backend import JobRequest, ManagedBackend, ManagedSettings, ScoringUnavailable
+from harness.managed.client import OpenAIChatModel, describe_error, make_client, scrub
+from harness.managed.data import write_upload
+from harness.managed.lifecycle import refusal_detail
+from harness.managed.providers import make_backend
+from harness.models.judge_model import open_judge
 from harness.models.prompted import for_variant
 from harness.models.resolve import MANAGED_KINDS, ModelRef
-from harness.openai import jobs as jobs_api
-from harness.openai.backend import JobRequest, ManagedBackend, ManagedSettings, ScoringUnavailable
-from harness.openai.client import OpenAIChatModel, describe_error, make_client, scrub
-from harness.openai.data import write_upload
-from harness.openai.lifecycle import refusal_detail
-from harness.openai.providers import make_backend
 from harness.progress import Quiet
 from harness.results import FINISHED, VariantResult, failed_result
 from harness.scorers.run import base_references, score_suites

@@ -1,14 +1,14 @@
-"""What every provider reached through the `openai` package does the same way: the job calls of harness.openai.jobs
-on the provider's client, the refusal reading of harness.openai.lifecycle, and the tail of a create request."""
+"""What every provider reached through the `openai` package does the same way: the job calls of harness.managed.jobs
+on the provider's client, the refusal reading of harness.managed.lifecycle, and the tail of a create request."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from harness.openai import jobs as jobs_api
-from harness.openai import lifecycle
-from harness.openai.backend import JobRequest, ManagedSettings
+from harness.managed import jobs as jobs_api
+from harness.managed import lifecycle
+from harness.managed.backend import JobRequest, ManagedSettings
 
 
 class ClientJobs:

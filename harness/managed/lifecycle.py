@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from harness.openai.client import describe_error, error_fields
+from harness.managed.client import describe_error, error_fields
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def open_judge(ctx: Any, judge: str, base_url: str | None, kind: str) -> Any:
     opener = getattr(ctx, "open_judge", None)
     if opener is None:
         raise RuntimeError(f"{kind}: this scoring context opens no judge models (ScoreContext.open_judge is unset); "
-                           "suites with a judge run inside a sweep, which provides harness.models.judge.open_judge")
+                           "suites with a judge run inside a sweep, which provides harness.models.judge_model.open_judge")
     model = opener(judge, base_url)
     for name in scored_models(ctx):
         if model.is_model(name):

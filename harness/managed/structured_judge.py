@@ -11,8 +11,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from harness.managed.client import describe_error, error_fields, request_concurrency, scrub
 from harness.models.protocol import Reply, Usage
-from harness.openai.client import describe_error, error_fields, request_concurrency, scrub
 
 PER_EXAMPLE_STATUS = (400, 422)  # the request itself is refused; other requests may well be answered
 
