@@ -9,18 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.scores import Finding, SuiteResult
+
 FINISHED, FAILED = "finished", "failed"
 
 
 @dataclass
 class VariantResult:
-    """Everything one variant produced: the `variants` row, then train_log, scores, examples and findings rows."""
+    """Everything one variant produced: the `variants` row, its train_log rows, one result per suite (scores,
+    scored samples) and the findings its scorers made."""
 
     variant: dict[str, Any]
     train_log: list[dict[str, Any]] = field(default_factory=list)
-    scores: list[dict[str, Any]] = field(default_factory=list)
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    suites: list[SuiteResult] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def variant_id(self) -> str:
@@ -30,11 +32,13 @@ class VariantResult:
     def finished(self) -> bool:
         return self.variant.get("status") == FINISHED
 
-    def frames(self) -> dict[str, Any]:
-        """scores, examples and train_log as DataFrames (the shape the store's read models return)."""
-        import pandas as pd
+    @property
+    def n_scores(self) -> int:
+        return sum(len(s.scores) for s in self.suites)
 
-        return {t: pd.DataFrame(getattr(self, t)) for t in ("scores", "examples", "train_log")}
+    @property
+    def n_samples(self) -> int:
+        return sum(len(s.samples) for s in self.suites)
 
 
 def failed_result(row: dict[str, Any], error: str, *, train_log: list[dict[str, Any]] | None = None,

@@ -12,12 +12,13 @@ import harness.scorers.memorization  # noqa: E402,F401
 import harness.scorers.refusal_judge  # noqa: E402,F401  (the safety suite's `judge` refusal detector)
 import harness.scorers.rubric_judge  # noqa: E402,F401
 import harness.scorers.safety  # noqa: E402,F401
+from harness.scores import SuiteResult
 from harness.scorers.registry import (
     UNDECLARED,
     Metric,
     ScoreContext,
-    SuiteOutput,
     check_suites,
+    declared_findings,
     declared_metrics,
     kinds,
     make_scorer,
@@ -30,9 +31,10 @@ from harness.scorers.registry import (
 __all__ = [
     "Metric",
     "ScoreContext",
-    "SuiteOutput",
+    "SuiteResult",
     "UNDECLARED",
     "check_suites",
+    "declared_findings",
     "declared_metrics",
     "kinds",
     "make_scorer",

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness import stats
 from harness.errors import HarnessInputError
+from harness.scores import Score
 
 
 @dataclass
@@ -67,7 +68,6 @@ def compile_regex(pattern: Any, where: str) -> re.Pattern[str]:
                                 "quote it in single quotes in YAML and escape special characters") from None
 
 
-def rate_row(metric: str, successes: int, n: int) -> dict[str, Any]:
-    """A scores row for a rate, with its Wilson 95% interval."""
-    value, lo, hi = stats.wilson_ci(successes, n)
-    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n": n}
+def rate_row(metric: str, successes: int, n: int) -> Score:
+    """A rate's score, with its Wilson 95% interval."""
+    return Score.of(metric, stats.wilson_ci(successes, n), n)

@@ -9,7 +9,8 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessInputError
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import Finding, Score, SuiteResult
 
 EPS = 1e-6
 
@@ -18,9 +19,9 @@ def _epoch(e: float) -> str:
     return f"{round(float(e), 2):g}"
 
 
-def _row(metric: str, value: float, lo: float | None = None, hi: float | None = None, n: int = 1) -> dict[str, Any]:
-    """A scores row; lo/hi None where one observation allows no interval."""
-    return {"metric": metric, "value": float(value), "ci_low": lo, "ci_high": hi, "n": n}
+def _row(metric: str, value: float, lo: float | None = None, hi: float | None = None, n: int = 1) -> Score:
+    """A score; lo/hi None where one observation allows no interval."""
+    return Score(metric, float(value), lo, hi, n)
 
 
 def _mean(losses: list[float]) -> tuple[float, float | None, float | None]:
@@ -78,11 +79,11 @@ def divergence(min_rise: float = 0.02) -> Any:
     if not isinstance(min_rise, int | float) or min_rise < 0:
         raise HarnessInputError(f"divergence option 'min_rise': a loss difference >= 0 (e.g. 0.02), got {min_rise!r}")
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         a = analyse(ctx.train_log or [], float(min_rise))
         if a is None:
-            return SuiteOutput()  # base, or a checkpoint given without a training log
-        scores = []
+            return SuiteResult()  # base, or a checkpoint given without a training log
+        scores: list[Score] = []
         for k, e in sorted(a["epochs"].items()):
             if e["train"]:
                 m, lo, hi = _mean(e["train"])
@@ -90,7 +91,7 @@ def divergence(min_rise: float = 0.02) -> Any:
             if e["val"] is not None:
                 scores.append(_row(f"validation_loss_epoch{k}", e["val"]["loss"]))
         if "best" not in a:
-            return SuiteOutput(scores=scores)
+            return SuiteResult(scores)
         best, last = a["best"], a["last"]
         ft, ft_lo, ft_hi = _mean(a["final_train"])
         n_val = len(a["val"])
@@ -108,16 +109,16 @@ def divergence(min_rise: float = 0.02) -> Any:
         findings = []
         if a["overfitting"]:
             name = getattr(ctx.variant, "name", None) or "this variant"
-            findings.append({
-                "check": "overfitting", "severity": "warning",
-                "message": (f"{name} is overfitting: validation loss rose from {best['loss']:.2f} ({u} "
-                            f"{_epoch(best['epoch'])}) to {last['loss']:.2f} ({u} {_epoch(last['epoch'])}) "
-                            f"while train loss fell to {ft:.2f}"),
-                "evidence": {f"best_{u}": best["epoch"], "best_validation_loss": best["loss"],
-                             f"final_{u}": last["epoch"], "final_validation_loss": last["loss"],
-                             "rise": a["rise"], "min_rise": float(min_rise),
-                             "train_loss_at_best": float(np.mean(a["train_at_best"])), "final_train_loss": ft,
-                             "validation_curve": [[r["epoch"], r["loss"]] for r in a["val"]]}})
-        return SuiteOutput(scores=scores, findings=findings)
+            findings.append(Finding(
+                "overfitting", "warning",
+                (f"{name} is overfitting: validation loss rose from {best['loss']:.2f} ({u} "
+                 f"{_epoch(best['epoch'])}) to {last['loss']:.2f} ({u} {_epoch(last['epoch'])}) "
+                 f"while train loss fell to {ft:.2f}"),
+                {f"best_{u}": best["epoch"], "best_validation_loss": best["loss"],
+                 f"final_{u}": last["epoch"], "final_validation_loss": last["loss"],
+                 "rise": a["rise"], "min_rise": float(min_rise),
+                 "train_loss_at_best": float(np.mean(a["train_at_best"])), "final_train_loss": ft,
+                 "validation_curve": [[r["epoch"], r["loss"]] for r in a["val"]]}))
+        return SuiteResult(scores, findings=findings)
 
     return score

@@ -16,7 +16,8 @@ import numpy as np
 from harness import stats
 from harness.errors import HarnessInputError
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import Sample, Score, SuiteResult
 from harness.spec.schema import resolve_inside
 
 # result keys of Hugging Face's own metrics where lower is better; any other key is taken as higher-is-better
@@ -155,7 +156,7 @@ def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None,
     if problems:
         raise HarnessInputError(problems, title="evaluate options")
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         module, record = load_metric(metric, ctx.suite)
         outs = heldout_outputs(ctx, max_new_tokens)
         refs = [e.reference for e in ctx.test]
@@ -182,26 +183,22 @@ def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None,
                                     f"{module.name!r} cannot be computed on one example at a time; set it to auto")
         by_example = [k for k in chosen if per is not None and (per_example is True or _averages(per[k], corpus[k]))]
         corpus_keys = [k for k in chosen if k not in by_example]
-        rows = []
+        rows: list[Score] = []
         for k in by_example:
             assert per is not None
-            rows.append({"metric": k, **dict(zip(("value", "ci_low", "ci_high"), stats.mean_ci(per[k]), strict=True)),
-                         "n": len(outs), "scorer_args": {
-                             **record, "intervals": f"percentile bootstrap over {len(outs)} examples (per-example "
-                                                    "values)"}})
+            rows.append(Score.of(k, stats.mean_ci(per[k]), len(outs), {
+                **record, "intervals": f"percentile bootstrap over {len(outs)} examples (per-example values)"}))
         cis = stats.resample_ci(lambda idx: {k: v for k, v in compute(idx).items() if k in corpus_keys}, len(outs),
                                 resamples=corpus_resamples) if corpus_keys and len(outs) > 1 else {}
         for k in corpus_keys:
             lo, hi = cis.get(k, (corpus[k], corpus[k]))
-            rows.append({"metric": k, "value": corpus[k], "ci_low": min(lo, corpus[k]), "ci_high": max(hi, corpus[k]),
-                         "n": len(outs), "scorer_args": {
-                             **record, "intervals": f"percentile bootstrap of the corpus computation, "
-                                                    f"{corpus_resamples} resamples of the examples"}})
-        examples = [{"example_id": e.example_id, "prompt": e.prompt_messages[-1]["content"], "reference": e.reference,
-                     "output": outs[i], "passed": None,
-                     "detail": {k: float(per[k][i]) for k in by_example} if per is not None else {}}
+            rows.append(Score(k, corpus[k], min(lo, corpus[k]), max(hi, corpus[k]), len(outs), {
+                **record, "intervals": f"percentile bootstrap of the corpus computation, {corpus_resamples} resamples "
+                                       "of the examples"}))
+        examples = [Sample(e.example_id, e.prompt_messages[-1]["content"], outs[i], e.reference, None,
+                           {k: float(per[k][i]) for k in by_example} if per is not None else {})
                     for i, e in enumerate(ctx.test)]
-        return SuiteOutput(scores=rows, examples=examples)
+        return SuiteResult(rows, examples)
 
     def check_suite(suite: Any) -> None:
         """Find and load the metric module at sweep start, so a missing module or an unreachable hub stops the sweep

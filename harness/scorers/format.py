@@ -10,7 +10,8 @@ from typing import Any
 from harness.errors import HarnessInputError
 from harness.scorers.common import chat_items, compile_regex, rate_row
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import Sample, SuiteResult
 
 SOURCES = ("items", "heldout")
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -139,7 +140,7 @@ def format_compliance(json: bool = True, schema: str | None = None, required_pat
         raise HarnessInputError(f"format options: pattern name(s) used twice: {', '.join(dup)}")
     parse = bool(json) or schema is not None or any(p.field for p in patterns)
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         validator = _validator(ctx, schema) if schema else None
         if source == "items":
             items = chat_items(ctx.suite)
@@ -155,12 +156,12 @@ def format_compliance(json: bool = True, schema: str | None = None, required_pat
         scores = [rate_row("compliance", sum(not reasons for _, reasons in verdicts), n)]
         for rule in verdicts[0][0] if verdicts else {}:
             scores.append(rate_row(rule, sum(v[0][rule] for v in verdicts), n))
-        examples = [{"example_id": eid, "prompt": prompt, "reference": ref, "output": out, "passed": not reasons,
-                     "detail": {"compliance": float(not reasons), **{r: float(ok) for r, ok in rules.items()},
-                                "rules": rules, "reasons": reasons, "chars": len(out), "source": source,
-                                **({"cluster": cl} if cl is not None else {})}}
+        examples = [Sample(eid, prompt, out, ref, not reasons,
+                           {"compliance": float(not reasons), **{r: float(ok) for r, ok in rules.items()}},
+                           {"rules": dict(rules), "reasons": list(reasons), "chars": len(out), "source": source},
+                           None if cl is None else str(cl))
                     for (eid, prompt, ref), out, (rules, reasons), cl in zip(rows, outs, verdicts, clusters, strict=True)]
-        return SuiteOutput(scores=scores, examples=examples)
+        return SuiteResult(scores, examples)
 
     def _heldout(ctx: ScoreContext) -> list[str]:
         return heldout_outputs(ctx, max_new_tokens, default=DEFAULT_MAX_NEW_TOKENS)

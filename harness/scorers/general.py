@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,8 @@ from harness import stats
 from harness.data.suites import read_jsonl
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import Sample, Score, SuiteResult
 
 
 def _items(suite: Any) -> list[dict[str, Any]]:
@@ -66,7 +68,7 @@ def choose(lls: list[float], choices: list[str]) -> tuple[int, int]:
     return int(np.argmax(ll)), int(np.argmax(ll / np.array([float(len(c)) for c in choices])))
 
 
-def perplexity_rows(results: list[tuple[float, int]], texts: list[str]) -> list[dict[str, Any]]:
+def perplexity_rows(results: list[tuple[float, int]], texts: list[str]) -> list[Score]:
     """Token perplexity, word perplexity and bits per byte over all texts, each with a bootstrap CI over texts."""
     nll = np.array([-lp for lp, _ in results])
     units = {"perplexity": np.array([n for _, n in results], dtype=float),
@@ -76,7 +78,7 @@ def perplexity_rows(results: list[tuple[float, int]], texts: list[str]) -> list[
     for metric, den in units.items():
         r, lo, hi = stats.ratio_ci(nll, den)
         f = (lambda x: x / math.log(2)) if metric == "bits_per_byte" else math.exp
-        rows.append({"metric": metric, "value": f(r), "ci_low": f(lo), "ci_high": f(hi), "n": len(texts)})
+        rows.append(Score(metric, f(r), f(lo), f(hi), len(texts)))
     return rows
 
 
@@ -92,7 +94,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
     if not isinstance(num_fewshot, int) or num_fewshot < 0:
         raise HarnessInputError(f"general option 'num_fewshot': a whole number >= 0, got {num_fewshot!r}")
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         items = _items(ctx.suite)
         ctxs = contexts(items, num_fewshot, description=description, target_delimiter=target_delimiter,
                         fewshot_delimiter=fewshot_delimiter, seed=fewshot_seed)
@@ -104,7 +106,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
             out.scores += _perplexity(ctx)
         return out
 
-    def _by_loglikelihood(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteOutput:
+    def _by_loglikelihood(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteResult:
         requests = [(c, target_delimiter + choice) for c, it in zip(ctxs, items, strict=True) for choice in it["choices"]]
         results = ctx.model.loglikelihood(requests)
         if len(results) != len(requests):
@@ -115,32 +117,28 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
             k += len(it["choices"])
             pred, pred_norm = choose(lls, it["choices"])
             gold = it["gold"]
-            examples.append({
-                "example_id": it["id"], "prompt": c, "reference": it["choices"][gold], "output": it["choices"][pred],
-                "passed": pred == gold,
-                "detail": {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold), "gold": gold,
-                           "pred": pred, "pred_norm": pred_norm, "loglikelihoods": lls,
-                           "category": it.get("category"), "method": "loglikelihood", **_cluster(it)}})
-        return SuiteOutput(scores=_accuracy_rows(examples, ("acc", "acc_norm")), examples=examples)
+            examples.append(Sample(
+                str(it["id"]), c, it["choices"][pred], it["choices"][gold], pred == gold,
+                {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold)},
+                {"gold": gold, "pred": pred, "pred_norm": pred_norm, "loglikelihoods": lls,
+                 "category": it.get("category"), "method": "loglikelihood"}, _cluster(it)))
+        return SuiteResult(_accuracy_rows(examples, ("acc", "acc_norm")), examples)
 
-    def _by_generation(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteOutput:
+    def _by_generation(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteResult:
         from harness.scorers.multiple_choice import MC_GENERATION_ARGS, choose_by_generation
 
         chosen = choose_by_generation(ctx.model, [(c, it["choices"]) for c, it in zip(ctxs, items, strict=True)])
         examples = []
         for c, it, (pred, raw) in zip(ctxs, items, chosen, strict=True):
             gold = it["gold"]
-            examples.append({
-                "example_id": it["id"], "prompt": c, "reference": it["choices"][gold], "output": raw,
-                "passed": pred == gold,
-                "detail": {"acc": float(pred == gold), "gold": gold, "pred": pred, "category": it.get("category"),
-                           "method": "generation", **_cluster(it)}})
-        rows = _accuracy_rows(examples, ("acc",))
-        for r in rows:
-            r["scorer_args"] = dict(MC_GENERATION_ARGS)  # recorded with the scorer's arguments
-        return SuiteOutput(scores=rows, examples=examples)
+            examples.append(Sample(
+                str(it["id"]), c, raw, it["choices"][gold], pred == gold, {"acc": float(pred == gold)},
+                {"gold": gold, "pred": pred, "category": it.get("category"), "method": "generation"}, _cluster(it)))
+        # recorded with the scorer's arguments
+        rows = [replace(r, how=dict(MC_GENERATION_ARGS)) for r in _accuracy_rows(examples, ("acc",))]
+        return SuiteResult(rows, examples)
 
-    def _perplexity(ctx: ScoreContext) -> list[dict[str, Any]]:
+    def _perplexity(ctx: ScoreContext) -> list[Score]:
         path = ctx.suite.path(text)
         if not path.is_file():
             raise HarnessInputError(f"{ctx.suite.folder / 'suite.yaml'}: option 'text': no file {path}")
@@ -153,20 +151,20 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
     return score
 
 
-def _cluster(item: dict[str, Any]) -> dict[str, Any]:
+def _cluster(item: dict[str, Any]) -> str | None:
     """The item's cluster (questions sharing a passage), kept per example so intervals resample clusters."""
-    return {"cluster": item["cluster"]} if item.get("cluster") is not None else {}
+    return str(item["cluster"]) if item.get("cluster") is not None else None
 
 
-def _accuracy_rows(examples: list[dict[str, Any]], metrics: tuple[str, ...]) -> list[dict[str, Any]]:
+def _accuracy_rows(examples: list[Sample], metrics: tuple[str, ...]) -> list[Score]:
     """acc (and acc_norm) over all items and acc per category, as rates with Wilson CIs; each example's
     per-category value is stored under the metric's name too."""
     for e in examples:
-        if e["detail"].get("category"):
-            e["detail"][f"acc:{e['detail']['category']}"] = e["detail"]["acc"]
-    rows = [rate_row(m, int(sum(e["detail"][m] for e in examples)), len(examples)) for m in metrics]
-    cats = sorted({str(e["detail"]["category"]) for e in examples if e["detail"].get("category")})
+        if e.detail.get("category"):
+            e.scores[f"acc:{e.detail['category']}"] = e.scores["acc"]
+    rows = [rate_row(m, int(sum(e.scores[m] for e in examples)), len(examples)) for m in metrics]
+    cats = sorted({str(e.detail["category"]) for e in examples if e.detail.get("category")})
     for cat in cats:
-        part = [e for e in examples if e["detail"].get("category") == cat]
-        rows.append(rate_row(f"acc:{cat}", int(sum(e["detail"]["acc"] for e in part)), len(part)))
+        part = [e for e in examples if e.detail.get("category") == cat]
+        rows.append(rate_row(f"acc:{cat}", int(sum(e.scores["acc"] for e in part)), len(part)))
     return rows

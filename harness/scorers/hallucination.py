@@ -8,7 +8,8 @@ from typing import Any
 import harness.scorers.metrics as metrics
 from harness.errors import HarnessInputError
 from harness.scorers.common import ChatItem, chat_items, compile_regex, rate_row
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import Sample, SuiteResult
 
 PROBE_TYPES = ("nonexistent", "known_fact")
 
@@ -114,7 +115,7 @@ def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns:
                                 f"got {abstain_field!r}")
     rules = Rules(abstain_field, abstain_patterns, value_regex)
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         items = chat_items(ctx.suite)
         _check_items(items, ctx.suite)
         outs = ctx.model.generate([it.messages for it in items], max_new_tokens)
@@ -130,10 +131,9 @@ def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns:
         examples = []
         for it, out, v in zip(items, outs, verdicts, strict=True):
             passed = v["verdict"] == ("abstained" if v["probe"] == "nonexistent" else "correct")
-            examples.append({"example_id": it.item_id, "prompt": it.prompt,
-                             "reference": v.get("expected", "(abstain)"), "output": out, "passed": passed,
-                             "detail": {**v, "fabricated": v["verdict"] == "fabricated", **per_example(v),
-                                        **({"cluster": it.raw["cluster"]} if it.raw.get("cluster") is not None else {})}})
-        return SuiteOutput(scores=scores, examples=examples)
+            examples.append(Sample(it.item_id, it.prompt, out, str(v.get("expected", "(abstain)")), passed,
+                                   per_example(v), {**v, "fabricated": v["verdict"] == "fabricated"},
+                                   None if it.raw.get("cluster") is None else str(it.raw["cluster"])))
+        return SuiteResult(scores, examples)
 
     return score

@@ -8,7 +8,8 @@ import numpy as np
 
 import harness.scorers.metrics as metrics
 from harness import stats
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import JSONDict, Sample, Score, SuiteResult
 
 
 def heldout_outputs(ctx: ScoreContext, max_new_tokens: int | None, default: int = 128) -> list[str]:
@@ -35,7 +36,7 @@ def heldout_outputs(ctx: ScoreContext, max_new_tokens: int | None, default: int 
 def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
     """Score generations on the test set against its references."""
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         refs = [e.reference for e in ctx.test]
         outs = heldout_outputs(ctx, max_new_tokens)
         em = np.array([metrics.exact_match(o, r) for o, r in zip(outs, refs, strict=True)], dtype=float)
@@ -45,34 +46,29 @@ def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
         json_valid = np.array([metrics.parse_json(o) is not None for o in outs], dtype=float)
         rouge = metrics.rouge_l(outs, refs)
         nll = ctx.model.reference_nll([e.messages for e in ctx.test]) if loss and ctx.model.supports_loglikelihood else []
-        rows: list[dict[str, Any]] = []
-
-        def add(metric: str, value: float, lo: float, hi: float, n: int) -> None:
-            rows.append({"suite": "heldout", "metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n": n})
-
-        add("exact_match", *stats.mean_ci(em), len(em))
+        rows: list[Score] = [Score.of("exact_match", stats.mean_ci(em), len(em))]
         if json_refs.any():
-            add("field_accuracy", *stats.mean_ci(fa[json_refs]), int(json_refs.sum()))
-            add("json_valid", *stats.wilson_ci(int(json_valid[json_refs].sum()), int(json_refs.sum())),
-                int(json_refs.sum()))
-        add("rougeL", *stats.mean_ci(rouge), len(rouge))
+            k = int(json_refs.sum())
+            rows.append(Score.of("field_accuracy", stats.mean_ci(fa[json_refs]), k))
+            rows.append(Score.of("json_valid", stats.wilson_ci(int(json_valid[json_refs].sum()), k), k))
+        rows.append(Score.of("rougeL", stats.mean_ci(rouge), len(rouge)))
         for name in ("bleu", "chrf"):
-            add(name, *metrics.corpus_metric_ci(name, outs, refs), len(outs))
+            rows.append(Score.of(name, metrics.corpus_metric_ci(name, outs, refs), len(outs)))
         if nll:
             # token-weighted mean NLL; the CI resamples examples with their token counts
-            add("loss", *stats.ratio_ci([n for n, _ in nll], [c for _, c in nll]), len(nll))
+            rows.append(Score.of("loss", stats.ratio_ci([n for n, _ in nll], [c for _, c in nll]), len(nll)))
         examples = []
         for i, e in enumerate(ctx.test):
-            detail: dict[str, Any] = {"exact_match": float(em[i]), "rougeL": float(rouge[i])}
+            values = {"exact_match": float(em[i]), "rougeL": float(rouge[i])}
+            detail: JSONDict = {}
             if fields[i][0] is not None:
-                detail["field_accuracy"] = fields[i][0]
-                detail["fields"] = fields[i][1]
-                detail["json_valid"] = float(json_valid[i])
+                values["field_accuracy"] = float(fields[i][0])
+                values["json_valid"] = float(json_valid[i])
+                detail["fields"] = dict(fields[i][1])
             if nll:
-                detail["loss"] = nll[i][0] / nll[i][1]
-            examples.append({"suite": "heldout", "example_id": e.example_id,
-                             "prompt": e.prompt_messages[-1]["content"], "reference": e.reference,
-                             "output": outs[i], "passed": bool(em[i]), "detail": detail})
-        return SuiteOutput(scores=rows, examples=examples)
+                values["loss"] = nll[i][0] / nll[i][1]
+            examples.append(Sample(e.example_id, e.prompt_messages[-1]["content"], outs[i], e.reference,
+                                   bool(em[i]), values, detail))
+        return SuiteResult(rows, examples)
 
     return score

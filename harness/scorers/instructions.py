@@ -10,7 +10,8 @@ import harness.scorers.instruction_checks as checks
 from harness import stats
 from harness.errors import HarnessInputError
 from harness.scorers.common import ChatItem, chat_items, rate_row
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import Sample, Score, SuiteResult
 
 PRIMARY = "prompt_strict"
 
@@ -89,9 +90,8 @@ def per_example(verdicts: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _share_row(metric: str, values: list[float]) -> dict[str, Any]:
-    value, lo, hi = stats.mean_ci(values)
-    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n": len(values)}
+def _share_row(metric: str, values: list[float]) -> Score:
+    return Score.of(metric, stats.mean_ci(values), len(values))
 
 
 @scorer("instructions", metrics=[
@@ -111,26 +111,23 @@ def instructions(max_new_tokens: int = 96, sample: int | None = None, seed: int 
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise HarnessInputError(f"instructions option 'seed': a whole number, got {seed!r}")
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         items = sampled(load_items(ctx.suite), sample, seed)
         outs = ctx.model.generate([it.messages for it in items], max_new_tokens)
         examples = []
         for it, out in zip(items, outs, strict=True):
             verdicts = judge(it.raw["instructions"], out)
             values = per_example(verdicts)
-            examples.append({"example_id": it.item_id, "prompt": it.prompt,
-                             "reference": "; ".join(v["id"] for v in verdicts), "output": out,
-                             "passed": values[PRIMARY] == 1.0,
-                             "detail": {**values, "instructions": verdicts,
-                                        **({"cluster": it.raw["cluster"]} if it.raw.get("cluster") is not None
-                                           else {})}})
-        details = [e["detail"] for e in examples]
-        scores = [rate_row(m, int(sum(d[m] for d in details)), len(details)) for m in (PRIMARY, "prompt_loose")]
-        scores += [_share_row(m, [d[m] for d in details]) for m in ("instruction_strict", "instruction_loose")]
-        for iid in sorted({v["id"] for d in details for v in d["instructions"]}):
-            part = [d[f"instruction_strict:{iid}"] for d in details if f"instruction_strict:{iid}" in d]
+            examples.append(Sample(it.item_id, it.prompt, out, "; ".join(v["id"] for v in verdicts),
+                                   values[PRIMARY] == 1.0, values, {"instructions": verdicts},
+                                   None if it.raw.get("cluster") is None else str(it.raw["cluster"])))
+        values_of = [e.scores for e in examples]
+        scores = [rate_row(m, int(sum(d[m] for d in values_of)), len(values_of)) for m in (PRIMARY, "prompt_loose")]
+        scores += [_share_row(m, [d[m] for d in values_of]) for m in ("instruction_strict", "instruction_loose")]
+        for iid in sorted({str(v["id"]) for e in examples for v in e.detail["instructions"]}):  # type: ignore[union-attr]
+            part = [d[f"instruction_strict:{iid}"] for d in values_of if f"instruction_strict:{iid}" in d]
             scores.append(rate_row(f"instruction_strict:{iid}", int(sum(part)), len(part)))
-        return SuiteOutput(scores=scores, examples=examples)
+        return SuiteResult(scores, examples)
 
     score.check_suite = check_suite  # type: ignore[attr-defined]
     return score

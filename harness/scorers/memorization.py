@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ from harness import stats
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import JSONDict, Sample, Score, SuiteResult
 
 DEFAULT_MAX_NEW_TOKENS = 128  # the heldout suite's default, so both share one generation
 _WORD = re.compile(r"[^\W_]+")
@@ -126,9 +127,9 @@ def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise HarnessInputError(f"memorization option 'seed': a whole number, got {seed!r}")
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         if not ctx.train:  # nothing trained in this run, so there is no training split to compare with
-            return SuiteOutput()
+            return SuiteResult()
         tokens = max_new_tokens or next(iter(ctx.cache.get("heldout_outputs", {})), DEFAULT_MAX_NEW_TOKENS)
         test_outs = heldout_outputs(ctx, tokens)
         test_refs = [e.reference for e in ctx.test]
@@ -137,42 +138,35 @@ def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_
         train_refs = [e.reference for e in sample]
         train_vals, test_vals = _values(train_outs, train_refs), _values(test_outs, test_refs)
         primary = "field_accuracy" if not np.isnan(test_vals["field_accuracy"]).all() else "exact_match"
-        rows: list[dict[str, Any]] = []
+        how: JSONDict = {"max_new_tokens": tokens, "primary": primary}
+        rows: list[Score] = []
         for m in (primary, "rougeL"):
             tr, te = train_vals[m], test_vals[m]
             for split, v in (("train", tr), ("test", te)):
                 if not np.isnan(v).all():
-                    rows.append({"metric": f"{split}_{m}", **_row(stats.mean_ci(v)),
-                                 "n": int((~np.isnan(v)).sum())})
+                    rows.append(Score.of(f"{split}_{m}", stats.mean_ci(v), int((~np.isnan(v)).sum()), how))
             if not (np.isnan(tr).all() or np.isnan(te).all()):
-                rows.append({"metric": f"gap_{m}", **_row(stats.diff_means_ci(tr, te)),
-                             "n": int((~np.isnan(tr)).sum() + (~np.isnan(te)).sum())})
+                rows.append(Score.of(f"gap_{m}", stats.diff_means_ci(tr, te),
+                                     int((~np.isnan(tr)).sum() + (~np.isnan(te)).sum()), how))
         index = TrainIndex([e.reference for e in ctx.train], min_words, max_answers)
         copies = [index.copied(o, r) for o, r in zip(test_outs, test_refs, strict=True)]
-        rows.insert(0, rate_row("regurgitation_rate", sum(c is not None for c in copies), len(copies)))
+        rows.insert(0, replace(rate_row("regurgitation_rate", sum(c is not None for c in copies), len(copies)), how=how))
         kept = (primary, "rougeL")
         examples = []
         for i, (e, out, c) in enumerate(zip(ctx.test, test_outs, copies, strict=True)):
-            copy = None if c is None else {"span": c.span, "words": c.words,
-                                           "train_example": _where(ctx.train[c.train_index]),
-                                           "train_example_id": ctx.train[c.train_index].example_id}
-            examples.append({"example_id": e.example_id, "prompt": e.prompt_messages[-1]["content"],
-                             "reference": e.reference, "output": out, "passed": c is None,
-                             "detail": {"split": "test", "regurgitation_rate": float(c is not None), "copied": copy,
-                                        **_per_example("test", test_vals, i, kept)}})
+            copy: JSONDict | None = None if c is None else {
+                "span": c.span, "words": c.words, "train_example": _where(ctx.train[c.train_index]),
+                "train_example_id": ctx.train[c.train_index].example_id}
+            examples.append(Sample(e.example_id, e.prompt_messages[-1]["content"], out, e.reference, c is None,
+                                   {"regurgitation_rate": float(c is not None), **_per_example("test", test_vals, i, kept)},
+                                   {"split": "test", "copied": copy}))
         for i, (e, out) in enumerate(zip(sample, train_outs, strict=True)):
-            examples.append({"example_id": f"train:{e.example_id}", "prompt": e.prompt_messages[-1]["content"],
-                             "reference": e.reference, "output": out, "passed": bool(train_vals["exact_match"][i]),
-                             "detail": {"split": "train", "source": _where(e), **_per_example("train", train_vals, i, kept)}})
-        for r in rows:
-            r["scorer_args"] = {"max_new_tokens": tokens, "primary": primary}
-        return SuiteOutput(scores=rows, examples=examples)
+            examples.append(Sample(f"train:{e.example_id}", e.prompt_messages[-1]["content"], out, e.reference,
+                                   bool(train_vals["exact_match"][i]), _per_example("train", train_vals, i, kept),
+                                   {"split": "train", "source": _where(e)}))
+        return SuiteResult(rows, examples)
 
     return score
-
-
-def _row(ci: tuple[float, float, float]) -> dict[str, float]:
-    return {"value": ci[0], "ci_low": ci[1], "ci_high": ci[2]}
 
 
 def _per_example(split: str, vals: dict[str, np.ndarray], i: int, kept: tuple[str, ...]) -> dict[str, float]:

@@ -10,40 +10,85 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.scores import JSONDict, SuiteResult
 
-_REGISTRY: dict[str, Callable[..., Callable[[Any], SuiteOutput]]] = {}
+_REGISTRY: dict[str, Callable[..., ScoreFn]] = {}
 _METRICS: dict[str, tuple[Metric, ...]] = {}
+
+
+GATE_RULES = ("max_drop", "max_rise", "min", "max")
 
 
 @dataclass(frozen=True)
 class Metric:
-    """What a metric is. `name` may be a shell-style pattern (e.g. 'acc:*' for per-category accuracy).
+    """What a metric is; every downstream question about it (findings, gate defaults, report columns, the direction
+    of a comparison) is answered here. `name` may be a shell-style pattern (e.g. 'acc:*' for per-category accuracy).
 
     higher_is_better: True, False, or None for descriptive numbers (e.g. the best epoch). per_example: each
-    example's value is stored in `examples.detail` under the metric's name and the stored score is their mean,
+    example's value is stored in `sample_scores` under the metric's name and the stored score is their mean,
     so comparisons are paired per example; otherwise the score is corpus-level (BLEU, token-weighted loss).
     primary: ranks variants; where a kind declares several, the first one a run has is used.
+    finding: the findings check a paired regression against base on this metric feeds (e.g. 'forgetting'), with
+    `margin` its default margin (the spec's `findings.<check>.margin` overrides it).
+    gate: the default gate rule on it, (rule, limit) with rule one of max_drop, max_rise, min, max.
+    column: its leaderboard column's label in the report (None: not a leaderboard column).
     """
 
     name: str
     higher_is_better: bool | None = True
     per_example: bool = False
     primary: bool = False
+    finding: str | None = None
+    margin: float = 0.0
+    gate: tuple[str, float] | None = None
+    column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate is not None and self.gate[0] not in GATE_RULES:
+            raise ValueError(f"metric {self.name!r}: gate rule {self.gate[0]!r} is not one of {', '.join(GATE_RULES)}")
+        if self.gate is not None and rule_contradicts(self, self.gate[0]):
+            raise ValueError(f"metric {self.name!r}: default gate rule {self.gate[0]!r} contradicts its direction")
+        if self.finding is not None and (self.higher_is_better is None or not self.per_example):
+            raise ValueError(f"metric {self.name!r}: a finding needs a per-example metric with a direction")
 
     def matches(self, metric: str) -> bool:
         return metric == self.name or fnmatch.fnmatchcase(metric, self.name)
 
+    def record(self) -> JSONDict:
+        """The declaration as stored with each score, so a store read without the scorer's code still knows it."""
+        return {"higher_is_better": self.higher_is_better, "per_example": self.per_example, "primary": self.primary,
+                "finding": self.finding, "margin": self.margin,
+                "gate": None if self.gate is None else [self.gate[0], self.gate[1]], "column": self.column}
+
+    @classmethod
+    def from_record(cls, name: str, rec: JSONDict) -> Metric:
+        """A declaration read back from a stored scorer record (see `record`)."""
+        gate = rec.get("gate")
+        hib = rec.get("higher_is_better", True)
+        margin = rec.get("margin")
+        return cls(name, hib if isinstance(hib, bool) else None, bool(rec.get("per_example")),
+                   bool(rec.get("primary")), str(rec["finding"]) if rec.get("finding") else None,
+                   float(margin) if isinstance(margin, int | float) else 0.0,
+                   (str(gate[0]), float(gate[1])) if isinstance(gate, list) and len(gate) == 2  # type: ignore[arg-type]
+                   else None, str(rec["column"]) if rec.get("column") else None)
+
+
+def rule_contradicts(metric: Metric, rule: str) -> bool:
+    """A drop/min rule on a lower-is-better metric, or a rise/max rule on a higher-is-better one, means the opposite of
+    what it says (min/max bounds are allowed either way only for descriptive metrics)."""
+    if metric.higher_is_better is None:
+        return False
+    if metric.higher_is_better:
+        return rule == "max_rise"
+    return rule == "max_drop"
+
+
+def right_rule(metric: Metric, rule: str) -> str:
+    """The rule that says what a contradicting `rule` meant: max_drop <-> max_rise."""
+    return {"max_drop": "max_rise", "max_rise": "max_drop"}.get(rule, rule)
+
 
 UNDECLARED = Metric("*", higher_is_better=True, per_example=False)
-
-
-@dataclass
-class SuiteOutput:
-    """Rows a scorer produced for one variant and one suite (variant_id is filled in by the store)."""
-
-    scores: list[dict[str, Any]] = field(default_factory=list)
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +107,9 @@ class ScoreContext:
     # (judge name, base_url) -> a harness.models.protocol.JudgeModel; the sweep passes harness.models.judge_model.open_judge
     open_judge: Callable[[str, str | None], Any] | None = None
     base_outputs: dict[str, str] | None = None  # base's outputs on this suite by example id (pairwise judges)
+
+
+ScoreFn = Callable[[ScoreContext], SuiteResult]  # what a registered factory builds
 
 
 def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -87,9 +135,27 @@ def declared_metrics(kind: str | None) -> tuple[Metric, ...]:
     return _METRICS.get(kind or "", ())
 
 
-def metric_info(kind: str | None, metric: str) -> Metric:
-    """The declaration of a metric of a suite kind (UNDECLARED, higher-is-better and corpus-level, if none)."""
-    return next((m for m in declared_metrics(kind) if m.matches(metric)), UNDECLARED)
+def metric_info(kind: str | None, metric: str, record: JSONDict | None = None) -> Metric:
+    """The declaration of a metric of a suite kind: the registered one, else the one stored in the score's scorer
+    `record` (a user's scorer whose code this process has not loaded), else UNDECLARED (higher-is-better,
+    corpus-level)."""
+    found = next((m for m in declared_metrics(kind) if m.matches(metric)), None)
+    if found is not None:
+        return found
+    stored = (record or {}).get("metric")
+    if isinstance(stored, dict):
+        return Metric.from_record(metric, stored)
+    return UNDECLARED
+
+
+def declared_findings() -> dict[str, float]:
+    """Every findings check some registered metric feeds, with the default margin its declaration gives."""
+    out: dict[str, float] = {}
+    for metrics in _METRICS.values():
+        for m in metrics:
+            if m.finding is not None:
+                out.setdefault(m.finding, m.margin)
+    return out
 
 
 def primary_metric(kind: str | None, available: Iterable[str]) -> str | None:
@@ -114,7 +180,7 @@ def suite_kinds(scores: Any) -> dict[str, str]:
     return out
 
 
-def make_scorer(kind: str, options: dict[str, Any], *, where: str = "") -> tuple[Callable[[ScoreContext], SuiteOutput], dict[str, Any]]:
+def make_scorer(kind: str, options: dict[str, Any], *, where: str = "") -> tuple[ScoreFn, JSONDict]:
     """Build a scorer and the record of how it was made ({'kind', 'args'}), stored with each of its scores."""
     if kind not in _REGISTRY:
         raise HarnessInputError(f"{where}unknown suite kind {kind!r}.{did_you_mean(kind, list(_REGISTRY))} "

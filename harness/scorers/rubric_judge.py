@@ -9,15 +9,18 @@ only when both orders agree (a judge that prefers whatever it reads first says n
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import harness.scorers.judgments as judging
 from harness import stats
+from harness.data.chat import Example
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
 from harness.scorers.heldout import heldout_outputs
 from harness.scorers.judgments import Criterion, conversation_text, one_line, read_judgment
-from harness.scorers.registry import Metric, ScoreContext, SuiteOutput, scorer
+from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scores import JSONDict, Sample, Score, SuiteResult
 
 POINTWISE_SYSTEM = (
     "You are an impartial expert evaluator. You grade one response of an AI assistant on a rubric. Judge only what "
@@ -64,12 +67,8 @@ def outcome(variant_first: str, base_first: str) -> str:
     return {"variant": "win", "base": "loss", "tie": "tie"}[a]
 
 
-def _row(metric: str, value: float, lo: float, hi: float, n: int) -> dict[str, Any]:
-    return {"metric": metric, "value": value, "ci_low": lo, "ci_high": hi, "n": n}
-
-
-def _errors_row(errors: int, n: int) -> dict[str, Any]:
-    return _row("judge_errors", float(errors), float(errors), float(errors), n)
+def _errors_row(errors: int, n: int) -> Score:
+    return Score("judge_errors", float(errors), float(errors), float(errors), n)
 
 
 @scorer("judge", metrics=[
@@ -97,7 +96,7 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
     version = judging.rubric_version(criteria, mode)
     assert judge is not None
 
-    def score(ctx: ScoreContext) -> SuiteOutput:
+    def score(ctx: ScoreContext) -> SuiteResult:
         outs = heldout_outputs(ctx, max_new_tokens)
         model = judging.open_judge(ctx, judge, base_url, "judge")
         provenance = {"judge_identity": model.identity, "rubric_version": version}
@@ -105,12 +104,11 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
             out = _pairwise(ctx, model, criteria, outs, version)
         else:
             out = _pointwise(ctx, model, criteria, outs, version)
-        for r in out.scores:
-            r["scorer_args"] = {**provenance, **r.get("scorer_args", {})}
+        out.scores = [replace(r, how={**provenance, **(r.how or {})}) for r in out.scores]
         return out
 
     def _pointwise(ctx: ScoreContext, model: Any, criteria: list[Criterion], outs: list[str],
-                   version: str) -> SuiteOutput:
+                   version: str) -> SuiteResult:
         schema = judging.rubric_schema(criteria)
         convs = [pointwise_prompt(criteria, e, o, reference=show_reference, guidance=guidance)
                  for e, o in zip(ctx.test, outs, strict=True)]
@@ -118,33 +116,34 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
         examples = []
         for e, out, reply in zip(ctx.test, outs, replies, strict=True):
             doc, error = (None, reply.error) if reply.error else read_judgment(reply.text, schema)
-            detail: dict[str, Any] = {"cached": reply.cached}
+            detail: JSONDict = {"cached": reply.cached}
+            values: dict[str, float] = {}
             passed = None
             if doc is None:
                 detail.update(judge_error=error, judge_reply=(reply.text or "")[:judging.RAW_KEPT] or None)
             else:
                 detail["judgment"] = {c.name: {"score": doc[c.name]["score"],
                                                "rationale": one_line(doc[c.name]["rationale"])} for c in criteria}
-                detail.update({c.metric: c.value(doc[c.name]["score"]) for c in criteria})
+                values = {c.metric: c.value(doc[c.name]["score"]) for c in criteria}
                 passed = all(c.passes(doc[c.name]["score"]) for c in criteria)
-            examples.append(_example(e, out, passed, detail))
-        rows = []
+            examples.append(_example(e, out, passed, detail, values))
+        rows: list[Score] = []
         for c in criteria:
-            values = [x["detail"][c.metric] for x in examples if c.metric in x["detail"]]
-            if not values:
+            vals = [x.scores[c.metric] for x in examples if c.metric in x.scores]
+            if not vals:
                 continue
             if c.scale is None:
-                rows.append(rate_row(c.metric, int(sum(values)), len(values)))
+                rows.append(rate_row(c.metric, int(sum(vals)), len(vals)))
             else:
-                rows.append(_row(c.metric, *stats.mean_ci(values), len(values)))
-        rows.append(_errors_row(sum("judge_error" in x["detail"] for x in examples), len(examples)))
-        return SuiteOutput(scores=rows, examples=examples)
+                rows.append(Score.of(c.metric, stats.mean_ci(vals), len(vals)))
+        rows.append(_errors_row(sum("judge_error" in x.detail for x in examples), len(examples)))
+        return SuiteResult(rows, examples)
 
     def _pairwise(ctx: ScoreContext, model: Any, criteria: list[Criterion], outs: list[str],
-                  version: str) -> SuiteOutput:
+                  version: str) -> SuiteResult:
         if ctx.variant.method == "base":  # the reference the others are compared with: its outputs, no metric
-            return SuiteOutput(examples=[_example(e, o, None, {"pairwise": "reference (base)"})
-                                         for e, o in zip(ctx.test, outs, strict=True)])
+            return SuiteResult(samples=[_example(e, o, None, {"pairwise": "reference (base)"})
+                                        for e, o in zip(ctx.test, outs, strict=True)])
         refs = ctx.base_outputs
         if refs is None:
             raise RuntimeError("judge option 'pairwise_against: base': base's outputs on this suite are not available "
@@ -163,11 +162,13 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
         examples = []
         for i, (e, out) in enumerate(zip(ctx.test, outs, strict=True)):
             base = refs.get(e.example_id)
-            detail: dict[str, Any] = {"base_output": base}
+            detail: JSONDict = {"base_output": base}
+            values = {}
             if base is None:
                 detail["judge_error"] = "base has no output for this example (its test set differs); not compared"
             elif i not in where:
-                detail.update(outcome="tie", judge_win_rate=WIN_VALUE["tie"], reason="identical outputs, not judged")
+                detail.update(outcome="tie", reason="identical outputs, not judged")
+                values["judge_win_rate"] = WIN_VALUE["tie"]
             else:
                 both = [replies[where[i]], replies[where[i] + 1]]
                 read = [(None, r.error) if r.error else read_judgment(r.text, schema) for r in both]
@@ -181,24 +182,27 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
                     (first, _), (second, _) = read
                     assert first is not None and second is not None
                     agreed = outcome(first["winner"], second["winner"])
-                    detail.update(outcome=agreed, judge_win_rate=WIN_VALUE[agreed],
+                    values["judge_win_rate"] = WIN_VALUE[agreed]
+                    detail.update(outcome=agreed,
                                   variant_first={"winner": first["winner"], "rationale": one_line(first["rationale"])},
                                   base_first={"winner": second["winner"], "rationale": one_line(second["rationale"])})
-            examples.append(_example(e, out, {"win": True, "loss": False}.get(detail.get("outcome", "")), detail))
-        valid = [x["detail"] for x in examples if "outcome" in x["detail"]]
-        counts = Counter(d["outcome"] for d in valid)
-        rows = []
+            examples.append(_example(e, out, {"win": True, "loss": False}.get(str(detail.get("outcome", ""))), detail,
+                                     values))
+        valid = [x for x in examples if "outcome" in x.detail]
+        counts = Counter(str(x.detail["outcome"]) for x in valid)
+        rows: list[Score] = []
         if valid:
-            rows.append({**_row("judge_win_rate", *stats.mean_ci([d["judge_win_rate"] for d in valid]), len(valid)),
-                         "scorer_args": {"outcomes": {k: counts.get(k, 0) for k in WIN_VALUE}}})
+            rows.append(Score.of("judge_win_rate", stats.mean_ci([x.scores["judge_win_rate"] for x in valid]),
+                                 len(valid), {"outcomes": {k: counts.get(k, 0) for k in WIN_VALUE}}))
             rows.append(rate_row("judge_tie_rate", counts["tie"], len(valid)))
             rows.append(rate_row("judge_inconsistent_rate", counts["inconsistent"], len(valid)))
         rows.append(_errors_row(len(examples) - len(valid), len(examples)))
-        return SuiteOutput(scores=rows, examples=examples)
+        return SuiteResult(rows, examples)
 
     return score
 
 
-def _example(e: Any, output: str, passed: bool | None, detail: dict[str, Any]) -> dict[str, Any]:
-    return {"example_id": e.example_id, "prompt": e.prompt_messages[-1]["content"], "reference": e.reference,
-            "output": output, "passed": passed, "detail": detail}
+def _example(e: Example, output: str, passed: bool | None, detail: JSONDict,
+             values: dict[str, float] | None = None) -> Sample:
+    return Sample(e.example_id, e.prompt_messages[-1]["content"], output, e.reference, passed, dict(values or {}),
+                  detail)

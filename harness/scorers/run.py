@@ -1,78 +1,87 @@
-"""Running a variant's suites on a loaded model: each suite's registered scorer, its rows labelled with the suite."""
+"""Running a variant's suites on a loaded model: each suite's registered scorer, its result labelled with the suite."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness import stats
+from harness.data.chat import Example
 from harness.data.suites import Suite
 from harness.progress import Progress
-from harness.scorers.registry import ScoreContext, SuiteOutput, make_scorer, metric_info
+from harness.scorers.registry import ScoreContext, make_scorer, metric_info
+from harness.scores import JSONDict, SuiteResult
 
 
-def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Any], train_log: list[dict[str, Any]],
-                 progress: Progress, train: list[Any] | None = None, *,
+def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Example], train_log: list[dict[str, Any]],
+                 progress: Progress, train: list[Example] | None = None, *,
                  open_judge: Callable[[str, str | None], Any] | None = None,
-                 base_outputs: dict[str, dict[str, str]] | None = None,
-                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run every suite on one model (a ScoringModel); returns (scores, examples, findings) rows. `train` holds the
+                 base_outputs: dict[str, dict[str, str]] | None = None) -> list[SuiteResult]:
+    """Run every suite on one model (a ScoringModel); one labelled SuiteResult per suite. `train` holds the
     experiment's training examples, for suites that compare test behaviour with training data (memorization);
     `open_judge` opens judge models; `base_outputs` holds base's outputs by suite and example id (`base_references`)."""
-    scores: list[dict[str, Any]] = []
-    examples: list[dict[str, Any]] = []
-    findings: list[dict[str, Any]] = []
+    results: list[SuiteResult] = []
     cache: dict[str, Any] = {}
     for suite in suites:
         fn, record = make_scorer(suite.kind, suite.options)
         progress.phase(f"scoring {suite.name} (requests done)", None)
         out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache,
-                                train=list(train or []), open_judge=open_judge,
-                                base_outputs=None if base_outputs is None else base_outputs.get(suite.name)))
+                              train=list(train or []), open_judge=open_judge,
+                              base_outputs=None if base_outputs is None else base_outputs.get(suite.name)))
         progress.close_phase()
-        cluster_intervals(out, suite.kind)
-        for r in out.scores:
-            extra = r.pop("scorer_args", None)  # how this model was scored, e.g. multiple choice by generation
-            r.update(suite=suite.name, suite_version=suite.version,
-                     scorer={**record, "args": {**record["args"], **extra}} if extra else record)
-        for r in out.examples:
-            r.update(suite=suite.name)
-        scores += out.scores
-        examples += out.examples
-        findings += out.findings
-    return scores, examples, findings
+        results.append(label(cluster_intervals(out, suite.kind), suite, record))
+    return results
 
 
-def cluster_intervals(out: SuiteOutput, kind: str) -> None:
+def label(out: SuiteResult, suite: Suite, record: JSONDict) -> SuiteResult:
+    """The result named for its suite, with the record of its scorer; each score's `how` (how this model was scored,
+    e.g. multiple choice by generation) is merged into the record's args, and its metric's declaration added."""
+    out.suite, out.suite_version, out.scorer = suite.name, suite.version, record
+    return out
+
+
+def score_record(result: SuiteResult, kind: str | None, metric: str, how: JSONDict | None) -> JSONDict:
+    """The `scorer` JSON stored with one score: kind, arguments (with `how` merged in) and the metric's declaration."""
+    rec = dict(result.scorer)
+    args = rec.get("args")
+    if how:
+        rec["args"] = {**(args if isinstance(args, dict) else {}), **how}
+    rec["metric"] = metric_info(kind, metric, result.scorer).record()
+    return rec
+
+
+def cluster_intervals(out: SuiteResult, kind: str) -> SuiteResult:
     """Where a suite's items carry a `cluster`, the intervals of its per-example metrics resample whole clusters
-    (Miller 2024): items of one cluster are not independent. The score's scorer arguments say so."""
-    labels = [e["detail"].get("cluster") for e in out.examples]
-    if len({str(x) for x in labels if x is not None}) < 2:
-        return
+    (Miller 2024): items of one cluster are not independent. The score's `how` says so."""
+    labels = [s.cluster for s in out.samples]
+    if len({x for x in labels if x is not None}) < 2:
+        return out
+    scores = []
     for row in out.scores:
-        if not metric_info(kind, row["metric"]).per_example:
-            continue
-        pairs = [(e["detail"][row["metric"]], str(c) if c is not None else f"item:{e['example_id']}")
-                 for e, c in zip(out.examples, labels, strict=True)
-                 if isinstance(e["detail"].get(row["metric"]), bool | int | float)]
+        pairs = [(s.scores[row.metric], s.cluster if s.cluster is not None else f"item:{s.example_id}")
+                 for s in out.samples if row.metric in s.scores] if metric_info(kind, row.metric).per_example else []
         if not pairs:
+            scores.append(row)
             continue
         values, clusters = [float(v) for v, _ in pairs], [c for _, c in pairs]
-        value, lo, hi = stats.mean_ci(values, clusters=clusters)
+        interval = stats.mean_ci(values, clusters=clusters)
         k = len(set(clusters))
-        row.update(value=value, ci_low=lo, ci_high=hi, n=len(values))
-        row["scorer_args"] = {**(row.get("scorer_args") or {}),
-                              "intervals": f"cluster bootstrap over {k} clusters of {len(values)} items"}
-
-
-def base_references(suites: list[Suite], examples: Any) -> dict[str, dict[str, str]]:
-    """Base's outputs by suite and example id, for the suites that compare variants with them (option
-    `pairwise_against`); `examples` are base's example rows (a list of dicts or a DataFrame)."""
-    rows = examples.to_dict("records") if hasattr(examples, "to_dict") else list(examples or [])
-    out: dict[str, dict[str, str]] = {}
-    for suite in suites:
-        if suite.options.get("pairwise_against"):
-            outputs = {str(r["example_id"]): str(r["output"] or "") for r in rows if r.get("suite") == suite.name}
-            if outputs:
-                out[suite.name] = outputs
+        scores.append(replace(row, value=interval[0], ci_low=interval[1], ci_high=interval[2], n=len(values),
+                              how={**(row.how or {}),
+                                   "intervals": f"cluster bootstrap over {k} clusters of {len(values)} items"}))
+    out.scores = scores
     return out
+
+
+def base_references(suites: Sequence[Suite], results: Sequence[SuiteResult] | Any) -> dict[str, dict[str, str]]:
+    """Base's outputs by suite and example id, for the suites that compare variants with them (option
+    `pairwise_against`); `results` are base's SuiteResults, or its stored example rows (a DataFrame)."""
+    if hasattr(results, "to_dict"):
+        rows = results.to_dict("records")
+        outputs_of = {s.name: {str(r["example_id"]): str(r["output"] or "") for r in rows if r.get("suite") == s.name}
+                      for s in suites}
+    else:
+        outputs_of = {r.suite: {x.example_id: x.output or "" for x in r.samples} for r in results}
+    return {s.name: outputs_of[s.name] for s in suites
+            if s.options.get("pairwise_against") and outputs_of.get(s.name)}
