@@ -211,7 +211,7 @@ def _calibration_priority(store: Any, data: Any, rubric: Any) -> dict[str, float
     from harness.store.review import run_ratings
     from harness.verdicts.calibration import disagreements, judge_scores
 
-    judge = judge_scores(data.examples)
+    judge = judge_scores(data.samples)
     if judge.empty:
         raise HarnessInputError(f"--calibrate: run {data.run.get('run_id')} has no judge scores; add a suite of kind "
                                 "judge to the spec (docs/judge.md), run the sweep, then export again")

@@ -9,11 +9,12 @@ Plain dataclasses, so they cross a process (Ray) boundary.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
 # JSON as stored in the store's JSON columns (detail, evidence, scorer records, config).
-JSONValue = Union[str, int, float, bool, None, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007
+JSONValue = Union[str, int, float, bool, None, Sequence["JSONValue"], Mapping[str, "JSONValue"]]  # noqa: UP007
 JSONDict = dict[str, JSONValue]
 
 

@@ -42,12 +42,13 @@ def _int(x: Any) -> int | None:
     return None if x is None else int(x)
 
 
-def _metrics(detail: Any, kind: str | None) -> dict[str, float]:
-    """The per-example metric values of an examples.detail object: those its scorer declares per-example."""
-    if not isinstance(detail, dict):
-        return {}
-    return {k: float(v) for k, v in detail.items() if isinstance(v, bool | int | float)
-            and math.isfinite(v) and metric_info(kind, k).per_example}
+def _sample_metrics(samples: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
+    """(suite, example_id) -> {metric: value}: one variant's stored per-sample values (sample_scores)."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for suite, eid, metric, value in samples[["suite", "example_id", "metric", "value"]].itertuples(index=False):
+        if value is not None and math.isfinite(float(value)):
+            out.setdefault((str(suite), str(eid)), {})[str(metric)] = float(value)
+    return out
 
 
 def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
@@ -66,6 +67,7 @@ def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
                         "kind": ident.get("kind"), "fingerprint": ident.get("fingerprint"),
                         "options": ident.get("options") or {}}
     kinds = suite_kinds(rec.scores)
+    per_sample = _sample_metrics(rec.samples) if not rec.samples.empty else {}
     for name, version in score_versions.items():  # scores whose suite the run row does not list
         suites.setdefault(name, {"version": version, "kind": kinds.get(name), "fingerprint": None, "options": {}})
     snap = {
@@ -82,10 +84,12 @@ def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
         "data_fingerprints": run.get("data_fingerprints") or {},
         "suites": suites,
         "scores": [{"suite": r["suite"], "metric": r["metric"], "value": _clean(r["value"]),
-                    "ci_low": _clean(r["ci_low"]), "ci_high": _clean(r["ci_high"]), "n": _int(r["n"])}
+                    "ci_low": _clean(r["ci_low"]), "ci_high": _clean(r["ci_high"]), "n": _int(r["n"]),
+                    "declared": metric_info(kinds.get(r["suite"]), r["metric"], r.get("scorer")).record()}
                    for r in rec.scores.to_dict("records")],
         "examples": [{"suite": r["suite"], "example_id": r["example_id"], "passed": _clean(r["passed"]),
-                      "metrics": _metrics(r["detail"], suites.get(r["suite"], {}).get("kind"))} for r in rec.examples.to_dict("records")],
+                      "metrics": per_sample.get((str(r["suite"]), str(r["example_id"])), {})}
+                     for r in rec.examples.to_dict("records")],
         "findings": [{"check": r["check"], "severity": _clean(r["severity"]), "message": _clean(r["message"]),
                       "evidence": r["evidence"]} for r in rec.findings.to_dict("records")],
     }

@@ -40,7 +40,7 @@ def _compare(b: dict[str, Any], c: dict[str, Any], base: Side, cand: Side, unpai
     """candidate - baseline: the one paired comparison where the metric has per-example values on both sides."""
     kind = cand.kinds.get(c["suite"]) or base.kinds.get(b["suite"])
     result = compare(kind, c["metric"], cand.per_example(c), base.per_example(b), Settings(confidence, rules.resamples),
-                     scores=(c, b), unpaired_why=unpaired_why)
+                     scores=(c, b), unpaired_why=unpaired_why, declared=c.get("declared") or b.get("declared"))
     assert result is not None  # stored scores are given, so an unpaired answer is always possible
     return result
 

@@ -57,7 +57,7 @@ def judge_calibration(store: Store, data: RunData) -> list[dict[str, Any]]:
     from harness.verdicts.calibration import agreement, judge_scores
 
     ratings = run_ratings(store, str(data.run["run_id"]))
-    judge = judge_scores(data.examples)
+    judge = judge_scores(data.samples)
     if ratings.empty or judge.empty:
         return []
     rubric = rubric_of(sheet_rubrics(store, sorted(set(ratings["sheet_id"]))))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.report.data import ci_cell, fmt, opt, primary_metric
 from harness.store.db import Store
-from harness.store.reads import RunData, is_missing, load_run, num
+from harness.store.reads import RunData, is_missing, load_run, num, sample_index
 
 # Suites of these kinds come first in the score tables and the explorer, in this order.
 KIND_ORDER = ("heldout", "format", "hallucination", "general", "divergence")
@@ -187,6 +187,10 @@ def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[di
     ex = ex[ex["variant_id"].isin(vindex)]
     ex = pd.concat([ex[ex["variant_id"] == base], ex[ex["variant_id"] != base]]) if base else ex
     suites = sorted(ex["suite"].unique(), key=lambda s: (_kind_order(data.kinds.get(s, "")), str(s)))
+    sample_values: dict[str, dict[tuple[str, str], dict[str, float | None]]] = {}  # suite -> (variant, example) -> values
+    for (vid, suite, metric), by_example in sample_index(data.samples).items():
+        for eid, value in by_example.items():
+            sample_values.setdefault(suite, {}).setdefault((vid, eid), {})[metric] = _r(value)
     out = []
     for suite in suites:
         part = ex[ex["suite"] == suite]
@@ -202,7 +206,10 @@ def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[di
         passed = np.full(shape, -1, dtype=np.int64)
         passed[rows, codes] = [-1 if opt(p) is None else int(bool(p)) for p in part["passed"]]
         dkeys, dvals = [], []
-        for key, (typ, vals) in _detail_columns(part["detail"].tolist()).items():
+        values = sample_values.get(str(suite), {})
+        shown = [{**values.get((str(v), str(e)), {}), **(d if isinstance(d, dict) else {} if d is None else {"detail": d})}
+                 for v, e, d in zip(part["variant_id"], part["example_id"], part["detail"], strict=True)]
+        for key, (typ, vals) in _detail_columns(shown).items():
             grid = np.full(shape, None, dtype=object)
             if typ == "text":
                 vals = [None if x is None else strings.add(x) for x in vals]

@@ -12,7 +12,6 @@ import harness.scorers.memorization  # noqa: E402,F401
 import harness.scorers.refusal_judge  # noqa: E402,F401  (the safety suite's `judge` refusal detector)
 import harness.scorers.rubric_judge  # noqa: E402,F401
 import harness.scorers.safety  # noqa: E402,F401
-from harness.scores import SuiteResult
 from harness.scorers.registry import (
     UNDECLARED,
     Metric,
@@ -27,6 +26,7 @@ from harness.scorers.registry import (
     scorer,
     suite_kinds,
 )
+from harness.scores import SuiteResult
 
 __all__ = [
     "Metric",

@@ -61,8 +61,9 @@ def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
         for i, e in enumerate(ctx.test):
             values = {"exact_match": float(em[i]), "rougeL": float(rouge[i])}
             detail: JSONDict = {}
-            if fields[i][0] is not None:
-                values["field_accuracy"] = float(fields[i][0])
+            share = fields[i][0]
+            if share is not None:
+                values["field_accuracy"] = float(share)
                 values["json_valid"] = float(json_valid[i])
                 detail["fields"] = dict(fields[i][1])
             if nll:

@@ -124,7 +124,7 @@ def instructions(max_new_tokens: int = 96, sample: int | None = None, seed: int 
         values_of = [e.scores for e in examples]
         scores = [rate_row(m, int(sum(d[m] for d in values_of)), len(values_of)) for m in (PRIMARY, "prompt_loose")]
         scores += [_share_row(m, [d[m] for d in values_of]) for m in ("instruction_strict", "instruction_loose")]
-        for iid in sorted({str(v["id"]) for e in examples for v in e.detail["instructions"]}):  # type: ignore[union-attr]
+        for iid in sorted({str(v["id"]) for it in items for v in it.raw["instructions"]}):
             part = [d[f"instruction_strict:{iid}"] for d in values_of if f"instruction_strict:{iid}" in d]
             scores.append(rate_row(f"instruction_strict:{iid}", int(sum(part)), len(part)))
         return SuiteResult(scores, examples)

@@ -16,15 +16,19 @@ import pandas as pd
 
 from harness.errors import HarnessInputError
 from harness.results import VariantResult
+from harness.scores import Finding
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error
 
-SCHEMA_VERSION = 4  # 2: variant_results gains device, dtype, real_token_share
+SCHEMA_VERSION = 5  # 2: variant_results gains device, dtype, real_token_share
 # 3: variant_results gains prompt/output tokens and seconds per request, shots (method prompt); runs gains data_checks (the data-quality
 #    warnings found before the sweep); variant_results gains scored_epoch, scored_step, stop_reason (the checkpoint
 #    scored, and why training stopped early)
 # 4: review_sheets, review_items and ratings (human rating sheets, their blind label -> variant mapping, the ratings
 #    imported back); older files gain the empty tables when opened for writing (_migrate)
+# 5: sample_scores (one row per example and per-example metric: the values paired comparisons read, which earlier
+#    versions kept inside examples.detail) and examples.cluster; older files gain both, filled from their
+#    examples.detail (_backfill_samples), when opened for writing; detail itself is left as it was
 
 # Column order is the contract's order; more columns may follow in later versions.
 TABLES: dict[str, str] = {
@@ -54,7 +58,10 @@ TABLES: dict[str, str] = {
         n INTEGER, suite_version VARCHAR, scorer JSON""",
     "examples": """
         variant_id VARCHAR, suite VARCHAR, example_id VARCHAR, prompt VARCHAR, reference VARCHAR,
-        output VARCHAR, passed BOOLEAN, detail JSON""",
+        output VARCHAR, passed BOOLEAN, detail JSON, cluster VARCHAR""",
+    # The per-example value of each per-example metric (the stored score is their mean): what every paired
+    # comparison, the gate's baseline snapshot and the report's per-example views read.
+    "sample_scores": "variant_id VARCHAR, suite VARCHAR, example_id VARCHAR, metric VARCHAR, value DOUBLE",
     "findings": "variant_id VARCHAR, \"check\" VARCHAR, severity VARCHAR, message VARCHAR, evidence JSON",
     "jobs": """
         variant_id VARCHAR PRIMARY KEY, provider VARCHAR, job_id VARCHAR, status VARCHAR,
@@ -81,7 +88,7 @@ VARIANTS_VIEW = """
 """
 
 # Tables written per variant, in the order they are written.
-VARIANT_TABLES = ("train_log", "scores", "examples", "findings")
+VARIANT_TABLES = ("train_log", "scores", "examples", "sample_scores", "findings")
 
 
 def _column_types(table: str) -> dict[str, str]:
@@ -197,6 +204,8 @@ class Store(Connection):
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
         if version is not None and version < SCHEMA_VERSION:
             self._add_missing_columns()
+            if version < 5:
+                self._backfill_samples()
         for column, kind in (("pid", "INTEGER"), ("host", "VARCHAR")):  # added without a version bump: optional
             self.con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {column} {kind}")
         self.con.execute(VARIANTS_VIEW)
@@ -211,6 +220,30 @@ class Store(Connection):
             for col, sql_type in _column_types(table).items():
                 if (table, col) not in existing:
                     self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{col}" {sql_type}')
+
+    def _backfill_samples(self) -> None:
+        """Stores before version 5 kept each per-example value in examples.detail under its metric's name (and the
+        item's cluster under `cluster`): copy them into sample_scores and examples.cluster, for every metric the
+        suite has a score of. Readers then pair old and new results alike; detail keeps what it held."""
+        self.con.execute("""
+            INSERT INTO sample_scores
+            SELECT e.variant_id, e.suite, e.example_id, s.metric,
+                   CASE json_type(json_extract(e.detail, '$."' || replace(s.metric, '"', '') || '"'))
+                       WHEN 'BOOLEAN' THEN CAST(json_extract_string(e.detail, '$."' || replace(s.metric, '"', '')
+                                                || '"') = 'true' AS DOUBLE)
+                       ELSE TRY_CAST(json_extract_string(e.detail, '$."' || replace(s.metric, '"', '') || '"')
+                                     AS DOUBLE) END AS value
+            FROM examples e JOIN (SELECT DISTINCT variant_id, suite, metric FROM scores) s
+                 USING (variant_id, suite)
+            WHERE e.detail IS NOT NULL
+              AND json_type(json_extract(e.detail, '$."' || replace(s.metric, '"', '') || '"'))
+                  IN ('DOUBLE', 'UBIGINT', 'BIGINT', 'BOOLEAN')
+              AND NOT EXISTS (SELECT 1 FROM sample_scores x WHERE x.variant_id = e.variant_id)
+        """)
+        self.con.execute("""
+            UPDATE examples SET cluster = json_extract_string(detail, '$.cluster')
+            WHERE cluster IS NULL AND detail IS NOT NULL AND json_extract(detail, '$.cluster') IS NOT NULL
+        """)
 
     # -- writes ------------------------------------------------------------------------------
     @contextmanager
@@ -278,9 +311,8 @@ class Store(Connection):
             for table in ("variant_results", *VARIANT_TABLES):
                 self.con.execute(f"DELETE FROM {table} WHERE variant_id = ?", [vid])
             self._insert("variant_results", [variant])
-            for table in VARIANT_TABLES:
-                rows = getattr(result, table)
-                self._insert(table, [{**r, "variant_id": vid} for r in rows])
+            for table, rows in result_rows(result).items():
+                self._insert(table, rows)
 
     def replace_findings(self, variant_ids: Sequence[str], checks: Sequence[str],
                          rows: Sequence[dict[str, Any]]) -> None:
@@ -371,6 +403,34 @@ class Store(Connection):
             return {}
         df = decode_json(self.query("SELECT * FROM jobs WHERE variant_id IN (SELECT unnest(?))", [list(variant_ids)]))
         return {str(r["variant_id"]): r for r in df.to_dict("records")}
+
+
+def result_rows(result: VariantResult) -> dict[str, list[dict[str, Any]]]:
+    """A variant's typed result as rows of its per-variant tables (the store boundary: nothing else builds rows)."""
+    from harness.scorers.run import score_record
+
+    vid = result.variant_id
+    kinds = {s.suite: str(s.scorer.get("kind") or "") or None for s in result.suites}
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in VARIANT_TABLES}
+    rows["train_log"] = [{**r, "variant_id": vid} for r in result.train_log]
+    for s in result.suites:
+        rows["scores"] += [{"variant_id": vid, "suite": s.suite, "metric": x.metric, "value": x.value,
+                            "ci_low": x.ci_low, "ci_high": x.ci_high, "n": x.n, "suite_version": s.suite_version,
+                            "scorer": score_record(s, kinds[s.suite], x.metric, x.how)} for x in s.scores]
+        for e in s.samples:
+            rows["examples"].append({"variant_id": vid, "suite": s.suite, "example_id": e.example_id,
+                                     "prompt": e.prompt, "reference": e.reference, "output": e.output,
+                                     "passed": e.passed, "detail": e.detail, "cluster": e.cluster})
+            rows["sample_scores"] += [{"variant_id": vid, "suite": s.suite, "example_id": x.example_id,
+                                       "metric": x.metric, "value": x.value} for x in e.sample_scores()]
+        rows["findings"] += [_finding_row(vid, f) for f in s.findings]
+    rows["findings"] += [_finding_row(vid, f) for f in result.findings]
+    return rows
+
+
+def _finding_row(variant_id: str, f: Finding) -> dict[str, Any]:
+    return {"variant_id": variant_id, "check": f.check, "severity": f.severity, "message": f.message,
+            "evidence": f.evidence}
 
 
 def _new_run_id() -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 from harness.scorers import suite_kinds
 from harness.store.db import Store
 
-RUN_TABLES = ("variants", "scores", "examples", "findings", "train_log")
+RUN_TABLES = ("variants", "scores", "examples", "findings", "train_log", "sample_scores")
 ScoreCell = tuple[float, float, float, int]  # value, ci_low, ci_high, n (NaN where missing)
 
 
@@ -38,6 +38,7 @@ class RunData:
     examples: pd.DataFrame
     findings: pd.DataFrame
     train_log: pd.DataFrame
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)  # sample_scores: variant_id, suite, example_id, metric, value
     kinds: dict[str, str] = field(default_factory=dict)  # suite -> scorer kind
 
     def __post_init__(self) -> None:
@@ -47,6 +48,13 @@ class RunData:
             self._scores[(vid, suite, metric)] = (num(v), num(lo), num(hi), int(n) if not is_missing(n) else 0)
         if not self.kinds:
             self.kinds = run_suite_kinds(self.run, self.scores)
+        self._values: dict[tuple[str, str, str], dict[str, float]] | None = None
+
+    def values(self, vid: str, suite: str | None, metric: str) -> dict[str, float]:
+        """example_id -> one variant's per-sample value of a metric on a suite (empty where none is stored)."""
+        if self._values is None:
+            self._values = sample_index(self.samples)
+        return self._values.get((vid, suite or "", metric), {})
 
     @property
     def base_id(self) -> str | None:
@@ -85,12 +93,24 @@ def load_run(store: Store, run_id: str, tables: tuple[str, ...] = RUN_TABLES) ->
     v = frames["variants"]
     v = pd.concat([v[v["method"] == "base"], v[v["method"] != "base"]], ignore_index=True)
     return RunData(store.run_row(run_id), v, frames["scores"], frames["examples"], frames["findings"],
-                   frames["train_log"])
+                   frames["train_log"], frames["sample_scores"])
+
+
+def sample_index(samples: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, float]]:
+    """(variant_id, suite, metric) -> {example_id: value}, from sample_scores rows (finite values only)."""
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    if samples is None or samples.empty:
+        return out
+    for vid, suite, eid, metric, value in samples[["variant_id", "suite", "example_id", "metric", "value"]].itertuples(
+            index=False):
+        if not is_missing(value) and math.isfinite(value):
+            out.setdefault((str(vid), str(suite), str(metric)), {}).setdefault(str(eid), float(value))
+    return out
 
 
 def variant_rows(store: Store, variant_id: str) -> dict[str, pd.DataFrame]:
-    """One stored variant's scores, examples and train_log (what findings compare against)."""
-    return {t: store.variant_table(variant_id, t) for t in ("scores", "examples", "train_log")}
+    """One stored variant's scores, examples, sample scores and train_log (what findings compare against)."""
+    return {t: store.variant_table(variant_id, t) for t in ("scores", "examples", "sample_scores", "train_log")}
 
 
 @dataclass
@@ -102,6 +122,7 @@ class VariantRecord:
     scores: pd.DataFrame
     examples: pd.DataFrame
     findings: pd.DataFrame
+    samples: pd.DataFrame  # sample_scores rows
 
 
 def variant_record(store: Store, run_id: str, variant_id: str) -> VariantRecord:
@@ -113,5 +134,8 @@ def variant_record(store: Store, run_id: str, variant_id: str) -> VariantRecord:
     scores = store.variant_table(variant_id, "scores").sort_values(["suite", "metric"], kind="stable")
     examples = store.variant_table(variant_id, "examples").sort_values(["suite", "example_id"], kind="stable")
     findings = store.variant_table(variant_id, "findings").sort_values(["check", "message"], kind="stable")
+    samples = store.variant_table(variant_id, "sample_scores").sort_values(["suite", "example_id", "metric"],
+                                                                          kind="stable")
     return VariantRecord(store.run_row(run_id), row.iloc[0].to_dict(), scores.reset_index(drop=True),
-                         examples.reset_index(drop=True), findings.reset_index(drop=True))
+                         examples.reset_index(drop=True), findings.reset_index(drop=True),
+                         samples.reset_index(drop=True))

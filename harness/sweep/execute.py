@@ -90,11 +90,10 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         t0 = time.perf_counter()
         local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
         lm = for_variant(local, v, task.data.train, row)
-        scores, examples, findings = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
-                                                   train=task.data.train, open_judge=open_judge,
-                                                   base_outputs=task.base_outputs)
+        suites = score_suites(lm, v, task.suites, task.data.test, train_log, progress, train=task.data.train,
+                              open_judge=open_judge, base_outputs=task.base_outputs)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
-        return VariantResult(row, train_log, scores, examples, findings)
+        return VariantResult(row, train_log, suites)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
         progress.close_phase()
         return failed_result(row, f"{exc.__class__.__name__}: {exc}", traceback=traceback.format_exc(limit=3))

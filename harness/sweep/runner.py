@@ -277,7 +277,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
                 else:
                     _store(store, run_id, event.variant, event.result, progress)
                     if event.variant.method == "base":  # later variants' pairwise judges compare with its outputs
-                        sweep.base_outputs.update(base_references(sweep.suites, event.result.examples))
+                        sweep.base_outputs.update(base_references(sweep.suites, event.result.suites))
                 store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
             n = derive_findings(store, run_id, sweep.spec.findings)
             store.release()
@@ -302,8 +302,7 @@ def _store(store: Store, run_id: str, v: Variant, result: VariantResult, progres
     result.variant["run_id"] = run_id
     store.write_variant(result)
     if result.finished:
-        progress.info(f"stored {v.name} ({v.variant_id}): {len(result.scores)} scores, "
-                      f"{len(result.examples)} examples")
+        progress.info(f"stored {v.name} ({v.variant_id}): {result.n_scores} scores, {result.n_samples} examples")
     else:
         progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.get('error')}")
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from harness import __version__
 from harness.results import VariantResult
+from harness.scores import Finding, Sample, Score, SuiteResult
 from harness.store.db import Store
 
 # Strings that must stay inert text wherever a report shows them.
@@ -220,6 +221,26 @@ class _Gen:
         return log, scores
 
 
+def _typed(scores: list[dict[str, Any]], examples: list[dict[str, Any]]) -> list[SuiteResult]:
+    """Generated rows as typed suite results: each example's numeric detail values under its suite's metric names
+    become its per-sample scores (as a scorer would return them), the rest stays detail."""
+    out: dict[str, SuiteResult] = {}
+    for r in scores:
+        s = out.setdefault(r["suite"], SuiteResult(suite=r["suite"], suite_version=r["suite_version"],
+                                                   scorer=r["scorer"]))
+        s.scores.append(Score(r["metric"], r["value"], r["ci_low"], r["ci_high"], r["n"]))
+    for e in examples:
+        s = out.setdefault(e["suite"], SuiteResult(suite=e["suite"], suite_version="1"))
+        metrics = {x.metric for x in s.scores}
+        detail = dict(e["detail"])
+        values = {k: float(detail.pop(k)) for k in list(detail)
+                  if k in metrics and isinstance(detail[k], bool | int | float)}
+        cluster = detail.pop("cluster", None)
+        s.samples.append(Sample(e["example_id"], e["prompt"], e["output"], e["reference"], e["passed"], values, detail,
+                                None if cluster is None else str(cluster)))
+    return list(out.values())
+
+
 def _try_json(text: str) -> Any:
     try:
         return json.loads(text)
@@ -276,17 +297,14 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
     overfit = trains and epochs >= 5
     forget = 0.62 - (0.12 if v["method"] == "full" else 0.02) * min(epochs, 3) / 3 if v["method"] != "base" else 0.62
     result = VariantResult(row)
-    for scores, examples in (g.heldout(q), g.format(min(0.95, q + 0.1)), g.hallucination(0.3 + q / 2),
-                             g.general(forget)):
-        result.scores += scores
-        result.examples += examples
+    parts = [g.heldout(q), g.format(min(0.95, q + 0.1)), g.hallucination(0.3 + q / 2), g.general(forget)]
     if cfg.extra_suite:
-        s, e = g.extra(q)
-        result.scores += s
-        result.examples += e
+        parts.append(g.extra(q))
+    for scores, examples in parts:
+        result.suites += _typed(scores, examples)
     if trains:
         result.train_log, div = g.train_log(epochs, overfit)
-        result.scores += div
+        result.suites += _typed(div, [])
         tokens = 50_000 * epochs
         secs = tokens / float(g.rng.uniform(800, 2500))
         params = {"lora": 9_000 * (v["rank"] or 1), "qlora": 9_000 * (v["rank"] or 1), "full": 134_515_008}[v["method"]]
@@ -294,15 +312,14 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
                    total_params=134_515_008, peak_memory_mb=float(g.rng.uniform(900, 4000)),
                    artifact=f"runs/{vid}/adapter", artifact_bytes=params * 2 if v["method"] != "full" else 269_060_240)
         if overfit:
-            result.findings.append({"check": "overfitting", "severity": "warning",
-                                    "message": g.hostile(4, f"{v['name']} is overfitting: validation loss rose after "
-                                                            "epoch 1.5 while train loss fell"),
-                                    "evidence": {"best_epoch": 1.5, "last_epoch": epochs,
-                                                 "note": g.hostile(0, "val loss up")}})
+            result.findings.append(Finding("overfitting", "warning",
+                                           g.hostile(4, f"{v['name']} is overfitting: validation loss rose after "
+                                                        "epoch 1.5 while train loss fell"),
+                                           {"best_epoch": 1.5, "last_epoch": epochs,
+                                            "note": g.hostile(0, "val loss up")}))
         if v["method"] == "full" and epochs >= 3:
-            result.findings.append({"check": "forgetting", "severity": "error",
-                                    "message": f"{v['name']} forgot general capability", "evidence":
-                                    {"base": 0.62, "variant": forget, "delta": forget - 0.62}})
+            result.findings.append(Finding("forgetting", "error", f"{v['name']} forgot general capability",
+                                           {"base": 0.62, "variant": forget, "delta": forget - 0.62}))
     elif v["method"] == "given":
         row["artifact"] = "checkpoints/acme-ckpt"
     return result

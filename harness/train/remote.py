@@ -358,17 +358,17 @@ class RemoteJobs:
         t0 = time.perf_counter()
         try:
             lm = for_variant(chat, v, self.x.data.train, row)
-            scores, examples, findings = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
-                                                       train=self.x.data.train, open_judge=open_judge,
-                                                       base_outputs=self.x.base_outputs)
+            suites = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd, train=self.x.data.train,
+                                  open_judge=open_judge, base_outputs=self.x.base_outputs)
         except Exception as exc:  # noqa: BLE001
             return failed_result(row, scrub(f"scoring {model} failed: {exc}"), train_log=log)
         row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
-        for e in examples:
-            e["output"] = scrub(e.get("output"))
+        for s in suites:
+            for e in s.samples:
+                e.output = scrub(e.output) or ""
         if v.method == "base" and self.x.base_outputs is not None:
-            self.x.base_outputs.update(base_references(self.x.suites, examples))
-        return VariantResult(row, log, scores, examples, findings)
+            self.x.base_outputs.update(base_references(self.x.suites, suites))
+        return VariantResult(row, log, suites)
 
     # -- handing out events (the scheduler's thread) ---------------------------------------------------------
     def events(self, *, block: bool) -> list[tuple[Any, ...]]:

@@ -13,7 +13,6 @@ each with a seeded percentile bootstrap interval that resamples items (harness.s
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from typing import Any
@@ -59,19 +58,16 @@ def human_scores(ratings: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def judge_scores(examples: pd.DataFrame, suite: str | None = None) -> pd.DataFrame:
-    """Judge scores per item and criterion from stored `examples` rows (of suites of kind judge): each detail's
-    `judge:<criterion>` values (yes/no as 1/0). Malformed judgments have none, so they are left out."""
-    rows = []
-    if examples is not None and not examples.empty:
-        ex = examples if suite is None else examples[examples["suite"] == suite]
-        for vid, eid, detail in zip(ex["variant_id"], ex["example_id"], ex["detail"], strict=True):
-            d = json.loads(detail) if isinstance(detail, str) else detail
-            for key, value in (d or {}).items():
-                if key.startswith("judge:") and isinstance(value, int | float) and not isinstance(value, bool):
-                    rows.append({"variant_id": str(vid), "example_id": str(eid), "criterion": key[len("judge:"):],
-                                 "value": float(value)})
-    return pd.DataFrame(rows, columns=list(JUDGE_COLUMNS))
+def judge_scores(samples: pd.DataFrame, suite: str | None = None) -> pd.DataFrame:
+    """Judge scores per item and criterion from stored `sample_scores` rows: each `judge:<criterion>` value (yes/no
+    as 1/0). Malformed judgments have none, so they are left out."""
+    if samples is None or samples.empty:
+        return pd.DataFrame(columns=list(JUDGE_COLUMNS))
+    s = samples if suite is None else samples[samples["suite"] == suite]
+    s = s[s["metric"].astype(str).str.startswith("judge:") & s["value"].notna()]
+    return pd.DataFrame({"variant_id": s["variant_id"].astype(str), "example_id": s["example_id"].astype(str),
+                         "criterion": s["metric"].astype(str).str.slice(len("judge:")),
+                         "value": s["value"].astype(float)}, columns=list(JUDGE_COLUMNS)).reset_index(drop=True)
 
 
 def _criteria(rubric: Any) -> dict[str, Criterion]:

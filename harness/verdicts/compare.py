@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness import stats
 from harness.scorers import metric_info
+from harness.scores import JSONDict
 
 
 @dataclass(frozen=True)
@@ -55,23 +56,21 @@ class Settings:
 
 
 def clusters_of(examples: pd.DataFrame, suite: str) -> dict[str, str]:
-    """example_id -> its cluster, for items that carry one (`detail.cluster`, from the suite item's `cluster`)."""
-    if examples is None or examples.empty or "suite" not in examples:
+    """example_id -> its cluster, for items that carry one (`examples.cluster`, from the suite item's `cluster`)."""
+    if examples is None or examples.empty or "suite" not in examples or "cluster" not in examples:
         return {}
-    ex = examples[examples["suite"] == suite]
-    return {str(e): str(d["cluster"]) for e, d in zip(ex["example_id"], ex["detail"], strict=True)
-            if isinstance(d, dict) and d.get("cluster") is not None}
+    ex = examples[(examples["suite"] == suite) & examples["cluster"].notna()]
+    return {str(e): str(c) for e, c in zip(ex["example_id"], ex["cluster"], strict=True)}
 
 
-def per_example(examples: pd.DataFrame, suite: str, metric: str) -> dict[str, float]:
-    """example_id -> the metric's value, from `detail[metric]` as the scorer stored it (decoded detail dicts)."""
-    if examples is None or examples.empty or "suite" not in examples:
+def per_example(samples: pd.DataFrame, suite: str, metric: str) -> dict[str, float]:
+    """example_id -> the metric's per-sample value on a suite, from `sample_scores` rows (one variant's)."""
+    if samples is None or samples.empty or "suite" not in samples:
         return {}
-    ex = examples[examples["suite"] == suite]
+    part = samples[(samples["suite"] == suite) & (samples["metric"] == metric)]
     out: dict[str, float] = {}
-    for eid, detail in zip(ex["example_id"], ex["detail"], strict=True):
-        x = detail.get(metric) if isinstance(detail, dict) else None
-        if isinstance(x, bool | int | float) and not (isinstance(x, float) and math.isnan(x)):
+    for eid, x in zip(part["example_id"], part["value"], strict=True):
+        if x is not None and not math.isnan(float(x)):
             out.setdefault(str(eid), float(x))
     return out
 
@@ -132,11 +131,12 @@ def unpaired(candidate: Mapping[str, Any], reference: Mapping[str, Any], why: st
 
 def compare(kind: str | None, metric: str, candidate: Mapping[str, float] | None, reference: Mapping[str, float] | None,
             s: Settings, *, scores: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
-            unpaired_why: str | None = None, clusters: Mapping[str, str] | None = None) -> Comparison | None:
+            unpaired_why: str | None = None, clusters: Mapping[str, str] | None = None,
+            declared: JSONDict | None = None) -> Comparison | None:
     """candidate - reference on one metric: paired when the metric is per-example (the registry says so) and both
     sides have values, else unpaired from the stored `scores` (candidate, reference) when given, else None."""
     why = unpaired_why
-    if why is None and not metric_info(kind, metric).per_example:
+    if why is None and not metric_info(kind, metric, {"metric": declared} if declared else None).per_example:
         why = f"{metric} is a corpus-level score with no per-example values"
     if why is None and not (candidate and reference):
         why = "one side stores no per-example values for it (scored by an older harness?)"

@@ -101,7 +101,7 @@ def suites_of_kind(scores: pd.DataFrame | None, kind: str) -> list[str]:
 
 def against_base(rows: Rows, base_rows: Rows, suite: str, metric: str, cfg: dict[str, Any]) -> Comparison | None:
     """The variant's per-example `metric` on `suite` minus base's, paired by example id."""
-    return paired(per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric),
+    return paired(per_example(rows["samples"], suite, metric), per_example(base_rows["samples"], suite, metric),
                   comparison_settings(cfg), clusters_of(rows["examples"], suite) or None)
 
 
@@ -169,7 +169,7 @@ def _lost(rows: Rows, base_rows: Rows, suite: str, metric: str) -> list[str]:
 
 def _flipped(rows: Rows, base_rows: Rows, suite: str, metric: str, *, up: bool) -> list[str]:
     """Example ids whose 0/1 `metric` went from 0 (base) to 1 (variant) where `up`, else from 1 to 0; sorted."""
-    mine, theirs = per_example(rows["examples"], suite, metric), per_example(base_rows["examples"], suite, metric)
+    mine, theirs = per_example(rows["samples"], suite, metric), per_example(base_rows["samples"], suite, metric)
     if up:
         return sorted(i for i in set(mine) & set(theirs) if mine[i] > 0.5 >= theirs[i])
     return sorted(i for i in set(mine) & set(theirs) if theirs[i] > 0.5 >= mine[i])
@@ -238,7 +238,7 @@ def format_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
                                     + (f"; {worst[0]}" if worst else "")),
                         "evidence": {"suite": suite, "kind": "drop", **cmp.evidence(), "margin": c["margin"],
                                      **(worst[1] if worst else {})}})
-        values = list(per_example(rows["examples"], suite, "compliance").values())
+        values = list(per_example(rows["samples"], suite, "compliance").values())
         if c["floor"] is not None and values:
             rate, lo, hi = stats.wilson_ci(int(sum(values)), len(values), confidence=cfg["confidence"])
             if hi < float(c["floor"]):
@@ -275,7 +275,7 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
                                     f"{cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)}){eg}"),
                         "evidence": {"suite": suite, "kind": "rise", **cmp.evidence(), "margin": c["margin"],
                                      "new_fabrications": new[:50]}})
-        vals = list(per_example(rows["examples"], suite, "fabrication_rate").values())
+        vals = list(per_example(rows["samples"], suite, "fabrication_rate").values())
         if c["ceiling"] is not None and vals:
             rate, lo, hi = stats.wilson_ci(int(sum(vals)), len(vals), confidence=cfg["confidence"])
             if lo > float(c["ceiling"]):
@@ -369,8 +369,8 @@ def _gap_comparison(rows: Rows, base_rows: Rows, suite: str, cfg: dict[str, Any]
         return None
     pairs = []  # (variant's values, base's values) on the items both have, for train then test
     for split in ("train", "test"):
-        mine = per_example(rows["examples"], suite, f"{split}_{metric}")
-        theirs = per_example(base_rows["examples"], suite, f"{split}_{metric}")
+        mine = per_example(rows["samples"], suite, f"{split}_{metric}")
+        theirs = per_example(base_rows["samples"], suite, f"{split}_{metric}")
         ids = sorted(set(mine) & set(theirs))
         if not ids:
             return None

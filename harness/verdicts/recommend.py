@@ -17,7 +17,7 @@ from harness import stats
 from harness.scorers import metric_info, primary_metric
 from harness.spec.findings import settings_from_text
 from harness.store.reads import RunData, ScoreCell
-from harness.verdicts.compare import Comparison, Settings, compare, paired, per_example
+from harness.verdicts.compare import Comparison, Settings, compare, paired
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,14 @@ def run_settings(data: RunData) -> Settings:
 def forgetting(data: RunData, s: Settings | None = None) -> dict[str, Comparison]:
     """variant -> its general suite's paired per-example accuracy minus base's (the forgetting delta)."""
     suite, base = data.suite_of("general"), data.base_id
-    if suite is None or base is None or data.examples.empty:
+    if suite is None or base is None or data.samples.empty:
         return {}
     s = s or run_settings(data)
-    ex = data.examples
-    ref = per_example(ex[ex["variant_id"] == base], suite, "acc")
+    ref = data.values(base, suite, "acc")
     out = {}
     for vid in data.variants["variant_id"]:
         if vid != base:
-            c = paired(per_example(ex[ex["variant_id"] == vid], suite, "acc"), ref, s)
+            c = paired(data.values(str(vid), suite, "acc"), ref, s)
             if c is not None:
                 out[str(vid)] = c
     return out
@@ -156,11 +155,11 @@ def tie_group(data: RunData, ranked: list[dict[str, Any]], suite: str | None, me
     with the best (paired where the metric is per-example), the p-values Holm-corrected together."""
     if metric is None or len(ranked) < 2:
         return ranked[:1]
-    s, kind, ex = run_settings(data), data.kinds.get(suite or ""), data.examples
+    s, kind = run_settings(data), data.kinds.get(suite or "")
     best = ranked[0]
 
     def values(v: dict[str, Any]) -> dict[str, float]:
-        return per_example(ex[ex["variant_id"] == v["variant_id"]], suite or "", metric) if len(ex) else {}
+        return data.values(str(v["variant_id"]), suite, metric)
 
     def stored(v: dict[str, Any]) -> dict[str, Any]:
         cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan,) * 3 + (0,)
@@ -232,10 +231,9 @@ def prompt_vs_finetuning(data: RunData) -> PromptVerdict | None:
         return max(vs, key=value)  # the first of equals: plan order
 
     p, t = best(prompts), best(tuned)
-    ex = data.examples
 
     def values(v: dict[str, Any]) -> dict[str, float]:
-        return per_example(ex[ex["variant_id"] == v["variant_id"]], suite or "", metric) if len(ex) else {}
+        return data.values(str(v["variant_id"]), suite, metric)
 
     def stored(v: dict[str, Any]) -> dict[str, Any]:
         cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan,) * 3 + (0,)

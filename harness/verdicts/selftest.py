@@ -81,18 +81,22 @@ def _plant(x: np.ndarray, size: float, direction: int, rng: np.random.Generator)
 def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) -> dict[str, pd.DataFrame]:
     """Findings' input rows for a variant whose per-example outcomes are `outcomes` ((suite, kind, metric) ->
     (example ids, values))."""
-    scores, examples = [], []
+    scores, samples = [], []
     for (suite, kind, metric), (ids, x) in outcomes.items():
         scores.append({"suite": suite, "metric": metric, "value": float(x.mean()), "scorer": {"kind": kind}})
-        examples += [{"suite": suite, "example_id": i, "detail": {metric: float(v)}} for i, v in zip(ids, x, strict=True)]
-    return {"scores": pd.DataFrame(scores), "examples": pd.DataFrame(examples), "train_log": pd.DataFrame()}
+        samples += [{"suite": suite, "example_id": i, "metric": metric, "value": float(v)}
+                    for i, v in zip(ids, x, strict=True)]
+    examples = pd.DataFrame({"suite": [s["suite"] for s in samples], "example_id": [s["example_id"] for s in samples],
+                             "detail": [{} for _ in samples], "cluster": [None for _ in samples]})
+    return {"scores": pd.DataFrame(scores), "examples": examples, "samples": pd.DataFrame(samples),
+            "train_log": pd.DataFrame()}
 
 
 def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int = 0) -> SelfTest:
     """Plant defects into the variant's stored outcomes and run the run's own findings settings on them."""
     spec_findings = _spec_findings(data)
     cfg = settings(spec_findings)
-    ex = data.examples[data.examples["variant_id"] == variant_id]
+    ex = data.samples[data.samples["variant_id"] == variant_id] if not data.samples.empty else data.samples
     kinds = suite_kinds(data.scores[data.scores["variant_id"] == variant_id])
     stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = {}
     for kind, metric, _, _ in DEFECTS:
