@@ -58,3 +58,19 @@ def tiny_experiment(tmp_path: Path) -> Path:
     spec = tmp_path / "spec.yaml"
     spec.write_text(TINY_SPEC, encoding="utf-8")
     return spec
+
+
+def result_frames(result) -> dict:
+    """A typed VariantResult as the per-variant frames findings read (scores, examples, samples, train_log), built
+    through the store's own row conversion, JSON columns as Python objects."""
+    import pandas as pd
+
+    from harness.store.db import result_rows
+
+    rows = result_rows(result)
+    frames = {t: pd.DataFrame(rows[t]) for t in ("scores", "examples", "train_log")}
+    frames["samples"] = pd.DataFrame(rows["sample_scores"], columns=["variant_id", "suite", "example_id", "metric",
+                                                                     "value"])
+    if frames["examples"].empty:
+        frames["examples"] = pd.DataFrame(columns=["suite", "example_id", "detail", "cluster"])
+    return frames

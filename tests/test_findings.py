@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, write_jsonl
+from conftest import REPO, result_frames, write_jsonl
 from fakes import ScriptedModel
 
 from harness.data.suites import Suite, load_suite
@@ -71,9 +71,8 @@ NONEXISTENT = [p for p, t in HAL_PROMPTS.items() if t == "nonexistent"]
 
 
 def scored(model: ScriptedModel, suites: list[Suite], name: str) -> VariantResult:
-    scores, examples, found = score_suites(model, Variant(name, name, "full"), suites, [], [], Quiet())
-    return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], scores,
-                         examples, found)
+    results = score_suites(model, Variant(name, name, "full"), suites, [], [], Quiet())
+    return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], results)
 
 
 def base_frames(result: VariantResult, tmp_path: Path) -> dict:
@@ -84,7 +83,7 @@ def base_frames(result: VariantResult, tmp_path: Path) -> dict:
 
 
 def derive(variant: VariantResult, base: dict | None, thresholds: dict | None = None) -> list[dict]:
-    return findings.derive(variant.variant, variant.frames(), base, thresholds or {})
+    return findings.derive(variant.variant, result_frames(variant), base, thresholds or {})
 
 
 BASE_KNOWS = set(range(122))  # 0.61 of 200
@@ -109,7 +108,7 @@ def test_a_variant_against_itself_finds_nothing(suites: list[Suite], tmp_path: P
     model = Behaviour(BASE_KNOWS, set(FMT_PROMPTS[::2]), set(NONEXISTENT[::3]))
     v = scored(model, suites, "lora-r4-e1")
     assert derive(v, base_frames(v, tmp_path), {"format": {"floor": 0.4}}) == []
-    acc = per_example(v.frames()["examples"], "general", "acc")
+    acc = per_example(result_frames(v)["samples"], "general", "acc")
     cmp = paired(acc, acc, Settings())
     assert cmp is not None and (cmp.difference, cmp.ci_low, cmp.ci_high, cmp.mcnemar_p) == (0.0, 0.0, 0.0, 1.0)
 
@@ -128,7 +127,7 @@ def test_another_seed_raises_no_forgetting_or_format_finding(suites: list[Suite]
     for _trial in range(20):
         first = scored(_retrain(rng, BASE_KNOWS, complies, 0.08), suites, "lora-r16-s0")
         second = scored(_retrain(rng, BASE_KNOWS, complies, 0.08), suites, "lora-r16-s1")
-        raised += [f["check"] for f in derive(second, first.frames())]
+        raised += [f["check"] for f in derive(second, result_frames(first))]
     # 20 retrains x 3 checks, each test one-sided at 2.5% and also needing McNemar p < 0.05: noise stays quiet
     assert raised.count("forgetting") + raised.count("format") <= 1, raised
 
@@ -190,14 +189,17 @@ def _null_rows(rng: np.random.Generator, base: dict[str, np.ndarray], flip: floa
     """A variant that is base with each outcome flipped at random (either way): no real change, only noise."""
     kinds = {"general": ("general", "acc"), "acme-format": ("format", "compliance"),
              "acme-hallucination": ("hallucination", "fabrication_rate")}
-    scores, examples = [], []
+    scores, samples = [], []
     for suite, outcome in base.items():
         kind, metric = kinds[suite]
         x = np.where(rng.random(outcome.size) < flip, 1 - outcome, outcome)
         scores.append({"suite": suite, "metric": metric, "value": float(x.mean()), "scorer": {"kind": kind}})
-        examples += [{"suite": suite, "example_id": f"{suite}-{i}", "detail": {metric: float(v)}}
-                     for i, v in enumerate(x)]
-    return {"scores": pd.DataFrame(scores), "examples": pd.DataFrame(examples), "train_log": pd.DataFrame()}
+        samples += [{"suite": suite, "example_id": f"{suite}-{i}", "metric": metric, "value": float(v)}
+                    for i, v in enumerate(x)]
+    examples = pd.DataFrame({"suite": [s["suite"] for s in samples], "example_id": [s["example_id"] for s in samples],
+                             "detail": [{} for _ in samples], "cluster": [None for _ in samples]})
+    return {"scores": pd.DataFrame(scores), "examples": examples, "samples": pd.DataFrame(samples),
+            "train_log": pd.DataFrame()}
 
 
 def null_sweep_alarms(correction: str, seeds: int = 20, variants: int = 12) -> int:

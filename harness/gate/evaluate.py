@@ -10,6 +10,7 @@ from typing import Any
 from harness.gate.ratings import RatingRule, rating_comparison, rating_rules
 from harness.gate.result import FAIL, PASS, SKIP, Check, GateResult, num, with_ci
 from harness.gate.rules import MetricRule, expand, finding_checks
+from harness.scorers import metric_info
 from harness.spec.gate import GateRules
 from harness.verdicts.compare import Comparison, Settings, compare
 
@@ -242,7 +243,8 @@ def evaluate(baseline: dict[str, Any], candidate: dict[str, Any], rules: GateRul
     suite_checks, suite_state, notes = _suite_checks(baseline, candidate, rules)
     checks = [test_check, *suite_checks, *_finding_checks(baseline, candidate, rules)]
     kinds = {name: s.get("kind") for name, s in candidate["suites"].items()}
-    metrics = {k: (kinds.get(s["suite"]), s["metric"]) for k, s in cand.scores.items()}
+    metrics = {k: metric_info(kinds.get(s["suite"]), s["metric"], {"metric": s["declared"]} if s.get("declared")
+                              else None) for k, s in cand.scores.items()}
     who = f"candidate {candidate['variant'].get('name')} ({candidate['variant'].get('variant_id')})"
     metric_rules = expand(rules, metrics, set(base.scores), where, who)
     rated = rating_rules(rules, baseline, candidate)

@@ -1,4 +1,5 @@
-"""Gate rules expanded to rules on stored metrics: the spec's `gate:` block with documented defaults merged in."""
+"""Gate rules expanded to rules on stored metrics: the spec's `gate:` block with the metrics' declared defaults merged
+in (each metric's `Metric.gate`), and every rule checked against its metric's declared direction."""
 
 from __future__ import annotations
 
@@ -6,18 +7,13 @@ import fnmatch
 from dataclasses import dataclass
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.scorers.registry import GATE_RULES, Metric, right_rule, rule_contradicts
 from harness.spec.gate import GateRules
 
-# Defaults by suite kind: {kind: {rule: {metric: limit}}}; they apply to every suite of that kind the
-# candidate was scored on, where the metric exists. A key in the spec's gate block overrides them.
-DEFAULT_METRIC_RULES: dict[str, dict[str, dict[str, float]]] = {
-    "heldout": {"max_drop": {"field_accuracy": 0.02, "exact_match": 0.05}},
-    "format": {"min": {"compliance": 0.98}},
-    "hallucination": {"max": {"fabrication_rate": 0.05}},
-    "general": {"max_drop": {"acc": 0.03}},
-}
+# Default rules come from the metrics' declarations (Metric.gate): they apply to every suite the candidate was scored
+# on where the metric exists. A key in the spec's gate block overrides them.
 DEFAULT_NO_FINDINGS = ["overfitting"]
-METRIC_RULES = ("max_drop", "max_rise", "min", "max")
+METRIC_RULES = GATE_RULES
 NEEDS_BASELINE = ("max_drop", "max_rise")
 
 
@@ -35,14 +31,35 @@ def _is_pattern(key: str) -> bool:
     return any(c in key for c in "*?[")
 
 
-def expand(rules: GateRules, candidate: dict[str, tuple[str | None, str]], baseline: set[str], where: str,
-           who: str = "the candidate") -> list[MetricRule]:
-    """Rules on concrete metrics. `candidate` maps each of its metric names to (its suite's kind, the metric).
+def direction_problems(rules: GateRules, declared: dict[str, Metric], where: str) -> list[str]:
+    """Rules whose direction contradicts their metric's declaration (a max_drop on a lower-is-better metric means
+    the opposite of what it says), each naming the rule and the key to use instead. `declared` maps
+    `<suite>.<metric>` (or a suite.pattern the spec may match) to the metric's declaration."""
+    problems = []
+    for kind in METRIC_RULES:
+        for key in rules.table(kind):
+            names = fnmatch.filter(sorted(declared), key) if _is_pattern(key) else [key] if key in declared else []
+            bad = [n for n in names if rule_contradicts(declared[n], kind)]
+            if not bad:
+                continue
+            m = declared[bad[0]]
+            better = "lower" if m.higher_is_better is False else "higher"
+            what = "an improvement" if kind in ("max_drop", "max_rise") else "the wrong side"
+            problems.append(f"{where}: key 'gate.{kind}.{key}': {bad[0]} is {better}-is-better (its scorer declares "
+                            f"it so), so a {'drop' if kind == 'max_drop' else 'rise'} is {what}; use "
+                            f"'gate.{right_rule(m, kind)}.{key}' to limit how far it may get worse")
+    return problems
 
-    A spec rule naming a metric the candidate (or, for drop/rise rules, the baseline) lacks is bad input;
-    a default applies only where its metric exists on both sides.
+
+def expand(rules: GateRules, candidate: dict[str, Metric], baseline: set[str], where: str,
+           who: str = "the candidate") -> list[MetricRule]:
+    """Rules on concrete metrics. `candidate` maps each of its metric names (`<suite>.<metric>`) to the metric's
+    declaration.
+
+    A spec rule naming a metric the candidate (or, for drop/rise rules, the baseline) lacks, or contradicting the
+    metric's declared direction, is bad input; a default applies only where its metric exists on both sides.
     """
-    problems: list[str] = []
+    problems: list[str] = direction_problems(rules, candidate, where)
     out: dict[tuple[str, str], MetricRule] = {}
     available = sorted(candidate)
     for kind in METRIC_RULES:
@@ -68,11 +85,12 @@ def expand(rules: GateRules, candidate: dict[str, tuple[str | None, str]], basel
                 out[(kind, name)] = MetricRule(kind, name, float(limit), "spec")
         if not rules.defaults:
             continue
-        for name, (suite_kind, metric) in candidate.items():
-            limit = DEFAULT_METRIC_RULES.get(suite_kind or "", {}).get(kind, {}).get(metric)
-            if limit is None or name in explicit or (kind in NEEDS_BASELINE and name not in baseline):
+        for name, declared in candidate.items():
+            if declared.gate is None or declared.gate[0] != kind:
                 continue
-            out[(kind, name)] = MetricRule(kind, name, limit, "default")
+            if name in explicit or (kind in NEEDS_BASELINE and name not in baseline):
+                continue
+            out[(kind, name)] = MetricRule(kind, name, float(declared.gate[1]), "default")
     if problems:
         raise HarnessInputError(problems, title="gate rules name metrics that are not there")
     return sorted(out.values(), key=lambda r: (r.metric, METRIC_RULES.index(r.kind)))

@@ -116,7 +116,8 @@ def check(output: str, *, parse: bool, validator: Any, patterns: list[Pattern], 
 
 
 @scorer("format", metrics=[
-    Metric("compliance", per_example=True, primary=True),  # passes every rule
+    Metric("compliance", per_example=True, primary=True, finding="format", gate=("min", 0.98),
+           column="compliance"),  # passes every rule
     Metric("json_valid", per_example=True), Metric("schema_valid", per_example=True),
     Metric("max_chars", per_example=True), Metric("required:*", per_example=True),
     Metric("forbidden:*", per_example=True),

@@ -83,7 +83,8 @@ def perplexity_rows(results: list[tuple[float, int]], texts: list[str]) -> list[
 
 
 @scorer("general", metrics=[
-    Metric("acc", per_example=True, primary=True), Metric("acc_norm", per_example=True),
+    Metric("acc", per_example=True, primary=True, finding="forgetting", gate=("max_drop", 0.03)),
+    Metric("acc_norm", per_example=True),
     Metric("acc:*", per_example=True),  # per category
     Metric("perplexity", higher_is_better=False), Metric("word_perplexity", higher_is_better=False),
     Metric("bits_per_byte", higher_is_better=False),

@@ -100,8 +100,9 @@ def per_example(v: dict[str, Any]) -> dict[str, float]:
 
 
 @scorer("hallucination", metrics=[
-    Metric("fabrication_rate", higher_is_better=False, per_example=True, primary=True),
-    Metric("abstention_rate", per_example=True),  # on probes about things that do not exist
+    Metric("fabrication_rate", higher_is_better=False, per_example=True, primary=True, finding="hallucination",
+           gate=("max", 0.05), column="fabrication"),
+    Metric("abstention_rate", per_example=True, column="abstention"),  # on probes about things that do not exist
     Metric("known_fact_accuracy", per_example=True),  # on probes whose answer is in the data
 ])
 def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns: list[str] | None = None,

@@ -26,12 +26,13 @@ def heldout_outputs(ctx: ScoreContext, max_new_tokens: int | None, default: int 
 
 
 @scorer("heldout", metrics=[
-    Metric("field_accuracy", per_example=True, primary=True),  # answers that are JSON: share of fields right
-    Metric("exact_match", per_example=True, primary=True),
+    # answers that are JSON: share of fields right
+    Metric("field_accuracy", per_example=True, primary=True, gate=("max_drop", 0.02), column="field_accuracy"),
+    Metric("exact_match", per_example=True, primary=True, gate=("max_drop", 0.05), column="exact_match"),
     Metric("json_valid", per_example=True),
-    Metric("rougeL", per_example=True),
-    Metric("bleu"), Metric("chrf"),  # corpus-level
-    Metric("loss", higher_is_better=False),  # token-weighted over the whole test set
+    Metric("rougeL", per_example=True, column="rougeL"),
+    Metric("bleu"), Metric("chrf", column="chrf"),  # corpus-level
+    Metric("loss", higher_is_better=False, column="loss"),  # token-weighted over the whole test set
 ])
 def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
     """Score generations on the test set against its references."""

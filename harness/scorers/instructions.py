@@ -95,7 +95,8 @@ def _share_row(metric: str, values: list[float]) -> Score:
 
 
 @scorer("instructions", metrics=[
-    Metric(PRIMARY, per_example=True, primary=True),  # every instruction of the prompt followed, strictly
+    # every instruction of the prompt followed, strictly; losing it is forgetting instruction following
+    Metric(PRIMARY, per_example=True, primary=True, finding="forgetting"),
     Metric("prompt_loose", per_example=True),
     Metric("instruction_strict", per_example=True),  # share of the prompt's instructions followed
     Metric("instruction_loose", per_example=True),

@@ -109,7 +109,7 @@ def _where(e: Any) -> str:
 
 
 @scorer("memorization", metrics=[
-    Metric("regurgitation_rate", higher_is_better=False, per_example=True, primary=True),
+    Metric("regurgitation_rate", higher_is_better=False, per_example=True, primary=True, finding="memorization"),
     Metric("train_*", per_example=True),  # held-out metrics on the sampled training prompts
     Metric("test_*", per_example=True),  # the same on the test set
     Metric("gap_*", higher_is_better=False),  # train minus test: the wider, the more the model fits its training set

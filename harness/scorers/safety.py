@@ -53,7 +53,7 @@ def rate_rows(examples: list[Sample]) -> list[Score]:
 
 
 @scorer("safety", metrics=[
-    Metric("refusal_rate", per_example=True, primary=True),  # on harmful requests
+    Metric("refusal_rate", per_example=True, primary=True, finding="safety"),  # on harmful requests
     Metric("over_refusal_rate", higher_is_better=False, per_example=True),  # on benign look-alikes
     Metric("refusal_rate:*", per_example=True),  # per category
     Metric("over_refusal_rate:*", higher_is_better=False, per_example=True),

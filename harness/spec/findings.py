@@ -31,25 +31,30 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings") -> dict[str, Any]:
-    """The spec's `findings:` mapping merged over DEFAULTS; a check set to false is off. Lists every bad key."""
-    cfg = copy.deepcopy(DEFAULTS)
+def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings",
+             declared: dict[str, float] | None = None) -> dict[str, Any]:
+    """The spec's `findings:` mapping merged over DEFAULTS; a check set to false is off. Lists every bad key.
+    `declared` adds the checks registered metrics feed (check -> its declared default margin), e.g. a user's scorer's."""
+    defaults = copy.deepcopy(DEFAULTS)
+    for check, margin in (declared or {}).items():
+        defaults.setdefault(check, {"margin": margin, "severity": "warning"})
+    cfg = copy.deepcopy(defaults)
     problems: list[str] = []
     for key, value in (spec_findings or {}).items():
-        if key not in DEFAULTS:
-            problems.append(f"key '{where}.{key}': unknown.{did_you_mean(str(key), list(DEFAULTS))} "
-                            f"Allowed: {', '.join(DEFAULTS)}")
-        elif isinstance(DEFAULTS[key], dict):
+        if key not in defaults:
+            problems.append(f"key '{where}.{key}': unknown.{did_you_mean(str(key), list(defaults))} "
+                            f"Allowed: {', '.join(defaults)}")
+        elif isinstance(defaults[key], dict):
             if value is False or value is None:
                 cfg[key] = False
             elif not isinstance(value, dict):
-                problems.append(f"key '{where}.{key}': a mapping of {', '.join(DEFAULTS[key])}, or false to turn "
+                problems.append(f"key '{where}.{key}': a mapping of {', '.join(defaults[key])}, or false to turn "
                                 f"the check off; got {value!r}")
             else:
                 for k, v in value.items():
-                    if k not in DEFAULTS[key]:
-                        problems.append(f"key '{where}.{key}.{k}': unknown.{did_you_mean(str(k), list(DEFAULTS[key]))}"
-                                        f" Allowed: {', '.join(DEFAULTS[key])}")
+                    if k not in defaults[key]:
+                        problems.append(f"key '{where}.{key}.{k}': unknown.{did_you_mean(str(k), list(defaults[key]))}"
+                                        f" Allowed: {', '.join(defaults[key])}")
                     elif k in ("margin", "gap_margin", "floor", "ceiling", "min_rise") and v is not None and (
                             not isinstance(v, int | float) or not 0 <= v <= 1):
                         problems.append(f"key '{where}.{key}.{k}': a rate difference or rate in [0, 1], got {v!r}")
@@ -68,12 +73,12 @@ def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings") -
     return cfg
 
 
-def settings_from_text(spec_text: str | None) -> dict[str, Any]:
+def settings_from_text(spec_text: str | None, declared: dict[str, float] | None = None) -> dict[str, Any]:
     """The findings settings of a stored spec's YAML text (defaults where it has none or cannot be read)."""
     import yaml
 
     try:
         raw = yaml.safe_load(spec_text or "") or {}
-        return settings(raw.get("findings") if isinstance(raw, dict) else None)
+        return settings(raw.get("findings") if isinstance(raw, dict) else None, declared=declared)
     except (yaml.YAMLError, HarnessInputError):
-        return settings(None)
+        return settings(None, declared=declared)

@@ -110,7 +110,9 @@ def sample_index(samples: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, 
 
 def variant_rows(store: Store, variant_id: str) -> dict[str, pd.DataFrame]:
     """One stored variant's scores, examples, sample scores and train_log (what findings compare against)."""
-    return {t: store.variant_table(variant_id, t) for t in ("scores", "examples", "sample_scores", "train_log")}
+    frames = {t: store.variant_table(variant_id, t) for t in ("scores", "examples", "train_log")}
+    frames["samples"] = store.variant_table(variant_id, "sample_scores")
+    return frames
 
 
 @dataclass

@@ -94,9 +94,10 @@ class Sweep:
         except HarnessInputError as exc:
             problems += exc.problems
         try:
+            from harness.scorers import declared_findings
             from harness.spec.findings import settings
 
-            settings(self.spec.findings)
+            settings(self.spec.findings, declared=declared_findings())
         except HarnessInputError as exc:
             problems += [f"{self.spec.source_path}: {p}" for p in exc.problems]
         need_train = any(m in TRAINING_METHODS for m in self.spec.sweep.method) or (
@@ -317,5 +318,6 @@ def derive_findings(store: Store, run_id: str, spec_findings: dict[str, Any] | N
     base_rows = variant_rows(store, base["variant_id"]) if base else None
     rows = findings.derive_run([(v, variant_rows(store, v["variant_id"])) for v in variants], base_rows,
                                spec_findings)
-    store.replace_findings([v["variant_id"] for v in variants], findings.CHECKS, rows)
+    store.replace_findings([v["variant_id"] for v in variants], sorted({*findings.checks(), *(r["check"] for r in rows)}),
+                           rows)
     return len(rows)

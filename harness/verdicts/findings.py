@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.scorers import suite_kinds
+from harness.scorers import declared_findings, metric_info, suite_kinds
+from harness.scorers.registry import Metric
 from harness.spec.findings import settings
 from harness.verdicts.compare import Comparison, Settings, clusters_of, paired, per_example
 
@@ -37,7 +38,6 @@ def rule(check: str) -> Callable[[Rule], Rule]:
     return wrap
 
 
-CHECKS = ("forgetting", "format", "hallucination", "safety", "memorization")  # the checks this module derives (overfitting is the scorer's)
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
 
 
@@ -45,13 +45,15 @@ def derive_run(variants: list[tuple[dict[str, Any], Rows]], base_rows: Rows | No
                spec_findings: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The findings of a whole run: every variant's comparisons against base form one family, corrected together.
     `variants` holds each variant's `variants` row and rows; `base` itself is compared with nothing."""
-    cfg = settings(spec_findings)
+    cfg = settings(spec_findings, declared=declared_checks([rows.get("scores") for _, rows in variants]))
     found: list[dict[str, Any]] = []
     for variant, rows in variants:
         base = None if variant.get("method") == "base" else base_rows
         for check, fn in _RULES.items():
             found += [{"variant_id": variant["variant_id"], "check": check, "severity": "warning", **f}
                       for f in fn(variant, rows, base, cfg)]
+        found += [{"variant_id": variant["variant_id"], "check": check, **f}
+                  for check, f in declared_rule(variant, rows, base, cfg)]
     tested = [f for f in found if f.get("test")]
     adjusted = stats.adjust_pvalues([f["test"]["p"] for f in tested], cfg["correction"])
     return _decide(found, tested, adjusted, cfg, CORRECTION_NAMES[cfg["correction"]])
@@ -86,6 +88,31 @@ def derive(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, spec_fin
     """The findings of one variant alone (its comparisons are their own family); `base_rows` None for base."""
     return [{k: v for k, v in f.items() if k != "variant_id"}
             for f in derive_run([(variant, rows)], base_rows, spec_findings)]
+
+
+def checks() -> tuple[str, ...]:
+    """The checks this module derives: its rules' and every declared metric's (overfitting is the scorer's own)."""
+    return tuple(dict.fromkeys([*_RULES, *sorted(declared_findings())]))
+
+
+def declared_checks(score_frames: list[pd.DataFrame | None]) -> dict[str, float]:
+    """check -> default margin for every check a metric feeds: the registered scorers' and the ones stored with
+    these scores (a user's scorer whose code this process has not loaded)."""
+    out = declared_findings()
+    for frame in score_frames:
+        for _, _, m in declared_regressions(frame):
+            out.setdefault(str(m.finding), m.margin)
+    return out
+
+
+def finding_metric(kind: str, check: str) -> str:
+    """The metric a built-in suite kind declares as feeding `check` (its first such declaration)."""
+    from harness.scorers import declared_metrics
+
+    found = next((m.name for m in declared_metrics(kind) if m.finding == check), None)
+    if found is None:
+        raise LookupError(f"suite kind {kind!r} declares no metric feeding the {check!r} finding")
+    return found
 
 
 def comparison_settings(cfg: dict[str, Any]) -> Settings:
@@ -147,17 +174,18 @@ def forgetting(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg:
                     "evidence": {"suite": suite, "metric": metric, **cmp.evidence(), "margin": c["margin"],
                                  "lost_examples": _lost(rows, base_rows, suite, metric)[:50]}})
     # instruction following (suites of kind `instructions`): the same paired test on each prompt's strict pass
+    strict = finding_metric("instructions", "forgetting")
     for suite in suites_of_kind(rows.get("scores"), "instructions"):
-        cmp = against_base(rows, base_rows, suite, "prompt_strict", cfg)
+        cmp = against_base(rows, base_rows, suite, strict, cfg)
         if cmp is None:
             continue
-        lost = _lost(rows, base_rows, suite, "prompt_strict")
+        lost = _lost(rows, base_rows, suite, strict)
         p = f"; McNemar p={cmp.mcnemar_p:.2g}" if cmp.mcnemar_p is not None else ""
         out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
                     "message": (f"{_name(variant)} forgot instruction following on {suite}: prompt-level strict "
                                 f"accuracy {cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)}{p}, n={cmp.n})"
                                 + _broken_instructions(rows, suite, lost)),
-                    "evidence": {"suite": suite, "metric": "prompt_strict", "kind": "instructions", **cmp.evidence(),
+                    "evidence": {"suite": suite, "metric": strict, "kind": "instructions", **cmp.evidence(),
                                  "margin": c["margin"], "lost_examples": lost[:50]}})
     return out
 
@@ -227,9 +255,10 @@ def format_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
     if c is False:
         return []
     out = []
+    metric = finding_metric("format", "format")
     for suite in suites_of_kind(rows.get("scores"), "format"):
         details, base_details = _details(rows, suite), _details(base_rows, suite) or None
-        cmp = against_base(rows, base_rows, suite, "compliance", cfg) if base_rows is not None else None
+        cmp = against_base(rows, base_rows, suite, metric, cfg) if base_rows is not None else None
         if cmp is not None:
             worst = _worst_rule(details, base_details)
             out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
@@ -238,7 +267,7 @@ def format_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
                                     + (f"; {worst[0]}" if worst else "")),
                         "evidence": {"suite": suite, "kind": "drop", **cmp.evidence(), "margin": c["margin"],
                                      **(worst[1] if worst else {})}})
-        values = list(per_example(rows["samples"], suite, "compliance").values())
+        values = list(per_example(rows["samples"], suite, metric).values())
         if c["floor"] is not None and values:
             rate, lo, hi = stats.wilson_ci(int(sum(values)), len(values), confidence=cfg["confidence"])
             if hi < float(c["floor"]):
@@ -261,11 +290,12 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
     if c is False:
         return []
     out = []
+    metric = finding_metric("hallucination", "hallucination")
     for suite in suites_of_kind(rows.get("scores"), "hallucination"):
-        cmp = against_base(rows, base_rows, suite, "fabrication_rate", cfg) if base_rows is not None else None
+        cmp = against_base(rows, base_rows, suite, metric, cfg) if base_rows is not None else None
         if cmp is not None:
             assert base_rows is not None
-            new = _flipped(rows, base_rows, suite, "fabrication_rate", up=True)
+            new = _flipped(rows, base_rows, suite, metric, up=True)
             ex = rows["examples"][rows["examples"]["suite"] == suite]
             reasons = {str(e): d.get("reason", "") for e, d in zip(ex["example_id"], ex["detail"], strict=True)
                        if isinstance(d, dict)}
@@ -275,7 +305,7 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
                                     f"{cmp.reference:.2f} -> {cmp.candidate:.2f} ({_ci(cmp)}){eg}"),
                         "evidence": {"suite": suite, "kind": "rise", **cmp.evidence(), "margin": c["margin"],
                                      "new_fabrications": new[:50]}})
-        vals = list(per_example(rows["samples"], suite, "fabrication_rate").values())
+        vals = list(per_example(rows["samples"], suite, metric).values())
         if c["ceiling"] is not None and vals:
             rate, lo, hi = stats.wilson_ci(int(sum(vals)), len(vals), confidence=cfg["confidence"])
             if lo > float(c["ceiling"]):
@@ -306,11 +336,12 @@ def safety_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
     if base_rows is None or c is False:
         return []
     out = []
+    metric = finding_metric("safety", "safety")
     for suite in suites_of_kind(rows.get("scores"), "safety"):
-        cmp = against_base(rows, base_rows, suite, "refusal_rate", cfg)
+        cmp = against_base(rows, base_rows, suite, metric, cfg)
         if cmp is None:
             continue
-        newly = _flipped(rows, base_rows, suite, "refusal_rate", up=False)  # base refused, the variant did not
+        newly = _flipped(rows, base_rows, suite, metric, up=False)  # base refused, the variant did not
         over = against_base(rows, base_rows, suite, "over_refusal_rate", cfg)
         over_text = f"; over-refusal of benign requests {over.reference:.2f} -> {over.candidate:.2f}" if over else ""
         out.append({"severity": c["severity"], "test": _test(cmp, cmp.ci_high < -float(c["margin"])),
@@ -331,10 +362,11 @@ def memorization_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | Non
     if base_rows is None or c is False:
         return []
     out = []
+    metric = finding_metric("memorization", "memorization")
     for suite in suites_of_kind(rows.get("scores"), "memorization"):
-        cmp = against_base(rows, base_rows, suite, "regurgitation_rate", cfg)
+        cmp = against_base(rows, base_rows, suite, metric, cfg)
         if cmp is not None:
-            new = _flipped(rows, base_rows, suite, "regurgitation_rate", up=True)
+            new = _flipped(rows, base_rows, suite, metric, up=True)
             ex = rows["examples"][rows["examples"]["suite"] == suite]
             copied: dict[str, dict[str, Any]] = {str(e): d["copied"] for e, d in zip(ex["example_id"], ex["detail"],
                                                                                      strict=True)
@@ -385,3 +417,48 @@ def _gap_comparison(rows: Rows, base_rows: Rows, suite: str, cfg: dict[str, Any]
     return metric, Comparison(float(train_v.mean() - test_v.mean()), float(train_b.mean() - test_b.mean()), d, lo, hi,
                               s.confidence, int(diffs[0].size + diffs[1].size), True, how, None, p,
                               stats.mde(se, confidence=s.confidence))
+
+
+# -- every other declared finding ------------------------------------------------------------------------------
+def declared_regressions(scores: pd.DataFrame | None) -> list[tuple[str, str, Metric]]:
+    """(suite, metric, declaration) for each stored metric whose declaration feeds a check no rule above handles
+    (a user's scorer: `Metric(..., finding='tone')`); declarations come from the registry or the stored record."""
+    if scores is None or scores.empty:
+        return []
+    kinds = suite_kinds(scores)
+    out = []
+    for suite, metric, record in scores[["suite", "metric", "scorer"]].itertuples(index=False):
+        m = metric_info(kinds.get(str(suite)), str(metric), record if isinstance(record, dict) else None)
+        if m.finding is not None and m.finding not in _RULES and m.higher_is_better is not None:
+            out.append((str(suite), str(metric), m))
+    return out
+
+
+def declared_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg: dict[str, Any]
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """A declared metric got worse against base (paired per example): below -margin for a higher-is-better metric,
+    above +margin for a lower-is-better one. Returns (check, finding) pairs."""
+    if base_rows is None:
+        return []
+    out = []
+    for suite, metric, m in declared_regressions(rows.get("scores")):
+        c = cfg.get(m.finding or "")
+        if c is False:
+            continue
+        c = c if isinstance(c, dict) else {"margin": m.margin, "severity": "warning"}
+        cmp = against_base(rows, base_rows, suite, metric, cfg)
+        if cmp is None:
+            continue
+        margin = float(c.get("margin", m.margin))
+        worse = cmp.ci_high < -margin if m.higher_is_better else cmp.ci_low > margin
+        moved = "fell" if m.higher_is_better else "rose"
+        flipped = _flipped(rows, base_rows, suite, metric, up=not m.higher_is_better)
+        mde = f"; detects changes >= {cmp.mde:.2f}" if cmp.mde is not None else ""
+        out.append((str(m.finding), {
+            "severity": c.get("severity", "warning"), "test": _test(cmp, worse),
+            "message": (f"{_name(variant)}: {metric} on {suite} {moved} against base {cmp.reference:.2f} -> "
+                        f"{cmp.candidate:.2f} ({_ci(cmp)}, n={cmp.n}{mde})"
+                        + (f"; e.g. {flipped[0]}" if flipped else "")),
+            "evidence": {"suite": suite, "metric": metric, "kind": "declared", **cmp.evidence(), "margin": margin,
+                         "higher_is_better": m.higher_is_better, "flipped_examples": flipped[:50]}}))
+    return out

@@ -95,7 +95,7 @@ def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) ->
 def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int = 0) -> SelfTest:
     """Plant defects into the variant's stored outcomes and run the run's own findings settings on them."""
     spec_findings = _spec_findings(data)
-    cfg = settings(spec_findings)
+    cfg = settings(spec_findings, declared=findings.declared_checks([data.scores]))
     ex = data.samples[data.samples["variant_id"] == variant_id] if not data.samples.empty else data.samples
     kinds = suite_kinds(data.scores[data.scores["variant_id"] == variant_id])
     stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = {}
