@@ -51,6 +51,22 @@ def direction_problems(rules: GateRules, declared: dict[str, Metric], where: str
     return problems
 
 
+def plan_direction_problems(rules: GateRules, suite_kinds: dict[str, str], where: str) -> list[str]:
+    """The same check before a sweep, from the spec's suites (name -> kind) and their kinds' declarations: a rule
+    key `<suite>.<metric>` is checked against the declaration of that metric of that suite's kind."""
+    from harness.scorers import declared_metrics, metric_info
+
+    declared: dict[str, Metric] = {}
+    for kind in METRIC_RULES:
+        for key in rules.table(kind):
+            suite, _, metric = key.partition(".")
+            if suite in suite_kinds and metric and not _is_pattern(key):
+                m = metric_info(suite_kinds[suite], metric)
+                if any(d.matches(metric) for d in declared_metrics(suite_kinds[suite])):
+                    declared[key] = m
+    return direction_problems(rules, declared, where)
+
+
 def expand(rules: GateRules, candidate: dict[str, Metric], baseline: set[str], where: str,
            who: str = "the candidate") -> list[MetricRule]:
     """Rules on concrete metrics. `candidate` maps each of its metric names (`<suite>.<metric>`) to the metric's

@@ -10,13 +10,12 @@ from typing import Any
 import pandas as pd
 
 from harness.scorers import metric_info
-from harness.scorers import primary_metric as primary_metric_of
 from harness.store.reads import RunData, is_missing
 from harness.verdicts.compare import Comparison
 from harness.verdicts.recommend import primary
 
 # Held-out metrics shown on the leaderboard, in this order, when present (every metric is under "All scores").
-HELDOUT_METRICS = ("field_accuracy", "exact_match", "rougeL", "chrf", "loss")
+KIND_ORDER = ("heldout", "format", "hallucination", "general", "divergence")  # the report's order of suites
 Forget = dict[str, tuple[float, float, float, int]]  # variant -> forgetting delta, ci_low, ci_high, n
 
 
@@ -127,14 +126,34 @@ def primary_metric(data: RunData) -> str | None:
     return primary(data)[1]
 
 
-def _kind_primary(data: RunData, kind: str) -> tuple[str | None, str | None]:
-    """(suite, its primary metric) for the run's suite of a kind."""
-    suite = data.suite_of(kind)
-    return suite, primary_metric_of(kind, data.metrics_of(suite))
+def declared_columns(data: RunData) -> dict[str, tuple[str, str, str, str, bool]]:
+    """Leaderboard columns from the metrics' declarations (`Metric.column`), for every suite of the run in kind
+    order (held-out first): key -> (suite, metric, label, group, lower is better). A suite of a kind that appears
+    once is grouped under the kind's name, else under its own; a user's scorer's columns come the same way."""
+    if data.scores.empty:
+        return {}
+    kinds = data.kinds
+    seen_kinds = [kinds.get(str(s), "") for s in data.scores["suite"].unique()]
+    out: dict[str, tuple[str, str, str, str, bool]] = {}
+    rows = data.scores.drop_duplicates(["suite", "metric"])
+    order = sorted(rows.itertuples(index=False), key=lambda r: (_kind_rank(kinds.get(str(r.suite), "")), str(r.suite)))
+    for r in order:
+        suite, metric = str(r.suite), str(r.metric)
+        record = r.scorer if isinstance(r.scorer, dict) else None
+        m = metric_info(kinds.get(suite), metric, record)
+        if m.column is None:
+            continue
+        kind = kinds.get(suite, "")
+        group = GROUPS.get(kind, kind) if seen_kinds.count(kind) == 1 and kind != "python" else suite
+        out[f"m:{suite}:{metric}"] = (suite, metric, m.column, group, m.higher_is_better is False)
+    return out
 
 
-def _lower(data: RunData, suite: str | None, metric: str) -> bool:
-    return metric_info(data.kinds.get(suite or ""), metric).higher_is_better is False
+GROUPS = {"heldout": "held-out"}  # group labels where the kind's name reads badly
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def _cell(text: Any, sort: Any = None, **kw: Any) -> dict[str, Any]:
@@ -157,22 +176,12 @@ def ci_cell(s: tuple[float, float, float, int] | None, digits: int = 3) -> dict[
 def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]],
                 mde: dict[str, float] | None = None) -> tuple[list[Column], list[dict[str, Any]]]:
     """Columns and one row per variant (base first), every cell with display text and a sort value."""
-    heldout, fmt_suite, hal = data.suite_of("heldout"), data.suite_of("format"), data.suite_of("hallucination")
-    have_h = set(data.scores[data.scores["suite"] == heldout]["metric"]) if heldout else set()
+    declared = declared_columns(data)
     cols = [Column("name", "variant", "variant", numeric=False), Column("method", "method", "variant", numeric=False),
             Column("rank", "rank", "variant"), Column("epochs", "epochs", "variant"),
             Column("lr", "lr", "variant"), Column("seed", "seed", "variant")]
-    cols += [Column(f"h:{m}", m, "held-out", f"suite {heldout}" + ("; lower is better" if _lower(data, heldout, m) else ""))
-             for m in HELDOUT_METRICS if m in have_h]
-    fmt_metric = _kind_primary(data, "format")[1]
-    if fmt_metric:
-        cols.append(Column("format", fmt_metric, "format", f"suite {fmt_suite}: share of outputs that comply"))
-    fab = _kind_primary(data, "hallucination")[1]
-    abst = "abstention_rate" if "abstention_rate" in data.metrics_of(hal) else None
-    if fab:
-        cols.append(Column("fab", fab.replace("_rate", ""), "hallucination", f"suite {hal}: {fab}; lower is better"))
-    if abst:
-        cols.append(Column("abst", abst.replace("_rate", ""), "hallucination", f"suite {hal}: {abst}"))
+    cols += [Column(key, label, group, f"suite {suite}: {metric}" + ("; lower is better" if lower else ""))
+             for key, (suite, metric, label, group, lower) in declared.items()]
     if forget:
         cols.append(Column("forget", "Δ acc", "forgetting", f"suite {data.suite_of('general')}: variant "
                            "minus base accuracy, paired by example, 95% CI"))
@@ -196,15 +205,8 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
             "rank": _cell(opt(v["rank"]), opt(v["rank"])), "epochs": _cell(opt(v["epochs"]), opt(v["epochs"])),
             "lr": _cell("" if is_missing(v["learning_rate"]) else f"{float(v['learning_rate']):.0e}", opt(v["learning_rate"])),
             "seed": _cell(opt(v["seed"]), opt(v["seed"]))}
-        for m in HELDOUT_METRICS:
-            if m in have_h:
-                cells[f"h:{m}"] = ci_cell(data.score(vid, heldout, m))
-        if fmt_metric:
-            cells["format"] = ci_cell(data.score(vid, fmt_suite, fmt_metric))
-        if fab:
-            cells["fab"] = ci_cell(data.score(vid, hal, fab))
-        if abst:
-            cells["abst"] = ci_cell(data.score(vid, hal, abst))
+        for key, (suite, metric, _, _, _) in declared.items():
+            cells[key] = ci_cell(data.score(vid, suite, metric))
         if forget:
             f = forget.get(vid)
             cells["forget"] = ci_cell(f) if f else _cell("0 (reference)" if vid == data.base_id else "", None)

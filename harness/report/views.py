@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.report.data import ci_cell, fmt, opt, primary_metric
+from harness.report.data import KIND_ORDER, ci_cell, fmt, opt, primary_metric
 from harness.store.db import Store
 from harness.store.reads import RunData, is_missing, load_run, num, sample_index
 
 # Suites of these kinds come first in the score tables and the explorer, in this order.
-KIND_ORDER = ("heldout", "format", "hallucination", "general", "divergence")
 
 MAX_TRAIN_POINTS = 200  # per variant; the loss curve is downsampled beyond this
 

@@ -93,6 +93,8 @@ class Sweep:
             check_suites(self.suites)
         except HarnessInputError as exc:
             problems += exc.problems
+        if self.spec.gate and hasattr(self, "suites"):  # a rule that contradicts its metric's direction, now
+            problems += gate_direction_problems(self.spec, self.suites)
         try:
             from harness.scorers import declared_findings
             from harness.spec.findings import settings
@@ -172,6 +174,18 @@ class Sweep:
         texts = [tok.apply_chat_template(e.messages, tokenize=False) for e in self.data.train]
         lengths = [min(len(x), self.spec.train.max_seq_length) for x in tok(texts, add_special_tokens=False)["input_ids"]]
         return int(sum(lengths))
+
+
+def gate_direction_problems(spec: ExperimentSpec, suites: list[Suite]) -> list[str]:
+    """The spec's gate rules checked against the declared direction of the metrics they name."""
+    from harness.gate.rules import plan_direction_problems
+    from harness.spec.gate import parse_rules
+
+    try:
+        rules = parse_rules(spec.gate, f"{spec.source_path}")
+    except HarnessInputError:
+        return []  # the spec's own validation reports these
+    return plan_direction_problems(rules, {s.name: s.kind for s in suites}, str(spec.source_path))
 
 
 def print_plan(sweep: Sweep, out: TextIO) -> None:
