@@ -44,7 +44,7 @@ class Suite:
         h = hashlib.sha256(json.dumps([self.name, self.version, self.kind, self.options], sort_keys=True,
                                       default=str).encode())
         for p in sorted(self.folder.rglob("*")):
-            if p.is_file() and p.suffix in (".jsonl", ".json", ".yaml", ".txt"):
+            if p.is_file() and p.suffix in (".jsonl", ".json", ".yaml", ".txt", ".py"):
                 h.update(p.name.encode())
                 h.update(p.read_bytes())
         return h.hexdigest()[:16]
@@ -163,9 +163,9 @@ def with_free_checks(suites: list[Suite], spec: Any) -> list[Suite]:
     nothing where nothing trained or no validation split was held out), unless the spec lists a divergence suite
     itself or turns it off with `findings: {overfitting: false}`. Added to every run, so runs of one spec stay
     comparable whether they train or score a given checkpoint."""
-    from harness.spec.findings import settings
+    from harness.spec.findings import check_settings
 
-    overfitting = settings(spec.findings)["overfitting"]
+    overfitting = check_settings(spec.findings, "overfitting")
     if overfitting is False or any(s.kind == "divergence" for s in suites):
         return suites
     folder = next((r / "divergence" for r in suite_roots(spec.spec_dir) if (r / "divergence" / "suite.yaml").is_file()),

@@ -127,8 +127,13 @@ def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[...,
     return wrap
 
 
+def kind_of(factory: object) -> str | None:
+    """The kind a factory was registered under with @scorer, or None."""
+    return next((k for k, f in _REGISTRY.items() if f is factory), None)
+
+
 def kinds() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, *_RESOLVERS])
 
 
 def declared_metrics(kind: str | None) -> tuple[Metric, ...]:
@@ -180,11 +185,36 @@ def suite_kinds(scores: Any) -> dict[str, str]:
     return out
 
 
-def make_scorer(kind: str, options: dict[str, Any], *, where: str = "") -> tuple[ScoreFn, JSONDict]:
-    """Build a scorer and the record of how it was made ({'kind', 'args'}), stored with each of its scores."""
+# A kind whose scorer lives elsewhere (`python`: a user's file): (suite, options) -> (the registered kind it names,
+# that kind's options, what to add to the stored record about where the code came from).
+Resolver = Callable[[Any, dict[str, Any]], tuple[str, dict[str, Any], JSONDict]]
+_RESOLVERS: dict[str, Resolver] = {}
+
+
+def resolver(kind: str) -> Callable[[Resolver], Resolver]:
+    """Register a suite kind that names another registered scorer (e.g. `python`, a scorer in the user's own file)."""
+    def wrap(fn: Resolver) -> Resolver:
+        if kind in _REGISTRY or kind in _RESOLVERS:
+            raise ValueError(f"scorer kind {kind!r} is already registered")
+        _RESOLVERS[kind] = fn
+        return fn
+
+    return wrap
+
+
+def make_scorer(kind: str, options: dict[str, Any], *, where: str = "", suite: Any = None) -> tuple[ScoreFn, JSONDict]:
+    """Build a scorer and the record of how it was made ({'kind', 'args'}), stored with each of its scores. A kind
+    with a resolver (`python`) first loads the scorer it names, from the `suite`'s folder."""
+    origin: JSONDict = {}
+    if kind in _RESOLVERS:
+        try:
+            kind, options, origin = _RESOLVERS[kind](suite, dict(options))
+        except HarnessInputError as exc:
+            raise HarnessInputError([f"{where}{p}" for p in exc.problems], title=exc.title) from None
     if kind not in _REGISTRY:
-        raise HarnessInputError(f"{where}unknown suite kind {kind!r}.{did_you_mean(kind, list(_REGISTRY))} "
-                                f"Known kinds: {', '.join(sorted(_REGISTRY))}")
+        known = sorted([*_REGISTRY, *_RESOLVERS])
+        raise HarnessInputError(f"{where}unknown suite kind {kind!r}.{did_you_mean(kind, known)} "
+                                f"Known kinds: {', '.join(known)}")
     factory = _REGISTRY[kind]
     params = inspect.signature(factory).parameters
     unknown = [k for k in options if k not in params]
@@ -197,7 +227,7 @@ def make_scorer(kind: str, options: dict[str, Any], *, where: str = "") -> tuple
         built = factory(**bound.arguments)
     except HarnessInputError as exc:
         raise HarnessInputError([f"{where}{p}" for p in exc.problems], title=exc.title) from None
-    return built, {"kind": kind, "args": dict(bound.arguments)}
+    return built, {"kind": kind, "args": dict(bound.arguments), **origin}
 
 
 def check_suites(suites: Iterable[Any]) -> None:
@@ -206,7 +236,7 @@ def check_suites(suites: Iterable[Any]) -> None:
     problems: list[str] = []
     for suite in suites:
         try:
-            built, _ = make_scorer(suite.kind, suite.options, where=suite.where)
+            built, _ = make_scorer(suite.kind, suite.options, where=suite.where, suite=suite)
             check = getattr(built, "check_suite", None)  # a scorer may check its suite's items before any model runs
             if check is not None:
                 check(suite)

@@ -24,13 +24,13 @@ def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Examp
     results: list[SuiteResult] = []
     cache: dict[str, Any] = {}
     for suite in suites:
-        fn, record = make_scorer(suite.kind, suite.options)
+        fn, record = make_scorer(suite.kind, suite.options, suite=suite)
         progress.phase(f"scoring {suite.name} (requests done)", None)
         out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache,
                               train=list(train or []), open_judge=open_judge,
                               base_outputs=None if base_outputs is None else base_outputs.get(suite.name)))
         progress.close_phase()
-        results.append(label(cluster_intervals(out, suite.kind), suite, record))
+        results.append(label(cluster_intervals(out, str(record["kind"])), suite, record))
     return results
 
 

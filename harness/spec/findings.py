@@ -73,6 +73,11 @@ def settings(spec_findings: dict[str, Any] | None, *, where: str = "findings",
     return cfg
 
 
+def check_settings(spec_findings: dict[str, Any] | None, check: str) -> Any:
+    """One built-in check's merged settings (False where turned off), the rest of the block left to `settings`."""
+    return settings({k: v for k, v in (spec_findings or {}).items() if k == check})[check]
+
+
 def settings_from_text(spec_text: str | None, declared: dict[str, float] | None = None) -> dict[str, Any]:
     """The findings settings of a stored spec's YAML text (defaults where it has none or cannot be read)."""
     import yaml

@@ -185,7 +185,15 @@ def gate_direction_problems(spec: ExperimentSpec, suites: list[Suite]) -> list[s
         rules = parse_rules(spec.gate, f"{spec.source_path}")
     except HarnessInputError:
         return []  # the spec's own validation reports these
-    return plan_direction_problems(rules, {s.name: s.kind for s in suites}, str(spec.source_path))
+    from harness.scorers import make_scorer
+
+    kinds = {}  # the kind whose declarations apply (a `python` suite's is the user's scorer's)
+    for s in suites:
+        try:
+            kinds[s.name] = str(make_scorer(s.kind, s.options, suite=s)[1]["kind"])
+        except HarnessInputError:
+            continue  # reported by check_suites
+    return plan_direction_problems(rules, kinds, str(spec.source_path))
 
 
 def print_plan(sweep: Sweep, out: TextIO) -> None:

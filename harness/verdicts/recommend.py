@@ -16,6 +16,7 @@ from typing import Any
 from harness import stats
 from harness.scorers import metric_info, primary_metric
 from harness.spec.findings import settings_from_text
+from harness.verdicts.findings import declared_checks
 from harness.store.reads import RunData, ScoreCell
 from harness.verdicts.compare import Comparison, Settings, compare, paired
 
@@ -35,7 +36,7 @@ class Recommendation:
 
 def run_settings(data: RunData) -> Settings:
     """The comparison settings of the run's own spec (its `findings:` block), as its findings used them."""
-    cfg = settings_from_text(data.run.get("spec"))
+    cfg = settings_from_text(data.run.get("spec"), declared_checks([data.scores]))
     return Settings(cfg["confidence"], cfg["resamples"], cfg["seed"])
 
 
