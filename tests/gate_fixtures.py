@@ -11,6 +11,7 @@ import numpy as np
 from harness import stats
 from harness.results import VariantResult
 from harness.store.db import Store
+from harness.testing.rows import typed_findings, typed_suites
 
 HELDOUT = {"name": "heldout", "version": "1", "kind": "heldout", "options": {"max_new_tokens": 8},
            "fingerprint": "f-heldout-1"}
@@ -82,7 +83,8 @@ def write_run(db: Path, variants: list[dict[str, Any]], *, test_fp: str = "test-
         ids = [v["variant"]["variant_id"] for v in variants]
         store.link_variants(run_id, ids, [False] * len(ids))
         for v in variants:
-            store.write_variant(VariantResult(dict(v["variant"]), [], v["scores"], v["examples"], v["findings"]))
+            store.write_variant(VariantResult(dict(v["variant"]), [], typed_suites(v["scores"], v["examples"]),
+                                              typed_findings(v["findings"])))
         store.finish_run(run_id, "finished")
     return run_id
 

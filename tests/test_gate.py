@@ -111,9 +111,13 @@ def test_sweep_gate_scores_a_given_checkpoint(sweep: SimpleNamespace) -> None:
     assert "Recommended: given-model:" in out
     with Store(sweep.db, read_only=True) as s:
         given = s.run_table(sweep.given_run, "variants").set_index("method").loc["given"]
-        rows = s.query("""SELECT g.example_id, g.output AS g_out, l.output AS l_out,
-                          json_extract(g.detail, '$.loss')::DOUBLE AS g_loss, json_extract(l.detail, '$.loss')::DOUBLE AS l_loss
+        rows = s.query("""SELECT g.example_id, g.output AS g_out, l.output AS l_out, gs.value AS g_loss,
+                          ls.value AS l_loss
                           FROM examples g JOIN examples l USING (suite, example_id)
+                          JOIN sample_scores gs ON gs.variant_id = g.variant_id AND gs.suite = g.suite
+                               AND gs.example_id = g.example_id AND gs.metric = 'loss'
+                          JOIN sample_scores ls ON ls.variant_id = l.variant_id AND ls.suite = l.suite
+                               AND ls.example_id = l.example_id AND ls.metric = 'loss'
                           WHERE g.variant_id = ? AND l.variant_id = ?""",
                        [given["variant_id"], sweep.ids["lora-r2-e1-s0"]])
     assert given["artifact"].endswith("model") and len(rows) == 10

@@ -107,9 +107,9 @@ def test_leaderboard_has_every_variant_base_first_and_the_recommended_one(store:
 def test_forgetting_delta_is_variant_minus_base_paired_by_example(store: tuple[Path, list[str]], report: str) -> None:
     db, ids = store
     with Store(db, read_only=True) as s:
-        ex = s.run_table(ids[1], "examples")
+        ex = s.run_table(ids[1], "sample_scores")
         v = s.run_table(ids[1], "variants")
-    gen = ex[ex.suite == "general"].assign(acc=lambda d: [x["acc"] for x in d.detail])
+    gen = ex[(ex.suite == "general") & (ex.metric == "acc")].rename(columns={"value": "acc"})
     table = gen.pivot(index="example_id", columns="variant_id", values="acc")
     base = v[v.method == "base"]["variant_id"].iloc[0]
     checked = 0
@@ -205,13 +205,15 @@ def test_robust_to_odd_stores(tmp_path: Path) -> None:
         rid = s.start_run({"name": "odd", "spec": "name: odd"})
         s.link_variants(rid, ["b", "f"], [False, False])
         from harness.results import VariantResult
+        from harness.testing.rows import typed_suites
 
         s.write_variant(VariantResult({"variant_id": "b", "name": "base", "method": "base", "status": "finished",
                                        "run_id": rid},
-                                      scores=[{"suite": "qa", "metric": "f1", "value": 0.5, "ci_low": None,
-                                               "ci_high": None, "n": 3}],
-                                      examples=[{"suite": "qa", "example_id": "1", "prompt": "p", "reference": None,
-                                                 "output": None, "passed": None, "detail": None}]))
+                                      suites=typed_suites(
+                                          [{"suite": "qa", "metric": "f1", "value": 0.5, "ci_low": None,
+                                            "ci_high": None, "n": 3}],
+                                          [{"suite": "qa", "example_id": "1", "prompt": "p", "reference": None,
+                                            "output": None, "passed": None, "detail": None}])))
         s.write_variant(VariantResult({"variant_id": "f", "name": "lora-r8-e1", "method": "lora", "status": "failed",
                                        "error": "boom", "run_id": rid}))
     html = build_report(tmp_path / "x.duckdb", rid, output=tmp_path / "x.html").read_text(encoding="utf-8")

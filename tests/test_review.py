@@ -325,8 +325,8 @@ def test_a_schema_3_store_reads_without_review_tables_and_gains_them_when_opened
     with Store(db, read_only=True) as s:
         assert ratings_of(s, ["anything"]).empty and sheet_ids(s) == []
     assert 'id="ratings"' not in build_report(db, "latest", output=tmp_path / "r.html").read_text(encoding="utf-8")
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     with Store(db) as s:
-        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'").iloc[0, 0] == "4"
+        assert s.query("SELECT value FROM meta WHERE key = 'schema_version'").iloc[0, 0] == "5"
         assert list(s.query("SELECT * FROM ratings").columns) == ["sheet_id", "rater", "example_id", "variant_id",
                                                                    "criterion", "value", "comment", "rated_at", "label"]

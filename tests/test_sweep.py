@@ -11,6 +11,7 @@ from harness.cli import main
 from harness.progress import Quiet
 from harness.store.db import Store
 from harness.sweep.runner import run_sweep
+from harness.testing.rows import typed_suites
 
 
 def run(spec: Path, db: Path, **kw: object) -> str:
@@ -129,8 +130,8 @@ def test_failed_write_rolls_back_the_whole_variant(tmp_path: Path, monkeypatch: 
 
         monkeypatch.setattr(s, "_insert", failing)
         result = VariantResult({"variant_id": "v1", "name": "x", "status": "finished"},
-                               scores=[{"suite": "h", "metric": "m", "value": 1.0}],
-                               examples=[{"suite": "h", "example_id": "1"}])
+                               suites=typed_suites([{"suite": "h", "metric": "m", "value": 1.0}],
+                                                   [{"suite": "h", "example_id": "1"}]))
         with pytest.raises(RuntimeError):
             s.write_variant(result)
         for table in ("variants", "scores", "examples"):

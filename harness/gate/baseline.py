@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import HarnessInputError
-from harness.scorers import metric_info, suite_kinds
+from harness.scorers import UNDECLARED, metric_info, suite_kinds
 from harness.store.db import Store
 from harness.store.reads import load_run, variant_record
 from harness.store.review import ratings_of
@@ -51,6 +51,13 @@ def _sample_metrics(samples: pd.DataFrame) -> dict[tuple[str, str], dict[str, fl
     return out
 
 
+def _declared(kind: str | None, row: dict[str, Any]) -> dict[str, Any]:
+    """{'declared': the metric's declaration} where one is known (a user's scorer's comes from the stored record)."""
+    record = row.get("scorer") if isinstance(row.get("scorer"), dict) else None
+    m = metric_info(kind, str(row["metric"]), record)
+    return {} if m is UNDECLARED else {"declared": m.record()}
+
+
 def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
     """Everything the gate compares about one stored variant, in the baseline file's shape (no created_at)."""
     rec = variant_record(store, run_id, variant_id)
@@ -85,7 +92,7 @@ def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
         "suites": suites,
         "scores": [{"suite": r["suite"], "metric": r["metric"], "value": _clean(r["value"]),
                     "ci_low": _clean(r["ci_low"]), "ci_high": _clean(r["ci_high"]), "n": _int(r["n"]),
-                    "declared": metric_info(kinds.get(r["suite"]), r["metric"], r.get("scorer")).record()}
+                    **_declared(suites.get(r["suite"], {}).get("kind") or kinds.get(r["suite"]), r)}
                    for r in rec.scores.to_dict("records")],
         "examples": [{"suite": r["suite"], "example_id": r["example_id"], "passed": _clean(r["passed"]),
                       "metrics": per_sample.get((str(r["suite"]), str(r["example_id"])), {})}

@@ -10,7 +10,7 @@ from harness import stats
 from harness.data.chat import Example
 from harness.data.suites import Suite
 from harness.progress import Progress
-from harness.scorers.registry import ScoreContext, make_scorer, metric_info
+from harness.scorers.registry import UNDECLARED, ScoreContext, make_scorer, metric_info
 from harness.scores import JSONDict, SuiteResult
 
 
@@ -47,7 +47,9 @@ def score_record(result: SuiteResult, kind: str | None, metric: str, how: JSONDi
     args = rec.get("args")
     if how:
         rec["args"] = {**(args if isinstance(args, dict) else {}), **how}
-    rec["metric"] = metric_info(kind, metric, result.scorer).record()
+    declared = metric_info(kind, metric, result.scorer)
+    if declared is not UNDECLARED:
+        rec["metric"] = declared.record()
     return rec
 
 

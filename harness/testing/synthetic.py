@@ -19,8 +19,9 @@ import numpy as np
 
 from harness import __version__
 from harness.results import VariantResult
-from harness.scores import Finding, Sample, Score, SuiteResult
+from harness.scores import Finding
 from harness.store.db import Store
+from harness.testing.rows import typed_suites
 
 # Strings that must stay inert text wherever a report shows them.
 HOSTILE = [
@@ -221,26 +222,6 @@ class _Gen:
         return log, scores
 
 
-def _typed(scores: list[dict[str, Any]], examples: list[dict[str, Any]]) -> list[SuiteResult]:
-    """Generated rows as typed suite results: each example's numeric detail values under its suite's metric names
-    become its per-sample scores (as a scorer would return them), the rest stays detail."""
-    out: dict[str, SuiteResult] = {}
-    for r in scores:
-        s = out.setdefault(r["suite"], SuiteResult(suite=r["suite"], suite_version=r["suite_version"],
-                                                   scorer=r["scorer"]))
-        s.scores.append(Score(r["metric"], r["value"], r["ci_low"], r["ci_high"], r["n"]))
-    for e in examples:
-        s = out.setdefault(e["suite"], SuiteResult(suite=e["suite"], suite_version="1"))
-        metrics = {x.metric for x in s.scores}
-        detail = dict(e["detail"])
-        values = {k: float(detail.pop(k)) for k in list(detail)
-                  if k in metrics and isinstance(detail[k], bool | int | float)}
-        cluster = detail.pop("cluster", None)
-        s.samples.append(Sample(e["example_id"], e["prompt"], e["output"], e["reference"], e["passed"], values, detail,
-                                None if cluster is None else str(cluster)))
-    return list(out.values())
-
-
 def _try_json(text: str) -> Any:
     try:
         return json.loads(text)
@@ -301,10 +282,10 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
     if cfg.extra_suite:
         parts.append(g.extra(q))
     for scores, examples in parts:
-        result.suites += _typed(scores, examples)
+        result.suites += typed_suites(scores, examples)
     if trains:
         result.train_log, div = g.train_log(epochs, overfit)
-        result.suites += _typed(div, [])
+        result.suites += typed_suites(div, [])
         tokens = 50_000 * epochs
         secs = tokens / float(g.rng.uniform(800, 2500))
         params = {"lora": 9_000 * (v["rank"] or 1), "qlora": 9_000 * (v["rank"] or 1), "full": 134_515_008}[v["method"]]

@@ -16,9 +16,9 @@ from typing import Any
 from harness import stats
 from harness.scorers import metric_info, primary_metric
 from harness.spec.findings import settings_from_text
-from harness.verdicts.findings import declared_checks
 from harness.store.reads import RunData, ScoreCell
 from harness.verdicts.compare import Comparison, Settings, compare, paired
+from harness.verdicts.findings import declared_checks
 
 
 @dataclass(frozen=True)
