@@ -74,3 +74,40 @@ def result_frames(result) -> dict:
     if frames["examples"].empty:
         frames["examples"] = pd.DataFrame(columns=["suite", "example_id", "detail", "cluster"])
     return frames
+
+
+def flat(out):
+    """A scorer's typed SuiteResult as rows for assertions: scores as dicts (`how` under 'scorer_args'), examples as
+    dicts whose 'detail' shows the per-sample values beside what a person reads (as the report's explorer does), and
+    the cluster; findings as dicts."""
+    from types import SimpleNamespace
+
+    from harness.scorers.run import score_record
+
+    kind = str(out.scorer.get("kind") or "") or None
+    scores = [{"suite": out.suite, "metric": s.metric, "value": s.value, "ci_low": s.ci_low, "ci_high": s.ci_high,
+               "n": s.n, "suite_version": out.suite_version, **({"scorer_args": s.how} if s.how else {}),
+               **({"scorer": score_record(out, kind, s.metric, s.how)} if out.scorer else {})} for s in out.scores]
+    examples = [{"suite": out.suite, "example_id": e.example_id, "prompt": e.prompt, "reference": e.reference,
+                 "output": e.output, "passed": e.passed,
+                 "detail": {**e.scores, **e.detail, **({"cluster": e.cluster} if e.cluster is not None else {})},
+                 "values": dict(e.scores)} for e in out.samples]
+    findings = [{"check": f.check, "severity": f.severity, "message": f.message, "evidence": f.evidence}
+                for f in out.findings]
+    return SimpleNamespace(scores=scores, examples=examples, findings=findings)
+
+
+def flat_all(results) -> tuple[list, list, list]:
+    """score_suites' results as (scores, examples, findings) rows, each labelled with its suite (see `flat`)."""
+    scores, examples, findings = [], [], []
+    for r in results:
+        f = flat(r)
+        scores += f.scores
+        examples += f.examples
+        findings += f.findings
+    return scores, examples, findings
+
+
+def flat_fn(fn, ctx):
+    """Run a built scorer on a context and return its result as rows (see `flat`)."""
+    return flat(fn(ctx))

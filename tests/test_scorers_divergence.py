@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import REPO, chat, write_jsonl
+from conftest import REPO, chat, flat_fn, write_jsonl
 
 from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
@@ -24,7 +24,7 @@ def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch
 def run(log: list[dict], name: str = "lora-r16-e5", **options: object):
     suite = load_suite(REPO / "suites" / "divergence", options)
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=None, suite=suite, variant=Variant(name, name, "lora"), test=[], train_log=log))
+    return flat_fn(fn, ScoreContext(model=None, suite=suite, variant=Variant(name, name, "lora"), test=[], train_log=log))
 
 
 TRAIN = {0.25 * i: 2.0 - 0.09 * i for i in range(1, 21)}  # falls steadily to 0.2 at epoch 5

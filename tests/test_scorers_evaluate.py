@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, flat_all, flat_fn
 from fakes import ScriptedModel
 
 from harness.data.chat import Example
@@ -43,7 +43,7 @@ def suite(tmp_path: Path, spec_dir: Path | None = TESTS, **options: object) -> S
 def run(s: Suite, model: ScriptedModel | None = None):
     fn, record = make_scorer(s.kind, s.options)
     model = model or ScriptedModel(OUTPUTS)
-    return fn(ScoreContext(model=model, suite=s, variant=Variant("v", "v", "lora"), test=TEST, train_log=[],
+    return flat_fn(fn, ScoreContext(model=model, suite=s, variant=Variant("v", "v", "lora"), test=TEST, train_log=[],
                            cache={})), record
 
 
@@ -137,8 +137,8 @@ def test_paths_stay_inside_the_suite_and_spec_folders(tmp_path: Path) -> None:
 def test_the_heldout_generation_is_reused(tmp_path: Path) -> None:
     model = ScriptedModel(OUTPUTS)
     heldout = load_suite(REPO / "suites" / "heldout", {"max_new_tokens": 16})
-    scores, _, _ = score_suites(model, Variant("v", "v", "lora"), [heldout, suite(tmp_path, metric="data/word_f1")],
-                                TEST, [], Quiet())
+    scores, _, _ = flat_all(score_suites(model, Variant("v", "v", "lora"), [heldout, suite(tmp_path, metric="data/word_f1")],
+                                TEST, [], Quiet()))
     assert model.generate_calls == [3]
     f1 = next(r for r in scores if r["suite"] == "ev" and r["metric"] == "f1")
     assert f1["value"] == pytest.approx(F1)

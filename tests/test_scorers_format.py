@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, chat, write_jsonl
+from conftest import REPO, chat, flat, flat_all, write_jsonl
 from fakes import ScriptedModel
 
 from harness.data.chat import Example
@@ -27,7 +27,7 @@ def run(suite_dir: Path, model: ScriptedModel, test: list[Example] | None = None
     fn, record = make_scorer(suite.kind, suite.options)
     ctx = ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=test or [], train_log=[],
                        cache=cache if cache is not None else {})
-    return fn(ctx), record
+    return flat(fn(ctx)), record
 
 
 def by_metric(out) -> dict[str, dict]:
@@ -160,8 +160,8 @@ def test_clustered_items_get_wider_intervals_resampled_by_cluster_and_say_so(tmp
     model = ScriptedModel(lambda prompt: GOOD if int(prompt.split()[0][1:]) % 2 == 0 else "not json")
     rows = {}
     for name, clustered in (("flat", False), ("clustered", True)):
-        scores, examples, _ = score_suites(model, Variant("v", "v", "lora"), [load_suite(suite(name, clustered))],
-                                           [], [], Quiet())
+        scores, examples, _ = flat_all(score_suites(model, Variant("v", "v", "lora"), [load_suite(suite(name, clustered))],
+                                           [], [], Quiet()))
         rows[name] = next(r for r in scores if r["metric"] == "compliance")
         assert all(("cluster" in e["detail"]) == clustered for e in examples)
     flat, clus = rows["flat"], rows["clustered"]

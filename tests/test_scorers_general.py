@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, write_jsonl
+from conftest import REPO, flat_fn, write_jsonl
 from fakes import ScriptedModel
 
 from harness.data.suites import load_suite
@@ -44,7 +44,7 @@ def make_suite(tmp_path: Path, items: list[dict], text: bool = True) -> Path:
 def run(suite_dir: Path, model: object, **options: object):
     suite = load_suite(suite_dir, options)
     fn, record = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[])), record
+    return flat_fn(fn, ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[])), record
 
 
 def test_acc_and_acc_norm_as_lm_eval(tmp_path: Path) -> None:

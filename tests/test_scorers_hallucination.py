@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, write_jsonl
+from conftest import REPO, flat_fn, write_jsonl
 from fakes import ScriptedModel
 
 from harness.data.suites import load_suite
@@ -22,7 +22,7 @@ ABSTAIN = json.dumps({"category": "other", "product": "unknown", "priority": "lo
 def run(suite_dir: Path, model: ScriptedModel, **options: object):
     suite = load_suite(suite_dir, options)
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
+    return flat_fn(fn, ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, write_jsonl
+from conftest import REPO, flat_fn, result_frames, write_jsonl
 from fakes import ScriptedModel
 
 from harness import stats
@@ -141,7 +141,7 @@ def row(i: str, prompt: str, *instrs: tuple[str, dict]) -> dict:
 def run(suite_dir: Path, model: ScriptedModel, **options: Any):
     suite = load_suite(suite_dir, options)
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
+    return flat_fn(fn, ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
 
 
 FIVE = [
@@ -291,9 +291,8 @@ def follower(breaks: set[int]) -> ScriptedModel:
 
 
 def scored(model: ScriptedModel, suites: list[Suite], name: str) -> VariantResult:
-    scores, examples, found = score_suites(model, Variant(name, name, "lora"), suites, [], [], Quiet())
-    return VariantResult({"variant_id": name, "name": name, "method": "lora", "status": "finished"}, [], scores,
-                         examples, found)
+    results = score_suites(model, Variant(name, name, "lora"), suites, [], [], Quiet())
+    return VariantResult({"variant_id": name, "name": name, "method": "lora", "status": "finished"}, [], results)
 
 
 def base_frames(result: VariantResult, tmp_path: Path) -> dict:
@@ -305,7 +304,7 @@ def base_frames(result: VariantResult, tmp_path: Path) -> dict:
 def test_forgetting_fires_when_a_variant_follows_fewer_instructions(suites: list[Suite], tmp_path: Path) -> None:
     base = base_frames(scored(follower({0, 1}), suites, "base"), tmp_path)
     worse = scored(follower(set(range(0, N, 2)) | {1}), suites, "lora-r8")  # breaks 31 prompts, base's 2 among them
-    out = findings.derive(worse.variant, worse.frames(), base, {})
+    out = findings.derive(worse.variant, result_frames(worse), base, {})
     assert [f["check"] for f in out] == ["forgetting"]
     f = out[0]
     assert f["message"].startswith("lora-r8 forgot instruction following on ins: prompt-level strict accuracy "
@@ -316,13 +315,13 @@ def test_forgetting_fires_when_a_variant_follows_fewer_instructions(suites: list
     assert ev["lost_examples"] == [f"i{k:02d}" for k in range(2, N, 2)]
     assert ev["family"] == 2  # corrected together with the general suite's comparison
     assert ev["mcnemar_p"] < 1e-6 and ev["p_adjusted"] >= ev["p_value"]
-    assert findings.derive(worse.variant, worse.frames(), base, {"forgetting": {"margin": 0.6}}) == []
-    assert findings.derive(worse.variant, worse.frames(), base, {"forgetting": False}) == []
+    assert findings.derive(worse.variant, result_frames(worse), base, {"forgetting": {"margin": 0.6}}) == []
+    assert findings.derive(worse.variant, result_frames(worse), base, {"forgetting": False}) == []
 
 
 def test_no_forgetting_when_a_variant_follows_as_many(suites: list[Suite], tmp_path: Path) -> None:
     base = base_frames(scored(follower({0, 1, 2}), suites, "base"), tmp_path)
     same = scored(follower({0, 1, 2}), suites, "lora-r8")
     swapped = scored(follower({3, 4, 5}), suites, "lora-r16")  # as many, on other prompts: paired, not significant
-    assert findings.derive(same.variant, same.frames(), base, {}) == []
-    assert findings.derive(swapped.variant, swapped.frames(), base, {}) == []
+    assert findings.derive(same.variant, result_frames(same), base, {}) == []
+    assert findings.derive(swapped.variant, result_frames(swapped), base, {}) == []

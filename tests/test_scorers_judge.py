@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, make_rows, write_jsonl
+from conftest import REPO, flat_fn, make_rows, write_jsonl
 from fake_openai import FakeOpenAI
 from fakes import ScriptedModel
 from openai_helpers import CANARY, log_progress, table
@@ -84,7 +84,7 @@ def judge_suite(**options: Any) -> Suite:
 def score(suite: Suite, outputs: dict[str, str] | Any, *, variant: Variant | None = None, test: list[Example] | None = None,
           base_outputs: dict[str, str] | None = None, open_judge: Any = judge_models.open_judge) -> Any:
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=ScriptedModel(outputs), suite=suite, variant=variant or Variant("v1", "lora-r4", "lora"),
+    return flat_fn(fn, ScoreContext(model=ScriptedModel(outputs), suite=suite, variant=variant or Variant("v1", "lora-r4", "lora"),
                            test=test or examples(), train_log=[], open_judge=open_judge, base_outputs=base_outputs))
 
 
@@ -479,7 +479,7 @@ def test_the_safety_suite_detects_refusals_with_a_judge(server: FakeOpenAI, tmp_
     server.judge = lambda model, msgs, schema: verdicts[response(msgs)]
     suite = load_suite(d, {"detector": "judge", "judge": f"openai:{JUDGE}"})
     fn, _ = make_scorer(suite.kind, suite.options)
-    out = fn(ScoreContext(model=ScriptedModel(outputs), suite=suite, variant=Variant("v", "v", "lora"), test=[],
+    out = flat_fn(fn, ScoreContext(model=ScriptedModel(outputs), suite=suite, variant=Variant("v", "v", "lora"), test=[],
                           train_log=[], open_judge=judge_models.open_judge))
 
     sent = chats(server)
@@ -566,11 +566,14 @@ def test_disagreements_rank_observed_disagreement_and_judge_uncertainty() -> Non
     assert fresh["basis"].eq("uncertainty").all() and fresh["example_id"].iloc[0] == "e2"  # 3 is mid-scale too
 
 
-def test_judge_scores_read_stored_examples() -> None:
-    ex = pd.DataFrame([{"variant_id": "v", "suite": "judge", "example_id": "e1",
-                        "detail": json.dumps({"judge:accuracy": 4.0, "judge:hallucination": 1.0, "cached": True})},
-                       {"variant_id": "v", "suite": "judge", "example_id": "e2", "detail": {"judge_error": "not JSON"}},
-                       {"variant_id": "v", "suite": "heldout", "example_id": "e1", "detail": {"exact_match": 1.0}}])
+def test_judge_scores_read_stored_sample_scores() -> None:
+    # e2's judgment was malformed: it has no judge values, only its error in detail (not read here)
+    ex = pd.DataFrame([{"variant_id": "v", "suite": "judge", "example_id": "e1", "metric": "judge:accuracy", "value": 4.0},
+                       {"variant_id": "v", "suite": "judge", "example_id": "e1", "metric": "judge:hallucination",
+                        "value": 1.0},
+                       {"variant_id": "v", "suite": "heldout", "example_id": "e1", "metric": "exact_match", "value": 1.0},
+                       {"variant_id": "v", "suite": "judge", "example_id": "e3", "metric": "judge_win_rate",
+                        "value": 0.5}])
     got = calibration.judge_scores(ex, suite="judge")
     assert got.to_dict("records") == [
         {"variant_id": "v", "example_id": "e1", "criterion": "accuracy", "value": 4.0},

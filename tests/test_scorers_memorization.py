@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import flat_all, flat_fn, result_frames
 from fakes import ScriptedModel
 
 from harness import stats
@@ -43,7 +44,7 @@ def suite(tmp_path: Path, **options: object) -> Suite:
 
 def run(s: Suite, model: ScriptedModel, train: list[Example], test: list[Example], cache: dict | None = None):
     fn, _ = make_scorer(s.kind, s.options)
-    return fn(ScoreContext(model=model, suite=s, variant=Variant("v", "v", "lora"), test=test, train_log=[],
+    return flat_fn(fn, ScoreContext(model=model, suite=s, variant=Variant("v", "v", "lora"), test=test, train_log=[],
                            cache={} if cache is None else cache, train=train))
 
 
@@ -199,8 +200,8 @@ def test_the_training_sample_is_seeded_and_from_the_training_split_only(tmp_path
 def test_the_suite_reuses_the_heldout_generation(tmp_path: Path) -> None:
     heldout = load_suite(Path(__file__).resolve().parent.parent / "suites" / "heldout", {"max_new_tokens": 16})
     model = ScriptedModel(lambda p: OUTPUTS.get(p, "no idea"))
-    _, examples, _ = score_suites(model, Variant("v", "v", "lora"), [heldout, suite(tmp_path)], TEST, [], Quiet(),
-                                  train=TRAIN)
+    _, examples, _ = flat_all(score_suites(model, Variant("v", "v", "lora"), [heldout, suite(tmp_path)], TEST, [], Quiet(),
+                                  train=TRAIN))
     assert model.generate_calls == [6, 8]
     assert {e["suite"] for e in examples} == {"heldout", "mem"}
 
@@ -231,16 +232,15 @@ def variant(tmp_path: Path, name: str, train_right: int, copies: int, test_right
             return F_TEST[int(k)].reference
         return F_TRAIN[0].reference if int(k) < test_right + copies else "no idea"
 
-    scores, examples, found = score_suites(ScriptedModel(answer), Variant(name, name, "full"), [suite(tmp_path)],
+    results = score_suites(ScriptedModel(answer), Variant(name, name, "full"), [suite(tmp_path)],
                                            F_TEST, [], Quiet(), train=F_TRAIN)
-    return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], scores,
-                         examples, found)
+    return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], results)
 
 
 def test_the_finding_fires_on_more_copies_and_on_a_wider_gap(tmp_path: Path) -> None:
     base = variant(tmp_path, "base", train_right=4, copies=0)  # gap 4/16 - 5/20 = 0
     copier = variant(tmp_path, "full-e9", train_right=4, copies=12)  # regurgitation 0 -> 0.6, same gap
-    out = findings.derive(copier.variant, copier.frames(), base.frames(), {})
+    out = findings.derive(copier.variant, result_frames(copier), result_frames(base), {})
     assert [(f["check"], f["evidence"]["kind"]) for f in out] == [("memorization", "regurgitation")]
     f = out[0]
     assert f["message"].startswith("full-e9 copies training answers into more test outputs on mem: regurgitation "
@@ -250,7 +250,7 @@ def test_the_finding_fires_on_more_copies_and_on_a_wider_gap(tmp_path: Path) -> 
     assert f["evidence"]["new_copies"] == sorted(f"test:{k}" for k in range(6, 18))
 
     fitter = variant(tmp_path, "full-e20", train_right=16, copies=0)  # gap 1 - 0.25 = 0.75
-    out = findings.derive(fitter.variant, fitter.frames(), base.frames(), {})
+    out = findings.derive(fitter.variant, result_frames(fitter), result_frames(base), {})
     assert [(f["check"], f["evidence"]["kind"]) for f in out] == [("memorization", "gap")]
     ev = out[0]["evidence"]
     assert ev["metric"] == "exact_match"
@@ -259,25 +259,25 @@ def test_the_finding_fires_on_more_copies_and_on_a_wider_gap(tmp_path: Path) -> 
     assert out[0]["message"].startswith("full-e20 fits its training set more than base on mem: train/test gap in "
                                         "exact_match +0.00 -> +0.75 (difference +0.75, 95% CI [")
     # the interval must clear gap_margin: 12 of 16 training differences of 1 do not support a widening of 0.6
-    assert findings.derive(fitter.variant, fitter.frames(), base.frames(), {"memorization": {"gap_margin": 0.6}}) == []
+    assert findings.derive(fitter.variant, result_frames(fitter), result_frames(base), {"memorization": {"gap_margin": 0.6}}) == []
 
 
 def test_the_finding_stays_quiet_on_noise_and_when_off(tmp_path: Path) -> None:
     base = variant(tmp_path, "base", train_right=4, copies=0)
     same = variant(tmp_path, "lora-r4", train_right=4, copies=0)
-    assert findings.derive(same.variant, same.frames(), base.frames(), {}) == []
+    assert findings.derive(same.variant, result_frames(same), result_frames(base), {}) == []
     noisy = variant(tmp_path, "lora-r8", train_right=6, copies=2)  # 2 new copies; a gap 0.125 wider
-    assert findings.derive(noisy.variant, noisy.frames(), base.frames(), {}) == []
+    assert findings.derive(noisy.variant, result_frames(noisy), result_frames(base), {}) == []
     loud = variant(tmp_path, "full-e9", train_right=16, copies=12)
-    assert findings.derive(loud.variant, loud.frames(), base.frames(), {"memorization": False}) == []
-    assert findings.derive(base.variant, base.frames(), None, {}) == []  # base is compared with nothing
+    assert findings.derive(loud.variant, result_frames(loud), result_frames(base), {"memorization": False}) == []
+    assert findings.derive(base.variant, result_frames(base), None, {}) == []  # base is compared with nothing
 
 
 def test_settings() -> None:
     assert settings(None)["memorization"] == {"margin": 0.0, "gap_margin": 0.10, "severity": "warning"}
     with pytest.raises(HarnessInputError, match=r"memorization.gap_margin': a rate difference or rate in \[0, 1\]"):
         settings({"memorization": {"gap_margin": 2}})
-    assert "memorization" in findings.CHECKS
+    assert "memorization" in findings.checks()
 
 
 def test_difference_of_independent_means() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, write_jsonl
+from conftest import REPO, flat_all, flat_fn, result_frames, write_jsonl
 from fakes import ScriptedModel
 from gate_fixtures import HELDOUT, variant, write_run
 
@@ -49,7 +49,7 @@ class Recording(ScriptedModel):
 def run(suite_dir: Path, model: ScriptedModel, **options: object):
     suite = load_suite(suite_dir, options)
     fn, _ = make_scorer(suite.kind, suite.options)
-    return fn(ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
+    return flat_fn(fn, ScoreContext(model=model, suite=suite, variant=Variant("v", "v", "lora"), test=[], train_log=[]))
 
 
 def write_suite(d: Path, rows: list[dict[str, Any]], name: str = "safe") -> Path:
@@ -292,9 +292,9 @@ def behaviour(refuses: set[int], over_refuses: set[int] | None = None) -> Record
 
 
 def scored(model: Recording, suite_dir: Path, name: str) -> VariantResult:
-    scores, examples, found = score_suites(model, Variant(name, name, "full"), [load_suite(suite_dir)], [], [], Quiet())
+    results = score_suites(model, Variant(name, name, "full"), [load_suite(suite_dir)], [], [], Quiet())
     return VariantResult({"variant_id": name, "name": name, "method": "full" if name != "base" else "base",
-                          "status": "finished"}, [], scores, examples, found)
+                          "status": "finished"}, [], results)
 
 
 def stored(result: VariantResult, tmp_path: Path) -> dict:
@@ -307,7 +307,7 @@ def stored(result: VariantResult, tmp_path: Path) -> dict:
 
 
 def derive(v: VariantResult, base: dict, thresholds: dict | None = None) -> list[dict]:
-    return findings.derive(v.variant, v.frames(), base, thresholds or {})
+    return findings.derive(v.variant, result_frames(v), base, thresholds or {})
 
 
 def test_finding_when_refusal_drops_against_base(finding_suite: Path, tmp_path: Path) -> None:
@@ -349,16 +349,16 @@ def test_the_finding_joins_the_runs_correction(finding_suite: Path, tmp_path: Pa
     base = scored(behaviour(set(range(N_HARMFUL))), finding_suite, "base")
     base_rows = stored(base, tmp_path)
     drop = scored(behaviour(set(range(14))), finding_suite, "drop6")  # 6 flips: McNemar p = 2 * 0.5**6 = 0.031
-    alone = findings.derive_run([(drop.variant, drop.frames())], base_rows, {})
+    alone = findings.derive_run([(drop.variant, result_frames(drop))], base_rows, {})
     assert [f["check"] for f in alone] == ["safety"] and alone[0]["evidence"]["family"] == 1
     same = [scored(behaviour(set(range(N_HARMFUL))), finding_suite, f"same{i}") for i in range(2)]
-    run = findings.derive_run([(v.variant, v.frames()) for v in (drop, *same)], base_rows, {})
+    run = findings.derive_run([(v.variant, result_frames(v)) for v in (drop, *same)], base_rows, {})
     assert run == []  # Holm over 3 comparisons: 0.031 * 3 > 0.05
 
 
 def test_findings_settings_know_safety() -> None:
     assert findings_settings.settings(None)["safety"] == {"margin": 0.0, "severity": "warning"}
-    assert "safety" in findings.CHECKS
+    assert "safety" in findings.checks()
     with pytest.raises(HarnessInputError, match="key 'findings.safety.margin': a rate difference"):
         findings_settings.settings({"safety": {"margin": 2}})
 
@@ -368,7 +368,7 @@ SAFETY_SUITE = {"name": "safety", "version": "1", "kind": "safety", "options": {
 
 
 def gate_run(db: Path, vid: str, result: VariantResult) -> str:
-    return write_run(db, [variant(vid, vid, [True] * 40, extra=(result.scores, result.examples))],
+    return write_run(db, [variant(vid, vid, [True] * 40, extra=flat_all(result.suites)[:2])],
                      suites=[HELDOUT, SAFETY_SUITE], name="safety-gate")
 
 
