@@ -140,6 +140,7 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
         return SuiteResult(rows, examples)
 
     def _perplexity(ctx: ScoreContext) -> list[Score]:
+        assert text is not None  # called only when the suite names a text file
         path = ctx.suite.path(text)
         if not path.is_file():
             raise HarnessInputError(f"{ctx.suite.folder / 'suite.yaml'}: option 'text': no file {path}")

@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.data.chat import Example
+from harness.data.suites import Suite
+from harness.models.protocol import JudgeModel, ScoringModel
 from harness.scores import JSONDict, SuiteResult
+from harness.spec.plan import Variant
 
 _REGISTRY: dict[str, Callable[..., ScoreFn]] = {}
 _METRICS: dict[str, tuple[Metric, ...]] = {}
@@ -97,15 +101,16 @@ class ScoreContext:
     experiment's training examples (for checks of memorization; never shown to the model as test items), how to
     open a judge model, and base's outputs on the suite where a suite compares with them."""
 
-    model: Any  # ScoringModel, or None for suites that need no model (divergence)
-    suite: Any  # harness.suites.Suite
-    variant: Any  # harness.spec.plan.Variant: what is being scored
-    test: list[Any]  # harness.data.Example
+    model: ScoringModel  # what generates and scores (suites that need none, like divergence, may get None)
+    suite: Suite
+    variant: Variant  # what is being scored
+    test: list[Example]
     train_log: list[dict[str, Any]]
-    cache: dict[str, Any] = field(default_factory=dict)  # shared between suites of one variant
-    train: list[Any] = field(default_factory=list)  # harness.data.Example: the training split (empty if none)
-    # (judge name, base_url) -> a harness.models.protocol.JudgeModel; the sweep passes harness.models.judge_model.open_judge
-    open_judge: Callable[[str, str | None], Any] | None = None
+    # shared between suites of one variant: "heldout_outputs" -> {max_new_tokens: outputs on the test set}
+    cache: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    train: list[Example] = field(default_factory=list)  # the training split (empty if none)
+    # (judge name, base_url) -> a judge; the sweep passes harness.models.judge_model.open_judge
+    open_judge: Callable[[str, str | None], JudgeModel] | None = None
     base_outputs: dict[str, str] | None = None  # base's outputs on this suite by example id (pairwise judges)
 
 
