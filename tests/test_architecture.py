@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent / "harness"
 LAYERS = [
     {"errors", "stats", "progress"},
     {"spec"},
-    {"data", "results"},
+    {"data", "results", "scores"},
     {"models", "managed"},
     {"scorers"},
     {"train", "store"},
