@@ -279,7 +279,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
             "spec_path": str(Path(spec_path).resolve()), "model": sweep.model.name,
             "model_fingerprint": sweep.model.identity, "data_fingerprints": sweep.data.fingerprints,
             "suites": [s.identity() for s in sweep.suites], "library_versions": library_versions(),
-            "data_checks": [w.to_dict() for w in sweep.warnings],
+            "data_checks": [w.to_dict() for w in sweep.warnings] + sweep.data.format_records(),
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
         todo = [v for v in sweep.variants if v.variant_id not in done]
