@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -193,7 +194,9 @@ def _plan_ids(spec: Path) -> list[str]:
     return [v.variant_id for v in make_plan(s, "tiny-random-llama", load_bundle(s).fingerprints, [])]
 
 
-def test_the_same_data_in_two_formats_gives_the_same_variant_ids(tmp_path: Path) -> None:
+def _two_experiments(tmp_path: Path) -> tuple[Path, Path]:
+    """The same train and test examples as chat JSONL, and as an Alpaca Parquet file (other column names) with a
+    ShareGPT `datasets` folder for test."""
     chat, other = tmp_path / "chat", tmp_path / "other"
     chat.mkdir()
     other.mkdir()
@@ -205,6 +208,12 @@ def test_the_same_data_in_two_formats_gives_the_same_variant_ids(tmp_path: Path)
     chat_spec = _spec(chat, "  train: train.jsonl\n  validation: 0.25\n  test: test.jsonl")
     other_spec = _spec(other, "  train: train.parquet\n  validation: 0.25\n  test: tests\n  format: auto\n"
                        "  columns: {instruction: q, output: a, system: sys}")
+    return chat_spec, other_spec
+
+
+def test_the_same_data_in_two_formats_gives_the_same_variant_ids(tmp_path: Path) -> None:
+    chat_spec, other_spec = _two_experiments(tmp_path)
+    other = other_spec.parent
     chat_bundle, other_bundle = load_bundle(load_spec(chat_spec)), load_bundle(load_spec(other_spec))
     assert chat_bundle.fingerprints == other_bundle.fingerprints
     assert chat_bundle.fingerprints["train"] != fingerprint([])
@@ -322,3 +331,35 @@ def test_a_run_records_how_its_data_was_read(tmp_path: Path, monkeypatch: pytest
     read = {c["split"]: c for c in stored if c["check"] == "data_format"}
     assert read["train"]["format"] == "alpaca" and read["train"]["file"] == str(tmp_path / "train.parquet")
     assert read["test"]["format"] == "chat" and "16 examples read from" in read["train"]["message"]
+
+
+def test_data_checks_name_the_rows_of_a_table(tmp_path: Path) -> None:
+    from harness.data.quality import dataset_checks
+
+    rows = as_format("alpaca", CHAT)
+    rows[2]["instruction"] = "Ticket 2: write to jane.doe@example.com"
+    path = write(tmp_path / "t.parquet", rows)
+    train = read_examples(DataLocation(path)).examples
+    test = read_examples(DataLocation(write_jsonl(tmp_path / "test.jsonl", CHAT[:3]))).examples
+    checks = {c.check: c for c in dataset_checks(train, {"test": test})}
+    personal = checks["personal_data"]
+    assert f"personal data in {path}" in personal.message and "(row 2; e.g." in personal.message
+    assert personal.lines == [2] and personal.to_dict()["unit"] == "row"
+    near = checks["near_duplicates"]  # the JSONL's lines against the table's rows
+    assert "test line 1 ~ train row 0 (1.00)" in near.message and near.to_dict()["train_unit"] == "row"
+    assert "unit" not in near.to_dict()  # the test file is located by line, as before
+
+
+def test_dry_run_sweeps_of_the_same_data_plan_the_same_variants(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the CLI on tiny-random-llama: the plans' ids agree, and the plan says how each split was read."""
+    chat_spec, other_spec = _two_experiments(tmp_path)
+    plans = []
+    for spec in (chat_spec, other_spec):
+        assert main(["sweep", str(spec), "--dry-run", "--db", str(spec.parent / "r.duckdb")]) == 0
+        out = capsys.readouterr().out
+        plans.append((sorted(set(re.findall(r"\b[0-9a-f]{12}\b", out))), " ".join(out.split())))
+    assert len(plans[0][0]) == 3 and plans[0][0] == plans[1][0]
+    assert "data train: 12 examples from" in plans[1][1] and "train.parquet as alpaca (detected" in plans[1][1]
+    assert "tests:test as sharegpt (detected from its fields; datasets)" in plans[1][1]
+    assert "data train: 12 examples from" in plans[0][1] and "train.jsonl as chat" in plans[0][1]

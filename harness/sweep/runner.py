@@ -208,6 +208,8 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
         table.add_row(v.variant_id, v.name, v.method, _s(v.rank), _s(v.epochs),
                       "" if v.learning_rate is None else f"{v.learning_rate:g}", _s(v.seed), f"{est[v.variant_id]:,}")
     Console(file=out, width=140).print(table)
+    for split, info in sweep.data.formats.items():  # how each split was read (docs/data.md)
+        print(f"data {split}: {info.examples} examples from {info.source} as {info.describe()}", file=out)
     print(f"estimated training tokens in all: {sum(est.values()):,}", file=out)
     print("what each suite's size can detect (per comparison; a gate or a run with several comparisons corrects "
           "for them and detects a little less):", file=out)
