@@ -214,7 +214,11 @@ def _disk(path: Path, split: str | None, role: str) -> RecordSet:
             "point at a data file (JSONL, JSON, Parquet, CSV) or such a folder"])
     import datasets
 
-    loaded = datasets.load_from_disk(str(path))
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (OSError, ValueError) as exc:
+        return RecordSet(str(path), "datasets", "row", problems=[
+            f"{path}: a save_to_disk folder that cannot be read ({exc}); save it again"])
     if isinstance(loaded, datasets.DatasetDict):
         try:
             name = split or _pick_split(list(loaded), role, str(path), f"{path}:SPLIT")
@@ -256,6 +260,12 @@ def _hub(loc: DataLocation, role: str) -> RecordSet:
         return RecordSet(label, "hub", "row", problems=[
             f"{HUB_PREFIX}{name}: not found on the Hub ({exc}); check the name, or log in (hf auth login) for a "
             "private or gated dataset"])
+    except RuntimeError as exc:  # a loading script: code from the Hub, which the harness never runs
+        if "script" not in str(exc).lower():
+            raise
+        return RecordSet(label, "hub", "row", problems=[
+            f"{HUB_PREFIX}{name}: built by a loading script ({exc}); the harness runs no code from the Hub. Use a "
+            "revision of the dataset with data files (Parquet, JSON), or load it yourself and save_to_disk"])
     if not isinstance(ds, datasets.Dataset):
         return RecordSet(label, "hub", "row", problems=[f"{label}: not a map-style dataset; name one split"])
     return _rows(label, "hub", list(ds.column_names), ds.to_list())
