@@ -3,7 +3,6 @@ imports torch."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -83,25 +82,53 @@ def _tokenizer(model: str | None):  # type: ignore[no-untyped-def]
                                 "shipped with a model (trust_remote_code is never set).") from None
 
 
+def _data_sources(file: str, against: list[str], fmt: str, column: list[str]) -> tuple[list[Any], dict[str, str]]:
+    """FILE and the --against sources as data locations, and --column FIELD=COLUMN as a mapping; bad ones raise."""
+    from harness.data.sources import parse_location
+    from harness.spec.formats import column_problems
+
+    problems: list[str] = []
+    locs = []
+    for value in [file, *against]:
+        try:
+            loc = parse_location(value)
+        except HarnessInputError as exc:
+            problems += exc.problems
+            continue
+        if loc.path is not None and not loc.path.exists():
+            problems.append(f"{value}: no such file")
+        locs.append(loc)
+    columns = dict(c.split("=", 1) for c in column if "=" in c)
+    problems += [f"--column {c!r}: write FIELD=COLUMN, e.g. instruction=question" for c in column if "=" not in c]
+    problems += [f"--column: {p}" for p in column_problems(columns, fmt)]
+    if problems:
+        raise HarnessInputError(problems)
+    return locs, columns
+
+
 def data_check(file: str, against: list[str], model: str | None, max_seq_length: int | None = 256, *,
-               threshold: float = 0.8, strict: bool = False) -> int:
+               threshold: float = 0.8, strict: bool = False, fmt: str = "auto", column: list[str] | None = None
+               ) -> int:
     """`harness data check`: 0 clean; 1 a check failed (exact or near-duplicate leakage into an --against file;
     with `strict`, any data-quality warning); bad input raises (exit 2)."""
     import sys
 
     from harness.data.quality import check_files
 
-    path = Path(file)
-    missing = [p for p in [file, *against] if not Path(p).is_file()]
-    if missing:
-        raise HarnessInputError([f"{p}: no such file" for p in missing])
+    locs, columns = _data_sources(file, against, fmt, column or [])
     if not 0.0 < threshold <= 1.0:
         raise HarnessInputError(f"--near-dup-threshold {threshold:g}: a Jaccard similarity in (0, 1], e.g. 0.8")
-    report = check_files(path, [Path(a) for a in against], _tokenizer(model), max_seq_length, threshold=threshold)
+    report = check_files(locs[0], locs[1:], _tokenizer(model), max_seq_length, threshold=threshold, fmt=fmt,
+                         columns=columns)
+    if report["format"] is None and report["problems"]:  # nothing could be read: no table of zeros
+        raise HarnessInputError(report["problems"], title=f"data {file} cannot be read")
     console = Console(width=140)
     table = Table(title=f"data check: {file}")
     table.add_column("check")
     table.add_column("result", overflow="fold")
+    for name, info in [(report["file"], report["format"]), *[(o["file"], o["format"]) for o in report["against"]]]:
+        if info is not None:
+            table.add_row(f"read {name} as", info.describe())
     table.add_row("valid examples", str(report["examples"]))
     from harness.stats import planning_note
 
@@ -120,16 +147,17 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
         table.add_row("special tokens in content", "none" if not marks else f"{len(marks)} (a sweep refuses them unless "
                       "the spec sets data.allow_special_tokens): " + "; ".join(marks[:20]))
     dups = report["duplicates"]
+    unit = report["unit"]
     table.add_row("exact duplicates in file", "none" if not dups else "; ".join(
-        "lines " + ", ".join(map(str, d)) for d in dups[:20]))
+        f"{unit}s " + ", ".join(map(str, d)) for d in dups[:20]))
     checks = report["checks"]
     for other in report["against"]:
-        exact = other["exact"]
+        exact, theirs = other["exact"], other["unit"]
         table.add_row(f"leakage vs {other['file']}", "none" if not exact else f"{len(exact)} identical examples: "
-                      + ", ".join(f"line {a} = line {b}" for a, b in exact[:20]))
+                      + ", ".join(f"{unit} {a} = {theirs} {b}" for a, b in exact[:20]))
         same = other["same_prompt"]
         table.add_row(f"same prompt vs {other['file']}", "none" if not same else f"{len(same)}: "
-                      + ", ".join(f"line {a} = line {b}" for a, b in same[:20]))
+                      + ", ".join(f"{unit} {a} = {theirs} {b}" for a, b in same[:20]))
         if not any(c.check == "near_duplicates" and c.file == other["file"] for c in checks):
             table.add_row(f"near-duplicates vs {other['file']}", f"none at Jaccard similarity >= {threshold:g}")
     for c in checks:

@@ -241,6 +241,9 @@ def test_sweep_stores_its_data_checks_on_the_run(tiny_experiment: Path, monkeypa
     assert "warning: train: 12 training examples" in err and "warning: train: personal data" in err
     with Store(db, read_only=True) as s:
         stored = s.run_row(rid)["data_checks"]
+    formats = {c["split"]: c["format"] for c in stored if c["check"] == "data_format"}
+    assert formats == {"train": "chat", "test": "chat"}  # how each split was read, kept with the run (severity info)
+    stored = [c for c in stored if c["check"] != "data_format"]
     train_lines = {e.line for e in load_bundle(load_spec(tiny_experiment)).train}
     assert {3, 5} <= train_lines  # the seeded split keeps the lines this test planted in train
     by_check = {(c["check"], c["split"]): c for c in stored}

@@ -1,1 +1,1 @@
-"""Data: chat JSONL rules, splits and fingerprints; suites as versioned data."""
+"""Data: sources and formats read as chat examples, their rules, splits and fingerprints; suites as versioned data."""

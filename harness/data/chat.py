@@ -1,16 +1,20 @@
-"""Chat JSONL: load and validate (every problem with file:line), split, fingerprint. Data-quality checks
-(`harness data check`, a sweep's preflight) live in harness.data.quality."""
+"""Chat examples: load and validate (every problem with file:line or source:row N) from any supported source and
+format (harness.data.sources, harness.data.formats), split, fingerprint. Data-quality checks (`harness data check`,
+a sweep's preflight) live in harness.data.quality."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.data.formats import FormatInfo, convert, detect
+from harness.data.sources import HUB_PREFIX, DataLocation, hub_location, location, read_records, split_suffix
 from harness.errors import HarnessInputError
+from harness.spec.formats import REQUIRED
 
 ROLES = ("system", "user", "assistant", "tool")
 MIN_EXAMPLES = 10
@@ -18,11 +22,13 @@ MIN_EXAMPLES = 10
 
 @dataclass
 class Example:
-    """One chat example; `line` is its 1-based line in `source`."""
+    """One chat example; `line` is its 1-based line in `source` (`unit` 'line'), or its row from 0 (`unit` 'row',
+    as `dataset[N]`) in a table or `datasets` split."""
 
     messages: list[dict[str, str]]
     source: str
     line: int
+    unit: str = "line"
 
     @property
     def prompt_messages(self) -> list[dict[str, str]]:
@@ -37,65 +43,102 @@ class Example:
     def example_id(self) -> str:
         return f"{Path(self.source).stem}:{self.line}"
 
+    @property
+    def where(self) -> str:
+        """'FILE:LINE', or 'SOURCE:row N' for a table or dataset."""
+        return location(self.source, self.line, self.unit)
+
+    @property
+    def at(self) -> str:
+        """'line 3' or 'row 3'."""
+        return f"{self.unit} {self.line}"
+
     def key(self) -> str:
         """The normalized text that fingerprints and duplicate checks compare."""
         return json.dumps([[m["role"], m["content"].strip()] for m in self.messages], ensure_ascii=False)
 
 
+def check_messages(msgs: list[Any], labels: list[str], where: str, *, need_assistant: bool = True
+                   ) -> tuple[list[dict[str, str]] | None, list[str]]:
+    """The messages as {role, content} pairs, or None and every problem as 'where: label ...'."""
+    problems: list[str] = []
+    for m, label in zip(msgs, labels, strict=True):
+        if not isinstance(m, dict):
+            problems.append(f"{where}: {label} is not an object")
+            continue
+        role = m.get("role")
+        if role not in ROLES:
+            problems.append(f"{where}: {label} has unknown role {role!r}; allowed: {', '.join(ROLES)}")
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            problems.append(f"{where}: {label} ({role}) holds {type(content).__name__}, not text; write it as a string")
+        elif not content or not content.strip():
+            problems.append(f"{where}: {label} ({role}) has empty content")
+    if problems:
+        return None, problems
+    if need_assistant and msgs[-1].get("role") != "assistant":
+        return None, [f"{where}: no final assistant message (the last message is {msgs[-1].get('role')!r})"]
+    return [{"role": m["role"], "content": m["content"]} for m in msgs], []
+
+
+@dataclass
+class Loaded:
+    """The examples of one data source, every problem with its location, and how the source was read."""
+
+    examples: list[Example]
+    problems: list[str]
+    info: FormatInfo | None
+
+
+def read_examples(loc: DataLocation, *, role: str = "train", fmt: str = "auto", columns: dict[str, str] | None = None,
+                  need_assistant: bool = True, min_examples: int = MIN_EXAMPLES) -> Loaded:
+    """Read any supported source in any format (detected for 'auto') as chat examples that keep their locations."""
+    cols = dict(columns or {})
+    try:
+        rs = read_records(loc, role)
+    except HarnessInputError as exc:
+        return Loaded([], exc.problems, None)
+    problems = list(rs.problems)
+    detected = fmt == "auto"
+    if detected:
+        found, why = detect(rs, cols)
+        if found is None:
+            return Loaded([], [*problems, *([why] if why else [])], None)
+        fmt = found
+    if rs.fields is not None and rs.records:
+        absent = [cols.get(f, f) for f in REQUIRED[fmt] if cols.get(f, f) not in rs.fields]
+        if absent:
+            return Loaded([], [*problems, f"{rs.label}: no column {' or '.join(map(repr, absent))} for format {fmt} "
+                               f"(its columns: {', '.join(rs.fields)}); name the columns to read with data.columns "
+                               "(--column FIELD=COLUMN), e.g. {" + ", ".join(
+                                   f"{f}: COLUMN" for f in REQUIRED[fmt]) + "}"], None)
+    examples: list[Example] = []
+    for r in rs.records:
+        where = rs.where(r)
+        out = convert(fmt, r.value, cols, rs)
+        if isinstance(out, str):
+            problems.append(f"{where}: {out}")
+            continue
+        msgs, errs = check_messages(*out, where, need_assistant=need_assistant)
+        problems += errs
+        if msgs is not None:
+            examples.append(Example(msgs, rs.label, r.at, rs.unit))
+    if len(examples) < min_examples and not problems:
+        problems.append(f"{rs.label}: {len(examples)} valid examples; at least {min_examples} are needed")
+    info = FormatInfo(rs.label, rs.kind, fmt, detected, {k: v for k, v in cols.items() if k != v}, len(examples))
+    return Loaded(examples, problems, info)
+
+
 def validate_lines(path: Path, *, min_examples: int = MIN_EXAMPLES, need_assistant: bool = True
                    ) -> tuple[list[Example], list[str]]:
-    """Parse a chat JSONL file; return the examples and a list of 'file:line: problem' strings."""
-    problems: list[str] = []
-    examples: list[Example] = []
-    raw = path.read_bytes()
-    for i, bline in enumerate(raw.split(b"\n"), start=1):
-        if not bline.strip():
-            continue
-        where = f"{path}:{i}"
-        try:
-            text = bline.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(f"{where}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8")
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(obj, dict) or "messages" not in obj:
-            problems.append(f'{where}: missing "messages"; each line is {{"messages": [{{"role": ..., "content": ...}}]}}')
-            continue
-        msgs = obj["messages"]
-        if not isinstance(msgs, list) or not msgs:
-            problems.append(f'{where}: "messages" must be a non-empty list')
-            continue
-        bad = False
-        for j, m in enumerate(msgs):
-            if not isinstance(m, dict):
-                problems.append(f"{where}: messages[{j}] is not an object")
-                bad = True
-                continue
-            role = m.get("role")
-            if role not in ROLES:
-                problems.append(f"{where}: messages[{j}] has unknown role {role!r}; allowed: {', '.join(ROLES)}")
-                bad = True
-            content = m.get("content")
-            if not isinstance(content, str) or not content.strip():
-                problems.append(f"{where}: messages[{j}] ({role}) has empty content")
-                bad = True
-        if bad:
-            continue
-        if need_assistant and msgs[-1].get("role") != "assistant":
-            problems.append(f"{where}: no final assistant message (the last message is {msgs[-1].get('role')!r})")
-            continue
-        examples.append(Example([{"role": m["role"], "content": m["content"]} for m in msgs], str(path), i))
-    if len(examples) < min_examples and not problems:
-        problems.append(f"{path}: {len(examples)} valid examples; at least {min_examples} are needed")
-    return examples, problems
+    """Parse a data file (chat JSONL, or any format detected); return the examples and 'file:line: problem'
+    strings."""
+    got = read_examples(DataLocation(path), min_examples=min_examples, need_assistant=need_assistant)
+    return got.examples, got.problems
 
 
 def load_examples(path: Path, *, min_examples: int = MIN_EXAMPLES) -> list[Example]:
-    if not path.is_file():
+    if not path.exists():
         raise HarnessInputError(f"{path}: no such data file")
     examples, problems = validate_lines(path, min_examples=min_examples)
     if problems:
@@ -124,20 +167,38 @@ def split(examples: list[Example], fraction: float, seed: int = 0) -> tuple[list
 
 @dataclass
 class DataBundle:
-    """The three splits of an experiment and their fingerprints."""
+    """The three splits of an experiment, their fingerprints, and how each source was read."""
 
     train: list[Example]
     validation: list[Example]
     test: list[Example]
     fingerprints: dict[str, str]
     paths: dict[str, str]
+    formats: dict[str, FormatInfo] = field(default_factory=dict)
+
+    def format_records(self) -> list[dict[str, Any]]:
+        """One 'data_format' entry per split read from a source, for runs.data_checks."""
+        return [info.record(name) for name, info in self.formats.items()]
+
+
+def spec_location(spec: Any, value: str, key: str) -> DataLocation:
+    """A data path of the spec: hf:owner/name[:split], or a path inside the spec's folder (FOLDER:split for a
+    `datasets` folder)."""
+    if value.startswith(HUB_PREFIX):
+        try:
+            return hub_location(value)
+        except HarnessInputError as exc:
+            raise HarnessInputError(f"{spec.source_path}: key '{key}': {exc.problems[0]}") from None
+    base, split_name = split_suffix(value, lambda v: spec.resolve_path(v, key))
+    return DataLocation(spec.resolve_path(base, key), None, split_name)
 
 
 def load_bundle(spec: Any, *, need_train: bool = True) -> DataBundle:
-    """Load train/validation/test for a spec, reporting every problem of every file at once."""
+    """Load train/validation/test for a spec, reporting every problem of every source at once."""
     problems: list[str] = []
     loaded: dict[str, list[Example]] = {}
     paths: dict[str, str] = {}
+    formats: dict[str, FormatInfo] = {}
     wanted = {"test": spec.data.test}
     if need_train and spec.data.train:
         wanted["train"] = spec.data.train
@@ -145,17 +206,19 @@ def load_bundle(spec: Any, *, need_train: bool = True) -> DataBundle:
         wanted["validation"] = spec.data.validation
     for name, rel in wanted.items():
         try:
-            path = spec.resolve_path(rel, f"data.{name}")
+            loc = spec_location(spec, rel, f"data.{name}")
         except HarnessInputError as exc:
             problems += exc.problems
             continue
-        paths[name] = str(path)
-        if not path.is_file():
-            problems.append(f"{spec.source_path}: key 'data.{name}': no such file {path}")
+        paths[name] = str(loc.path) if loc.path is not None else rel
+        if loc.path is not None and not loc.path.exists():
+            problems.append(f"{spec.source_path}: key 'data.{name}': no such file {loc.path}")
             continue
-        examples, errs = validate_lines(path)
-        problems += errs
-        loaded[name] = examples
+        got = read_examples(loc, role=name, fmt=spec.data.format, columns=spec.data.columns)
+        problems += got.problems
+        loaded[name] = got.examples
+        if got.info is not None:
+            formats[name] = got.info
     if problems:
         raise HarnessInputError(problems, title="the experiment's data is invalid")
     train = loaded.get("train", [])
@@ -169,5 +232,4 @@ def load_bundle(spec: Any, *, need_train: bool = True) -> DataBundle:
     if not train:
         fps.pop("train")
         fps.pop("validation")
-    return DataBundle(train, validation, loaded["test"], fps, paths)
-
+    return DataBundle(train, validation, loaded["test"], fps, paths, formats)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data.chat import Example, validate_lines
+from harness.data.chat import Example, read_examples
 from harness.data.personal import KINDS, scan
+from harness.data.sources import DataLocation, location
 
 GUIDE_MINIMUM = 100  # "minimum 100 examples, 500+ recommended"
 JSON_MAJORITY = 0.8  # when at least this share of answers is JSON, the others are listed
@@ -38,10 +39,15 @@ class DataCheck:
                 "lines": self.lines, **self.detail}
 
 
-def line_list(lines: list[int], limit: int = 20) -> str:
-    """'line 3', 'lines 3, 8, 12' or 'lines 3, 8, ... (45 in all)'."""
+def line_list(lines: list[int], limit: int = 20, unit: str = "line") -> str:
+    """'line 3', 'lines 3, 8, 12' or 'lines 3, 8, ... (45 in all)' (rows of a table: 'rows 3, 8')."""
     shown = ", ".join(map(str, lines[:limit])) + (f", ... ({len(lines)} in all)" if len(lines) > limit else "")
-    return f"line{'s' if len(lines) > 1 else ''} {shown}"
+    return f"{unit}{'s' if len(lines) > 1 else ''} {shown}"
+
+
+def unit_of(examples: list[Example]) -> dict[str, str]:
+    """{'unit': 'row'} for examples located by row (a table or `datasets` split), else {} (lines, as before)."""
+    return {"unit": examples[0].unit} if examples and examples[0].unit != "line" else {}
 
 
 def count(n: int, noun: str) -> str:
@@ -58,6 +64,7 @@ class Truncation:
     total: int
     whole: list[tuple[str, int, int]] = field(default_factory=list)  # (file, line, prompt tokens)
     partial: list[tuple[str, int]] = field(default_factory=list)  # (file, line)
+    unit: str = "line"  # or "row" (a table or `datasets` split)
 
     @property
     def share(self) -> float:
@@ -65,7 +72,7 @@ class Truncation:
         return (len(self.whole) + len(self.partial)) / self.total if self.total else 0.0
 
     def errors(self, setting: str) -> list[str]:
-        return [f"{f}:{line} (prompt {n} tokens): the prompt alone fills max_seq_length, so the assistant answer "
+        return [f"{location(f, line, self.unit)} (prompt {n} tokens): the prompt alone fills max_seq_length, so the assistant answer "
                 f"would be cut entirely and teach nothing ({setting}); shorten the example or raise "
                 "train.max_seq_length" for f, line, n in self.whole]
 
@@ -77,10 +84,10 @@ class Truncation:
         share = len(self.partial) / self.total
         return DataCheck("truncation", "warning",
                          f"{split}: {len(lines)} of {self.total} examples ({share:.1%}) are longer than max_seq_length "
-                         f"{self.max_len} and their answers are cut in part: {file} {line_list(lines)}; "
+                         f"{self.max_len} and their answers are cut in part: {file} {line_list(lines, unit=self.unit)}; "
                          "raise train.max_seq_length or shorten them", file, lines,
                          {"split": split, "share": round(share, 4), "max_seq_length": self.max_len,
-                          "cut_entirely": len(self.whole)})
+                          "cut_entirely": len(self.whole), **({"unit": self.unit} if self.unit != "line" else {})})
 
 
 def lengths(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, int]:
@@ -95,7 +102,7 @@ def lengths(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, int]:
 
 
 def truncation(tokenizer: Any, examples: list[Example], max_len: int) -> Truncation:
-    out = Truncation(max_len, len(examples))
+    out = Truncation(max_len, len(examples), unit=examples[0].unit if examples else "line")
     for e in examples:
         n_prompt, n_full = lengths(tokenizer, e.messages)
         if n_prompt >= max_len:
@@ -122,7 +129,7 @@ def special_token_lines(tokenizer: Any, examples: list[Example]) -> list[str]:
         for i, m in enumerate(e.messages):
             hits = [t for t in markers if t in m["content"]]
             if hits:
-                out.append(f"{e.source}:{e.line}: messages[{i}] ({m['role']}) holds the tokenizer's special "
+                out.append(f"{e.where}: messages[{i}] ({m['role']}) holds the tokenizer's special "
                            f"token(s) {', '.join(hits)}, which would become real turn markers")
     return out
 
@@ -165,9 +172,9 @@ def format_consistency(examples: list[Example], split: str = "train", majority: 
     file = answers[0].source
     return DataCheck("format_consistency", "warning",
                      f"{split}: {len(answers) - len(bad)} of {len(answers)} final assistant answers ({share:.0%}) are "
-                     f"JSON, {len(bad)} not: {file} {line_list(bad)}. The guides: \"if you want JSON output, "
-                     "every example should have JSON output\"; make these JSON too, or drop them", file, bad,
-                     {"split": split, "json_share": round(share, 4), "majority": majority})
+                     f"JSON, {len(bad)} not: {file} {line_list(bad, unit=answers[0].unit)}. The guides: \"if you want "
+                     "JSON output, every example should have JSON output\"; make these JSON too, or drop them", file,
+                     bad, {"split": split, "json_share": round(share, 4), "majority": majority, **unit_of(answers)})
 
 
 def length_outliers(examples: list[Example], split: str = "train", iqrs: float = OUTLIER_IQRS) -> DataCheck | None:
@@ -186,13 +193,14 @@ def length_outliers(examples: list[Example], split: str = "train", iqrs: float =
     if not out:
         return None
     file = answers[0].source
-    shown = ", ".join(f"line {line} ({n} words)" for line, n in out[:20]) + (", ..." if len(out) > 20 else "")
+    shown = ", ".join(f"{answers[0].unit} {line} ({n} words)" for line, n in out[:20]) + (", ..." if len(out) > 20 else "")
     return DataCheck("length_outliers", "warning",
                      f"{split}: {count(len(out), 'answer')} far longer or shorter than the rest (word counts outside "
                      f"[{low:g}, {high:g}], i.e. beyond {iqrs:g} IQR of the quartiles {q1:g} and {q3:g}; median "
                      f"{float(np.median(counts)):g}): {file} {shown}; check they are what the model should learn",
                      file, [line for line, _ in out],
-                     {"split": split, "words": [n for _, n in out], "q1": q1, "q3": q3, "low": low, "high": high})
+                     {"split": split, "words": [n for _, n in out], "q1": q1, "q3": q3, "low": low, "high": high,
+                      **unit_of(answers)})
 
 
 def personal_data(examples: list[Example], split: str = "train") -> DataCheck | None:
@@ -202,14 +210,14 @@ def personal_data(examples: list[Example], split: str = "train") -> DataCheck | 
     if not kinds:
         return None
     file = examples[0].source
-    parts = [f"{found.counts[k]} x {KINDS[k]} ({line_list(found.lines[k])}; e.g. {', '.join(found.masked[k])})"
+    parts = [f"{found.counts[k]} x {KINDS[k]} ({line_list(found.lines[k], unit=examples[0].unit)}; e.g. {', '.join(found.masked[k])})"
              for k in kinds]
     every = sorted({line for k in kinds for line in found.lines[k]})
     return DataCheck("personal_data", "warning",
                      f"{split}: personal data in {file}: {'; '.join(parts)}. Remove or pseudonymise it before "
                      "training: a model can repeat what it was trained on", file, every,
                      {"split": split, "counts": {k: found.counts[k] for k in kinds},
-                      "by_kind": {k: found.lines[k] for k in kinds}})
+                      "by_kind": {k: found.lines[k] for k in kinds}, **unit_of(examples)})
 
 
 # -- near-duplicates between splits ---------------------------------------------------------------------------
@@ -262,7 +270,7 @@ def near_duplicates(train: list[Example], other: list[Example], split: str,
     file, train_file = other[0].source, train[0].source
     same = sum(a.key() == b.key() for a, b, _ in pairs)
     lines = sorted({b.line for _, b, _ in pairs})
-    shown = "; ".join(f"{split} line {b.line} ~ train line {a.line} ({s:.2f})" for a, b, s in pairs[:20])
+    shown = "; ".join(f"{split} {b.at} ~ train {a.at} ({s:.2f})" for a, b, s in pairs[:20])
     return DataCheck("near_duplicates", "warning",
                      f"{split}: near-duplicates of training examples in {train_file}: {count(len(lines), 'example')} "
                      f"in {file} ({count(len(pairs), 'pair')} with Jaccard similarity of {SHINGLE_WORDS}-word shingles >= "
@@ -271,7 +279,8 @@ def near_duplicates(train: list[Example], other: list[Example], split: str,
                      "overstates its scores; remove them from one side", file, lines,
                      {"split": split, "train_file": train_file, "threshold": threshold,
                       "pairs": [{"train_line": a.line, "line": b.line, "similarity": round(s, 4),
-                                 "identical": a.key() == b.key()} for a, b, s in pairs]})
+                                 "identical": a.key() == b.key()} for a, b, s in pairs], **unit_of(other),
+                      **({"train_unit": train[0].unit} if train[0].unit != "line" else {})})
 
 
 def dataset_checks(train: list[Example], held_out: dict[str, list[Example]], *,
@@ -284,14 +293,19 @@ def dataset_checks(train: list[Example], held_out: dict[str, list[Example]], *,
     return [c for c in checks if c is not None]
 
 
-def check_files(path: Path, against: list[Path], tokenizer: Any | None, max_seq_length: int | None = None, *,
-                threshold: float = NEAR_DUPLICATE_THRESHOLD) -> dict[str, Any]:
-    """`harness data check`: counts, token lengths, truncation, special tokens, duplicates within the file and
-    leakage into the `against` files, and the data-quality checks (FILE checked as training data)."""
+def check_files(path: Path | DataLocation, against: list[Path | DataLocation], tokenizer: Any | None,
+                max_seq_length: int | None = None, *, threshold: float = NEAR_DUPLICATE_THRESHOLD, fmt: str = "auto",
+                columns: dict[str, str] | None = None) -> dict[str, Any]:
+    """`harness data check`: how each source was read (format, mapping), counts, token lengths, truncation, special
+    tokens, duplicates within the source and leakage into the `against` sources, and the data-quality checks (the
+    source checked as training data)."""
     import numpy as np
 
-    examples, problems = validate_lines(path, min_examples=0)
-    report: dict[str, Any] = {"file": str(path), "examples": len(examples), "problems": problems}
+    got = read_examples(_location(path), role="train", fmt=fmt, columns=columns, min_examples=0)
+    examples, problems = got.examples, got.problems
+    report: dict[str, Any] = {"file": got.info.source if got.info else str(path), "examples": len(examples),
+                              "problems": problems, "format": got.info,
+                              "unit": examples[0].unit if examples else "line"}
     keys: dict[str, list[int]] = {}
     for e in examples:
         keys.setdefault(e.key(), []).append(e.line)
@@ -318,15 +332,22 @@ def check_files(path: Path, against: list[Path], tokenizer: Any | None, max_seq_
     leaks = []
     held_out: dict[str, list[Example]] = {}
     for other in against:
-        other_examples, other_problems = validate_lines(other, min_examples=0, need_assistant=False)
-        held_out[other.stem if other.stem not in held_out else str(other)] = other_examples
+        read = read_examples(_location(other), role="test", fmt=fmt, columns=columns, min_examples=0,
+                             need_assistant=False)
+        other_examples, label = read.examples, read.info.source if read.info else str(other)
+        held_out[Path(label).stem if Path(label).stem not in held_out else label] = other_examples
         other_keys = {e.key(): e.line for e in other_examples}
         other_prompts = {json.dumps(e.prompt_messages if e.messages[-1]["role"] == "assistant" else e.messages,
                                     sort_keys=True): e.line for e in other_examples}
         exact = [(lines[0], other_keys[k]) for k, lines in keys.items() if k in other_keys]
         prompt = [(e.line, other_prompts[p]) for e in examples
                   if (p := json.dumps(e.prompt_messages, sort_keys=True)) in other_prompts]
-        leaks.append({"file": str(other), "exact": exact, "same_prompt": prompt, "problems": other_problems})
+        leaks.append({"file": label, "exact": exact, "same_prompt": prompt, "problems": read.problems,
+                      "format": read.info, "unit": other_examples[0].unit if other_examples else "line"})
     report["against"] = leaks
     report["checks"] = checks + dataset_checks(examples, held_out, threshold=threshold)
     return report
+
+
+def _location(p: Path | DataLocation) -> DataLocation:
+    return p if isinstance(p, DataLocation) else DataLocation(Path(p))

@@ -67,7 +67,7 @@ def check_examples(train: list[Example], validation: list[Example], model_id: st
         )
     limit = openai_prices.max_example_tokens(model_id)
     for e in [*train, *validation]:
-        where = f"{e.source}:{e.line}"
+        where = e.where
         roles = [m["role"] for m in e.messages]
         bad = sorted({r for r in roles if r not in OPENAI_ROLES})
         if bad:

@@ -288,7 +288,8 @@ def data_checks(data: RunData) -> list[dict[str, str]] | None:
         if not isinstance(c, dict):
             continue
         lines = [str(x) for x in c.get("lines") or []] if isinstance(c.get("lines"), list) else []
-        where = str(c.get("file") or "") + (f": lines {', '.join(lines[:30])}" + (", ..." if len(lines) > 30 else "")
+        unit = str(c.get("unit") or "line")  # rows for a table or datasets split
+        where = str(c.get("file") or "") + (f": {unit}s {', '.join(lines[:30])}" + (", ..." if len(lines) > 30 else "")
                                             if lines else "")
         out.append({"check": str(c.get("check") or ""), "severity": str(c.get("severity") or ""),
                     "split": str(c.get("split") or ""), "message": str(c.get("message") or ""), "where": where})

@@ -13,6 +13,7 @@ import numpy as np
 
 import harness.scorers.metrics as metrics
 from harness import stats
+from harness.data.sources import location
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
 from harness.scorers.heldout import heldout_outputs
@@ -105,7 +106,7 @@ def _values(outs: list[str], refs: list[str]) -> dict[str, np.ndarray]:
 
 
 def _where(e: Any) -> str:
-    return f"{Path(e.source).name}:{e.line}"
+    return location(Path(e.source).name, e.line, getattr(e, "unit", "line"))
 
 
 @scorer("memorization", metrics=[

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.spec.formats import column_problems
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
@@ -31,11 +32,14 @@ class _Strict(BaseModel):
 
 
 class DataSpec(_Strict):
-    """Where the chat JSONL lives; paths are relative to the spec file."""
+    """Where the data lives (files or `datasets` folders relative to the spec file, or hf:owner/name[:split]) and
+    its format (docs/data.md)."""
 
     train: str | None = None
     validation: float | str = 0.2
     test: str
+    format: Literal["auto", "chat", "prompt-completion", "alpaca", "sharegpt"] = "auto"  # auto: detected per file
+    columns: dict[str, str] = Field(default_factory=dict)  # the format's field name -> the file's column name
     # Content holding the tokenizer's special tokens (<|im_start|>, <|im_end|>, ...) is refused unless this is set:
     # those strings become real turn markers, so an example could forge turns.
     allow_special_tokens: bool = False
@@ -48,6 +52,14 @@ class DataSpec(_Strict):
     def _similarity(cls, v: float) -> float:
         if not 0.0 < v <= 1.0:
             raise ValueError("a Jaccard similarity in (0, 1], e.g. 0.8")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        problems = column_problems(v, info.data.get("format", "auto"))
+        if problems:
+            raise ValueError("; ".join(problems))
         return v
 
     @field_validator("validation")

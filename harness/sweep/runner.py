@@ -208,6 +208,8 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
         table.add_row(v.variant_id, v.name, v.method, _s(v.rank), _s(v.epochs),
                       "" if v.learning_rate is None else f"{v.learning_rate:g}", _s(v.seed), f"{est[v.variant_id]:,}")
     Console(file=out, width=140).print(table)
+    for split, info in sweep.data.formats.items():  # how each split was read (docs/data.md)
+        print(f"data {split}: {info.examples} examples from {info.source} as {info.describe()}", file=out)
     print(f"estimated training tokens in all: {sum(est.values()):,}", file=out)
     print("what each suite's size can detect (per comparison; a gate or a run with several comparisons corrects "
           "for them and detects a little less):", file=out)
@@ -279,7 +281,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
             "spec_path": str(Path(spec_path).resolve()), "model": sweep.model.name,
             "model_fingerprint": sweep.model.identity, "data_fingerprints": sweep.data.fingerprints,
             "suites": [s.identity() for s in sweep.suites], "library_versions": library_versions(),
-            "data_checks": [w.to_dict() for w in sweep.warnings],
+            "data_checks": [w.to_dict() for w in sweep.warnings] + sweep.data.format_records(),
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
         todo = [v for v in sweep.variants if v.variant_id not in done]
