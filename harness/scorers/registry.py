@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import HarnessInputError, did_you_mean
 from harness.data.chat import Example
 from harness.data.suites import Suite
+from harness.errors import HarnessInputError, did_you_mean
 from harness.models.protocol import JudgeModel, ScoringModel
 from harness.scores import JSONDict, SuiteResult
 from harness.spec.plan import Variant
