@@ -203,3 +203,33 @@ def test_unreachable_hub_model_names_the_alternatives(tiny_experiment: Path, cap
     assert main(["sweep", str(tiny_experiment), "--db", str(tiny_experiment.parent / "r.duckdb")]) == 2
     err = capsys.readouterr().err
     assert "no-such-org/no-such-model" in err and "offline" in err and "smollm2-135m-instruct" in err
+
+
+def test_item13_one_findings_count(tiny_experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's closing line and the summary count the same findings, and neither calls a variant's own
+    overfitting finding a comparison against base (issue 23, item 13)."""
+    import io
+
+    import harness.sweep.execute as variant_mod
+    from harness.progress import Progress
+    from harness.results import VariantResult
+    from harness.scores import Finding
+
+    def scored(task, progress=None):  # type: ignore[no-untyped-def]  # no training: each variant's own finding
+        result = VariantResult({**task.row(), "status": "finished"})
+        if task.variant.trains:
+            result.findings.append(Finding("overfitting", "warning", f"{task.variant.name} is overfitting", {}))
+        return result
+
+    monkeypatch.setattr(variant_mod, "execute_variant", scored)
+    log = io.StringIO()
+    db = tiny_experiment.parent / "r.duckdb"
+    out = io.StringIO()
+    assert run_sweep(tiny_experiment, db, progress=Progress(live=False, stream=log), out=out)
+    closing = [line for line in log.getvalue().splitlines() if " findings " in line or " finding " in line]
+    assert len(closing) == 1 and closing[0].endswith("] 3 findings (overfitting 3), listed with the summary "
+                                                     "(comparisons against base are corrected together across the "
+                                                     "run)"), log.getvalue()
+    summary = out.getvalue()
+    assert "3 findings (overfitting 3):" in summary
+    assert summary.count("] ") >= 3 and summary.count("overfitting: ") == 3

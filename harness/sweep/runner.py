@@ -29,7 +29,7 @@ from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import VariantTask
 from harness.sweep.scheduler import JobRow, schedule
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
-from harness.sweep.summary import print_summary
+from harness.sweep.summary import findings_line, print_summary
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given", "prompt")
 
@@ -302,9 +302,10 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
                     if event.variant.method == "base":  # later variants' pairwise judges compare with its outputs
                         sweep.base_outputs.update(base_references(sweep.suites, event.result.suites))
                 store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
-            n = derive_findings(store, run_id, sweep.spec.findings)
+            derive_findings(store, run_id, sweep.spec.findings)
+            progress.info(findings_line(store.run_table(run_id, "findings")) + ", listed with the summary "
+                          "(comparisons against base are corrected together across the run)")
             store.release()
-            progress.info(f"{n} finding(s) against base, corrected across the run")
         except KeyboardInterrupt as exc:
             status = "interrupted"
             progress.info(f"{'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}: "
