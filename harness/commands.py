@@ -113,7 +113,7 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     with `strict`, any data-quality warning); bad input raises (exit 2)."""
     import sys
 
-    from harness.data.quality import check_files
+    from harness.data.quality import check_files, count
 
     locs, columns = _data_sources(file, against, fmt, column or [])
     if not 0.0 < threshold <= 1.0:
@@ -151,15 +151,18 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     table.add_row("exact duplicates in file", "none" if not dups else "; ".join(
         f"{unit}s " + ", ".join(map(str, d)) for d in dups[:20]))
     checks = report["checks"]
-    for other in report["against"]:
+    for other in report["against"]:  # one row per file: exact copies and near-duplicates, never "none" alone
         exact, theirs = other["exact"], other["unit"]
-        table.add_row(f"leakage vs {other['file']}", "none" if not exact else f"{len(exact)} identical examples: "
-                      + ", ".join(f"{unit} {a} = {theirs} {b}" for a, b in exact[:20]))
+        near = next((c for c in checks if c.check == "near_duplicates" and c.file == other["file"]), None)
+        table.add_row(f"leakage vs {other['file']}", (
+            "exact copies: " + ("none" if not exact else f"{len(exact)} (" + ", ".join(
+                f"{unit} {a} = {theirs} {b}" for a, b in exact[:20]) + (", ..." if len(exact) > 20 else "") + ")")
+            + "; near-duplicates: " + (f"none at Jaccard similarity >= {threshold:g}" if near is None else
+                                       f"{count(len(near.lines), 'example')} (below"
+                                       + (", the exact copies among them)" if exact else ")"))))
         same = other["same_prompt"]
         table.add_row(f"same prompt vs {other['file']}", "none" if not same else f"{len(same)}: "
                       + ", ".join(f"{unit} {a} = {theirs} {b}" for a, b in same[:20]))
-        if not any(c.check == "near_duplicates" and c.file == other["file"] for c in checks):
-            table.add_row(f"near-duplicates vs {other['file']}", f"none at Jaccard similarity >= {threshold:g}")
     for c in checks:
         table.add_row(Text(f"{c.severity}: {c.check.replace('_', ' ')}", style="bold"), Text(c.message))
     if not checks:

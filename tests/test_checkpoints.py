@@ -63,8 +63,49 @@ def test_select_best_scores_an_earlier_epoch_with_lower_held_out_loss(tmp_path: 
     assert best.row["scored_epoch"] < last.row["scored_epoch"] == 10.0
     assert "lowest validation loss" in best.config["scored"]["why"]
     assert heldout_loss(best) < heldout_loss(last)
-    assert Path(best.row["artifact"]).name == "epoch-10" and (Path(best.row["artifact"]) / "model.safetensors").is_file()
+    assert Path(best.row["artifact"]).name == f"epoch-{best.row['scored_epoch']:g}" != "epoch-10"  # the epoch scored
+    assert (Path(best.row["artifact"]) / "model.safetensors").is_file()
     assert not (tmp_path / "b" / "full-best" / "trainer").exists()  # keep_checkpoints: scored (the default)
+
+
+def _fake_trainer(folder: Path, steps: list[int], last: int):  # noqa: ANN202
+    """A finished Trainer as select_checkpoints sees it: its output folder with a checkpoint per step (each holding
+    weights that name their step, and training state), and its last step."""
+    from types import SimpleNamespace
+
+    for step in steps:
+        ckpt = folder / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "model.safetensors").write_text(f"weights of step {step}")
+        (ckpt / "optimizer.pt").write_text("optimizer state")
+    return SimpleNamespace(args=SimpleNamespace(output_dir=str(folder)), state=SimpleNamespace(global_step=last))
+
+
+def test_item14_exported_folder_is_named_for_the_checkpoint_it_holds(tmp_path: Path) -> None:
+    """select: best on a 30-epoch run whose validation loss is lowest at epoch 5 exports epoch 5's weights to
+    scored/epoch-5, not scored/epoch-30; targets that select the same checkpoint share its folder."""
+    from harness.train.checkpoints import select_checkpoints
+
+    per_epoch = 4  # steps; validation every half epoch, lowest at step 22 (epoch 5.5), then at step 20 (epoch 5)
+    val = {s: abs(s - 22) / 10 + (0.5 if s % per_epoch else 0.0) for s in range(2, 121, 2)}
+    val[22] = 0.01
+    rows = [{"step": s, "epoch": s / per_epoch, "split": "validation", "loss": v} for s, v in val.items()]
+    trainer = _fake_trainer(tmp_path / "trainer", [20, 22, 40, 100, 120], last=120)
+    out = tmp_path / "out"
+    best = select_checkpoints(trainer, rows, (10, 30), per_epoch, "best", out)  # type: ignore[arg-type]
+    assert best[30].step == best[10].step == 22 and best[30].epoch == 5.5
+    assert best[30].path == best[10].path == str(out / "scored" / "epoch-5.5")
+    assert sorted(p.name for p in (out / "scored").iterdir()) == ["epoch-5.5"]
+    assert (out / "scored" / "epoch-5.5" / "model.safetensors").read_text() == "weights of step 22"
+    assert not (out / "scored" / "epoch-5.5" / "optimizer.pt").exists()
+    val[22] = 1.0  # now epoch 5 is the best
+    rows = [{"step": s, "epoch": s / per_epoch, "split": "validation", "loss": v} for s, v in val.items()]
+    best = select_checkpoints(trainer, rows, (30,), per_epoch, "best", tmp_path / "again")  # type: ignore[arg-type]
+    assert best[30].path == str(tmp_path / "again" / "scored" / "epoch-5") and best[30].epoch == 5.0
+    assert (Path(best[30].path) / "model.safetensors").read_text() == "weights of step 20"
+    last = select_checkpoints(trainer, rows, (10, 25, 30), per_epoch, "last", tmp_path / "last")  # type: ignore[arg-type]
+    assert Path(str(last[10].path)).name == "epoch-10" and last[30].path is None  # the final state, in memory
+    assert Path(str(last[25].path)).name == "epoch-25" and last[25].step == 100
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])

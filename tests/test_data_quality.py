@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,26 @@ def test_spec_near_duplicate_threshold_is_validated(tiny_experiment: Path, capsy
         "  test: test.jsonl\n", "  test: test.jsonl\n  near_duplicate_threshold: 0\n"))
     assert main(["sweep", str(tiny_experiment), "--dry-run"]) == 2
     assert "near_duplicate_threshold" in capsys.readouterr().err
+
+
+def test_item16_leakage_row_counts_near_duplicates_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The leakage row of `harness data check` says exact copies and near-duplicates, so it never reads "none"
+    above a near-duplicate warning about the same file (issue 23, item 16)."""
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "train.jsonl", make_rows(120))
+    near = dict(make_rows(1, offset=3)[0])  # ticket 3 with another id in the answer: similarity 0.8 to train line 4
+    near["messages"] = [*near["messages"][:2], {"role": "assistant", "content": '{"category": "login", "id": 9}'}]
+    write_jsonl(tmp_path / "test.jsonl", [*make_rows(5, offset=500), near])
+    write_jsonl(tmp_path / "copied.jsonl", [*make_rows(5, offset=500), make_rows(120)[7]])
+    write_jsonl(tmp_path / "clean.jsonl", make_rows(5, offset=500))
+    base = ["data", "check", "--model", "none", "train.jsonl", "--against"]
+    assert main([*base, "test.jsonl", "copied.jsonl", "clean.jsonl"]) == 1
+    out = capsys.readouterr().out
+    assert "near-duplicates of training examples in train.jsonl: 1 example in test.jsonl" in out
+    rows = {m.group(1): m.group(2).strip() for m in re.finditer(r"│ leakage vs (\S+)\s+│ (.+?)│", out)}
+    assert rows == {"test.jsonl": "exact copies: none; near-duplicates: 1 example (below)",
+                    "copied.jsonl": "exact copies: 1 (line 8 = line 6); near-duplicates: 1 example (below, the "
+                                    "exact copies among them)",
+                    "clean.jsonl": "exact copies: none; near-duplicates: none at Jaccard similarity >= 0.8"}, out
+    assert "near-duplicates vs" not in out  # one row per file

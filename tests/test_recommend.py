@@ -66,9 +66,41 @@ def test_tied_variants_are_broken_the_same_way_everywhere(tmp_path: Path) -> Non
     assert set(rec.tie_group) == {"ccc1", "ddd2", "eee3"} and rec.tie_group[0] == "eee3"  # best point estimate
     assert rec_id == gate_id == rec.variant_id == "ddd2"  # the cheapest of the tie
     assert "3 variants are statistically indistinguishable from the best on held-out field_accuracy" in how
-    assert "the tie is broken by cost: of these it has the fewest trainable parameters (1,000,000)" in how
+    assert "the tie is broken by cost: of these it has the fewest trainable parameters (1,000,000 trainable parameters)" in how
     assert how in summary and "r4 *" in summary and "r16 =" in summary and "worse =" not in summary
     assert html.count('class="badge tie"') == 3
+
+
+def _trained(v: dict, tokens: int | None, seconds: float | None) -> dict:
+    v["variant"].update(trainable_params=1_000_000, train_tokens=tokens, train_seconds=seconds)
+    return v
+
+
+def test_item17_tie_broken_by_trained_tokens_before_seconds_with_units(tmp_path: Path) -> None:
+    """Equal trainable parameters: the fewest trained tokens decide, not wall-clock seconds (which move with load),
+    and every figure is printed with its unit (issue 23, item 17)."""
+    db = tmp_path / "r.duckdb"
+    run = write_run(db, [variant("base0", "base", flips(GOOD, down=40), method="base"),
+                         _trained(variant("ccc1", "fast-but-more", GOOD), 90_000, 20.0),
+                         _trained(variant("ddd2", "fewer-tokens", flips(GOOD, down=1, up=1)), 60_000, 50.0),
+                         _trained(variant("eee3", "most", flips(GOOD, down=0, up=1)), 120_000, 27.0)])
+    _, _, gate_id, how, summary = three_views(db, run)
+    assert gate_id == "ddd2" and "fewer-tokens *" in summary
+    assert "the tie is broken by cost: of these it has the fewest trained tokens (60,000 tokens)." in how
+    assert how in summary and re.search(r"\(\d[\d,]*\)", how) is None  # no figure without its unit
+    db2 = tmp_path / "r2.duckdb"  # the same tokens: then seconds decide, and say that they are wall-clock seconds
+    run = write_run(db2, [variant("base0", "base", flips(GOOD, down=40), method="base"),
+                          _trained(variant("ccc1", "slow", GOOD), 60_000, 50.0),
+                          _trained(variant("ddd2", "quick", flips(GOOD, down=1, up=1)), 60_000, 27.0),
+                          _trained(variant("eee3", "unknown", flips(GOOD, down=0, up=1)), 60_000, 30.0)])
+    _, _, gate_id, how, _ = three_views(db2, run)
+    assert gate_id == "ddd2" and "of these it has the shortest training (27 s of wall-clock training)." in how
+    db3 = tmp_path / "r3.duckdb"  # a figure some tied variant lacks (a shared one-run checkpoint) decides nothing
+    run = write_run(db3, [variant("base0", "base", flips(GOOD, down=40), method="base"),
+                          _trained(variant("ccc1", "e1of3", GOOD), None, None),
+                          _trained(variant("ddd2", "e3of3", flips(GOOD, down=1, up=1)), 60_000, 27.0)])
+    _, _, gate_id, how, _ = three_views(db3, run)
+    assert gate_id == "ccc1" and "the tie is broken by cost: it comes first in the plan." in how
 
 
 def test_one_clearly_better_variant_ties_with_nobody(tmp_path: Path) -> None:

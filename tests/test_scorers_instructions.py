@@ -105,6 +105,28 @@ def test_what_the_checks_found_is_said() -> None:
     assert checks.count_words("Don't stop: 3.5 km-long!") == 7  # \w+ runs, as IFEval's RegexpTokenizer
 
 
+CAPITALS = [("U.S.A.", 1), ("NASA's", 1), ("DON'T", 2), ("STATE-OF-THE-ART", 1), ('"HELLO," she said', 1),
+            ("It is 9AM and A1 is OK", 3), ("", 0)]  # the regex before: 3, 0, 1 for the first three
+
+
+@pytest.mark.parametrize(("text", "n"), CAPITALS, ids=[t or "empty" for t, _ in CAPITALS])
+def test_item18_all_capital_words_are_counted_as_ifeval_counts_them(text: str, n: int) -> None:
+    """capital_word_frequency counts str.isupper() of nltk's word tokens, as IFEval does (issue 23, item 18):
+    the same count as nltk.word_tokenize on one sentence (preserve_line skips punkt, the download)."""
+    from nltk import word_tokenize
+
+    assert sum(w.isupper() for w in word_tokenize(text, preserve_line=True)) == n
+    ins = {"id": "change_case:capital_word_frequency", "kwargs": {"capital_frequency": n + 1,
+                                                                  "capital_relation": "less than"}}
+    assert checks.follows(ins, text) == ((True, f"{n} all-capital words (needs less than {n + 1})") if text else
+                                         (False, "empty output"))
+
+
+def test_item18_capital_words_across_sentences() -> None:
+    text = "Mr. Lee works at NASA. He said DON'T PANIC! The U.S.A. won. OK?"
+    assert [w for w in checks.word_tokens(text) if w.isupper()] == ["NASA", "DO", "N'T", "PANIC", "U.S.A", "OK"]
+
+
 def test_loose_variants_are_ifevals_eight() -> None:
     assert checks.loose_variants("Sure:\n**a** b\nBye") == [
         "Sure:\n**a** b\nBye", "**a** b\nBye", "Sure:\n**a** b", "**a** b",

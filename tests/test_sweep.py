@@ -203,3 +203,61 @@ def test_unreachable_hub_model_names_the_alternatives(tiny_experiment: Path, cap
     assert main(["sweep", str(tiny_experiment), "--db", str(tiny_experiment.parent / "r.duckdb")]) == 2
     err = capsys.readouterr().err
     assert "no-such-org/no-such-model" in err and "offline" in err and "smollm2-135m-instruct" in err
+
+
+def test_item13_one_findings_count(tiny_experiment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's closing line and the summary count the same findings, and neither calls a variant's own
+    overfitting finding a comparison against base (issue 23, item 13)."""
+    import io
+
+    import harness.sweep.execute as variant_mod
+    from harness.progress import Progress
+    from harness.results import VariantResult
+    from harness.scores import Finding
+
+    def scored(task, progress=None):  # type: ignore[no-untyped-def]  # no training: each variant's own finding
+        result = VariantResult({**task.row(), "status": "finished"})
+        if task.variant.trains:
+            result.findings.append(Finding("overfitting", "warning", f"{task.variant.name} is overfitting", {}))
+        return result
+
+    monkeypatch.setattr(variant_mod, "execute_variant", scored)
+    log = io.StringIO()
+    db = tiny_experiment.parent / "r.duckdb"
+    out = io.StringIO()
+    assert run_sweep(tiny_experiment, db, progress=Progress(live=False, stream=log), out=out)
+    closing = [line for line in log.getvalue().splitlines() if " findings " in line or " finding " in line]
+    assert len(closing) == 1 and closing[0].endswith("] 3 findings (overfitting 3), listed with the summary "
+                                                     "(comparisons against base are corrected together across the "
+                                                     "run)"), log.getvalue()
+    summary = out.getvalue()
+    assert "3 findings (overfitting 3):" in summary
+    assert summary.count("] ") >= 3 and summary.count("overfitting: ") == 3
+
+
+def test_item15_dry_run_counts_a_shared_training_once(tiny_experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With train.epochs_from_one_run, epochs [1, 3] train once for 3 epochs per group: the dry run's total counts
+    that run once (not 1 + 3 epochs) and says which variants share it (issue 23, item 15)."""
+    import re
+
+    from harness.sweep.runner import Sweep
+
+    text = tiny_experiment.read_text().replace("epochs: [1]", "epochs: [1, 3]")
+    tiny_experiment.write_text(text.replace("train:\n", "train:\n  epochs_from_one_run: true\n"))
+    per_epoch = Sweep(tiny_experiment)._train_tokens_per_epoch()
+    assert per_epoch > 0
+    assert main(["sweep", str(tiny_experiment), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    total = int(re.search(r"estimated training tokens in all: ([\d,]+) \(each shared run counted once\)", out)
+                .group(1).replace(",", ""))
+    assert total == 3 * 3 * per_epoch  # three groups (lora r2, lora r4, full), each one 3-epoch run
+    shared = re.findall(r"shared run (\w+): (\S+), (\S+) are checkpoints of one 3-epoch training of ([\d,]+) tokens",
+                        out)
+    assert sorted((a, b) for _, a, b, _ in shared) == [("full-e1of3", "full-e3of3"), ("lora-r2-e1of3", "lora-r2-e3of3"),
+                                                       ("lora-r4-e1of3", "lora-r4-e3of3")]
+    assert {int(n.replace(",", "")) for *_, n in shared} == {3 * per_epoch}
+    assert out.count(" shared (") == 6  # each grouped variant's row names its run
+    tiny_experiment.write_text(text)  # separate runs: 1 + 3 epochs for each of the three
+    assert main(["sweep", str(tiny_experiment), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"estimated training tokens in all: {3 * 4 * per_epoch:,}\n" in out and "shared" not in out

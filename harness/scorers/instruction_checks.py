@@ -6,6 +6,7 @@ punkt model (a download) and langdetect at import time. Each check returns (foll
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -88,6 +89,20 @@ def split_sentences(value: str) -> list[str]:
         start = m.end()
     out.append(value[start:].strip())
     return [s for s in out if re.search(r"\w", s)]
+
+
+def word_tokens(value: str) -> list[str]:
+    """Words as IFEval's capital-word check takes them (nltk.word_tokenize): each sentence (split_sentences here,
+    punkt there) split by nltk's NLTKWordTokenizer, the Treebank rules word_tokenize applies within a sentence:
+    "DON'T" -> "DO", "N'T"; "NASA's" -> "NASA", "'s"; "U.S.A." and "STATE-OF-THE-ART" stay one word each."""
+    return [t for sentence in split_sentences(value) for t in _treebank().tokenize(sentence)]
+
+
+@functools.cache
+def _treebank() -> Any:
+    from nltk.tokenize import NLTKWordTokenizer  # its rules are code: no download, unlike punkt
+
+    return NLTKWordTokenizer()
 
 
 def _compare(found: int, rel: str, threshold: int) -> bool:
@@ -303,8 +318,8 @@ def english_capital(value: str) -> tuple[bool, str]:
 @check("change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "at least"},
        capital_frequency=count(1), capital_relation=relation)
 def capital_word_frequency(value: str, capital_frequency: int, capital_relation: str) -> tuple[bool, str]:
-    """Words in all capitals (a hyphenated word counts once) occur less than / at least N times."""
-    found = sum(1 for w in re.findall(r"\w+(?:[-']\w+)*", value) if w.isupper())
+    """Words in all capitals (str.isupper of nltk's word tokens, as IFEval) occur less than / at least N times."""
+    found = sum(1 for w in word_tokens(value) if w.isupper())
     return _counted(found, "all-capital words", capital_relation, capital_frequency)
 
 

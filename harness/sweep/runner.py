@@ -6,6 +6,7 @@ import contextlib
 import platform
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,7 +30,7 @@ from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import VariantTask
 from harness.sweep.scheduler import JobRow, schedule
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
-from harness.sweep.summary import print_summary
+from harness.sweep.summary import findings_line, print_summary
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given", "prompt")
 
@@ -72,6 +73,16 @@ def _checkpoints(spec: ExperimentSpec) -> tuple[dict[str, str], dict[str, str]]:
         ids[ckpt] = f"{ckpt}@{folder_fingerprint(path)}"
         paths[ckpt] = str(path)
     return ids, paths
+
+
+@dataclass(frozen=True)
+class TokenEstimate:
+    """Estimated training tokens: each variant's training (for an `epochs_from_one_run` variant, the one run its
+    group shares), which variants share a run, and the total with each shared run counted once."""
+
+    per_variant: dict[str, int]
+    groups: dict[str, list[Variant]]  # train_group -> its variants in this plan (they train once, together)
+    total: int
 
 
 class Sweep:
@@ -156,10 +167,20 @@ class Sweep:
         return VariantTask(v, self.model, self.spec.train.model_dump(mode="json"), self.data, self.suites,
                            str(out_dir), self.spec.base_url, self.base_outputs)
 
-    def estimate_tokens(self) -> dict[str, int]:
-        """Training tokens per variant (examples' chat-templated length x epochs)."""
+    def estimate_tokens(self) -> TokenEstimate:
+        """Training tokens (examples' chat-templated length x epochs); an `epochs_from_one_run` group trains once,
+        for its largest epoch count."""
         per_epoch = self._train_tokens_per_epoch()
-        return {v.variant_id: per_epoch * (v.epochs or 0) if v.trains else 0 for v in self.variants}
+        per: dict[str, int] = {}
+        groups: dict[str, list[Variant]] = {}
+        for v in self.variants:
+            per[v.variant_id] = per_epoch * (max(v.one_run) if v.one_run else v.epochs or 0) if v.trains else 0
+            if v.trains and v.one_run and v.train_group:
+                groups.setdefault(v.train_group, []).append(v)
+        grouped = {v.variant_id for vs in groups.values() for v in vs}
+        total = sum(n for vid, n in per.items() if vid not in grouped) + sum(per[vs[0].variant_id]
+                                                                             for vs in groups.values())
+        return TokenEstimate(per, groups, total)
 
     def _train_tokens_per_epoch(self) -> int:
         if not self.data.train:
@@ -204,13 +225,20 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
     table = Table(title=f"plan for {sweep.spec.name}: {len(sweep.variants)} variants ({sweep.model.name})")
     for col in ("variant_id", "name", "method", "rank", "epochs", "lr", "seed", "est. train tokens"):
         table.add_column(col)
+    shared = {v.variant_id: g for g, vs in est.groups.items() for v in vs}
     for v in sweep.variants:
+        tokens = f"{est.per_variant[v.variant_id]:,}" + (f" shared ({shared[v.variant_id]})" if v.variant_id in shared
+                                                        else "")
         table.add_row(v.variant_id, v.name, v.method, _s(v.rank), _s(v.epochs),
-                      "" if v.learning_rate is None else f"{v.learning_rate:g}", _s(v.seed), f"{est[v.variant_id]:,}")
+                      "" if v.learning_rate is None else f"{v.learning_rate:g}", _s(v.seed), tokens)
     Console(file=out, width=140).print(table)
     for split, info in sweep.data.formats.items():  # how each split was read (docs/data.md)
         print(f"data {split}: {info.examples} examples from {info.source} as {info.describe()}", file=out)
-    print(f"estimated training tokens in all: {sum(est.values()):,}", file=out)
+    print(f"estimated training tokens in all: {est.total:,}"
+          + (" (each shared run counted once)" if est.groups else ""), file=out)
+    for group, vs in est.groups.items():  # train.epochs_from_one_run: one training, scored at several epochs
+        print(f"  shared run {group}: {', '.join(v.name for v in vs)} are checkpoints of one {max(vs[0].one_run or ())}"
+              f"-epoch training of {est.per_variant[vs[0].variant_id]:,} tokens", file=out)
     print("what each suite's size can detect (per comparison; a gate or a run with several comparisons corrects "
           "for them and detects a little less):", file=out)
     for suite, n in suite_sizes(sweep).items():
@@ -304,9 +332,10 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
                     if event.variant.method == "base":  # later variants' pairwise judges compare with its outputs
                         sweep.base_outputs.update(base_references(sweep.suites, event.result.suites))
                 store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
-            n = derive_findings(store, run_id, sweep.spec.findings)
+            derive_findings(store, run_id, sweep.spec.findings)
+            progress.info(findings_line(store.run_table(run_id, "findings")) + ", listed with the summary "
+                          "(comparisons against base are corrected together across the run)")
             store.release()
-            progress.info(f"{n} finding(s) against base, corrected across the run")
         except KeyboardInterrupt as exc:
             status = "interrupted"
             progress.info(f"{'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}: "

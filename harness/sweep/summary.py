@@ -38,6 +38,14 @@ def summary_frame(data: RunData, rec: Recommendation | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def findings_line(findings: pd.DataFrame) -> str:
+    """One count of a run's findings, by check: the sweep's closing line and the summary's heading say the same."""
+    if findings.empty:
+        return "0 findings"
+    by_check = ", ".join(f"{check} {n}" for check, n in sorted(findings["check"].value_counts().items()))
+    return f"{len(findings)} finding{'s' if len(findings) != 1 else ''} ({by_check})"
+
+
 def print_summary(store: Store, run_id: str, out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -56,7 +64,7 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
     console.print(table)
     if not data.findings.empty:
         names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
-        console.print("findings:")
+        console.print(findings_line(data.findings) + ":", markup=False)
         for row in data.findings.to_dict("records"):
             console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
                           f"{row['check']}: {row['message']}", markup=False)

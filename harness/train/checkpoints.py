@@ -76,7 +76,8 @@ def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tu
             select: str, out_dir: Path) -> dict[int, Scored]:
     """For each target epoch count, the checkpoint scored for it: the last one at or before its epoch boundary, or
     (select best) the one of those with the lowest validation loss. Checkpoints other than the final state are
-    exported (weights and config only) to out_dir/scored/epoch-N; the final state is scored as it is in memory."""
+    exported (weights and config only) to out_dir/scored/epoch-E, E the epoch of the checkpoint exported (not the
+    target's: `select: best` may score epoch 5 for a 30-epoch target); the final state is scored as it is in memory."""
     folder = Path(str(trainer.args.output_dir))
     last = trainer.state.global_step
     have = {int(p.name.rsplit("-", 1)[1]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()}
@@ -84,6 +85,7 @@ def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tu
     val = {r["step"]: r for r in rows if r["split"] == "validation" and r["step"] > 0}
     epoch_of = {r["step"]: r["epoch"] for r in rows}
     out: dict[int, Scored] = {}
+    exported: dict[int, Path] = {}  # step -> its folder: targets that select the same checkpoint share it
     for target in targets:
         boundary = min(target * steps_per_epoch, last)
         steps = sorted(s for s in have if s <= boundary)
@@ -98,12 +100,18 @@ def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tu
                 evaluated = sum(1 for s in val if s <= boundary)
                 why = (f"the lowest validation loss ({val[step]['loss']:.4f}) of {evaluated} validation passes up "
                        f"to epoch {min(target, round(last / steps_per_epoch, 2)):g}")
+        epoch = float(epoch_of.get(step, step / steps_per_epoch))
         path = None
         if step != last:
-            path = out_dir / "scored" / f"epoch-{target}"
-            export_weights(have[step], path)
-        out[target] = Scored(target, step, float(epoch_of.get(step, step / steps_per_epoch)), why,
-                             str(path) if path else None, val[step]["loss"] if step in val else None)
+            path = exported.get(step)
+            if path is None:
+                path = out_dir / "scored" / f"epoch-{round(epoch, 2):g}"
+                if path in exported.values():  # another checkpoint within the same hundredth of an epoch
+                    path = path.with_name(f"{path.name}-step-{step}")
+                export_weights(have[step], path)
+                exported[step] = path
+        out[target] = Scored(target, step, epoch, why, str(path) if path else None,
+                             val[step]["loss"] if step in val else None)
     return out
 
 

@@ -7,8 +7,8 @@ Checkpoints (Trainer's, safetensors weights) are saved at every validation pass 
 `<out_dir>/trainer/`. A run killed part way resumes from its last checkpoint (optimizer, schedule, RNG and data
 order restored by Trainer). After training, each scored target (the variant's own epoch count, or every epoch count
 of an `epochs_from_one_run` group) gets the checkpoint the spec selects (`train.select`: the last one, or the one
-with the lowest validation loss), its weights exported to `<out_dir>/scored/epoch-N/`; the training checkpoints are
-then deleted unless `train.keep_checkpoints: all`.
+with the lowest validation loss), its weights exported to `<out_dir>/scored/epoch-E/`, E the epoch of that
+checkpoint; the training checkpoints are then deleted unless `train.keep_checkpoints: all`.
 """
 
 from __future__ import annotations

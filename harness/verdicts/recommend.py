@@ -173,25 +173,34 @@ def tie_group(data: RunData, ranked: list[dict[str, Any]], suite: str | None, me
     return [best] + [v for v, q in zip(ranked[1:], adjusted, strict=True) if q >= 1 - s.confidence]
 
 
-TIE_BREAKS = (("trainable_params", "the fewest trainable parameters"), ("train_seconds", "the shortest training"))
+# The cost figures that break a tie, in order: what a variant is (trainable parameters) and what it trained on
+# (tokens) come before wall-clock seconds, which move with the machine's load. Each with its unit.
+TIE_BREAKS = (("trainable_params", "the fewest trainable parameters", "{:,.0f} trainable parameters"),
+              ("train_tokens", "the fewest trained tokens", "{:,.0f} tokens"),
+              ("train_seconds", "the shortest training", "{:,.0f} s of wall-clock training"))
 
 
 def _break_tie(data: RunData, group: list[dict[str, Any]], suite: str | None, metric: str | None
                ) -> tuple[dict[str, Any], str]:
-    """Among indistinguishable variants: fewer trainable parameters, then less training time, then plan order."""
-    def cost(v: dict[str, Any], key: str) -> float:
+    """Among indistinguishable variants: fewer trainable parameters, then fewer trained tokens, then less training
+    time, then plan order; a figure decides only where every tied variant has it (a variant of a shared
+    epochs_from_one_run training records none)."""
+    def cost(v: dict[str, Any], key: str) -> float | None:
         x = v.get(key)
-        return math.inf if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
+    figures = [(k, words, unit) for k, words, unit in TIE_BREAKS if all(cost(v, k) is not None for v in group)]
+    costs = {str(v["variant_id"]): [cost(v, k) or 0.0 for k, _, _ in figures] for v in group}
     order = {str(v["variant_id"]): i for i, v in enumerate(data.variants.to_dict("records"))}
-    pick = min(group, key=lambda v: (*(cost(v, k) for k, _ in TIE_BREAKS), order[str(v["variant_id"])]))
+    pick = min(group, key=lambda v: (*costs[str(v["variant_id"])], order[str(v["variant_id"])]))
+    mine = costs[str(pick["variant_id"])]
     reason = "it comes first in the plan"
     rivals = [v for v in group if v is not pick]
-    for key, words in TIE_BREAKS:
-        if rivals and cost(pick, key) < min(cost(v, key) for v in rivals):
-            reason = f"of these it has {words} ({cost(pick, key):,.0f})"
+    for i, (_, words, unit) in enumerate(figures):
+        if rivals and mine[i] < min(costs[str(v["variant_id"])][i] for v in rivals):
+            reason = f"of these it has {words} ({unit.format(mine[i])})"
             break
-        rivals = [v for v in rivals if cost(v, key) == cost(pick, key)]
+        rivals = [v for v in rivals if costs[str(v["variant_id"])][i] == mine[i]]
     best = group[0]
     names = ", ".join(str(v["name"]) for v in group)
     cell = data.score(str(best["variant_id"]), suite, metric or "")
