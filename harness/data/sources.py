@@ -94,7 +94,7 @@ def parse_location(value: str, base: Path | None = None) -> DataLocation:
         return hub_location(value)
     root = base or Path.cwd()
     path, split = split_suffix(value, lambda v: root / v)
-    return DataLocation(root / path, None, split)
+    return DataLocation(Path(path) if base is None else root / path, None, split)  # as given, in messages
 
 
 def read_records(loc: DataLocation, role: str) -> RecordSet:
