@@ -85,6 +85,7 @@ class SuiteResult:
     suite: str = ""
     suite_version: str | None = None
     scorer: JSONDict = field(default_factory=dict)
+    records: dict[str, JSONDict] = field(default_factory=dict)  # metric -> its stored scorer record (the runner's)
 
     def score(self, metric: str) -> Score | None:
         return next((s for s in self.scores if s.metric == metric), None)

@@ -38,6 +38,8 @@ def label(out: SuiteResult, suite: Suite, record: JSONDict) -> SuiteResult:
     """The result named for its suite, with the record of its scorer; each score's `how` (how this model was scored,
     e.g. multiple choice by generation) is merged into the record's args, and its metric's declaration added."""
     out.suite, out.suite_version, out.scorer = suite.name, suite.version, record
+    kind = str(record.get("kind") or "") or None
+    out.records = {s.metric: score_record(out, kind, s.metric, s.how) for s in out.scores}
     return out
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.errors import HarnessInputError
 from harness.results import VariantResult
-from harness.scores import Finding
+from harness.scores import Finding, JSONDict
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error
 
@@ -407,16 +407,13 @@ class Store(Connection):
 
 def result_rows(result: VariantResult) -> dict[str, list[dict[str, Any]]]:
     """A variant's typed result as rows of its per-variant tables (the store boundary: nothing else builds rows)."""
-    from harness.scorers.run import score_record
-
     vid = result.variant_id
-    kinds = {s.suite: str(s.scorer.get("kind") or "") or None for s in result.suites}
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in VARIANT_TABLES}
     rows["train_log"] = [{**r, "variant_id": vid} for r in result.train_log]
     for s in result.suites:
         rows["scores"] += [{"variant_id": vid, "suite": s.suite, "metric": x.metric, "value": x.value,
                             "ci_low": x.ci_low, "ci_high": x.ci_high, "n": x.n, "suite_version": s.suite_version,
-                            "scorer": score_record(s, kinds[s.suite], x.metric, x.how)} for x in s.scores]
+                            "scorer": s.records.get(x.metric) or _record(s.scorer, x.how)} for x in s.scores]
         for e in s.samples:
             rows["examples"].append({"variant_id": vid, "suite": s.suite, "example_id": e.example_id,
                                      "prompt": e.prompt, "reference": e.reference, "output": e.output,
@@ -426,6 +423,14 @@ def result_rows(result: VariantResult) -> dict[str, list[dict[str, Any]]]:
         rows["findings"] += [_finding_row(vid, f) for f in s.findings]
     rows["findings"] += [_finding_row(vid, f) for f in result.findings]
     return rows
+
+
+def _record(scorer: JSONDict, how: JSONDict | None) -> JSONDict | None:
+    """A score's scorer record where the runner made none (rows built by hand): the suite's, `how` merged in."""
+    if not scorer and not how:
+        return None
+    args = scorer.get("args")
+    return {**scorer, "args": {**(args if isinstance(args, dict) else {}), **(how or {})}} if how else dict(scorer)
 
 
 def _finding_row(variant_id: str, f: Finding) -> dict[str, Any]:
