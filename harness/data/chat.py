@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessInputError
+from harness.textfiles import decode
 
 ROLES = ("system", "user", "assistant", "tool")
 MIN_EXAMPLES = 10
@@ -53,9 +54,9 @@ def validate_lines(path: Path, *, min_examples: int = MIN_EXAMPLES, need_assista
             continue
         where = f"{path}:{i}"
         try:
-            text = bline.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(f"{where}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8")
+            text = decode(bline, where)
+        except HarnessInputError as exc:
+            problems += exc.problems
             continue
         try:
             obj = json.loads(text)
