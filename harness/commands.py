@@ -66,6 +66,10 @@ def _tokenizer(model: str | None):  # type: ignore[no-untyped-def]
     from harness.models.resolve import SMOLLM2, resolve_model
 
     ref = resolve_model(model or SMOLLM2)
+    import sys
+
+    for notice in ref.notices:
+        print(f"warning: {notice}", file=sys.stderr)
     if ref.is_remote:
         return None
     from transformers import AutoTokenizer

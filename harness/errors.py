@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+MAX_LISTED = 20  # problems an error lists; the rest are counted (a 300,000-entry spec is not a 30 MB message)
+
 
 class HarnessInputError(Exception):
-    """Bad input (spec, data, arguments): one or more problems, reported together."""
+    """Bad input (spec, data, arguments): one or more problems, reported together (the first MAX_LISTED listed)."""
 
     def __init__(self, problems: list[str] | str, *, title: str = "invalid input"):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
@@ -14,8 +16,10 @@ class HarnessInputError(Exception):
     def render(self) -> str:
         if len(self.problems) == 1:
             return f"{self.title}: {self.problems[0]}"
-        lines = [f"{self.title}: {len(self.problems)} problems"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines = [f"{self.title}: {len(self.problems):,} problems"]
+        lines += [f"  - {p}" for p in self.problems[:MAX_LISTED]]
+        if len(self.problems) > MAX_LISTED:
+            lines.append(f"  ... and {len(self.problems) - MAX_LISTED:,} more (fix these and run again to see the rest)")
         return "\n".join(lines)
 
 

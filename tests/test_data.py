@@ -28,7 +28,7 @@ def test_invalid_json(tmp_path: Path) -> None:
 
 def test_invalid_utf8(tmp_path: Path) -> None:
     p = problems_for(tmp_path, [b'{"messages": "\xff\xfe"}'])
-    assert len(p) == 1 and "d.jsonl:1: not valid UTF-8" in p[0]
+    assert len(p) == 1 and "d.jsonl:1: not UTF-8 text (byte 0x" in p[0]
 
 
 def test_missing_messages(tmp_path: Path) -> None:

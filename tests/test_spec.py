@@ -83,3 +83,43 @@ def test_gpu_keys_have_defaults_and_checked_values(tmp_path: Path) -> None:
     assert "train.dtype" in text and "Did you mean 'bf16'?" in text
     assert "train.attn_implementation" in text and "Did you mean 'sdpa'?" in text
     # eval_batch_size: 0 is found by the sweep's up-front checks with every other problem (tests/faults)
+
+
+CHECKPOINT_KEYS = "train:\n  select: best\n  early_stopping: {patience: 3}\n  epochs_from_one_run: true\n"
+
+
+@pytest.mark.parametrize("sweep", ["sweep: {method: [prompt]}\nprompt: {system: Be brief.}\n",
+                                   "sweep: {method: [given], checkpoint: [./adapter]}\n",
+                                   "sweep: {method: [prompt, given], checkpoint: [./adapter], shots: [2]}\n"])
+def test_item11_checkpoint_settings_without_local_training_are_spec_errors(tmp_path: Path, sweep: str) -> None:
+    """select/early_stopping/epochs_from_one_run act on a local training's checkpoints; else they would do nothing."""
+    with pytest.raises(HarnessInputError) as err:
+        load_spec(write(tmp_path, GOOD + sweep + CHECKPOINT_KEYS))
+    msg = err.value.render()
+    line = GOOD.count("\n") + sweep.count("\n") + 2
+    for i, key in enumerate(("select", "early_stopping", "epochs_from_one_run")):
+        assert f"spec.yaml:{line + i}: key 'train.{key}' (" in msg and "applies only to local training" in msg, msg
+    assert "Remove it, or add a local method" in msg
+    assert len(err.value.problems) == 3
+    # with a local method among them the same settings apply, and the spec is accepted
+    spec = load_spec(write(tmp_path, GOOD + sweep.replace("[prompt", "[lora, prompt").replace("[given", "[lora, given")
+                           + CHECKPOINT_KEYS))
+    assert spec.train.select == "best" and spec.train.early_stopping is not None
+
+
+def test_item11_unknown_key_inside_early_stopping_lists_allowed_keys_and_suggests(tmp_path: Path) -> None:
+    with pytest.raises(HarnessInputError) as err:
+        load_spec(write(tmp_path, GOOD + "train:\n  early_stopping: {patince: 2}\n"))
+    msg = err.value.render()
+    assert "spec.yaml:5: key 'train.early_stopping.patince': unknown key. Did you mean 'patience'? " in msg, msg
+    assert msg.rstrip().endswith("Allowed here: patience, min_delta"), msg
+
+
+def test_item11_unknown_key_messages_never_offer_internal_fields(tmp_path: Path) -> None:
+    with pytest.raises(HarnessInputError) as err:
+        load_spec(write(tmp_path, GOOD + "sourse: x\nsource_path: /etc\nsource_text: forged\n"))
+    msg = err.value.render()
+    assert "key 'sourse': unknown key. Allowed here: name, model," in msg, msg
+    assert "key 'source_path': unknown key." in msg and "key 'source_text': unknown key." in msg, msg
+    for line in msg.splitlines():
+        assert "Allowed here" not in line or "source_" not in line.split("Allowed here")[1], line

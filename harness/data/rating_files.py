@@ -5,6 +5,7 @@ and the item."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 from harness.errors import HarnessInputError
 from harness.spec.review import Criterion
+from harness.textfiles import read_text
 
 FORMAT = "finetune-harness-ratings"
 FORMAT_VERSION = 1
@@ -62,8 +64,8 @@ def read_rating_file(path: str | Path) -> RatingFile:
     if path.suffix.lower() == ".csv":
         return _read_csv(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(read_text(path, encoding="utf-8-sig"), object_pairs_hook=_unique_keys(path))
+    except json.JSONDecodeError as exc:
         raise HarnessInputError(f"{path}: not a ratings JSON file ({exc}); give the file the sheet's Save button "
                                 "wrote, or the sheet's CSV (.csv)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -80,7 +82,8 @@ def read_rating_file(path: str | Path) -> RatingFile:
     # an item without its own time takes the file's (saved_at, else its modification time): never the import's,
     # so that importing the same file again changes nothing
     saved = _when(data.get("saved_at")) or datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
-    entries = []
+    entries: list[Entry] = []
+    first: dict[str, tuple[int, Entry]] = {}  # example id -> (position in items, its entry)
     for i, it in enumerate(data["items"]):
         eid = it.get("example_id") if isinstance(it, dict) else None
         if not isinstance(eid, str):
@@ -91,10 +94,47 @@ def read_rating_file(path: str | Path) -> RatingFile:
         if not isinstance(comments, dict):
             raise HarnessInputError(f"{path}: item {eid}: 'comments' must map labels to text")
         preferred = it.get("preferred")
-        entries.append(Entry(eid, f"item {eid}", {str(k): dict(v) for k, v in scores.items()},
-                             {str(k): str(v) for k, v in comments.items() if v is not None and str(v).strip()},
-                             None if preferred in (None, "") else str(preferred), _when(it.get("rated_at")) or saved))
+        entry = Entry(eid, f"item {eid}", {str(k): dict(v) for k, v in scores.items()},
+                      {str(k): str(v) for k, v in comments.items() if v is not None and str(v).strip()},
+                      None if preferred in (None, "") else str(preferred), _when(it.get("rated_at")) or saved)
+        if eid in first:  # the same item again: one copy is kept when they agree, else the file contradicts itself
+            j, earlier = first[eid]
+            if _differences(earlier, entry):
+                problems.append(f"{path}: item {eid}: listed twice (items[{j}] and items[{i}]) with different ratings "
+                                f"({_differences(earlier, entry)}); keep the one you mean and remove the other")
+            continue
+        first[eid] = (i, entry)
+        entries.append(entry)
+    if problems:
+        raise HarnessInputError(problems, title=f"ratings file {path} contradicts itself")
     return RatingFile(path, data["sheet_id"].strip(), data["rater"].strip(), entries)
+
+
+def _unique_keys(path: Path) -> Any:
+    """A json object_pairs_hook that refuses a key written twice in one object (JSON would keep the last silently)."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out and out[k] != v:
+                raise HarnessInputError(f"{path}: key {k!r} is written twice in one object, with {out[k]!r} and "
+                                        f"{v!r}; keep the one you mean")
+            out[k] = v
+        return out
+    return pairs
+
+
+def _differences(a: Entry, b: Entry) -> str:
+    """What two ratings of one item disagree on ('output A accuracy: 3 vs 5; preferred: A vs B'), '' if nothing."""
+    diffs = []
+    for label in sorted(set(a.scores) | set(b.scores)):
+        sa, sb = a.scores.get(label, {}), b.scores.get(label, {})
+        diffs += [f"output {label} {c}: {sa.get(c)!r} vs {sb.get(c)!r}" for c in sorted(set(sa) | set(sb))
+                  if sa.get(c) != sb.get(c)]
+    diffs += [f"output {label} comment: {a.comments.get(label)!r} vs {b.comments.get(label)!r}"
+              for label in sorted(set(a.comments) | set(b.comments)) if a.comments.get(label) != b.comments.get(label)]
+    if a.preferred != b.preferred:
+        diffs.append(f"preferred: {a.preferred!r} vs {b.preferred!r}")
+    return "; ".join(diffs)
 
 
 def _column(header: str) -> str:
@@ -109,9 +149,8 @@ def _uncell(text: str) -> str:
 
 def _read_csv(path: Path) -> RatingFile:
     try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            rows = list(csv.reader(f))
-    except (UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.reader(io.StringIO(read_text(path, encoding="utf-8-sig"), newline="")))
+    except csv.Error as exc:
         raise HarnessInputError(f"{path}: not a readable CSV ({exc}); save it as CSV UTF-8") from None
     if not rows:
         raise HarnessInputError(f"{path}: empty; give the sheet's CSV with the ratings filled in")
@@ -125,10 +164,21 @@ def _read_csv(path: Path) -> RatingFile:
     when = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)  # a spreadsheet keeps no times
     sheets, raters, problems = set(), set(), []
     entries: dict[str, Entry] = {}
+    seen: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}  # (item, label) -> (its first line, the row)
     for n, raw in enumerate(rows[1:], start=2):
         if not any(x.strip() for x in raw):
             continue
         r = {h: _uncell(raw[i].strip()) if i < len(raw) else "" for i, h in enumerate(header)}
+        key = (r["example_id"], r["label"])
+        if key in seen:  # a row repeated: once is enough when it agrees, else the file contradicts itself
+            m, earlier = seen[key]
+            diff = [f"{c}: {earlier.get(c, '')!r} vs {r.get(c, '')!r}" for c in [*criteria, "preferred", "comment"]
+                    if earlier.get(c, "") != r.get(c, "")]
+            if diff:
+                problems.append(f"{path}: lines {m} and {n} (item {key[0]}, output {key[1]}): rated twice, "
+                                f"differently ({'; '.join(diff)}); keep one row per item and output")
+            continue
+        seen[key] = (n, r)
         sheets.add(r["sheet_id"])
         if r["rater"]:
             raters.add(r["rater"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import HarnessInputError
+from harness.textfiles import not_utf8
 
 HUB_PREFIX = "hf:"
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
@@ -132,7 +133,7 @@ def _json(path: Path) -> RecordSet:
         try:
             text = bline.decode("utf-8")
         except UnicodeDecodeError as exc:
-            out.problems.append(f"{where}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8")
+            out.problems.append(not_utf8(bline, where, exc))
             continue
         try:
             out.records.append(Record(json.loads(text), i))
@@ -146,7 +147,7 @@ def _json_array(path: Path, raw: bytes) -> RecordSet:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        out.problems.append(f"{path}: not valid UTF-8 (byte {exc.start}); re-encode the file as UTF-8")
+        out.problems.append(not_utf8(raw, str(path), exc))
         return out
     decoder, ws = json.JSONDecoder(), re.compile(r"\s*")
     pos = ws.match(text, text.index("[") + 1).end()  # type: ignore[union-attr]

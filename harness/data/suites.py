@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.errors import HarnessInputError, did_you_mean
+from harness.errors import MAX_LISTED, HarnessInputError, did_you_mean
+from harness.textfiles import read_text
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Suite:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for i, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -86,16 +88,23 @@ def suite_roots(spec_dir: Path | None = None) -> list[Path]:
 
 
 def available(spec_dir: Path | None = None) -> list[str]:
-    names: set[str] = set()
-    for root in suite_roots(spec_dir):
-        names |= {p.parent.name for p in root.glob("*/suite.yaml")}
-    return sorted(names)
+    return sorted(_by_name(suite_roots(spec_dir)))
+
+
+def _by_name(roots: list[Path]) -> dict[str, Path]:
+    """Every suite name in the roots -> its folder (the first root that has it), resolved."""
+    found: dict[str, Path] = {}
+    for root in roots:
+        for p in root.glob("*/suite.yaml"):
+            if p.is_file():
+                found.setdefault(p.parent.name, p.parent.resolve())
+    return found
 
 
 def load_suite(folder: Path, overrides: dict[str, Any] | None = None) -> Suite:
     f = folder / "suite.yaml"
     try:
-        meta = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        meta = yaml.safe_load(read_text(f)) or {}
     except yaml.YAMLError as exc:
         raise HarnessInputError(f"{f}: not valid YAML ({exc})") from None
     missing = [k for k in ("name", "version", "kind") if k not in meta]
@@ -113,17 +122,22 @@ def _plain_name(name: str) -> bool:
 
 def resolve_suites(spec: Any) -> list[Suite]:
     """The spec's `suites:` list -> Suite objects; unknown names get 'did you mean' and the known list.
-    (Whether a suite's kind and options fit a registered scorer is checked by `harness.scorers.check_suites`.)"""
+    (Whether a suite's kind and options fit a registered scorer is checked by `harness.scorers.check_suites`.)
+    Linear in the entries: each folder is looked up and read once, however often the list names it."""
     problems: list[str] = []
     suites: list[Suite] = []
-    roots = suite_roots(spec.spec_dir)
+    by_name = _by_name(suite_roots(spec.spec_dir))  # one listing of the roots, not a lookup per entry
+    loaded: dict[Path, Suite] = {}  # a folder already read -> its suite (a second entry for it is a duplicate)
+    twice: set[str] = set()
+    known = sorted(by_name)
+    unknown = 0
     for i, entry in enumerate(spec.suites):
         where = f"{spec.source_path}: key 'suites[{i}]': "
         name, overrides = (entry, {}) if isinstance(entry, str) else (
             entry.get("name") or entry.get("path"), dict(entry.get("options") or {}))
         folder = None
-        by_name = isinstance(entry, dict) and not entry.get("path") or isinstance(entry, str) and "/" not in entry
-        if by_name and not _plain_name(str(name)):
+        plain = isinstance(entry, dict) and not entry.get("path") or isinstance(entry, str) and "/" not in entry
+        if plain and not _plain_name(str(name)):
             problems.append(f"{where}name {name!r} is not a suite name (a name holds no '/', '\\' or '..' and is not "
                             "absolute); give a suite folder next to the spec as `path: RELATIVE/PATH` instead.")
             continue
@@ -134,9 +148,15 @@ def resolve_suites(spec: Any) -> list[Suite]:
                 problems += exc.problems
                 continue
         else:
-            folder = next((r / str(name) for r in roots if (r / str(name) / "suite.yaml").is_file()), None)
+            folder = by_name.get(str(name))
+        if folder is not None and folder in loaded:  # folders here are resolved: one folder, one key
+            twice.add(loaded[folder].name)
+            continue
         if folder is None or not (folder / "suite.yaml").is_file():
-            known = available(spec.spec_dir)
+            unknown += 1
+            if unknown > MAX_LISTED:  # past what an error lists: counted, not explained again
+                problems.append(f"{where}unknown suite {name!r}")
+                continue
             problems.append(f"{where}unknown suite {name!r}.{did_you_mean(str(name), known)} "
                             f"Known suites: {', '.join(known) or '(none found)'}; or give a path to a suite folder.")
             continue
@@ -147,11 +167,11 @@ def resolve_suites(spec: Any) -> list[Suite]:
         except HarnessInputError as exc:
             problems += exc.problems
             continue
+        loaded[folder] = suite
         suites.append(suite)
-    names = [s.name for s in suites]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        problems.append(f"{spec.source_path}: key 'suites': suite(s) {', '.join(dup)} listed twice")
+    twice |= {n for n, count in Counter(s.name for s in suites).items() if count > 1}
+    if twice:
+        problems.append(f"{spec.source_path}: key 'suites': suite(s) {', '.join(sorted(twice))} listed twice")
     if problems:
         raise HarnessInputError(problems, title=f"spec {spec.source_path}: suites")
     return suites

@@ -16,6 +16,7 @@ from harness.scorers import UNDECLARED, metric_info, suite_kinds
 from harness.store.db import Store
 from harness.store.reads import load_run, variant_record
 from harness.store.review import ratings_of
+from harness.textfiles import read_text
 from harness.verdicts.ratings import rating_snapshot
 from harness.verdicts.recommend import recommend
 
@@ -172,10 +173,9 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         raise HarnessInputError(f"--baseline {path}: no such file. Write one with "
                                 "`harness baseline save RUN --variant ID -o baselines/NAME.json`.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f"{path}:{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(path)
-        raise HarnessInputError(f"{where}: not a valid baseline JSON file ({exc}); re-save it with "
+        data = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise HarnessInputError(f"{path}:{exc.lineno}: not a valid baseline JSON file ({exc}); re-save it with "
                                 "`harness baseline save`.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise HarnessInputError(f"{path}: not a finetune-harness baseline (key 'format' is not {FORMAT!r}); "

@@ -52,6 +52,7 @@ class ModelRef:
     kind: str  # embedded | tiny | local | hub | openai | azure-openai | openai-compatible
     location: str
     identity: str
+    notices: tuple[str, ...] = ()  # what resolving it ignored (an auto_map transformers serves itself): warnings
 
     @property
     def is_remote(self) -> bool:
@@ -126,7 +127,8 @@ def resolve_model(name: str) -> ModelRef:
             raise HarnessInputError(
                 f"model folder {path}: {custom}. The harness never runs code shipped with a model "
                 "(trust_remote_code is never set); use a model whose architecture and tokenizer transformers ships.")
-        return ModelRef(name, "local", str(path.resolve()), f"local:{folder_fingerprint(path)}")
+        return ModelRef(name, "local", str(path.resolve()), f"local:{folder_fingerprint(path)}",
+                        notices=tuple(ignored_code(path)))
     if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
         return ModelRef(name, "hub", name, f"hub:{name}")
     hint = did_you_mean(name, list(EMBEDDED))
@@ -138,22 +140,38 @@ def resolve_model(name: str) -> ModelRef:
 
 def remote_code(folder: Path) -> str | None:
     """What in a model folder would need its own Python code (an `auto_map` transformers cannot serve), or None."""
+    return next((f"{file} has an auto_map to custom code ({key} {value!r} is not one transformers ships)"
+                 for file, key, value, _, shipped in _auto_maps(folder) if not shipped), None)
+
+
+def ignored_code(folder: Path) -> list[str]:
+    """Warnings for each `auto_map` in a model folder that is ignored because transformers ships the class itself."""
+    return [f"model folder {folder}: {file} maps {', '.join(sorted(auto_map))} to code shipped in the folder "
+            f"(auto_map); ignored: {key} {value!r} is one transformers ships, so transformers' own class is used and "
+            "no code from the folder runs" for file, key, value, auto_map, shipped in _auto_maps(folder) if shipped]
+
+
+def _auto_maps(folder: Path) -> list[tuple[str, str, Any, dict[str, Any], bool]]:
+    """(file, key, its value, auto_map, whether transformers ships that class) for each file with an auto_map."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
     from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
 
     known_tokenizers = {c for pair in TOKENIZER_MAPPING_NAMES.values() for c in (pair if isinstance(pair, tuple) else
                                                                                  (pair,)) if c}
+    found = []
     for file, known, key in (("config.json", set(CONFIG_MAPPING_NAMES), "model_type"),
                              ("tokenizer_config.json", known_tokenizers, "tokenizer_class")):
         try:
             doc = json.loads((folder / file).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        value = doc.get(key) if isinstance(doc, dict) else None
+        if not isinstance(doc, dict) or not doc.get("auto_map"):
+            continue
+        value = doc.get(key)
         shipped = value in known or (key == "tokenizer_class" and isinstance(value, str) and _shipped_class(value))
-        if isinstance(doc, dict) and doc.get("auto_map") and not shipped:
-            return f"{file} has an auto_map to custom code ({key} {doc.get(key)!r} is not one transformers ships)"
-    return None
+        auto_map = doc["auto_map"] if isinstance(doc["auto_map"], dict) else {"auto_map": doc["auto_map"]}
+        found.append((file, key, value, auto_map, bool(shipped)))
+    return found
 
 
 def _shipped_class(name: str) -> bool:

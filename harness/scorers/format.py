@@ -12,6 +12,7 @@ from harness.scorers.common import chat_items, compile_regex, rate_row
 from harness.scorers.heldout import heldout_outputs
 from harness.scorers.registry import Metric, ScoreContext, scorer
 from harness.scores import Sample, SuiteResult
+from harness.textfiles import read_text
 
 SOURCES = ("items", "heldout")
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -57,7 +58,7 @@ def _validator(ctx: ScoreContext, schema: str) -> Any:
     if not path.is_file():
         raise HarnessInputError(f"{where}: no file {path}; put the JSON Schema next to suite.yaml")
     try:
-        doc = jsonlib.loads(path.read_text(encoding="utf-8"))
+        doc = jsonlib.loads(read_text(path))
         cls = jsonschema.validators.validator_for(doc)
         cls.check_schema(doc)
     except jsonlib.JSONDecodeError as exc:

@@ -12,6 +12,7 @@ from harness.errors import HarnessInputError
 from harness.scorers.common import ChatItem, chat_items, rate_row
 from harness.scorers.registry import Metric, ScoreContext, scorer
 from harness.scores import Sample, Score, SuiteResult
+from harness.textfiles import read_text
 
 PRIMARY = "prompt_strict"
 
@@ -19,7 +20,7 @@ PRIMARY = "prompt_strict"
 def _lines(suite: Any) -> list[int]:
     """The file line of each item (items are the file's non-blank lines)."""
     path = suite.path(suite.items_file)
-    return [i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if line.strip()]
+    return [i for i, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
 
 
 def load_items(suite: Any) -> list[ChatItem]:

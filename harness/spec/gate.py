@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.textfiles import read_text
 
 
 class RatingRules(BaseModel):
@@ -130,7 +131,7 @@ def rules_from_file(path: str | Path) -> GateRules:
     if not path.is_file():
         raise HarnessInputError(f"--spec {path}: no such file; give a spec (or a YAML file with a 'gate:' block)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         raise HarnessInputError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict) or "gate" not in raw:

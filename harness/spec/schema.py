@@ -12,8 +12,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from harness.errors import HarnessInputError, did_you_mean
+from harness.errors import HarnessInputError
 from harness.spec.formats import column_problems
+from harness.spec.problems import validation_problems
+from harness.spec.yaml_lines import line_of
+from harness.spec.yaml_lines import parse as parse_yaml
+from harness.textfiles import read_text
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
@@ -235,9 +239,9 @@ class ExperimentSpec(_Strict):
     review: dict[str, Any] = Field(default_factory=dict)  # the human rating sheet's rubric (harness.spec.review)
     description: str | None = None
 
-    # set by load_spec, not by the user
-    source_path: str | None = Field(default=None, exclude=True)
-    source_text: str | None = Field(default=None, exclude=True)
+    # set by load_spec, not by the user: a spec that writes these keys gets "unknown key" (no input reaches them)
+    source_path: str | None = Field(default=None, exclude=True, validation_alias="(set by load_spec) source_path")
+    source_text: str | None = Field(default=None, exclude=True, validation_alias="(set by load_spec) source_text")
 
     @field_validator("name")
     @classmethod
@@ -262,7 +266,10 @@ class ExperimentSpec(_Strict):
         if not path.is_file():
             raise HarnessInputError(f"{self.source_path}: key 'prompt.system_file': no file {path}; write the system "
                                     "prompt there, or give it inline as 'prompt.system: TEXT'")
-        return path.read_text(encoding="utf-8").strip()
+        try:
+            return read_text(path).strip()
+        except HarnessInputError as exc:  # not UTF-8
+            raise HarnessInputError(f"{self.source_path}: key 'prompt.system_file': {exc.problems[0]}") from None
 
     def spec_hash(self) -> str:
         text = self.source_text or json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -282,44 +289,14 @@ def resolve_inside(root: Path, value: str, *, key: str, source: str | None) -> P
     return path
 
 
-def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at `loc` (or its deepest existing parent)."""
-    node = root
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if nxt is None:
-                key_node = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
-                return key_node.start_mark.line + 1 if key_node is not None else line
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    cur: Any = model
-    for part in loc[:-1]:
-        field = getattr(cur, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        cur = field.annotation
-    return list(getattr(cur, "model_fields", {}).keys())
-
-
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a spec file; raise HarnessInputError listing every problem with its line."""
     path = Path(path)
     if not path.is_file():
         raise HarnessInputError(f"{path}: no such spec file. Pass the path to an experiment YAML.")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
-        raw = yaml.safe_load(text)
-        root = yaml.compose(text)
+        raw, root = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -329,20 +306,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("literal[", "str", "float", "dict"))))
-            key = ".".join(str(p) for p in loc) or "(top level)"
-            line = line_of(root, loc)
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                allowed = _allowed_keys(ExperimentSpec, loc)
-                msg = f"unknown key.{did_you_mean(str(loc[-1]), allowed)} Allowed here: {', '.join(allowed)}"
-            elif err["type"] == "literal_error":
-                allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))) or list(METHODS)
-                msg = f"{msg}; got {err.get('input')!r}.{did_you_mean(str(err.get('input')), allowed)}"
-            problems.append(f"{path}:{line}: key '{key}': {msg}")
-        raise HarnessInputError(problems, title=f"spec {path} is invalid") from None
+        raise HarnessInputError(validation_problems(exc, ExperimentSpec, root, path),
+                                title=f"spec {path} is invalid") from None
     spec.source_path = str(path)
     spec.source_text = text
     _check_semantics(spec, root, path)
@@ -368,6 +333,20 @@ def _prompt_problems(spec: ExperimentSpec, at: Any) -> list[str]:
         except HarnessInputError as exc:
             problems += [f"{at('prompt', 'system_file')}: {q.split(': ', 1)[-1]}" for q in exc.problems]
     return problems
+
+
+def _checkpoint_problems(spec: ExperimentSpec, at: Any) -> list[str]:
+    """Checkpoint settings act on a local training's checkpoints; a spec with no local training would ignore them."""
+    t = spec.train
+    written = {"select": ("which checkpoint is scored", t.select == "best"),
+               "early_stopping": ("when training stops", t.early_stopping is not None),
+               "epochs_from_one_run": ("epoch counts scored from one training", t.epochs_from_one_run),
+               "keep_checkpoints": ("which checkpoints stay on disk", t.keep_checkpoints == "all")}
+    if any(m in ("lora", "qlora", "full") for m in spec.sweep.method):
+        return []
+    return [f"{at('train', k)}: key 'train.{k}' ({why}) applies only to local training (sweep.method lora, qlora "
+            f"or full); this spec's methods ({', '.join(spec.sweep.method)}) have no local checkpoints, so it would "
+            "change nothing. Remove it, or add a local method" for k, (why, on) in written.items() if on]
 
 
 def _azure_problems(spec: ExperimentSpec, at: Any) -> list[str]:
@@ -397,6 +376,7 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
     if local and spec.data.train is None:
         problems.append(f"{at('data')}: key 'data.train' is required for methods {local}")
     problems += _prompt_problems(spec, at)
+    problems += _checkpoint_problems(spec, at)
     if "given" in spec.sweep.method and not spec.sweep.checkpoint:
         problems.append(
             f"{at('sweep', 'method')}: method 'given' needs 'sweep.checkpoint: [PATH or openai:MODEL_ID, ...]'"

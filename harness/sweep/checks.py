@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.data.quality import DataCheck, dataset_checks, special_token_lines, truncation
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.resolve import EMBEDDED, TINY_CONFIG, ModelRef
-from harness.spec.schema import API_PREFIXES, ExperimentSpec, line_of
+from harness.spec.schema import API_PREFIXES, ExperimentSpec
+from harness.spec.yaml_lines import compose, line_of
+from harness.textfiles import read_text
 
 LOCAL_TRAINING = ("lora", "qlora", "full")
 
@@ -38,10 +38,12 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
     """(problems, warnings) of a sweep: train settings, target modules, suite files, data lengths and special
     tokens, and the data-quality checks of harness.data.quality (warnings); what could not be resolved (model None,
     data None) is skipped, its own error says why."""
-    root = yaml.compose(spec.source_text) if spec.source_text else None
+    tree: list[Any] = []  # the spec's YAML nodes, composed the first time a problem needs a line
 
     def at(*loc: Any) -> str:
-        return f"{spec.source_path}:{line_of(root, loc)}: key '{'.'.join(str(p) for p in loc)}'"
+        if not tree:
+            tree.append(compose(spec.source_text) if spec.source_text else None)
+        return f"{spec.source_path}:{line_of(tree[0], loc)}: key '{'.'.join(str(p) for p in loc)}'"
 
     problems: list[str] = []
     warnings: list[DataCheck] = []
@@ -145,7 +147,7 @@ def _suite_files(suites: list[Any]) -> list[str]:
             if not path.is_file():
                 problems.append(f"{where}: option 'schema': no file {path}; put the JSON Schema next to suite.yaml")
                 continue
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(read_text(path))
             jsonschema.validators.validator_for(doc).check_schema(doc)
         except HarnessInputError as exc:
             problems += exc.problems

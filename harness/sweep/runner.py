@@ -141,7 +141,8 @@ class Sweep:
         if only and len(self.variants) == 1 and len(self.all_variants) > 1:
             names = ", ".join(f"{v.name} ({v.variant_id})" for v in self.all_variants[1:])
             raise HarnessInputError(f"--only {' '.join(only)} matches no variant. The plan has: {names}")
-        self.notices: list[str] = self.managed_notices()  # provider cutoffs and retirements: warnings, not data checks
+        # what resolving the model ignored, provider cutoffs and retirements: warnings, not data checks
+        self.notices: list[str] = [*self.model.notices, *self.managed_notices()]
 
     def managed(self) -> Any:
         """The managed fine-tuning provider of the spec's model (harness.managed.backend), or None for other models."""
