@@ -216,13 +216,16 @@ def base_tables(con: duckdb.DuckDBPyConnection, database: str = "src") -> list[s
 
 
 def missing_bytes(con: duckdb.DuckDBPyConnection, path: Path, database: str | None = "src") -> int:
-    """How many bytes the file is shorter than its header says (blocks cut off its end), or 0; `database` None is
-    the connection's own."""
-    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size() "
+    """How many bytes the file is shorter than its header says, counted only when more blocks are missing than the
+    file has free ones (DuckDB cuts free blocks off a file's end, so a shorter file alone proves nothing); 0 when
+    none are sure to be missing. `database` None is the connection's own."""
+    row = con.execute("SELECT block_size, total_blocks, free_blocks FROM pragma_database_size() "
                       "WHERE database_name = coalesce(?, current_database())", [database]).fetchone()
     if not row or not row[0]:
         return 0
-    return max(0, _HEADERS + int(row[0]) * int(row[1]) - path.stat().st_size)
+    block, total, free = (int(x) for x in row)
+    short = _HEADERS + block * total - path.stat().st_size
+    return short if short > block * free else 0
 
 
 def refuse_truncated(con: duckdb.DuckDBPyConnection, path: Path) -> None:

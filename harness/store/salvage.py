@@ -73,9 +73,12 @@ def runs_summary(con: duckdb.DuckDBPyConnection, check: StoreCheck) -> list[str]
         if unreadable:
             why.insert(0, f"table(s) {', '.join(unreadable)} do not read at all")
         (partial if why else complete).append(f"{run_id} ({'; '.join(why)})" if why else run_id)
-    lines = [f"runs that read complete: {', '.join(complete) if complete else 'none'}"
-             + (f" (as far as can be told: rows of {', '.join(unknown)} whose ids do not read may belong to any)"
-                if unknown and complete else "")]
+    if unknown and complete:  # rows whose ids do not read may be any run's: none can be called complete
+        lines = ["runs that read complete: none can be told",
+                 f"runs with no rows known to be lost: {', '.join(complete)} (but rows of {', '.join(unknown)} whose "
+                 "ids do not read either may be theirs)"]
+    else:
+        lines = [f"runs that read complete: {', '.join(complete) if complete else 'none'}"]
     if partial:
         lines.append(f"runs that read in part: {'; '.join(partial)}")
     gone = [k for k in runs.lost_by_key if k]
