@@ -175,8 +175,7 @@ def recover(db: str | Path, salvage_to: str | Path | None = None) -> list[str]:
             if target is not None:
                 return _check_or_salvage(work, db, target, done)
             check, summary = _read_all(work, db)
-            if check.damaged:
-                _check_or_salvage(work, db, None, done, check, summary)
+            _refuse_damaged(check, summary, db)
             con = duckdb.connect(str(work))
             try:
                 con.execute("CHECKPOINT")
@@ -188,19 +187,22 @@ def recover(db: str | Path, salvage_to: str | Path | None = None) -> list[str]:
             return done + _swap(work, db, stamp, check)
 
 
-def _check_or_salvage(source: Path, db: Path, target: Path | None, done: list[str],
-                      check: StoreCheck | None = None, summary: list[str] | None = None) -> list[str]:
-    """Read every table of `source` (the store, or its repaired copy); a damaged one is exit 2 unless salvaged."""
-    if target is not None:
-        return _salvage(source, target, db, done)
-    if check is None or summary is None:
-        check, summary = _read_all(source, db)
+def _refuse_damaged(check: StoreCheck, summary: list[str], db: Path) -> None:
+    """Exit 2 listing what does not read and what does, when the full read found damage."""
     if check.damaged:
         raise HarnessInputError(
             [*_damage_report(check, summary),
              f"{_unchanged(db)}. `harness store recover --db {db} --salvage NEW.duckdb` copies every row that "
              f"reads into a new store (and changes nothing here); or restore {db} from a backup."],
             title=f"corrupt store: {db} is damaged")
+
+
+def _check_or_salvage(source: Path, db: Path, target: Path | None, done: list[str]) -> list[str]:
+    """Read every table of `source` (the store, or its repaired copy); a damaged one is exit 2 unless salvaged."""
+    if target is not None:
+        return _salvage(source, target, db, done)
+    check, summary = _read_all(source, db)
+    _refuse_damaged(check, summary, db)
     return [*done, f"read every table of {db} in full: {check.rows:,} rows in {len(check.tables)} tables, no damage"
             + ("; no write-ahead log to recover, nothing was changed" if not done else "")]
 

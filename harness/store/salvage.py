@@ -65,7 +65,8 @@ def runs_summary(con: duckdb.DuckDBPyConnection, check: StoreCheck) -> list[str]
             for vid, n in t.lost_by_key.items():
                 if vid:
                     lost_variants.setdefault(vid, []).append(f"{n:,} {t.table} row(s)")
-    complete, partial = [], []
+    complete: list[str] = []
+    partial: list[str] = []
     for run_id in ids:
         why = [f"variant {v}: {', '.join(lost_variants[v])}" for v in variants.get(run_id, []) if v in lost_variants]
         if links.lost_by_key.get(run_id):
