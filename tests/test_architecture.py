@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "harness"
 # Each stage may import its own package and the stages before it, never one after it.
 LAYERS = [
-    {"errors", "stats", "progress", "textfiles"},
+    {"errors", "stats", "progress", "textfiles", "output_file"},
     {"spec"},
     {"data", "results", "scores"},
     {"models", "managed"},

@@ -12,6 +12,7 @@ import pandas as pd
 
 from harness import __version__
 from harness.errors import HarnessInputError
+from harness.output_file import write_output
 from harness.scorers import UNDECLARED, metric_info, suite_kinds
 from harness.store.db import Store
 from harness.store.reads import load_run, variant_record
@@ -161,9 +162,7 @@ def save_baseline(db: str | Path, run: str | None = "latest", *, variant: str | 
     path = Path(output)
     if path.exists() and path.is_dir():
         raise HarnessInputError(f"-o {output}: is a folder; give a file name such as baselines/NAME.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(baseline), encoding="utf-8")
-    return path
+    return write_output(path, dumps(baseline))
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import xml.etree.ElementTree as ET
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.gate.result import FAIL, SKIP, GateResult
+from harness.output_file import write_output
 
 # Characters XML 1.0 does not allow (most control characters); model outputs quoted in messages may hold them.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -55,7 +57,6 @@ def junit_tree(result: GateResult) -> ET.ElementTree:
 
 def write_junit(result: GateResult, path: str | Path) -> Path:
     """Write the JUnit file (UTF-8, with an XML declaration); parent folders are made."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    junit_tree(result).write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    buffer = io.BytesIO()
+    junit_tree(result).write(buffer, encoding="utf-8", xml_declaration=True)
+    return write_output(path, buffer.getvalue())

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.gate.result import FAIL, PASS, SKIP, GateResult
+from harness.output_file import write_output
 
 _STYLE = {PASS: "green", FAIL: "bold red", SKIP: "yellow"}
 _ICON = {PASS: "✅ pass", FAIL: "❌ FAIL", SKIP: "⚪ skip"}
@@ -97,8 +98,4 @@ def markdown(result: GateResult) -> str:
 
 def append_summary(result: GateResult, path: str | Path) -> Path:
     """Append the markdown summary to `path` (appending, as GitHub's job summary file expects)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(markdown(result) + "\n")
-    return path
+    return write_output(path, markdown(result) + "\n", append=True)

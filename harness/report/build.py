@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from harness import __version__
 from harness.errors import HarnessInputError
+from harness.output_file import write_output
 from harness.report.data import (
     data_checks,
     findings_by_variant,
@@ -161,6 +162,4 @@ def build_report(db: str | Path, run: str | None = "latest", *, compare: list[st
     path = Path(output) if output is not None else default_output(context["h"]["name"], run_id)
     if path.is_dir():
         raise HarnessInputError(f"-o {path}: is a folder; give a file name such as {path / 'report.html'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(context), encoding="utf-8", errors="replace")
-    return path
+    return write_output(path, render(context), errors="replace")

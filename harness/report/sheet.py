@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from harness import __version__
 from harness.errors import HarnessInputError
+from harness.output_file import write_output
 from harness.report.build import content_security_policy, environment, script_json, static_text
 from harness.report.sheet_plan import Sheet
 from harness.spec.review import Criterion
@@ -91,7 +92,7 @@ def write_sheet(sheet: Sheet, folder: str | Path) -> list[Path]:
     for rater in raters:
         base = folder / (stem + (f"-{_safe(rater)}" if rater else ""))
         html, table = base.with_suffix(".html"), base.with_suffix(".csv")
-        html.write_text(render_html(sheet, rater), encoding="utf-8")
-        table.write_text(render_csv(sheet, rater), encoding="utf-8-sig")  # the BOM: Excel reads it as UTF-8
+        write_output(html, render_html(sheet, rater))
+        write_output(table, render_csv(sheet, rater), encoding="utf-8-sig")  # the BOM: Excel reads it as UTF-8
         paths += [html, table]
     return paths

@@ -32,14 +32,17 @@ class Connection:
 
     @contextmanager
     def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Use the connection; the outermost use of a hold=False store checkpoints and closes it afterwards."""
+        """Use the connection; the outermost use of a hold=False store checkpoints and closes it afterwards. A DuckDB
+        error met on the way (a damaged block found by a read, a full disk) becomes exit 2 naming the file."""
         self._depth += 1
         try:
             yield self.con
-        except BaseException:
+        except BaseException as exc:
             self._depth -= 1
             if self._depth == 0 and not self.hold:
                 self.release(quiet=True)
+            if isinstance(exc, duckdb.Error):
+                raise as_input_error(exc, self.path) or exc from None
             raise
         self._depth -= 1
         if self._depth == 0 and not self.hold:

@@ -17,8 +17,9 @@ import pandas as pd
 from harness.errors import HarnessInputError
 from harness.results import VariantResult
 from harness.scores import Finding, JSONDict
+from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
-from harness.store.guard import as_input_error
+from harness.store.guard import as_input_error, check_orphan_wal
 
 SCHEMA_VERSION = 5  # 2: variant_results gains device, dtype, real_token_share
 # 3: variant_results gains prompt/output tokens and seconds per request, shots (method prompt); runs gains data_checks (the data-quality
@@ -144,6 +145,7 @@ class Store(Connection):
     def __init__(self, path: str | Path = "results.duckdb", *, read_only: bool = False, hold: bool = True):
         super().__init__(Path(path), read_only=read_only, hold=hold)
         if read_only and not self.path.exists():
+            check_orphan_wal(self.path)
             raise HarnessInputError(
                 f"{self.path}: no results store here. Run `harness sweep SPEC.yaml` first, or pass --db PATH."
             )
@@ -157,6 +159,7 @@ class Store(Connection):
                 if not read_only:
                     self._migrate()
                 else:
+                    refuse_truncated(self.con, self.path)
                     self._check_version()
         except BaseException:
             self.release(quiet=True)

@@ -30,6 +30,23 @@ def recover_hint(db: Path) -> str:
             "beside it; the next sweep redoes whatever is missing")
 
 
+def check_orphan_wal(db: Path) -> None:
+    """Refuse a store path whose file is missing while its write-ahead log is there: DuckDB would start an empty
+    store and delete the log, and the committed rows in it with it."""
+    wal = wal_path(db)
+    if db.exists() or not wal.is_file() or wal.stat().st_size == 0:
+        return
+    layout = read_layout(wal)
+    held = f"{layout.transactions} committed transaction(s) in {layout.size:,} bytes" if layout else "rows"
+    raise HarnessInputError(
+        f"{wal} is the write-ahead log of a results store, and the store file {db} is not beside it. It holds "
+        f"{held} that were never checkpointed into the store, and DuckDB replays it only into the database file "
+        f"it was written for: opening {db} now would start an empty store and delete the log, so nothing was "
+        f"changed. Put the store file back beside it as {db.name} (then `harness store recover --db {db}` checks "
+        "both); to start a new store instead, give another --db. Do not delete the log while its store may exist.",
+        title="store file missing")
+
+
 def check_wal_before_write(db: Path) -> None:
     """Refuse a read-write open that would make DuckDB drop part of the WAL; reading is left to DuckDB."""
     layout = read_layout(wal_path(db))
@@ -43,6 +60,7 @@ def check_wal_before_write(db: Path) -> None:
 
 def connect(db: Path, *, read_only: bool, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to `db`, retrying while another process holds the lock; errors come back as exit 2."""
+    check_orphan_wal(db)
     if not read_only:
         check_wal_before_write(db)
     else:
@@ -93,6 +111,15 @@ def as_input_error(exc: BaseException, db: Path | None = None, *, waited: float 
         return None
     text = str(exc)
     detail = text.split("\n")[0][:300]
+    if "WAL does not match database file" in text:
+        wal = wal_path(db) if db else Path(_file_in(text, None))
+        return HarnessInputError(
+            f"{wal}: this write-ahead log belongs to another database file ({detail}), so DuckDB cannot replay it "
+            f"into {db}. Nothing was changed. If the store it was written for is elsewhere, put it back beside the "
+            f"log; to use {db} without it, move the log away yourself (its rows are not in {db}).",
+            title="corrupt store")
+    if "Corrupt database file" in text or "Could not read enough bytes" in text:
+        return _damaged(text, db)
     if "Corrupt WAL" in text or "replaying WAL" in text:
         wal = wal_path(db) if db else Path(_file_in(text, None))
         return HarnessInputError(
@@ -108,11 +135,6 @@ def as_input_error(exc: BaseException, db: Path | None = None, *, waited: float 
     if "not a valid DuckDB database file" in text:
         return HarnessInputError(f"{db}: not a DuckDB database file (empty, overwritten or another format). "
                                  "Point --db at a results store, or at a new file to start one.", title="corrupt store")
-    if "Could not read enough bytes" in text:
-        return HarnessInputError(
-            f"{db}: the file is truncated ({detail}); it is shorter than its own header says (cut by a copy, a "
-            "download or a full disk). Restore it from a backup, or point --db at a new file and rerun the sweep.",
-            title="corrupt store")
     for needle, cause in (("No space left", errno.ENOSPC), ("Disk quota", errno.EDQUOT),
                           ("Read-only file system", errno.EROFS), ("Permission denied", errno.EACCES)):
         if needle in text:
@@ -122,6 +144,29 @@ def as_input_error(exc: BaseException, db: Path | None = None, *, waited: float 
         return HarnessInputError(f"{db}: the store was closed after a failed write ({detail}). What was committed "
                                  "before is kept; fix the cause (often a full disk) and rerun.", title="write failed")
     return None
+
+
+def salvage_hint(db: Path | None) -> str:
+    return (f"`harness store recover --db {db}` reads every table and lists what still reads; with --salvage "
+            "NEW.duckdb it copies all of that into a new store and changes nothing in this one. Or restore the "
+            "file from a backup")
+
+
+def _damaged(text: str, db: Path | None) -> HarnessInputError:
+    """A store file with a block DuckDB cannot read (a checksum that does not match, or bytes cut off the end)."""
+    where = db or Path(_file_in(text, None))
+    block = re.search(r"in block at location (\d+)", text)
+    short = re.search(r"attempted to read (\d+) bytes from location (\d+)", text)
+    if block:
+        what = (f"a damaged block at byte {int(block.group(1)):,}: its checksum does not match the one DuckDB "
+                "stored (the bytes were changed by a disk fault, a partial copy or another program)")
+    elif short:
+        what = (f"the file is truncated: it ends before byte {int(short.group(1)) + int(short.group(2)):,}, which "
+                "its own header says it holds (cut by a copy, a download or a full disk)")
+    else:
+        what = f"a block that cannot be read ({text.splitlines()[0][:200]})"
+    return HarnessInputError(f"{where}: {what}. Found while reading it; other blocks may still read. "
+                             f"{salvage_hint(where)}.", title="corrupt store")
 
 
 def _os_advice(code: int) -> str:

@@ -100,7 +100,7 @@ def test_damage_duckdb_names_no_position_for_is_cut_back_a_transaction_at_a_time
     """Some damage (e.g. bytes in a column's statistics) makes DuckDB refuse the WAL without a byte position:
     recover then cuts whole transactions from the end until the rest replays, keeping a backup."""
     from harness.store import recover as rec
-    from harness.store.wal import transaction_ends
+    from harness.store.wal import transaction_ends, wal_path
 
     db = _with_wal(finished, tmp_path)
     wal = tmp_path / "r.duckdb.wal"
@@ -108,7 +108,7 @@ def test_damage_duckdb_names_no_position_for_is_cut_back_a_transaction_at_a_time
     assert len(ends) >= 3 and ends[-1] == wal.stat().st_size
     good = ends[-2]  # pretend the last transaction holds the damage
     real = rec._replay_error
-    monkeypatch.setattr(rec, "_replay_error", lambda d: real(d) if wal.stat().st_size <= good else
+    monkeypatch.setattr(rec, "_replay_error", lambda d: real(d) if wal_path(d).stat().st_size <= good else
                         'Invalid Input Error: Failure while replaying WAL file: Invalid unicode detected in segment')
     done = rec.recover(db)
     assert not wal.exists() or wal.stat().st_size in (0, good)  # cut to `good`, then checkpointed away
