@@ -119,9 +119,11 @@ def test_rouge_scores_default_tokenizer_drops_non_latin_text() -> None:
 
 
 def test_a_word_with_non_ascii_letters_is_one_token() -> None:
-    from rouge_score.tokenizers import DefaultTokenizer
+    from rouge_score.tokenizers import DefaultTokenizer, Tokenizer
 
     tok = metrics.UnicodeTokenizer()
+    metrics.rouge_l(["x"], ["x"])
+    assert isinstance(tok, Tokenizer)  # rouge-score's own tokenizer interface, through its tokenizer= hook
     assert tok.tokenize("prüfen") == ["prüfen"]
     assert DefaultTokenizer(use_stemmer=True).tokenize("prüfen") == ["pr", "fen"]
     assert tok.tokenize("Prüfen, Sie: PRÜFEN!") == ["prüfen", "sie", "prüfen"]  # lowercased, punctuation dropped

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import regex
-from rouge_score.tokenizers import Tokenizer
 
 from harness import stats
+from harness.scores import JSONDict
 
 
 def parse_json(text: str) -> Any | None:
@@ -59,10 +59,13 @@ _ASCII_WORD = regex.compile(r"^[a-z0-9]+$")
 ROUGE_TOKENIZER = "unicode-1"  # stored with every ROUGE-L score; docs/scoring.md says what it does
 
 
-class UnicodeTokenizer(Tokenizer):
+class UnicodeTokenizer:
     """rouge-score tokenizer for text in any script: NFC, lowercase, words are runs of letters, digits and marks,
     and Han, kana, Hangul, Thai, Lao, Khmer and Myanmar go one character per token; ASCII words are exactly
-    rouge-score's default tokens (Porter-stemmed when longer than 3 characters), other words are kept whole."""
+    rouge-score's default tokens (Porter-stemmed when longer than 3 characters), other words are kept whole.
+
+    A `rouge_score.tokenizers.Tokenizer` (registered as one where it is used: importing rouge-score imports nltk,
+    seconds that commands scoring nothing should not pay)."""
 
     def __init__(self, use_stemmer: bool = True) -> None:
         from nltk.stem import porter
@@ -89,12 +92,14 @@ def rouge_l(outputs: list[str], references: list[str]) -> np.ndarray:
     global _ROUGE
     if _ROUGE is None:
         from rouge_score import rouge_scorer
+        from rouge_score.tokenizers import Tokenizer
 
+        Tokenizer.register(UnicodeTokenizer)
         _ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=UnicodeTokenizer(use_stemmer=True))
     return np.array([_ROUGE.score(r, o)["rougeL"].fmeasure for o, r in zip(outputs, references, strict=True)])
 
 
-def rouge_how() -> dict[str, str]:
+def rouge_how() -> JSONDict:
     """What a ROUGE-L score records about how it was computed (merged into its scorer record's args)."""
     return {"rouge_tokenizer": ROUGE_TOKENIZER}
 
@@ -125,7 +130,7 @@ def corpus_metric(name: str) -> Any:
     return BLEU() if name == "bleu" else CHRF()
 
 
-def corpus_how(name: str) -> dict[str, str]:
+def corpus_how(name: str) -> JSONDict:
     """What a corpus BLEU or chrF score records about how it was computed: sacrebleu's signature (one reference per
     output, as the heldout suite has; sacrebleu states the count only once the metric has scored something)."""
     metric = corpus_metric(name)
