@@ -187,10 +187,17 @@ def mde(se: float, *, confidence: float = 0.95, power: float = 0.8) -> float:
     return (z(confidence) + float(norm.ppf(power))) * se
 
 
-def paired_se(differences: np.ndarray | list[float], clusters: np.ndarray | list[Any] | None = None) -> float:
-    """Standard error of the mean paired difference. For 0/1 outcomes the variance of the differences is the
-    discordant-pair rate minus the squared mean (McNemar's setting); at least one discordant pair is assumed,
-    so a sample with none does not claim to detect everything. With clusters, the cluster-robust SE."""
+def paired_se(differences: np.ndarray | list[float], clusters: np.ndarray | list[Any] | None = None, *,
+              binary: bool = False) -> float:
+    """Standard error of the mean paired difference: sd(differences) / sqrt(n), as in scipy's `ttest_rel`; with
+    clusters, the cluster-robust SE (statsmodels' OLS `cov_type="cluster"` on a constant).
+
+    The variance is floored at 1/n (one discordant pair assumed) for 0/1 outcomes (`binary`, McNemar's setting,
+    where the variance of the differences is the discordant-pair rate minus the squared mean), so a sample with
+    no discordant pair does not claim to detect everything. A continuous metric (ROUGE-L, a share of fields) keeps
+    its own variance, however small; only where its differences have no spread at all, so that the sample says
+    nothing about their variance, is the same floor assumed (one example differing by 1, the range of a score
+    in [0, 1])."""
     d = np.asarray(differences, dtype=float)
     d = d[~np.isnan(d)]
     n = d.size
@@ -201,9 +208,10 @@ def paired_se(differences: np.ndarray | list[float], clusters: np.ndarray | list
         k = int(ids.max()) + 1
         if k > 1:
             resid = np.bincount(ids, weights=d - d.mean(), minlength=k)
-            return float(math.sqrt(max((resid ** 2).sum() * k / (k - 1), 1.0)) / n)
+            sumsq = float((resid ** 2).sum() * k / (k - 1))
+            return math.sqrt(max(sumsq, 1.0) if binary or sumsq == 0 else sumsq) / n
     var = float(d.var(ddof=1)) if n > 1 else 0.0
-    return math.sqrt(max(var, 1.0 / n) / n)
+    return math.sqrt((max(var, 1.0 / n) if binary or var == 0 else var) / n)
 
 
 def adjust_pvalues(pvalues: list[float], method: str) -> list[float]:
@@ -231,16 +239,34 @@ def mde_for_family(mde_one: float, *, confidence: float = 0.95, family: int = 1,
 TYPICAL_DISCORDANCE = 0.2  # share of outcomes that differ between two variants, for planning before any data
 
 
+def planning_n(*, discordance: float = TYPICAL_DISCORDANCE, confidence: float = 0.95) -> int:
+    """The fewest paired items whose planning MDE is no larger than `discordance`: (z + z_power)^2 / discordance
+    (40 at 20%, 95% and 80% power). Below it no difference is detectable at that discordance, because a paired
+    difference of 0/1 outcomes can never exceed the share of outcomes that differ."""
+    return max(1, math.ceil(mde(1.0, confidence=confidence) ** 2 / discordance))
+
+
 def planning_mde(n: int, *, discordance: float = TYPICAL_DISCORDANCE, confidence: float = 0.95) -> float:
     """Roughly the smallest paired difference n items can detect with 80% power, assuming a share `discordance`
-    of the outcomes differ between the two variants (McNemar's setting; Miller 2024, sec. 4)."""
-    return mde(math.sqrt(discordance / n), confidence=confidence) if n > 0 else math.inf
+    of the outcomes differ between the two variants (McNemar's setting; Miller 2024, sec. 4): (z + z_power) *
+    sqrt(discordance / n). Infinite where that exceeds `discordance` (fewer than `planning_n` items): a paired
+    difference can never be larger than the share of outcomes that differ, so no possible difference is detected."""
+    if n < planning_n(discordance=discordance, confidence=confidence):
+        return math.inf
+    return mde(math.sqrt(discordance / n), confidence=confidence)
 
 
 def planning_note(n: int) -> str:
-    """One line a user can plan with: what n paired items can detect."""
-    return (f"with n={n} a paired comparison detects differences of about {planning_mde(n):.2f} or more (80% power, "
-            f"95% confidence, if {TYPICAL_DISCORDANCE:.0%} of outcomes differ between the two variants)")
+    """One line a user can plan with: what n paired items can detect (never an effect larger than the discordance
+    it assumes, which no paired comparison could show)."""
+    share = f"if {TYPICAL_DISCORDANCE:.0%} of outcomes differ between the two variants"
+    effect = planning_mde(n)
+    if math.isinf(effect):
+        return (f"with n={n} a paired comparison cannot reliably detect any difference {share} (80% power, 95% "
+                f"confidence): no difference can exceed the {TYPICAL_DISCORDANCE:.0%} that differ, and detecting one "
+                f"that large needs {planning_n()} items or more")
+    return (f"with n={n} a paired comparison detects differences of about {effect:.2f} or more (80% power, "
+            f"95% confidence, {share})")
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, confidence: float = 0.95,

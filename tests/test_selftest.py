@@ -68,8 +68,10 @@ def test_dry_run_and_data_check_say_what_each_size_can_detect(tiny_experiment: P
     assert main(["sweep", str(tiny_experiment), "--dry-run", "--db", str(tiny_experiment.parent / "r.duckdb")]) == 0
     out = capsys.readouterr().out
     assert "what each suite's size can detect" in out
-    assert f"heldout: with n=10 a paired comparison detects differences of about {stats.planning_mde(10):.2f}" in out
+    # 10 items cannot show any difference at the assumed 20% discordance (an MDE of 0.40 > 0.20): it says so
+    assert "heldout: with n=10 a paired comparison cannot reliably detect any difference if 20% of outcomes" in out
+    assert f"needs {stats.planning_n()} items or more" in out
     assert main(["data", "check", str(tiny_experiment.parent / "test.jsonl"), "--model", "none"]) == 0
-    assert "with n=10 a paired comparison detects" in " ".join(capsys.readouterr().out.split())
+    assert "with n=10 a paired comparison cannot reliably detect" in " ".join(capsys.readouterr().out.split())
     # the planning figure is the MDE formula at a 20% discordance: 2.8 * sqrt(0.2 / n)
     assert stats.planning_mde(100) == pytest.approx(2.80158 * (0.2 / 100) ** 0.5, rel=1e-4)

@@ -119,3 +119,102 @@ def test_paired_comparison_with_correlated_clusters_is_wider_and_says_so() -> No
     assert clus.ci_high - clus.ci_low > 1.5 * (flat.ci_high - flat.ci_low)
     assert clus.mde is not None and flat.mde is not None and clus.mde > flat.mde
     assert "in 10 clusters (resampled whole)" in clus.how and clus.clustered and clus.mcnemar_p is None
+
+
+# -- standard errors and MDEs against scipy and statsmodels -----------------------------------------------------
+def _rouge_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two variants' per-example scores in [0, 1] that move together (a continuous metric such as ROUGE-L)."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.3, 0.7, n)
+    return np.clip(base + rng.normal(0.03, 0.08, n), 0, 1), base
+
+
+@pytest.mark.parametrize("n,seed", [(10, 0), (10, 1), (12, 2), (48, 3)])
+def test_paired_se_of_a_continuous_metric_is_scipys_paired_t_se(n: int, seed: int) -> None:
+    """sd(d)/sqrt(n), the standard error scipy's ttest_rel divides by: no 1/n floor on continuous outcomes."""
+    from scipy.stats import ttest_rel
+
+    cand, base = _rouge_like(n, seed)
+    d = cand - base
+    ref = ttest_rel(cand, base)
+    assert stats.paired_se(d) == pytest.approx(d.mean() / ref.statistic, rel=1e-10)
+    assert stats.paired_t_p(d) == pytest.approx(ref.pvalue, rel=1e-10)
+
+
+@pytest.mark.parametrize("n,seed", [(10, 0), (10, 1), (48, 3)])
+def test_mde_of_a_continuous_metric_matches_statsmodels_power(n: int, seed: int) -> None:
+    """The comparison's MDE is statsmodels' normal-approximation effect size times sd(d) (Miller's eq. 9), and
+    within the t-distribution's small-sample correction of TTestPower's; the 1/n floor made it 2-5x larger."""
+    from statsmodels.stats.power import NormalIndPower, TTestPower
+
+    from harness.verdicts.compare import Settings, paired
+
+    cand, base = _rouge_like(n, seed)
+    d = cand - base
+    sd = float(d.std(ddof=1))
+    normal = NormalIndPower().solve_power(effect_size=None, nobs1=n, alpha=0.05, power=0.8, ratio=0) * sd
+    student = TTestPower().solve_power(effect_size=None, nobs=n, alpha=0.05, power=0.8) * sd
+    mde = stats.mde(stats.paired_se(d))
+    assert mde == pytest.approx(normal, rel=1e-4)
+    assert normal < student < 1.15 * normal  # the normal approximation, 12% optimistic at n=10
+    cmp = paired({f"e{i}": float(v) for i, v in enumerate(cand)}, {f"e{i}": float(v) for i, v in enumerate(base)},
+                 Settings())
+    assert cmp is not None and cmp.mde == pytest.approx(normal, rel=1e-4) and "paired t-test" in cmp.how
+
+
+def test_binary_outcomes_keep_the_one_discordant_pair_floor() -> None:
+    from statsmodels.stats.power import NormalIndPower
+
+    from harness.verdicts.compare import Settings, paired
+
+    n = 48
+    assert stats.paired_se(np.zeros(n), binary=True) == pytest.approx(math.sqrt(1 / n / n))
+    # one discordant pair: the sample variance is exactly the floor, so the floor changes nothing
+    one = np.array([1.0] + [0.0] * (n - 1))
+    assert stats.paired_se(one, binary=True) == pytest.approx(stats.paired_se(one)) == pytest.approx(1 / n)
+    # a continuous metric with no spread at all says nothing about its variance: the same floor is assumed
+    assert stats.paired_se(np.zeros(n)) == pytest.approx(math.sqrt(1 / n / n))
+    same = {f"e{i}": float(i % 2) for i in range(n)}
+    cmp = paired(same, dict(same), Settings())
+    expected = NormalIndPower().solve_power(effect_size=None, nobs1=n, alpha=0.05, power=0.8, ratio=0) / math.sqrt(n)
+    assert cmp is not None and cmp.mde == pytest.approx(expected, rel=1e-4) and "McNemar" in cmp.how
+
+
+def test_cluster_robust_se_matches_statsmodels_ols() -> None:
+    import statsmodels.api as sm
+
+    cand, base = _rouge_like(40, 5)
+    d = cand - base
+    clusters = np.array([f"c{i // 4}" for i in range(40)])  # 10 clusters of 4
+    groups = np.unique(clusters, return_inverse=True)[1]
+    ols = sm.OLS(d, np.ones_like(d)).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    assert stats.paired_se(d, clusters) == pytest.approx(float(ols.bse[0]), rel=1e-10)
+    # 0/1 outcomes: one discordant pair's worth of variance at least (sqrt(1) / n)
+    assert stats.paired_se(np.zeros(40), clusters, binary=True) == pytest.approx(1 / 40)
+
+
+def test_planning_note_never_claims_an_effect_larger_than_the_discordance_it_assumes() -> None:
+    """A paired difference of 0/1 outcomes can never exceed the share of outcomes that differ: at 20% discordance
+    an MDE of 0.40 (n=10) is impossible, so the note says how many items are needed instead."""
+    import re
+
+    from statsmodels.stats.power import NormalIndPower
+
+    power = NormalIndPower()
+    d = stats.TYPICAL_DISCORDANCE
+    need = power.solve_power(effect_size=d / math.sqrt(d), nobs1=None, alpha=0.05, power=0.8, ratio=0)
+    assert stats.planning_n() == math.ceil(need) == 40
+    assert math.isinf(stats.planning_mde(39)) and stats.planning_mde(40) <= d
+    for n in range(0, 400):
+        note = stats.planning_note(n)
+        effect = stats.planning_mde(n)
+        if math.isinf(effect):
+            assert "cannot reliably detect any difference" in note and "needs 40 items or more" in note, note
+            assert not re.search(r"\b\d\.\d\d\b", note), note  # no effect size printed at all
+        else:
+            assert effect <= d
+            es = power.solve_power(effect_size=None, nobs1=n, alpha=0.05, power=0.8, ratio=0)
+            assert effect == pytest.approx(es * math.sqrt(d), rel=1e-4)
+            assert f"detects differences of about {effect:.2f} or more" in note
+            assert float(re.search(r"about (\d\.\d\d)", note).group(1)) <= d  # type: ignore[union-attr]
+    assert "with n=10 a paired comparison cannot reliably detect any difference" in stats.planning_note(10)

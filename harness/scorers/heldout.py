@@ -52,9 +52,9 @@ def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
             k = int(json_refs.sum())
             rows.append(Score.of("field_accuracy", stats.mean_ci(fa[json_refs]), k))
             rows.append(Score.of("json_valid", stats.wilson_ci(int(json_valid[json_refs].sum()), k), k))
-        rows.append(Score.of("rougeL", stats.mean_ci(rouge), len(rouge)))
+        rows.append(Score.of("rougeL", stats.mean_ci(rouge), len(rouge), metrics.rouge_how()))
         for name in ("bleu", "chrf"):
-            rows.append(Score.of(name, metrics.corpus_metric_ci(name, outs, refs), len(outs)))
+            rows.append(Score.of(name, metrics.corpus_metric_ci(name, outs, refs), len(outs), metrics.corpus_how(name)))
         if nll:
             # token-weighted mean NLL; the CI resamples examples with their token counts
             rows.append(Score.of("loss", stats.ratio_ci([n for n, _ in nll], [c for _, c in nll]), len(nll)))

@@ -143,12 +143,13 @@ def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_
         rows: list[Score] = []
         for m in (primary, "rougeL"):
             tr, te = train_vals[m], test_vals[m]
+            how_m = {**how, **metrics.rouge_how()} if m == "rougeL" else how
             for split, v in (("train", tr), ("test", te)):
                 if not np.isnan(v).all():
-                    rows.append(Score.of(f"{split}_{m}", stats.mean_ci(v), int((~np.isnan(v)).sum()), how))
+                    rows.append(Score.of(f"{split}_{m}", stats.mean_ci(v), int((~np.isnan(v)).sum()), how_m))
             if not (np.isnan(tr).all() or np.isnan(te).all()):
                 rows.append(Score.of(f"gap_{m}", stats.diff_means_ci(tr, te),
-                                     int((~np.isnan(tr)).sum() + (~np.isnan(te)).sum()), how))
+                                     int((~np.isnan(tr)).sum() + (~np.isnan(te)).sum()), how_m))
         index = TrainIndex([e.reference for e in ctx.train], min_words, max_answers)
         copies = [index.copied(o, r) for o, r in zip(test_outs, test_refs, strict=True)]
         rows.insert(0, replace(rate_row("regurgitation_rate", sum(c is not None for c in copies), len(copies)), how=how))

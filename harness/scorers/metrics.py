@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 import numpy as np
+import regex
 
 from harness import stats
+from harness.scores import JSONDict
 
 
 def parse_json(text: str) -> Any | None:
@@ -47,25 +50,66 @@ def field_accuracy(output: str, reference: str) -> tuple[float | None, dict[str,
     return sum(per_field.values()) / len(per_field), per_field
 
 
+# Scripts written without spaces between words: each character (with its combining marks) is a token, as
+# multilingual ROUGE is usually computed for Chinese and Japanese; no segmenter or dictionary is needed.
+_BY_CHARACTER = ("Han", "Hiragana", "Katakana", "Hangul", "Bopomofo", "Thai", "Lao", "Khmer", "Myanmar")
+_CHARACTER = "[[" + "".join(rf"\p{{scx={s}}}" for s in _BY_CHARACTER) + r"]&&[\p{L}\p{N}]]"
+_TOKEN = regex.compile(rf"{_CHARACTER}\p{{M}}*|(?:(?!{_CHARACTER})[\p{{L}}\p{{N}}]\p{{M}}*)+", regex.V1)
+_ASCII_WORD = regex.compile(r"^[a-z0-9]+$")
+ROUGE_TOKENIZER = "unicode-1"  # stored with every ROUGE-L score; docs/scoring.md says what it does
+
+
+class UnicodeTokenizer:
+    """rouge-score tokenizer for text in any script: NFC, lowercase, words are runs of letters, digits and marks,
+    and Han, kana, Hangul, Thai, Lao, Khmer and Myanmar go one character per token; ASCII words are exactly
+    rouge-score's default tokens (Porter-stemmed when longer than 3 characters), other words are kept whole.
+
+    A `rouge_score.tokenizers.Tokenizer` (registered as one where it is used: importing rouge-score imports nltk,
+    seconds that commands scoring nothing should not pay)."""
+
+    def __init__(self, use_stemmer: bool = True) -> None:
+        from nltk.stem import porter
+
+        self._stemmer = porter.PorterStemmer() if use_stemmer else None
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens = []
+        for token in _TOKEN.findall(unicodedata.normalize("NFC", text).lower()):
+            if token.isascii():
+                if self._stemmer is not None and len(token) > 3:
+                    token = self._stemmer.stem(token)
+                if not _ASCII_WORD.match(token):  # rouge-score's final check on its own tokens
+                    continue
+            tokens.append(token)
+        return tokens
+
+
 _ROUGE: Any = None
 
 
 def rouge_l(outputs: list[str], references: list[str]) -> np.ndarray:
-    """ROUGE-L F1 per example (rouge-score, stemmed)."""
+    """ROUGE-L F1 per example (rouge-score's LCS, stemmed, with the Unicode tokenizer: ROUGE_TOKENIZER)."""
     global _ROUGE
     if _ROUGE is None:
         from rouge_score import rouge_scorer
+        from rouge_score.tokenizers import Tokenizer
 
-        _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+        Tokenizer.register(UnicodeTokenizer)
+        _ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=UnicodeTokenizer(use_stemmer=True))
     return np.array([_ROUGE.score(r, o)["rougeL"].fmeasure for o, r in zip(outputs, references, strict=True)])
+
+
+def rouge_how() -> JSONDict:
+    """What a ROUGE-L score records about how it was computed (merged into its scorer record's args)."""
+    return {"rouge_tokenizer": ROUGE_TOKENIZER}
 
 
 def corpus_metric_ci(name: str, outputs: list[str], references: list[str], *, resamples: int = 1000,
                      seed: int = stats.DEFAULT_SEED) -> tuple[float, float, float]:
-    """Corpus BLEU or chrF (sacrebleu) with a bootstrap CI over examples (sufficient statistics resampled)."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    metric = BLEU(effective_order=True) if name == "bleu" else CHRF()
+    """Corpus BLEU or chrF with sacrebleu's default corpus settings (`sacrebleu.corpus_bleu(outputs, [refs])`; no
+    `effective_order`, which is for sentence-level BLEU) and a bootstrap CI over examples (sufficient statistics
+    resampled)."""
+    metric = corpus_metric(name)
     value = float(metric.corpus_score(outputs, [references]).score)
     if len(outputs) < 2:
         return value, value, value
@@ -77,3 +121,18 @@ def corpus_metric_ci(name: str, outputs: list[str], references: list[str], *, re
     boot = np.array([metric._compute_score_from_stats(list(row)).score for row in sums])
     lo, hi = np.quantile(boot, [0.025, 0.975])
     return value, float(min(lo, value)), float(max(hi, value))
+
+
+def corpus_metric(name: str) -> Any:
+    """sacrebleu's BLEU or chrF object with its default (corpus) settings."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return BLEU() if name == "bleu" else CHRF()
+
+
+def corpus_how(name: str) -> JSONDict:
+    """What a corpus BLEU or chrF score records about how it was computed: sacrebleu's signature (one reference per
+    output, as the heldout suite has; sacrebleu states the count only once the metric has scored something)."""
+    metric = corpus_metric(name)
+    metric.corpus_score(["a"], [["a"]])
+    return {"sacrebleu": str(metric.get_signature())}

@@ -87,7 +87,8 @@ def paired(candidate: Mapping[str, float], reference: Mapping[str, float], s: Se
     labels = [clusters.get(i, i) for i in ids] if clusters else None
     d, lo, hi = stats.paired_diff_ci(x, y, confidence=s.confidence, resamples=s.resamples, seed=s.seed,
                                      clusters=labels)
-    se = stats.paired_se(x - y, labels)
+    binary = bool(np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all())
+    se = stats.paired_se(x - y, labels, binary=binary)
     how = f"paired bootstrap over {len(ids)} examples"
     mcnemar = None
     if labels is not None:
@@ -95,7 +96,7 @@ def paired(candidate: Mapping[str, float], reference: Mapping[str, float], s: Se
         how += f" in {k} clusters (resampled whole)"
         p = float(2 * (1 - _norm_cdf(abs(d) / se))) if se > 0 else 1.0
         how += f", cluster z-test p={p:.3g}"
-    elif np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all():
+    elif binary:
         p = mcnemar = stats.mcnemar_exact(x > 0.5, y > 0.5)
         how += f", McNemar p={p:.3g}"
     else:
