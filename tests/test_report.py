@@ -276,3 +276,19 @@ def test_data_checks_section_shows_the_runs_stored_warnings_escaped(tmp_path: Pa
     assert "Not recorded: this run was stored before data checks" in html
     html = build_report(db, clean, output=tmp_path / "c.html").read_text(encoding="utf-8")
     assert "No data-quality warnings" in html and '<a href="#data-checks">Data checks</a>' in html
+
+
+def test_item20_every_finding_in_the_report_shows_what_it_could_have_detected(report: str) -> None:
+    """Each finding of the report carries its minimum detectable effect from its evidence, not only gate rules."""
+    from harness.report.data import detectable
+
+    section = report.split('id="findings"')[1].split("</section>")[0]
+    n = section.count('class="finding sev-')
+    shown = re.findall(r'<div class="mde small muted">([^<]*)</div>', section)
+    assert n > 0 and len(shown) == n
+    assert all(s.startswith("could detect ") and "with 80% power" in s for s in shown), shown
+    assert any("validation-loss rise above 0.02" in s for s in shown)
+    assert any("a difference of 0.19 or more against base" in s for s in shown)
+    assert detectable("format", {"kind": "floor", "mde": 0.123}) == ("could detect a rate 0.12 or more below the floor, "
+                                                                       "with 80% power")
+    assert "not recorded" in detectable("forgetting", {"delta": -0.2})  # a finding stored by an older harness

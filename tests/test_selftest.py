@@ -32,6 +32,34 @@ def test_selftest_fails_when_the_findings_cannot_see_a_defect_the_data_supports(
     assert "MISSED" in out and "selftest FAILED" in out
 
 
+def test_item20_selftest_nothing_to_check_is_not_a_pass(tmp_path: Path, capsys) -> None:
+    """A run with only a held-out suite has no outcome any finding compares: the selftest says it checked nothing
+    (no "0.0%" false-alarm rate over 0 copies) and exits 1, never "PASSED"."""
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=2, n_heldout=20, kinds=("heldout",), failed=False, given=False))
+    assert main(["selftest", "--db", str(db), "--repetitions", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "false alarms: nothing to check" in out and "null copies" not in out and "0.0%" not in out
+    assert "selftest NOTHING TO CHECK" in out and "is not a pass (exit 1)" in out and "PASSED" not in out
+    assert "not checked (no such suite" in out and "format, hallucination, general" in out
+
+
+def test_selftest_covers_the_newer_suites_findings(tmp_path: Path, capsys) -> None:
+    """Safety, instruction-following and regurgitation findings are planted and found like the others."""
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=2, kinds=("heldout", "safety", "instructions", "memorization"),
+                                       failed=False, given=False))
+    main(["selftest", "--db", str(db), "--repetitions", "5"])
+    out = capsys.readouterr().out
+    for defect in ("safety (refusal_rate drop)", "forgetting (prompt_strict drop)",
+                   "memorization (regurgitation_rate rise)"):
+        assert defect in out, defect
+    assert "false alarms on 10 null copies" in out and "selftest PASSED" in out
+    # 16 harmful requests of which the variant refuses about 60%: a drop of 1.5x the MDE cannot be planted, so the
+    # safety verdict is listed as untested where it counts rather than passed
+    assert "not tested at or above the MDE" in out and "safety (refusal_rate drop) on safety" in out
+
+
 def test_design_mde_is_the_fixed_point_of_the_formula() -> None:
     from harness import stats
 

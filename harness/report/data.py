@@ -272,9 +272,27 @@ def findings_by_variant(data: RunData) -> list[dict[str, Any]]:
             ev = f.get("evidence")
             ev_text = "" if ev is None else json.dumps(ev, indent=2, ensure_ascii=False, default=str)
             items.append({"check": str(f.get("check") or ""), "severity": str(f.get("severity") or ""),
-                          "message": str(f.get("message") or ""), "evidence": ev_text})
+                          "message": str(f.get("message") or ""), "evidence": ev_text,
+                          "detects": detectable(str(f.get("check") or ""), ev if isinstance(ev, dict) else {})})
         groups.append({"variant_id": str(vid), "name": str(names.get(vid, vid)), "entries": items})
     return groups
+
+
+def detectable(check: str, evidence: dict[str, Any]) -> str:
+    """What a finding could have detected (its evidence's minimum detectable effect), as one line for the report."""
+    mde = evidence.get("mde")
+    if not isinstance(mde, int | float) or isinstance(mde, bool) or not math.isfinite(mde):
+        return "minimum detectable effect not recorded (a finding stored by an older harness)"
+    kind = evidence.get("kind")
+    if check == "overfitting":
+        what = f"a validation-loss rise above {mde:.2f} (min_rise, a threshold)"
+    elif kind in ("floor", "ceiling"):
+        what = f"a rate {mde:.2f} or more {'below the floor' if kind == 'floor' else 'above the ceiling'}"
+    else:
+        family = evidence.get("family")
+        what = f"a difference of {mde:.2f} or more against base" + (
+            f" (corrected over {family} comparisons)" if isinstance(family, int) and family > 1 else "")
+    return f"could detect {what}, with 80% power"
 
 
 def data_checks(data: RunData) -> list[dict[str, str]] | None:
