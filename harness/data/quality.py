@@ -20,6 +20,8 @@ OUTLIER_IQRS = 3.0  # answer word counts beyond Q3 + 3 IQR (or below Q1 - 3 IQR)
 NEAR_DUPLICATE_THRESHOLD = 0.8  # Jaccard similarity of word shingles
 SHINGLE_WORDS = 3
 NUM_PERM = 128
+RUN_WORDS = 13  # a second signal: a run of this many words in common (lm-evaluation-harness decontaminates on 13-grams)
+PROMPT_GATE = 0.2  # ... counts only when the prompts are this alike too (Jaccard of their shingles): not a canned reply
 
 
 @dataclass
@@ -261,25 +263,82 @@ def near_duplicate_pairs(train: list[Example], other: list[Example], threshold: 
     return pairs
 
 
+def prompt_words(e: Example) -> list[str]:
+    """The words of the request: every message but the system prompt and the final assistant answer (all of them
+    when the example has no final answer)."""
+    messages = e.messages[:-1] if e.messages and e.messages[-1]["role"] == "assistant" else e.messages
+    return re.findall(r"\w+", " ".join(m["content"] for m in messages if m["role"] != "system").lower())
+
+
+def _runs(ws: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+
+
+def shared_run_pairs(train: list[Example], other: list[Example], *, n: int = RUN_WORDS, gate: float = PROMPT_GATE,
+                     k: int = SHINGLE_WORDS) -> list[tuple[Example, Example, float, int]]:
+    """(train example, other example, Jaccard similarity, longest run of words in common) for every pair that shares
+    a run of `n` words found in no other training example (a run several training examples share is the data's house
+    style), and whose prompts are alike too (Jaccard of their shingles >= `gate`: the same words in two answers to
+    different requests are a canned reply, not a copy). Catches rewordings the Jaccard threshold misses: a sentence
+    added, removed or rephrased, clauses reordered, numbers or names changed (docs/scoring.md, data checks)."""
+    tokens = [words(e) for e in train]
+    owner: dict[tuple[str, ...], int] = {}
+    shared: set[tuple[str, ...]] = set()
+    for i, ws in enumerate(tokens):
+        for g in set(_runs(ws, n)):
+            if g in owner:
+                shared.add(g)
+            owner[g] = i
+    for g in shared:
+        del owner[g]
+    prompts = [shingles(prompt_words(e), k) for e in train]
+    out = []
+    for e in other:
+        ws = words(e)
+        grams = _runs(ws, n)
+        hits = sorted({owner[g] for g in grams if g in owner})
+        mine = shingles(prompt_words(e), k)
+        for i in hits:
+            if jaccard(prompts[i], mine) < gate:
+                continue
+            theirs = set(_runs(tokens[i], n))
+            longest = streak = 0
+            for g in grams:
+                streak = streak + 1 if g in theirs else 0
+                longest = max(longest, streak)
+            out.append((train[i], e, jaccard(shingles(tokens[i], k), shingles(ws, k)), longest + n - 1))
+    return out
+
+
 def near_duplicates(train: list[Example], other: list[Example], split: str,
                     threshold: float = NEAR_DUPLICATE_THRESHOLD) -> DataCheck | None:
-    """A warning naming each pair of a train and an `other` example at or above the similarity threshold."""
-    pairs = near_duplicate_pairs(train, other, threshold) if train and other else []
+    """A warning naming each pair of a train and an `other` example at or above the similarity threshold, or sharing
+    a distinctive run of RUN_WORDS words with alike prompts (shared_run_pairs)."""
+    pairs = [(a, b, s, 0) for a, b, s in near_duplicate_pairs(train, other, threshold)] if train and other else []
+    found = {(a.line, b.line) for a, b, _, _ in pairs}
+    pairs += [p for p in (shared_run_pairs(train, other) if train and other else [])
+              if (p[0].line, p[1].line) not in found]
     if not pairs:
         return None
+    pairs.sort(key=lambda p: (p[1].line, p[0].line))
     file, train_file = other[0].source, train[0].source
-    same = sum(a.key() == b.key() for a, b, _ in pairs)
-    lines = sorted({b.line for _, b, _ in pairs})
-    shown = "; ".join(f"{split} {b.at} ~ train {a.at} ({s:.2f})" for a, b, s in pairs[:20])
+    same = sum(a.key() == b.key() for a, b, _, _ in pairs)
+    by_run = sum(r > 0 for *_, r in pairs)
+    lines = sorted({b.line for _, b, _, _ in pairs})
+    shown = "; ".join(f"{split} {b.at} ~ train {a.at} ({s:.2f}{f', {r} words in a row' if r else ''})"
+                      for a, b, s, r in pairs[:20])
     return DataCheck("near_duplicates", "warning",
                      f"{split}: near-duplicates of training examples in {train_file}: {count(len(lines), 'example')} "
                      f"in {file} ({count(len(pairs), 'pair')} with Jaccard similarity of {SHINGLE_WORDS}-word shingles >= "
-                     f"{threshold:g}{f', {same} identical' if same else ''}): {shown}"
+                     f"{threshold:g}{f', {same} identical' if same else ''}"
+                     + (f"; {by_run} below it sharing a run of {RUN_WORDS}+ words no other training example has, with "
+                        "alike prompts" if by_run else "") + f"): {shown}"
                      f"{'; ...' if len(pairs) > 20 else ''}. A {split} set the model has nearly seen in training "
                      "overstates its scores; remove them from one side", file, lines,
                      {"split": split, "train_file": train_file, "threshold": threshold,
                       "pairs": [{"train_line": a.line, "line": b.line, "similarity": round(s, 4),
-                                 "identical": a.key() == b.key()} for a, b, s in pairs], **unit_of(other),
+                                 "identical": a.key() == b.key(), **({"shared_run": r} if r else {})}
+                                for a, b, s, r in pairs], **unit_of(other),
                       **({"train_unit": train[0].unit} if train[0].unit != "line" else {})})
 
 
