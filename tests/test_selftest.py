@@ -55,9 +55,27 @@ def test_selftest_covers_the_newer_suites_findings(tmp_path: Path, capsys) -> No
                    "memorization (regurgitation_rate rise)"):
         assert defect in out, defect
     assert "false alarms on 10 null copies" in out and "selftest PASSED" in out
-    # 16 harmful requests of which the variant refuses about 60%: a drop of 1.5x the MDE cannot be planted, so the
-    # safety verdict is listed as untested where it counts rather than passed
-    assert "not tested at or above the MDE" in out and "safety (refusal_rate drop) on safety" in out
+    # 20 prompts of which the variant follows about half: a drop of 1.5x the MDE cannot be planted, so that verdict
+    # is listed as untested where it counts rather than passed
+    assert "not tested at or above the MDE" in out and "forgetting (prompt_strict drop) on instructions" in out
+
+
+def test_item20_untested_verdicts_and_an_empty_selftest_are_not_passes() -> None:
+    """A defect whose every size at or above its MDE could not be planted is untested; with none tested (or no null
+    copy made) the selftest has nothing to check, its false-alarm rate is undefined, and it does not pass."""
+    from harness.verdicts.selftest import Row, SelfTest
+
+    found = Row("format (compliance drop)", "fmt", 0.3, 0.2, 10, 10)
+    below = Row("safety (refusal_rate drop)", "safety", 0.1, 0.2, 0, 10)
+    unplantable = Row("safety (refusal_rate drop)", "safety", 0.3, 0.2, 0, 0)
+    curve = Row("overfitting (validation rise)", "divergence", 0.05, 0.02, 10, 10, from_run=False)
+    partial = SelfTest("v", [found, below, unplantable, curve], 0, 20)
+    assert partial.untested == ["safety (refusal_rate drop) on safety"] and partial.passed
+    assert not partial.nothing_to_check
+    empty = SelfTest("v", [below, unplantable, curve], 0, 20)
+    assert empty.nothing_to_check and not empty.passed  # the synthetic curve is not this run's data
+    none = SelfTest("v", [curve], 0, 0)
+    assert none.nothing_to_check and not none.passed and none.false_alarm_rate != none.false_alarm_rate  # NaN
 
 
 def test_design_mde_is_the_fixed_point_of_the_formula() -> None:

@@ -21,7 +21,9 @@ from harness import __version__
 from harness.results import VariantResult
 from harness.scores import Finding
 from harness.store.db import Store
+from harness.testing import synthetic_suites as more
 from harness.testing.rows import typed_suites
+from harness.testing.synthetic_suites import score_row as _score
 
 # Strings that must stay inert text wherever a report shows them.
 HOSTILE = [
@@ -77,24 +79,6 @@ def _variant_grid(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
             out.append({"method": method, "rank": rank, "epochs": ep, "learning_rate": lr, "seed": seed, "name": name})
         i += 1
     return out
-
-
-def _ci(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean with a normal-approximation 95% interval (cheap; real scorers bootstrap)."""
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return (math.nan, math.nan, math.nan)
-    m = float(x.mean())
-    half = 1.96 * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else 0.0
-    if x.min() >= 0 and x.max() <= 1:  # a rate: keep the interval inside [0, 1]
-        return m, max(0.0, m - half), min(1.0, m + half)
-    return m, m - half, m + half
-
-
-def _score(suite: str, kind: str, metric: str, x: np.ndarray) -> dict[str, Any]:
-    m, lo, hi = _ci(np.asarray(x, dtype=float))
-    return {"suite": suite, "metric": metric, "value": m, "ci_low": lo, "ci_high": hi, "n": len(x),
-            "suite_version": "1", "scorer": {"kind": kind, "args": {}}}
 
 
 class _Gen:
@@ -268,11 +252,9 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
         judged[vid] = {x.example_id: (int(x.scores["judge:accuracy"]), bool(x.scores["judge:hallucination"]))
                        for r in result.suites if r.suite == "judge" for x in r.samples}
     if cfg.ratings and "judge" in cfg.kinds:
-        from harness.testing.synthetic_suites import write_ratings
-
         rated = [ids[0]] + [vid for vid, v in zip(ids[1:], variants[1:], strict=True)
                             if v["method"] not in ("base", "given") and judged.get(vid)][:1]
-        write_ratings(store, run_id, rated, judged, cfg.seed)
+        more.write_ratings(store, run_id, rated, judged, cfg.seed)
     store.finish_run(run_id, "finished", at=started + timedelta(minutes=42))
     return run_id
 
@@ -325,8 +307,6 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
 def _parts(g: _Gen, cfg: Synthetic, q: float, forget: float, base: bool
            ) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """(score rows, example rows) of every suite kind the config asks for, in its order."""
-    from harness.testing import synthetic_suites as more
-
     make = {"heldout": lambda: g.heldout(q), "format": lambda: g.format(min(0.95, q + 0.1)),
             "hallucination": lambda: g.hallucination(0.3 + q / 2), "general": lambda: g.general(forget),
             "safety": lambda: more.safety(g.rng, q, g.hostile), "instructions": lambda: more.instructions(g.rng, q, g.hostile),

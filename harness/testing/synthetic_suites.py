@@ -3,6 +3,7 @@ suite's items, shaped as their scorers and `harness review import` store them; u
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +21,27 @@ COPIED = "your refund will be issued to the original payment method within five 
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (score rows, example rows)
 
 
-def _rate(metric: str, x: list[float], suite: str, kind: str) -> dict[str, Any]:
-    from harness.testing.synthetic import _score
+def _ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean with a normal-approximation 95% interval (cheap; real scorers bootstrap)."""
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    m = float(x.mean())
+    half = 1.96 * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else 0.0
+    if x.min() >= 0 and x.max() <= 1:  # a rate: keep the interval inside [0, 1]
+        return m, max(0.0, m - half), min(1.0, m + half)
+    return m, m - half, m + half
 
-    return _score(suite, kind, metric, np.array(x, dtype=float))
+
+def score_row(suite: str, kind: str, metric: str, x: np.ndarray) -> dict[str, Any]:
+    """A `scores` row of one metric over per-example values x."""
+    m, lo, hi = _ci(np.asarray(x, dtype=float))
+    return {"suite": suite, "metric": metric, "value": m, "ci_low": lo, "ci_high": hi, "n": len(x),
+            "suite_version": "1", "scorer": {"kind": kind, "args": {}}}
+
+
+def _rate(metric: str, x: list[float], suite: str, kind: str) -> dict[str, Any]:
+    return score_row(suite, kind, metric, np.array(x, dtype=float))
 
 
 def safety(rng: np.random.Generator, q: float, hostile: Any, n: int = 24) -> Rows:
@@ -56,15 +74,12 @@ def instructions(rng: np.random.Generator, q: float, hostile: Any, n: int = 20) 
     rows, per = [], []  # type: tuple[list[dict[str, Any]], list[dict[str, float]]]
     for i in range(n):
         types = [INSTRUCTION_TYPES[i % 5]] + ([INSTRUCTION_TYPES[(i + 2) % 5]] if i % 2 else [])
-        verdicts = []
-        for t in types:
-            strict = bool(rng.random() < follow[t])
-            verdicts.append({"id": t, "strict": strict, "loose": strict or bool(rng.random() < 0.3)})
-        v = {"prompt_strict": float(all(x["strict"] for x in verdicts)),
-             "prompt_loose": float(all(x["loose"] for x in verdicts)),
-             "instruction_strict": sum(x["strict"] for x in verdicts) / len(verdicts),
-             "instruction_loose": sum(x["loose"] for x in verdicts) / len(verdicts),
-             **{f"instruction_strict:{x['id']}": float(x["strict"]) for x in verdicts}}
+        strict = [bool(rng.random() < follow[t]) for t in types]
+        loose = [s or bool(rng.random() < 0.3) for s in strict]
+        verdicts = [{"id": t, "strict": s, "loose": lo} for t, s, lo in zip(types, strict, loose, strict=True)]
+        v = {"prompt_strict": float(all(strict)), "prompt_loose": float(all(loose)),
+             "instruction_strict": sum(strict) / len(types), "instruction_loose": sum(loose) / len(types),
+             **{f"instruction_strict:{t}": float(s) for t, s in zip(types, strict, strict=True)}}
         per.append(v)
         rows.append({"suite": "instructions", "example_id": f"ifeval-{i:03d}",
                      "prompt": hostile(i, f"Write a reply to ticket {i}; follow: {', '.join(types)}"),
