@@ -19,7 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 from harness.data.chat import Example, load_examples
-from harness.data.quality import NEAR_DUPLICATE_THRESHOLD, near_duplicate_pairs, near_duplicates
+from harness.data.quality import near_duplicates
+from harness.data.similarity import NEAR_DUPLICATE_THRESHOLD, near_duplicate_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 LABELLED = REPO / "tests" / "data" / "near_duplicates"

@@ -18,16 +18,12 @@ from harness.data.quality import (
     dataset_checks,
     few_examples,
     format_consistency,
-    jaccard,
     length_outliers,
-    near_duplicate_pairs,
     near_duplicates,
     personal_data,
-    shared_run_pairs,
-    shingles,
     truncation,
-    words,
 )
+from harness.data.similarity import jaccard, near_duplicate_pairs, shared_run_pairs, shingles, words
 from harness.progress import Quiet
 from harness.spec.schema import load_spec
 from harness.store.db import Store
