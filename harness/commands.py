@@ -118,6 +118,7 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     import sys
 
     from harness.data.quality import check_files, count
+    from harness.data.similarity import RUN_WORDS
 
     locs, columns = _data_sources(file, against, fmt, column or [])
     if not 0.0 < threshold <= 1.0:
@@ -161,7 +162,8 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
         table.add_row(f"leakage vs {other['file']}", (
             "exact copies: " + ("none" if not exact else f"{len(exact)} (" + ", ".join(
                 f"{unit} {a} = {theirs} {b}" for a, b in exact[:20]) + (", ..." if len(exact) > 20 else "") + ")")
-            + "; near-duplicates: " + (f"none at Jaccard similarity >= {threshold:g}" if near is None else
+            + "; near-duplicates: " + (f"none at Jaccard similarity >= {threshold:g} or sharing a run of "
+                                       f"{RUN_WORDS} words" if near is None else
                                        f"{count(len(near.lines), 'example')} (below"
                                        + (", the exact copies among them)" if exact else ")"))))
         same = other["same_prompt"]
