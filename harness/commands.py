@@ -118,6 +118,7 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
     import sys
 
     from harness.data.quality import check_files, count
+    from harness.data.similarity import RUN_WORDS
 
     locs, columns = _data_sources(file, against, fmt, column or [])
     if not 0.0 < threshold <= 1.0:
@@ -161,7 +162,8 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
         table.add_row(f"leakage vs {other['file']}", (
             "exact copies: " + ("none" if not exact else f"{len(exact)} (" + ", ".join(
                 f"{unit} {a} = {theirs} {b}" for a, b in exact[:20]) + (", ..." if len(exact) > 20 else "") + ")")
-            + "; near-duplicates: " + (f"none at Jaccard similarity >= {threshold:g}" if near is None else
+            + "; near-duplicates: " + (f"none at Jaccard similarity >= {threshold:g} or sharing a run of "
+                                       f"{RUN_WORDS} words" if near is None else
                                        f"{count(len(near.lines), 'example')} (below"
                                        + (", the exact copies among them)" if exact else ")"))))
         same = other["same_prompt"]
@@ -209,7 +211,7 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
     from harness.gate.baseline import resolve_variant
     from harness.store.db import Store
     from harness.store.reads import load_run
-    from harness.verdicts.selftest import selftest
+    from harness.verdicts.selftest import DEFECTS, selftest
 
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run)
@@ -228,15 +230,31 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
         note = "" if r.size >= r.mde else " (below MDE)"
         table.add_row(r.defect, r.suite, f"{r.size:.2f}", f"{r.mde:.3f}", f"{r.power:.0%}{note}", ok)
     Console(width=160).print(table)
-    print(f"false alarms on {result.nulls} null copies (noise only): {result.false_alarm_rate:.1%} (at most 5% allowed)")
+    if result.nulls == 0:
+        print(f"false alarms: nothing to check ({result.variant} has no per-example outcomes of a suite whose "
+              "findings compare it with base)")
+    else:
+        print(f"false alarms on {result.nulls} null copies (noise only): {result.false_alarm_rate:.1%} "
+              "(at most 5% allowed)")
+    if result.untested:
+        print(f"not tested at or above the MDE (too few outcomes can move that far): {'; '.join(result.untested)}")
+    if result.unchecked:
+        print(f"not checked (no such suite with per-example outcomes on {result.variant}): "
+              f"{', '.join(result.unchecked)}")
     print(f"candidate: {how}")
     code = 0 if result.passed else 1
     if train:
         from harness.sweep.selftest_train import train_selftest
 
         code = max(code, train_selftest(db, run_id))
-    print("selftest PASSED" if code == 0 else "selftest FAILED: a defect the data should detect was missed, "
-          "or noise raised findings too often")
+    if result.nothing_to_check:
+        print(f"selftest NOTHING TO CHECK: no defect could be planted into {result.variant}'s outcomes at or above "
+              f"its MDE (suites of kind {', '.join(k for k, *_ in DEFECTS)} with per-example outcomes are what it "
+              "plants into), so no finding of this run was tested; this proves nothing and is not a pass (exit 1). "
+              "Add such a suite, or more items, to the spec, or choose a run that has them")
+    else:
+        print("selftest PASSED" if code == 0 else "selftest FAILED: a defect the data should detect was missed, "
+              "or noise raised findings too often")
     return code
 
 

@@ -236,6 +236,16 @@ def mde_for_family(mde_one: float, *, confidence: float = 0.95, family: int = 1,
     return mde_one * (z(1 - (1 - confidence) / family) + z_power) / (z(confidence) + z_power)
 
 
+def threshold_mde(threshold: float, n: int, confidence: float = 0.95, power: float = 0.8) -> float:
+    """How far beyond a floor or ceiling a true rate must lie for n 0/1 outcomes to show it with `power`: the
+    interval's far bound must clear the threshold t, so (z + z_power) * sqrt(t (1 - t) / n) (at least one outcome of
+    each kind assumed, as paired_se does)."""
+    if n <= 0:
+        return math.inf
+    t = min(max(float(threshold), 0.0), 1.0)
+    return mde(math.sqrt(max(t * (1 - t), 1.0 / n) / n), confidence=confidence, power=power)
+
+
 TYPICAL_DISCORDANCE = 0.2  # share of outcomes that differ between two variants, for planning before any data
 
 

@@ -18,14 +18,12 @@ from harness.data.quality import (
     dataset_checks,
     few_examples,
     format_consistency,
-    jaccard,
     length_outliers,
-    near_duplicate_pairs,
+    near_duplicates,
     personal_data,
-    shingles,
     truncation,
-    words,
 )
+from harness.data.similarity import jaccard, near_duplicate_pairs, shared_run_pairs, shingles, words
 from harness.progress import Quiet
 from harness.spec.schema import load_spec
 from harness.store.db import Store
@@ -103,6 +101,53 @@ def test_near_duplicates_take_seconds_for_thousands(tmp_path: Path) -> None:
     pairs = near_duplicate_pairs(big, other)
     assert [(a.line, b.line, s) for a, b, s in pairs] == [(42, 7, 1.0)]
     assert time.perf_counter() - start < 15  # about 1.5 s on a 2-core machine; minutes would be a regression
+
+
+def test_item21_near_duplicates_catch_planted_rewordings() -> None:
+    """On the labelled set of tests/data/near_duplicates (40 planted near-copies of 8 kinds, 40 look-alike negatives),
+    measured by the documented command: the Jaccard threshold alone caught 1 of 40; with the shared-run signal at
+    least 80% are caught, every copy that keeps a run of 13 words (a sentence added, removed or reworded, clauses
+    reordered, numbers or names changed), with no false pair, and the default experiment's templated data stays
+    clean."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "near_duplicates.py"), "--json"], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    both, jaccard_only = json.loads(out)
+    assert both["copies"] == 40 and both["negatives"] == 40 and both["non_copy_pairs"] == 40 * 80 - 40
+    assert both["recall"] >= 0.8, both["by_kind"]
+    for kind in ("added_sentence", "removed_sentence", "reworded_sentence", "reordered_clauses",
+                 "changed_numbers_names"):
+        assert both["by_kind"][kind] == [5, 5], (kind, both["by_kind"])
+    assert both["false_pairs"] == 0 and both["default_experiment_pairs"] == 0, both["false"]
+    assert jaccard_only["caught"] <= 2 and both["caught"] >= jaccard_only["caught"] + 30
+
+
+def test_shared_run_needs_a_distinctive_run_and_alike_prompts(tmp_path: Path) -> None:
+    """A reworded sentence below the Jaccard threshold is caught by its 13-word run; the same run in two training
+    examples is house style, and the same answer to another request is a canned reply: neither is a copy."""
+    answer = ("Go to Settings then Subscription and choose Cancel renewal and your premium features stay active until the "
+              "last day of the current billing period")
+    rows = [chat("How do I cancel my premium plan before it renews next month?", answer),
+            *[chat(f"Unrelated question number {i} about cooking pasta", f"Boil it for {i} minutes") for i in range(5)]]
+    train = examples(tmp_path, "train.jsonl", rows)
+    test = examples(tmp_path, "test.jsonl", [
+        chat("How do I cancel my premium plan before it renews next month? I am moving abroad.",
+             answer.replace("Go to Settings then Subscription and choose", "Open the Subscription page in Settings, pick")),
+        chat("Why was I charged twice this month for my order?", answer)])  # another request, the canned reply
+    (pair,) = shared_run_pairs(train, test)
+    # the run: "cancel renewal and your premium features stay active until the last day of the current billing period"
+    assert (pair[0].line, pair[1].line) == (1, 1) and pair[3] == 17
+    assert pair[2] < 0.8 and near_duplicate_pairs(train, test) == []  # below the Jaccard threshold
+    check = near_duplicates(train, test, "test")
+    assert check is not None and check.detail["pairs"] == [
+        {"train_line": 1, "line": 1, "similarity": round(pair[2], 4), "identical": False, "shared_run": pair[3]}]
+    assert "words in a row" in check.message and "sharing a run of 13+ words" in check.message
+    twice = examples(tmp_path, "train2.jsonl", [*rows, chat("Something else entirely, about my invoice", answer)])
+    assert shared_run_pairs(twice, test) == []  # the run is in two training examples: house style
 
 
 # -- truncation -----------------------------------------------------------------------------------------------
@@ -301,5 +346,6 @@ def test_item16_leakage_row_counts_near_duplicates_too(tmp_path: Path, monkeypat
     assert rows == {"test.jsonl": "exact copies: none; near-duplicates: 1 example (below)",
                     "copied.jsonl": "exact copies: 1 (line 8 = line 6); near-duplicates: 1 example (below, the "
                                     "exact copies among them)",
-                    "clean.jsonl": "exact copies: none; near-duplicates: none at Jaccard similarity >= 0.8"}, out
+                    "clean.jsonl": "exact copies: none; near-duplicates: none at Jaccard similarity >= 0.8 or "
+                                   "sharing a run of 13 words"}, out
     assert "near-duplicates vs" not in out  # one row per file

@@ -140,7 +140,8 @@ def test_format_drop_and_floor(suites: list[Suite], tmp_path: Path) -> None:
     assert out[0]["message"] == ("qlora-r4: format compliance on acme-format fell 0.90 -> 0.30 (paired difference "
                                  f"-0.60, 95% CI [{out[0]['evidence']['ci_low']:.2f}, "
                                  f"{out[0]['evidence']['ci_high']:.2f}]); 70% of outputs are not valid JSON (base 10%) "
-                                 "[p=1.2e-07, Holm-adjusted p=3.6e-07 over 3 comparisons]")
+                                 "[p=1.2e-07, Holm-adjusted p=3.6e-07 over 3 comparisons; detects differences >= "
+                                 f"{out[0]['evidence']['mde']:.2f} with 80% power]")
     ev = out[0]["evidence"]
     assert ev["correction"] == "holm" and ev["family"] == 3 and ev["p_adjusted"] == pytest.approx(3 * ev["p_value"])
     assert 0 < ev["mde"] < 0.6  # 40 paired items can detect a drop much smaller than this one
@@ -233,3 +234,23 @@ def test_holm_and_bh_match_hand_computed_adjusted_p_values() -> None:
     # BH: p * m / rank, made monotone from the top: 0.04*4/4=0.04, 0.03*4/3=0.04, 0.01*4/2=0.02, 0.005*4/1=0.02
     assert stats.adjust_pvalues(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
     assert stats.adjust_pvalues(p, "none") == p
+
+
+def test_item20_every_finding_states_what_it_could_have_detected(suites: list[Suite], tmp_path: Path) -> None:
+    """Each kind of finding (a paired drop or rise against base, a floor, a ceiling) carries its minimum detectable
+    effect in its evidence and says it in its message; the family-corrected MDE is the one both show."""
+    base = scored(Behaviour(BASE_KNOWS, set(FMT_PROMPTS[:36]), set()), suites, "base")
+    worse = scored(Behaviour(set(range(88)), set(FMT_PROMPTS[:12]), set(NONEXISTENT)), suites, "full-e3")
+    out = derive(worse, base_frames(base, tmp_path), {"format": {"floor": 0.8}, "hallucination": {"ceiling": 0.1}})
+    kinds = {(f["check"], f["evidence"].get("kind", "drop")) for f in out}
+    assert {("forgetting", "drop"), ("format", "drop"), ("format", "floor"), ("hallucination", "rise"),
+            ("hallucination", "ceiling")} <= kinds, kinds
+    for f in out:
+        mde = f["evidence"]["mde"]
+        assert isinstance(mde, float) and 0 < mde < 1, f
+        assert f"{mde:.2f} with 80% power" in f["message"], f["message"]
+    drop = next(f for f in out if f["check"] == "format" and f["evidence"]["kind"] == "drop")
+    assert drop["evidence"]["family"] > 1 and drop["message"].endswith(
+        f"detects differences >= {drop['evidence']['mde']:.2f} with 80% power]")
+    floor = next(f for f in out if f["evidence"].get("kind") == "floor")
+    assert "detects rates below the floor by >= " in floor["message"]

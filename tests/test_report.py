@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from harness.cli import main
 from harness.report.build import SCRIPTS, build_report, script_json
@@ -276,3 +277,102 @@ def test_data_checks_section_shows_the_runs_stored_warnings_escaped(tmp_path: Pa
     assert "Not recorded: this run was stored before data checks" in html
     html = build_report(db, clean, output=tmp_path / "c.html").read_text(encoding="utf-8")
     assert "No data-quality warnings" in html and '<a href="#data-checks">Data checks</a>' in html
+
+
+def test_item20_every_finding_in_the_report_shows_what_it_could_have_detected(report: str) -> None:
+    """Each finding of the report carries its minimum detectable effect from its evidence, not only gate rules."""
+    from harness.report.data import detectable
+
+    section = report.split('id="findings"')[1].split("</section>")[0]
+    n = section.count('class="finding sev-')
+    shown = re.findall(r'<div class="mde small muted">([^<]*)</div>', section)
+    assert n > 0 and len(shown) == n
+    assert all(s.startswith("could detect ") and "with 80% power" in s for s in shown), shown
+    assert any("validation-loss rise above 0.02" in s for s in shown)
+    assert any("a difference of 0.19 or more against base" in s for s in shown)
+    assert detectable("format", {"kind": "floor", "mde": 0.123}) == ("could detect a rate 0.12 or more below the floor, "
+                                                                       "with 80% power")
+    assert "not recorded" in detectable("forgetting", {"delta": -0.2})  # a finding stored by an older harness
+
+
+NEWER = ("heldout", "format", "hallucination", "general", "safety", "instructions", "memorization", "judge")
+
+
+def _section(html: str, sid: str) -> str:
+    m = re.search(rf'<section id="{sid}" class="card">(.*?)</section>', html, re.DOTALL)
+    assert m, f"no section {sid}"
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def newer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A run with every newer suite kind, human ratings of the judge's items, and hostile strings planted."""
+    folder = tmp_path_factory.mktemp("newer")
+    (run,) = make_synthetic_store(folder / "r.duckdb", Synthetic(n_variants=5, n_heldout=20, n_general=20,
+                                                                  kinds=NEWER, ratings=True, hostile=True))
+    html = build_report(folder / "r.duckdb", run, output=folder / "r.html").read_text(encoding="utf-8")
+    return folder / "r.duckdb", run, html
+
+
+def test_item19_newer_suites_each_have_a_section_read_at_a_glance(newer: tuple[Path, str, str]) -> None:
+    """Safety by category against base, instruction following by type, the train/test gap and copied spans with
+    their sources, the judge's scores and its agreement with the raters: each its own section, in the navigation,
+    its numbers the stored ones, every planted string escaped."""
+    db, run, html = newer
+    with Store(db, read_only=True) as s:
+        data = load_run(s, run)
+    base, vid = data.base_id, str(data.variants["variant_id"].iloc[1])
+    name = str(escape(data.variants["name"].iloc[1]))  # its name carries a planted <img onerror>
+    assert "&lt;img" in name
+    for sid, label in (("safety", "Safety"), ("instructions", "Instructions"), ("memorization", "Memorization"),
+                       ("judge", "Judge")):
+        assert f'<a href="#{sid}">{label}</a>' in html
+    safety = _section(html, "safety")
+    refusal, base_refusal = data.score(vid, "safety", "refusal_rate"), data.score(base, "safety", "refusal_rate")
+    row = re.search(rf"<tr><td>{re.escape(name)}</td>(.*?)</tr>", safety, re.DOTALL)
+    assert row and f">{refusal[0]:.3f}<" in row.group(1)
+    assert f"{refusal[0] - base_refusal[0]:+.3f}" in row.group(1)  # Δ vs base, paired by request
+    assert "Refusal of harmful requests, by category" in safety and "Over-refusal of benign requests" in safety
+    for cat in ("fraud", "malware", "weapons", "self-harm"):
+        assert f"<td>{cat}</td>" in safety
+        d = data.score(vid, "safety", f"refusal_rate:{cat}")[0] - data.score(base, "safety", f"refusal_rate:{cat}")[0]
+        assert (f"{d:+.2f} vs base" if d else "±0 vs base") in safety
+    instructions = _section(html, "instructions")
+    assert "Strict accuracy by instruction type" in instructions and "<td>punctuation:no_comma</td>" in instructions
+    assert f">{data.score(vid, 'instructions', 'prompt_strict')[0]:.3f}<" in instructions
+    memorization = _section(html, "memorization")
+    assert "gap field_accuracy" in memorization and f">{data.score(vid, 'memorization', 'gap_field_accuracy')[0]:.3f}<" \
+        in memorization
+    copies = data.examples[(data.examples.suite == "memorization")
+                           & data.examples.detail.map(lambda d: isinstance(d, dict) and bool(d.get("copied")))]
+    assert len(copies) and f"Copied spans ({len(copies)})" in memorization
+    first = copies.iloc[0].detail["copied"]
+    assert f"<code>{first['train_example']}</code>" in memorization and first["train_example_id"] in memorization
+    judge = _section(html, "judge")
+    assert "openai:gpt-judge@fake" in judge and "Agreement with human raters" in judge
+    assert 'id="judge-calibration"' in judge and "<td>accuracy</td>" in judge and "<td>hallucination</td>" in judge
+    assert f">{data.score(vid, 'judge', 'judge:accuracy')[0]:.3f}<" in judge and "0 of 20" in judge
+    assert html.count('id="judge-calibration"') == 1  # shown once, in the judge section
+    for sec in (safety, instructions, memorization, judge):  # the planted strings are text, never markup
+        assert name in sec and "<script>" not in sec and "<img" not in sec
+
+
+def test_item19_a_section_appears_only_when_the_run_has_such_a_suite(report: str, tmp_path: Path) -> None:
+    for sid in ("safety", "instructions", "memorization", "judge"):
+        assert f'id="{sid}"' not in report and f'href="#{sid}"' not in report
+    (run,) = make_synthetic_store(tmp_path / "j.duckdb", Synthetic(n_variants=2, kinds=("heldout", "judge")))
+    html = build_report(tmp_path / "j.duckdb", run, output=tmp_path / "j.html").read_text(encoding="utf-8")
+    judge = _section(html, "judge")
+    assert 'id="judge-no-ratings"' in judge and "harness review export --calibrate" in judge  # agreement unknown
+    assert 'id="safety"' not in html and 'id="memorization"' not in html
+
+
+def test_item19_leaderboard_opens_with_the_main_columns_and_a_picker_for_the_rest(report: str) -> None:
+    head = re.search(r'<tr>(<th data-key=.*?)</tr>', report, re.DOTALL)
+    assert head
+    shown = re.findall(r'<th data-key="([^"]+)"[^>]*aria-sort="none">', head.group(1))
+    hidden = re.findall(r'<th data-key="([^"]+)"[^>]*aria-sort="none" hidden>', head.group(1))
+    assert {"name", "method", "m:heldout:field_accuracy", "m:acme-format:compliance", "forget", "findings",
+            "train_s"} <= set(shown)
+    assert {"lr", "seed", "m:heldout:exact_match", "m:heldout:rougeL", "tps", "s_req"} <= set(hidden)
+    assert 'id="lb-columns"' in report and report.count('data-col="') == len(shown) + len(hidden) - 1

@@ -146,3 +146,48 @@ def test_hostile_strings_fire_nothing_and_show_literally(browser: Any, tmp_path:
     assert opened.requests == [opened.url], opened.requests
     assert opened.errors == [], opened.errors
     page.close()
+
+
+def test_item19_leaderboard_fits_a_laptop_screen(browser: Any, tmp_path: Path) -> None:
+    """At 1366x768 the page never scrolls sideways: the leaderboard opens with the columns that fit, the column
+    picker adds the rest inside a scrolling wrapper whose first column stays put, and the newer suites' sections
+    fit too."""
+    kinds = ("heldout", "format", "hallucination", "general", "safety", "instructions", "memorization", "judge")
+    (run,) = make_synthetic_store(tmp_path / "w.duckdb", Synthetic(n_variants=12, n_heldout=20, n_general=20,
+                                                                   extra_suite=True, kinds=kinds))
+    path = build_report(tmp_path / "w.duckdb", run, output=tmp_path / "w.html")
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_selector("body[data-ready]", timeout=30_000)
+    no_overflow = "document.documentElement.scrollWidth <= innerWidth"
+    table = "(() => { const t = document.getElementById('lb-table'); return [t.scrollWidth, t.parentElement.clientWidth]; })()"
+    spans = """(() => { const g = [...document.querySelectorAll('#lb-table thead tr.groups th')].filter(th => !th.hidden);
+                        const h = [...document.querySelectorAll('#lb-table thead tr:last-child th')].filter(th => !th.hidden);
+                        return [g.reduce((n, th) => n + th.colSpan, 0), h.length]; })()"""
+    assert page.evaluate(no_overflow), page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    width, room = page.evaluate(table)
+    assert width <= room, (width, room)  # the default columns fit: no sideways scrolling at all
+    total = page.locator("#lb-table thead tr:last-child th").count()
+    page.click("#lb-columns summary")
+    page.click("#lb-cols-all")
+    assert page.locator("#lb-columns-count").inner_text() == f"{total} of {total}"
+    width, room = page.evaluate(table)
+    assert width > room and page.evaluate(no_overflow)  # every column: the table scrolls, the page does not
+    g, h = page.evaluate(spans)
+    assert g == h == total
+    page.evaluate("document.getElementById('lb-table').parentElement.scrollLeft = 600")
+    offset = page.evaluate("""(() => { const w = document.getElementById('lb-table').parentElement;
+        return document.querySelector('#lb-table tbody td.name').getBoundingClientRect().left
+               - w.getBoundingClientRect().left; })()""")
+    assert abs(offset) < 2, offset  # the variant column stays in view while the table scrolls
+    page.click("#lb-cols-default")
+    width, room = page.evaluate(table)
+    g, h = page.evaluate(spans)
+    assert width <= room and g == h < total
+    for sid in ("safety", "instructions", "memorization", "judge"):
+        page.locator(f"#{sid}").scroll_into_view_if_needed()
+        assert page.locator(f"#{sid}").bounding_box()["width"] <= 1366
+    assert page.evaluate(no_overflow) and errors == []
+    page.close()

@@ -38,7 +38,7 @@ def test_overfitting_is_flagged_with_its_evidence() -> None:
     assert f["check"] == "overfitting"
     # train loss over the last evaluation interval (epochs 4-5): mean of 0.47, 0.38, 0.29, 0.20 = 0.335
     assert f["message"] == ("lora-r16-e5 is overfitting: validation loss rose from 0.82 (epoch 2) to 1.14 "
-                            "(epoch 5) while train loss fell to 0.34")
+                            "(epoch 5) while train loss fell to 0.34 [detects rises above 0.02 (min_rise)]")
     assert f["evidence"]["best_epoch"] == 2.0 and f["evidence"]["rise"] == pytest.approx(0.32)
     m = {r["metric"]: r for r in out.scores}
     assert m["best_epoch"]["value"] == 2.0 and m["epochs_past_best"]["value"] == 3.0
@@ -73,7 +73,8 @@ def test_a_log_without_epochs_uses_steps() -> None:
     log = [{**r, "epoch": None} for r in log_rows(TRAIN, OVERFIT_VAL)]
     out = run(log)
     assert out.findings[0]["message"] == ("lora-r16-e5 is overfitting: validation loss rose from 0.82 (step 8) to "
-                                          "1.14 (step 20) while train loss fell to 0.34")
+                                          "1.14 (step 20) while train loss fell to 0.34 [detects rises above 0.02 "
+                                          "(min_rise)]")
     m = {r["metric"]: r["value"] for r in out.scores}
     assert m["best_step"] == 8 and m["steps_past_best"] == 12 and not any("epoch" in k for k in m)
 

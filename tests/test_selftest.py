@@ -32,6 +32,52 @@ def test_selftest_fails_when_the_findings_cannot_see_a_defect_the_data_supports(
     assert "MISSED" in out and "selftest FAILED" in out
 
 
+def test_item20_selftest_nothing_to_check_is_not_a_pass(tmp_path: Path, capsys) -> None:
+    """A run with only a held-out suite has no outcome any finding compares: the selftest says it checked nothing
+    (no "0.0%" false-alarm rate over 0 copies) and exits 1, never "PASSED"."""
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=2, n_heldout=20, kinds=("heldout",), failed=False, given=False))
+    assert main(["selftest", "--db", str(db), "--repetitions", "5"]) == 1
+    out = capsys.readouterr().out
+    assert "false alarms: nothing to check" in out and "null copies" not in out and "0.0%" not in out
+    assert "selftest NOTHING TO CHECK" in out and "is not a pass (exit 1)" in out and "PASSED" not in out
+    assert "not checked (no such suite" in out and "format, hallucination, general" in out
+
+
+def test_selftest_covers_the_newer_suites_findings(tmp_path: Path, capsys) -> None:
+    """Safety, instruction-following and regurgitation findings are planted and found like the others."""
+    db = tmp_path / "r.duckdb"
+    make_synthetic_store(db, Synthetic(n_variants=2, kinds=("heldout", "safety", "instructions", "memorization"),
+                                       failed=False, given=False))
+    main(["selftest", "--db", str(db), "--repetitions", "5"])
+    out = capsys.readouterr().out
+    for defect in ("safety (refusal_rate drop)", "forgetting (prompt_strict drop)",
+                   "memorization (regurgitation_rate rise)"):
+        assert defect in out, defect
+    assert "false alarms on 10 null copies" in out and "selftest PASSED" in out
+    # 20 prompts of which the variant follows about half: a drop of 1.5x the MDE cannot be planted, so that verdict
+    # is listed as untested where it counts rather than passed
+    assert "not tested at or above the MDE" in out and "forgetting (prompt_strict drop) on instructions" in out
+
+
+def test_item20_untested_verdicts_and_an_empty_selftest_are_not_passes() -> None:
+    """A defect whose every size at or above its MDE could not be planted is untested; with none tested (or no null
+    copy made) the selftest has nothing to check, its false-alarm rate is undefined, and it does not pass."""
+    from harness.verdicts.selftest import Row, SelfTest
+
+    found = Row("format (compliance drop)", "fmt", 0.3, 0.2, 10, 10)
+    below = Row("safety (refusal_rate drop)", "safety", 0.1, 0.2, 0, 10)
+    unplantable = Row("safety (refusal_rate drop)", "safety", 0.3, 0.2, 0, 0)
+    curve = Row("overfitting (validation rise)", "divergence", 0.05, 0.02, 10, 10, from_run=False)
+    partial = SelfTest("v", [found, below, unplantable, curve], 0, 20)
+    assert partial.untested == ["safety (refusal_rate drop) on safety"] and partial.passed
+    assert not partial.nothing_to_check
+    empty = SelfTest("v", [below, unplantable, curve], 0, 20)
+    assert empty.nothing_to_check and not empty.passed  # the synthetic curve is not this run's data
+    none = SelfTest("v", [curve], 0, 0)
+    assert none.nothing_to_check and not none.passed and none.false_alarm_rate != none.false_alarm_rate  # NaN
+
+
 def test_design_mde_is_the_fixed_point_of_the_formula() -> None:
     from harness import stats
 

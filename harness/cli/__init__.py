@@ -2,9 +2,9 @@
 `set_defaults(func=...)`; adding a command is a module and one entry in COMMANDS. The modules parse arguments and call
 the stage functions.
 
-Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest); 2 bad input (spec, data,
-arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant failed;
-130 interrupted (Ctrl-C); 143 terminated (SIGTERM); anything else is a crash and a bug.
+Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest, also when it has
+nothing to check); 2 bad input (spec, data, arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep
+finished but some variant failed; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); anything else is a crash and a bug.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ __all__ = ["DB_HELP", "COMMANDS", "main"]
 
 # The commands in the order `harness --help` lists them.
 COMMANDS = (sweep, runs, report, gate, baseline, data, store, selftest, review, models)
-EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest); 2 bad input (spec, data, "
+EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest, also "
+              "when it has nothing to check); 2 bad input (spec, data, "
               "arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant "
               "failed; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).")
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def register(sub: Subparsers) -> None:
     se = sub.add_parser("selftest", help="prove the verdicts work at this run's size: plant defects, count how "
-                        "often they are found and how often noise alarms (exit 0 ok, 1 not)",
+                        "often they are found and how often noise alarms (exit 0 ok, 1 not, or nothing to check)",
                         description="Plant defects of known sizes (a format-compliance drop, a fabrication rise, a "
                         "general-accuracy drop, a rising validation curve) into copies of a variant's stored "
                         "per-example outcomes, make null copies with noise alone, run the real findings code on each "

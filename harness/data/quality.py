@@ -5,21 +5,24 @@ examples, one output format, no outlier answers, no personal data, no near-dupli
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.data.chat import Example, read_examples
 from harness.data.personal import KINDS, scan
+from harness.data.similarity import (
+    NEAR_DUPLICATE_THRESHOLD,
+    RUN_WORDS,
+    SHINGLE_WORDS,
+    near_duplicate_pairs,
+    shared_run_pairs,
+)
 from harness.data.sources import DataLocation, location
 
 GUIDE_MINIMUM = 100  # "minimum 100 examples, 500+ recommended"
 JSON_MAJORITY = 0.8  # when at least this share of answers is JSON, the others are listed
 OUTLIER_IQRS = 3.0  # answer word counts beyond Q3 + 3 IQR (or below Q1 - 3 IQR) are outliers
-NEAR_DUPLICATE_THRESHOLD = 0.8  # Jaccard similarity of word shingles
-SHINGLE_WORDS = 3
-NUM_PERM = 128
 
 
 @dataclass
@@ -221,65 +224,35 @@ def personal_data(examples: list[Example], split: str = "train") -> DataCheck | 
 
 
 # -- near-duplicates between splits ---------------------------------------------------------------------------
-def words(e: Example) -> list[str]:
-    """The example's text as lowercase words: every message but the system prompt (which most examples share)."""
-    return re.findall(r"\w+", " ".join(m["content"] for m in e.messages if m["role"] != "system").lower())
-
-
-def shingles(ws: list[str], k: int = SHINGLE_WORDS) -> set[str]:
-    """The set of k-word shingles (the whole text as one shingle when it is shorter than k words)."""
-    if len(ws) < k:
-        return {" ".join(ws)} if ws else set()
-    return {" ".join(ws[i:i + k]) for i in range(len(ws) - k + 1)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 0.0
-
-
-def near_duplicate_pairs(train: list[Example], other: list[Example], threshold: float = NEAR_DUPLICATE_THRESHOLD,
-                         *, k: int = SHINGLE_WORDS, num_perm: int = NUM_PERM) -> list[tuple[Example, Example, float]]:
-    """(train example, other example, Jaccard similarity) for every pair at or above `threshold`: MinHash LSH
-    finds candidates (at a lower threshold, so that few true pairs are missed), the exact Jaccard similarity of
-    their shingle sets confirms them."""
-    from datasketch import MinHash, MinHashLSH
-
-    sets = [shingles(words(e), k) for e in [*train, *other]]
-    signatures = MinHash.bulk([[s.encode() for s in sh] for sh in sets], num_perm=num_perm, seed=1)
-    lsh = MinHashLSH(threshold=max(0.05, threshold - 0.2), num_perm=num_perm)
-    for i in range(len(train)):
-        if sets[i]:
-            lsh.insert(i, signatures[i])
-    pairs = []
-    for j, e in enumerate(other, start=len(train)):
-        if not sets[j]:
-            continue
-        for i in sorted(lsh.query(signatures[j])):
-            sim = jaccard(sets[i], sets[j])
-            if sim >= threshold:
-                pairs.append((train[i], e, sim))
-    return pairs
-
-
 def near_duplicates(train: list[Example], other: list[Example], split: str,
                     threshold: float = NEAR_DUPLICATE_THRESHOLD) -> DataCheck | None:
-    """A warning naming each pair of a train and an `other` example at or above the similarity threshold."""
-    pairs = near_duplicate_pairs(train, other, threshold) if train and other else []
+    """A warning naming each pair of a train and an `other` example at or above the similarity threshold, or sharing
+    a distinctive run of RUN_WORDS words with alike prompts (shared_run_pairs)."""
+    pairs = [(a, b, s, 0) for a, b, s in near_duplicate_pairs(train, other, threshold)] if train and other else []
+    found = {(a.line, b.line) for a, b, _, _ in pairs}
+    pairs += [p for p in (shared_run_pairs(train, other) if train and other else [])
+              if (p[0].line, p[1].line) not in found]
     if not pairs:
         return None
+    pairs.sort(key=lambda p: (p[1].line, p[0].line))
     file, train_file = other[0].source, train[0].source
-    same = sum(a.key() == b.key() for a, b, _ in pairs)
-    lines = sorted({b.line for _, b, _ in pairs})
-    shown = "; ".join(f"{split} {b.at} ~ train {a.at} ({s:.2f})" for a, b, s in pairs[:20])
+    same = sum(a.key() == b.key() for a, b, _, _ in pairs)
+    by_run = sum(r > 0 for *_, r in pairs)
+    lines = sorted({b.line for _, b, _, _ in pairs})
+    shown = "; ".join(f"{split} {b.at} ~ train {a.at} ({s:.2f}{f', {r} words in a row' if r else ''})"
+                      for a, b, s, r in pairs[:20])
     return DataCheck("near_duplicates", "warning",
                      f"{split}: near-duplicates of training examples in {train_file}: {count(len(lines), 'example')} "
                      f"in {file} ({count(len(pairs), 'pair')} with Jaccard similarity of {SHINGLE_WORDS}-word shingles >= "
-                     f"{threshold:g}{f', {same} identical' if same else ''}): {shown}"
+                     f"{threshold:g}{f', {same} identical' if same else ''}"
+                     + (f"; {by_run} below it sharing a run of {RUN_WORDS}+ words no other training example has, with "
+                        "alike prompts" if by_run else "") + f"): {shown}"
                      f"{'; ...' if len(pairs) > 20 else ''}. A {split} set the model has nearly seen in training "
                      "overstates its scores; remove them from one side", file, lines,
                      {"split": split, "train_file": train_file, "threshold": threshold,
                       "pairs": [{"train_line": a.line, "line": b.line, "similarity": round(s, 4),
-                                 "identical": a.key() == b.key()} for a, b, s in pairs], **unit_of(other),
+                                 "identical": a.key() == b.key(), **({"shared_run": r} if r else {})}
+                                for a, b, s, r in pairs], **unit_of(other),
                       **({"train_unit": train[0].unit} if train[0].unit != "line" else {})})
 
 

@@ -32,6 +32,7 @@ from harness.report.data import (
     primary_metric,
 )
 from harness.report.ratings import judge_calibration, ratings_view, run_rating_summary
+from harness.report.sections import sections
 from harness.report.views import (
     Strings,
     compare,
@@ -118,16 +119,20 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
         "compare": compare(store, data, compare_ids) if compare_ids else None,
     }
     payload["strings"] = strings.items
-    groups: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []  # label, span (columns), shown (columns shown before any is picked)
+    col_group: list[int] = []  # each column's group
     for c in columns:
-        if groups and groups[-1]["label"] == c.group:
-            groups[-1]["span"] += 1
-        else:
-            groups.append({"label": c.group, "span": 1})
+        if not (groups and groups[-1]["label"] == c.group):
+            groups.append({"label": c.group, "span": 0, "shown": 0})
+        groups[-1]["span"] += 1
+        groups[-1]["shown"] += not c.optional
+        col_group.append(len(groups) - 1)
     findings = findings_by_variant(data)
     ratings = run_rating_summary(store, data)
+    calibration = judge_calibration(store, data) if ratings else []
     return {
-        "h": header(data), "columns": columns, "col_groups": groups, "rows": rows, "rec_id": rec_id,
+        "h": header(data), "columns": columns, "col_groups": groups, "col_group": col_group, "rows": rows,
+        "rec_id": rec_id,
         "tie_ids": list(rec.tie_group) if len(rec.tie_group) > 1 else [],
         "prompt_verdict": prompt_vs_finetuning(data),
         "rec_name": names.get(rec_id) if rec_id else None, "rec_reason": rec_reason,
@@ -136,7 +141,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
         "score_tables": score_tables(data), "cmp": payload["compare"], "payload": payload,
         "store_path": str(store.path), "data_checks": data_checks(data),
         "ratings": ratings_view(ratings, data) if ratings else None,
-        "calibration": judge_calibration(store, data) if ratings else [],
+        "calibration": calibration, "sections": sections(data, rec_id, calibration),
     }
 
 

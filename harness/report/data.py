@@ -119,6 +119,7 @@ class Column:
     group: str
     help: str = ""
     numeric: bool = True
+    optional: bool = False  # hidden until picked (the column picker), so the leaderboard fits a laptop screen
 
 
 def primary_metric(data: RunData) -> str | None:
@@ -179,23 +180,27 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
     declared = declared_columns(data)
     cols = [Column("name", "variant", "variant", numeric=False), Column("method", "method", "variant", numeric=False),
             Column("rank", "rank", "variant"), Column("epochs", "epochs", "variant"),
-            Column("lr", "lr", "variant"), Column("seed", "seed", "variant")]
-    cols += [Column(key, label, group, f"suite {suite}: {metric}" + ("; lower is better" if lower else ""))
+            Column("lr", "lr", "variant", optional=True), Column("seed", "seed", "variant", optional=True)]
+    shown = _headline_metrics(data)
+    cols += [Column(key, label, group, f"suite {suite}: {metric}" + ("; lower is better" if lower else ""),
+                    optional=(suite, metric) not in shown)
              for key, (suite, metric, label, group, lower) in declared.items()]
     if forget:
         cols.append(Column("forget", "Δ acc", "forgetting", f"suite {data.suite_of('general')}: variant "
                            "minus base accuracy, paired by example, 95% CI"))
     cols += [Column("findings", "findings", "verdicts", "overfitting flag and other findings (number to sort)"),
-             Column("device", "device", "cost", "device and compute dtype (the device/dtype policy)", numeric=False),
+             Column("device", "device", "cost", "device and compute dtype (the device/dtype policy)", numeric=False,
+                    optional=True),
              Column("train_s", "train time", "cost"), Column("tps", "tokens/s", "cost",
-                                                              "real training tokens per second; hover: real-token share"),
-             Column("params", "params", "cost", "trainable parameters"),
-             Column("artifact", "artifact", "cost", "artifact size on disk"),
+                                                              "real training tokens per second; hover: real-token share",
+                                                              optional=True),
+             Column("params", "params", "cost", "trainable parameters", optional=True),
+             Column("artifact", "artifact", "cost", "artifact size on disk", optional=True),
              Column("prompt_tok", "prompt tok/req", "per request", "mean prompt tokens per generation request "
                     "(system prompt and few-shot turns included): what each request costs to send"),
-             Column("output_tok", "output tok/req", "per request", "mean generated tokens per request"),
+             Column("output_tok", "output tok/req", "per request", "mean generated tokens per request", optional=True),
              Column("s_req", "s/req", "per request", "generation seconds per request (wall time of the batched "
-                    "generation calls over their requests)")]
+                    "generation calls over their requests)", optional=True)]
     fnd = data.findings.groupby("variant_id")["check"].apply(list).to_dict() if len(data.findings) else {}
     rows = []
     for v in data.variants.to_dict("records"):
@@ -223,6 +228,21 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
                      "reused": bool(opt(v.get("reused"))), "is_base": v["method"] == "base",
                      "n_findings": len(checks), "cells": cells})
     return cols, rows
+
+
+def _headline_metrics(data: RunData) -> set[tuple[str, str]]:
+    """(suite, metric) of the leaderboard's columns shown before any is picked: the metric ranking variants (held-out)
+    and each other suite's primary one; the rest wait in the column picker."""
+    suite, metric = primary(data)
+    out = {(suite, metric)} if suite is not None and metric is not None else set()
+    if data.scores.empty:
+        return out
+    for r in data.scores.drop_duplicates(["suite", "metric"]).itertuples(index=False):
+        kind = data.kinds.get(str(r.suite), "")
+        record = r.scorer if isinstance(r.scorer, dict) else None
+        if kind != "heldout" and metric_info(kind, str(r.metric), record).primary:
+            out.add((str(r.suite), str(r.metric)))
+    return out
 
 
 def _cost_cells(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -272,9 +292,27 @@ def findings_by_variant(data: RunData) -> list[dict[str, Any]]:
             ev = f.get("evidence")
             ev_text = "" if ev is None else json.dumps(ev, indent=2, ensure_ascii=False, default=str)
             items.append({"check": str(f.get("check") or ""), "severity": str(f.get("severity") or ""),
-                          "message": str(f.get("message") or ""), "evidence": ev_text})
+                          "message": str(f.get("message") or ""), "evidence": ev_text,
+                          "detects": detectable(str(f.get("check") or ""), ev if isinstance(ev, dict) else {})})
         groups.append({"variant_id": str(vid), "name": str(names.get(vid, vid)), "entries": items})
     return groups
+
+
+def detectable(check: str, evidence: dict[str, Any]) -> str:
+    """What a finding could have detected (its evidence's minimum detectable effect), as one line for the report."""
+    mde = evidence.get("mde")
+    if not isinstance(mde, int | float) or isinstance(mde, bool) or not math.isfinite(mde):
+        return "minimum detectable effect not recorded (a finding stored by an older harness)"
+    kind = evidence.get("kind")
+    if check == "overfitting":
+        what = f"a validation-loss rise above {mde:.2f} (min_rise, a threshold)"
+    elif kind in ("floor", "ceiling"):
+        what = f"a rate {mde:.2f} or more {'below the floor' if kind == 'floor' else 'above the ceiling'}"
+    else:
+        family = evidence.get("family")
+        what = f"a difference of {mde:.2f} or more against base" + (
+            f" (corrected over {family} comparisons)" if isinstance(family, int) and family > 1 else "")
+    return f"could detect {what}, with 80% power"
 
 
 def data_checks(data: RunData) -> list[dict[str, str]] | None:

@@ -113,10 +113,10 @@ def divergence(min_rise: float = 0.02) -> Any:
                 "overfitting", "warning",
                 (f"{name} is overfitting: validation loss rose from {best['loss']:.2f} ({u} "
                  f"{_epoch(best['epoch'])}) to {last['loss']:.2f} ({u} {_epoch(last['epoch'])}) "
-                 f"while train loss fell to {ft:.2f}"),
+                 f"while train loss fell to {ft:.2f} [detects rises above {float(min_rise):.2f} (min_rise)]"),
                 {f"best_{u}": best["epoch"], "best_validation_loss": best["loss"],
                  f"final_{u}": last["epoch"], "final_validation_loss": last["loss"],
-                 "rise": a["rise"], "min_rise": float(min_rise),
+                 "rise": a["rise"], "min_rise": float(min_rise), "mde": float(min_rise),
                  "train_loss_at_best": float(np.mean(a["train_at_best"])), "final_train_loss": ft,
                  "validation_curve": [[r["epoch"], r["loss"]] for r in a["val"]]}))
         return SuiteResult(scores, findings=findings)

@@ -21,7 +21,9 @@ from harness import __version__
 from harness.results import VariantResult
 from harness.scores import Finding
 from harness.store.db import Store
+from harness.testing import synthetic_suites as more
 from harness.testing.rows import typed_suites
+from harness.testing.synthetic_suites import score_row as _score
 
 # Strings that must stay inert text wherever a report shows them.
 HOSTILE = [
@@ -34,6 +36,7 @@ HOSTILE = [
 CATEGORIES = ["login", "billing", "defect", "shipping", "account"]
 PRIORITIES = ["low", "normal", "high"]
 CLOSING = "Thank you for choosing AcmeCorp."
+SUITE_NAMES = {"format": "acme-format", "hallucination": "acme-hallucination"}  # suite name of a kind, where not the kind
 WORDS = ["please", "reset", "your", "password", "order", "refund", "invoice", "delayed", "package", "account",
          "locked", "update", "card", "charged", "twice", "screen", "broken", "warranty", "replacement", "tracking",
          "number", "address", "email", "support"]
@@ -55,6 +58,10 @@ class Synthetic:
     extra_suite: bool = False  # a custom suite with an unknown kind and metric names
     name: str = "acme-support"
     spec_extra: str = ""  # YAML appended to the stored spec (e.g. a findings: block)
+    # suite kinds written: heldout, format, hallucination, general, and the newer safety, instructions, memorization,
+    # judge (harness.testing.synthetic_suites)
+    kinds: tuple[str, ...] = ("heldout", "format", "hallucination", "general")
+    ratings: bool = False  # two raters rate base and the first trained variant on the judge suite's items
 
 
 def _variant_grid(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -72,24 +79,6 @@ def _variant_grid(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
             out.append({"method": method, "rank": rank, "epochs": ep, "learning_rate": lr, "seed": seed, "name": name})
         i += 1
     return out
-
-
-def _ci(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean with a normal-approximation 95% interval (cheap; real scorers bootstrap)."""
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return (math.nan, math.nan, math.nan)
-    m = float(x.mean())
-    half = 1.96 * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else 0.0
-    if x.min() >= 0 and x.max() <= 1:  # a rate: keep the interval inside [0, 1]
-        return m, max(0.0, m - half), min(1.0, m + half)
-    return m, m - half, m + half
-
-
-def _score(suite: str, kind: str, metric: str, x: np.ndarray) -> dict[str, Any]:
-    m, lo, hi = _ci(np.asarray(x, dtype=float))
-    return {"suite": suite, "metric": metric, "value": m, "ci_low": lo, "ci_high": hi, "n": len(x),
-            "suite_version": "1", "scorer": {"kind": kind, "args": {}}}
 
 
 class _Gen:
@@ -243,7 +232,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
         "git_dirty": False, "started_at": started, "model": "smollm2-135m-instruct",
         "model_fingerprint": "smollm2-135m-instruct@3f2a9c", "spec_path": "experiments/acme-support/spec.yaml",
         "data_fingerprints": {"train": "9b1c0f4e2a77", "validation": "51aa03de9e10", "test": "c0ffee123456"},
-        "suites": [{"name": s, "version": "1"} for s in ("heldout", "acme-format", "acme-hallucination", "general")],
+        "suites": [{"name": SUITE_NAMES.get(k, k), "version": "1", "kind": k} for k in cfg.kinds],
         "library_versions": {"python": "3.11.9", "torch": "2.13.0", "duckdb": "2.0.0"},
     })
     variants = [{"method": "base", "rank": None, "epochs": None, "learning_rate": None, "seed": None, "name": "base"}]
@@ -255,10 +244,17 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
         variants[1]["name"] = str(variants[1]["name"]) + HOSTILE[1]
     ids = [hashlib.sha256(f"{cfg.seed}/{i}/{v['name']}".encode()).hexdigest()[:12] for i, v in enumerate(variants)]
     store.link_variants(run_id, ids, [False] * len(ids))
+    judged: dict[str, dict[str, tuple[int, bool]]] = {}
     for i, (vid, v) in enumerate(zip(ids, variants, strict=True)):
         result = _variant_result(g, cfg, vid, v, i, drift)
         result.variant["run_id"] = run_id
         store.write_variant(result)
+        judged[vid] = {x.example_id: (int(x.scores["judge:accuracy"]), bool(x.scores["judge:hallucination"]))
+                       for r in result.suites if r.suite == "judge" for x in r.samples}
+    if cfg.ratings and "judge" in cfg.kinds:
+        rated = [ids[0]] + [vid for vid, v in zip(ids[1:], variants[1:], strict=True)
+                            if v["method"] not in ("base", "given") and judged.get(vid)][:1]
+        more.write_ratings(store, run_id, rated, judged, cfg.seed)
     store.finish_run(run_id, "finished", at=started + timedelta(minutes=42))
     return run_id
 
@@ -278,7 +274,7 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
     overfit = trains and epochs >= 5
     forget = 0.62 - (0.12 if v["method"] == "full" else 0.02) * min(epochs, 3) / 3 if v["method"] != "base" else 0.62
     result = VariantResult(row)
-    parts = [g.heldout(q), g.format(min(0.95, q + 0.1)), g.hallucination(0.3 + q / 2), g.general(forget)]
+    parts = _parts(g, cfg, q, forget, v["method"] == "base")
     if cfg.extra_suite:
         parts.append(g.extra(q))
     for scores, examples in parts:
@@ -295,15 +291,30 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
         if overfit:
             result.findings.append(Finding("overfitting", "warning",
                                            g.hostile(4, f"{v['name']} is overfitting: validation loss rose after "
-                                                        "epoch 1.5 while train loss fell"),
-                                           {"best_epoch": 1.5, "last_epoch": epochs,
+                                                        "epoch 1.5 while train loss fell [detects rises above 0.02 "
+                                                        "(min_rise)]"),
+                                           {"best_epoch": 1.5, "last_epoch": epochs, "min_rise": 0.02, "mde": 0.02,
                                             "note": g.hostile(0, "val loss up")}))
         if v["method"] == "full" and epochs >= 3:
-            result.findings.append(Finding("forgetting", "error", f"{v['name']} forgot general capability",
-                                           {"base": 0.62, "variant": forget, "delta": forget - 0.62}))
+            result.findings.append(Finding("forgetting", "error", f"{v['name']} forgot general capability [p=0.001; "
+                                           "detects differences >= 0.19 with 80% power]",
+                                           {"base": 0.62, "variant": forget, "delta": forget - 0.62, "mde": 0.19}))
     elif v["method"] == "given":
         row["artifact"] = "checkpoints/acme-ckpt"
     return result
+
+
+def _parts(g: _Gen, cfg: Synthetic, q: float, forget: float, base: bool
+           ) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(score rows, example rows) of every suite kind the config asks for, in its order."""
+    make = {"heldout": lambda: g.heldout(q), "format": lambda: g.format(min(0.95, q + 0.1)),
+            "hallucination": lambda: g.hallucination(0.3 + q / 2), "general": lambda: g.general(forget),
+            "safety": lambda: more.safety(g.rng, q, g.hostile), "instructions": lambda: more.instructions(g.rng, q, g.hostile),
+            "memorization": lambda: more.memorization(g.rng, q, base, g.hostile), "judge": lambda: more.judge(g.rng, q, g.hostile)}
+    unknown = [k for k in cfg.kinds if k not in make]
+    if unknown:
+        raise ValueError(f"Synthetic.kinds: unknown kind(s) {unknown}; known: {', '.join(make)}")
+    return [make[k]() for k in cfg.kinds]
 
 
 def make_synthetic_store(path: str | Path, cfg: Synthetic | None = None, *, runs: int = 1) -> list[str]:

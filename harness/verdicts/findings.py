@@ -78,9 +78,18 @@ def _decide(found: list[dict[str, Any]], tested: list[dict[str, Any]], adjusted:
             f["evidence"]["mde"] = stats.mde_for_family(f["evidence"]["mde"], confidence=cfg["confidence"],
                                                         family=len(tested))
         f["message"] += (f" [p={test['p']:.2g}" + ("" if cfg["correction"] == "none" else
-                         f", {how}-adjusted p={q:.2g} over {len(tested)} comparisons") + "]")
+                         f", {how}-adjusted p={q:.2g} over {len(tested)} comparisons")
+                         + f"; {detects(f['evidence'].get('mde'))}]")
         out.append(f)
     return out
+
+
+def detects(mde: float | None, what: str = "differences") -> str:
+    """What a finding's comparison could have detected, for its message: its minimum detectable effect."""
+    if mde is None:
+        return "minimum detectable effect unknown"
+    return f"detects {what} >= {mde:.2f} with 80% power"
+
 
 
 def derive(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, spec_findings: dict[str, Any] | None
@@ -272,12 +281,14 @@ def format_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, cfg
             rate, lo, hi = stats.wilson_ci(int(sum(values)), len(values), confidence=cfg["confidence"])
             if hi < float(c["floor"]):
                 worst = _worst_rule(details, base_details)
+                mde = stats.threshold_mde(c["floor"], len(values), cfg["confidence"])
                 out.append({"severity": c["severity"],
                             "message": (f"{_name(variant)}: format compliance on {suite} is {rate:.0%} "
                                         f"({cfg['confidence']:.0%} CI [{lo:.0%}, {hi:.0%}]), below the floor "
-                                        f"{float(c['floor']):.0%}" + (f"; {worst[0]}" if worst else "")),
+                                        f"{float(c['floor']):.0%}" + (f"; {worst[0]}" if worst else "")
+                                        + f" [n={len(values)}; {detects(mde, 'rates below the floor by')}]"),
                             "evidence": {"suite": suite, "kind": "floor", "compliance": rate, "ci_low": lo,
-                                         "ci_high": hi, "n": len(values), "floor": c["floor"],
+                                         "ci_high": hi, "n": len(values), "floor": c["floor"], "mde": mde,
                                          **(worst[1] if worst else {})}})
     return out
 
@@ -309,12 +320,15 @@ def hallucination_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | No
         if c["ceiling"] is not None and vals:
             rate, lo, hi = stats.wilson_ci(int(sum(vals)), len(vals), confidence=cfg["confidence"])
             if lo > float(c["ceiling"]):
+                mde = stats.threshold_mde(c["ceiling"], len(vals), cfg["confidence"])
                 out.append({"severity": c["severity"],
                             "message": (f"{_name(variant)}: fabrication rate on {suite} is {rate:.0%} "
                                         f"({cfg['confidence']:.0%} CI [{lo:.0%}, {hi:.0%}]), above the ceiling "
-                                        f"{float(c['ceiling']):.0%}"),
+                                        f"{float(c['ceiling']):.0%} [n={len(vals)}; "
+                                        f"{detects(mde, 'rates above the ceiling by')}]"),
                             "evidence": {"suite": suite, "kind": "ceiling", "fabrication_rate": rate,
-                                         "ci_low": lo, "ci_high": hi, "n": len(vals), "ceiling": c["ceiling"]}})
+                                         "ci_low": lo, "ci_high": hi, "n": len(vals), "ceiling": c["ceiling"],
+                                         "mde": mde}})
     return out
 
 
@@ -453,11 +467,10 @@ def declared_rule(variant: dict[str, Any], rows: Rows, base_rows: Rows | None, c
         worse = cmp.ci_high < -margin if m.higher_is_better else cmp.ci_low > margin
         moved = "fell" if m.higher_is_better else "rose"
         flipped = _flipped(rows, base_rows, suite, metric, up=not m.higher_is_better)
-        mde = f"; detects changes >= {cmp.mde:.2f}" if cmp.mde is not None else ""
         out.append((str(m.finding), {
             "severity": c.get("severity", "warning"), "test": _test(cmp, worse),
             "message": (f"{_name(variant)}: {metric} on {suite} {moved} against base {cmp.reference:.2f} -> "
-                        f"{cmp.candidate:.2f} ({_ci(cmp)}, n={cmp.n}{mde})"
+                        f"{cmp.candidate:.2f} ({_ci(cmp)}, n={cmp.n})"
                         + (f"; e.g. {flipped[0]}" if flipped else "")),
             "evidence": {"suite": suite, "metric": metric, "kind": "declared", **cmp.evidence(), "margin": margin,
                          "higher_is_better": m.higher_is_better, "flipped_examples": flipped[:50]}}))

@@ -7,7 +7,7 @@ alarms), beside the minimum detectable effect (MDE) of each comparison. No model
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,8 @@ from harness.verdicts.compare import per_example
 
 # (suite kind, per-example metric, finding check, the direction of a defect: -1 a drop, +1 a rise)
 DEFECTS = (("format", "compliance", "format", -1), ("hallucination", "fabrication_rate", "hallucination", 1),
-           ("general", "acc", "forgetting", -1))
+           ("general", "acc", "forgetting", -1), ("instructions", "prompt_strict", "forgetting", -1),
+           ("safety", "refusal_rate", "safety", -1), ("memorization", "regurgitation_rate", "memorization", 1))
 MULTIPLES = (0.5, 1.5, 2.0)  # planted sizes, as multiples of each suite's MDE (at 1.5x the power should be ~99%)
 OVERFIT_RISES = (0.01, 0.05, 0.20)
 NOISE = 0.05  # the share of outcomes a null copy (and every planted copy) flips at random, either way
@@ -38,10 +39,16 @@ class Row:
     mde: float
     detected: int
     repetitions: int
+    from_run: bool = True  # planted into the run's own outcomes (False: a synthetic curve, the same for every run)
 
     @property
     def power(self) -> float:
         return self.detected / self.repetitions if self.repetitions else float("nan")
+
+    @property
+    def tested(self) -> bool:
+        """Planted at or above its MDE and run (a size too few outcomes can take is not)."""
+        return self.repetitions > 0 and self.size >= self.mde
 
 
 @dataclass
@@ -50,15 +57,33 @@ class SelfTest:
     rows: list[Row]
     false_alarms: int
     nulls: int
+    unchecked: list[str] = field(default_factory=list)  # the suite kinds with a finding that had nothing to plant into
 
     @property
     def false_alarm_rate(self) -> float:
-        return self.false_alarms / self.nulls if self.nulls else 0.0
+        """The share of null copies that raised a finding; NaN when there was nothing to copy (no null was run)."""
+        return self.false_alarms / self.nulls if self.nulls else math.nan
+
+    @property
+    def untested(self) -> list[str]:
+        """'defect on suite' for each defect planted into the run's outcomes whose every size at or above its MDE was
+        too large for the outcomes to take: its verdict was not tested where it counts."""
+        planted = dict.fromkeys((r.defect, r.suite) for r in self.rows if r.from_run)
+        return [f"{d} on {s}" for d, s in planted
+                if not any(r.tested for r in self.rows if (r.defect, r.suite) == (d, s))]
+
+    @property
+    def nothing_to_check(self) -> bool:
+        """No defect could be planted into the run's own outcomes at or above its MDE, or no null copy was made: the
+        selftest proves nothing about this run's verdicts at its size (which is not a pass)."""
+        return self.nulls == 0 or not any(r.tested for r in self.rows if r.from_run)
 
     @property
     def passed(self) -> bool:
-        """Every defect at or above its MDE found in >= 80% of repetitions, and nulls alarm in <= 5%."""
-        return (all(r.power >= 0.8 for r in self.rows if r.size >= r.mde and r.repetitions)
+        """Something was checked, every defect at or above its MDE was found in >= 80% of repetitions, and nulls
+        alarmed in <= 5%."""
+        return (not self.nothing_to_check
+                and all(r.power >= 0.8 for r in self.rows if r.size >= r.mde and r.repetitions)
                 and self.false_alarm_rate <= 0.05)
 
 
@@ -87,7 +112,8 @@ def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) ->
         samples += [{"suite": suite, "example_id": i, "metric": metric, "value": float(v)}
                     for i, v in zip(ids, x, strict=True)]
     examples = pd.DataFrame({"suite": [s["suite"] for s in samples], "example_id": [s["example_id"] for s in samples],
-                             "detail": [{} for _ in samples], "cluster": [None for _ in samples]})
+                             "prompt": "", "output": "", "detail": [{} for _ in samples],
+                             "cluster": [None for _ in samples]})
     return {"scores": pd.DataFrame(scores), "examples": examples, "samples": pd.DataFrame(samples),
             "train_log": pd.DataFrame()}
 
@@ -116,12 +142,13 @@ def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int
     rows = [r for r in planted if r is not None]
     rows += _overfitting_rows(data, variant_id, cfg, repetitions)
     alarms = 0
-    for _ in range(repetitions * 2):
+    for _ in range(repetitions * 2 if stored else 0):
         null = {k: (ids, _flip(x, rng, NOISE)) for k, (ids, x) in stored.items()}
         alarms += bool(findings.derive_run([({"variant_id": "null", "name": "null", "method": "lora"}, _rows(null))],
                                            _rows(stored), spec_findings))
     name = str(data.variants.set_index("variant_id").loc[variant_id, "name"])
-    return SelfTest(name, rows, alarms, repetitions * 2 if stored else 0)
+    unchecked = list(dict.fromkeys(kind for kind, *_ in DEFECTS if not any(k[1] == kind for k in stored)))
+    return SelfTest(name, rows, alarms, repetitions * 2 if stored else 0, unchecked)
 
 
 def _spec_findings(data: RunData) -> dict[str, Any]:
@@ -185,7 +212,7 @@ def _overfitting_rows(data: RunData, variant_id: str, cfg: dict[str, Any], repet
                       for e, t in zip(epochs[1:], train, strict=True)])
             ctx = _Ctx(log)
             detected += bool(fn(ctx).findings)  # type: ignore[arg-type]
-        out.append(Row("overfitting (validation rise)", "divergence", rise, min_rise, detected, repetitions))
+        out.append(Row("overfitting (validation rise)", "divergence", rise, min_rise, detected, repetitions, False))
     return out
 
 

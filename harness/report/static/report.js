@@ -68,6 +68,37 @@
     }
     [q, m, hf, cl].forEach(function (c) { c.addEventListener("input", filter); c.addEventListener("change", filter); });
     filter();
+    initColumnPicker(table, heads, tbody);
+  }
+
+  /* The column picker: the leaderboard opens with the ranking metric and each suite's main metric (so it fits a
+   * laptop screen); the rest can be picked. Cells are hidden, never removed, so sorting and filters still work. */
+  function initColumnPicker(table, heads, tbody) {
+    var boxes = document.querySelectorAll("#lb-columns input[data-col]");
+    var groups = table.tHead.rows[0].cells, count = document.getElementById("lb-columns-count");
+    if (!boxes.length || !count) return;
+    function apply() {
+      var shown = { 0: true }, spans = [], n = 0;
+      Array.prototype.forEach.call(boxes, function (b) { shown[b.getAttribute("data-col")] = b.checked; });
+      for (var ci = 0; ci < heads.length; ci++) {
+        var vis = !!shown[ci], g = Number(heads[ci].getAttribute("data-group"));
+        heads[ci].hidden = !vis;
+        spans[g] = (spans[g] || 0) + (vis ? 1 : 0);
+        if (vis) n++;
+        for (var ri = 0; ri < tbody.rows.length; ri++) {
+          if (tbody.rows[ri].cells[ci]) tbody.rows[ri].cells[ci].hidden = !vis;
+        }
+      }
+      Array.prototype.forEach.call(groups, function (th, g) { th.hidden = !spans[g]; th.colSpan = Math.max(spans[g] || 0, 1); });
+      count.textContent = n + " of " + heads.length;
+    }
+    function set(all) {
+      Array.prototype.forEach.call(boxes, function (b) { b.checked = all || b.getAttribute("data-default") === "1"; });
+      apply();
+    }
+    Array.prototype.forEach.call(boxes, function (b) { b.addEventListener("change", apply); });
+    document.getElementById("lb-cols-all").addEventListener("click", function () { set(true); });
+    document.getElementById("lb-cols-default").addEventListener("click", function () { set(false); });
   }
 
   /* ---- charts ------------------------------------------------------------------------------------------ */
