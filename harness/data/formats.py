@@ -23,7 +23,7 @@ HOW = {"chat": "messages as they are",
        "sharegpt": "conversations: from human/gpt/system -> role user/assistant/system, value -> content; "
                    "system -> a first system message"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-ALPACA_JOIN = "\n\n"  # between instruction and input in the user message
+ALPACA_SEPARATOR = "\n\n"  # between instruction and input in the user message
 
 
 def _matches(keys: set[str], columns: dict[str, str]) -> tuple[str, ...]:
@@ -167,7 +167,7 @@ def _text(v: Any) -> str:
 def _alpaca(value: dict[str, Any], col: dict[str, str]) -> Converted:
     system, extra = _text(value.get(col["system"])), _text(value.get(col["input"]))
     instruction = value[col["instruction"]]
-    user = f"{instruction}{ALPACA_JOIN}{extra}" if isinstance(instruction, str) and extra.strip() else instruction
+    user = f"{instruction}{ALPACA_SEPARATOR}{extra}" if isinstance(instruction, str) and extra.strip() else instruction
     msgs = ([{"role": "system", "content": system}] if system.strip() else [])
     labels = ["system"] if msgs else []
     msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": value[col["output"]]}]
