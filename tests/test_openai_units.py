@@ -128,18 +128,18 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
 
     from harness.data.suites import Suite
     from harness.managed.client import OpenAIChatModel, make_client
-    from harness.scorers import ScoreContext, SuiteOutput, scorer
+    from harness.scorers import ScoreContext, SuiteResult, scorer
     from harness.scorers.run import score_suites
+    from harness.scores import Score
     from harness.spec.plan import Variant
 
     @scorer("test-mc-by-generation")
     def mc_probe(items: list | None = None):
-        def score(ctx: ScoreContext) -> SuiteOutput:
+        def score(ctx: ScoreContext) -> SuiteResult:
             assert not ctx.model.supports_loglikelihood
             picks = choose_by_generation(ctx.model, [(i["context"], i["choices"]) for i in items or []])
             acc = sum(p == i["gold"] for (p, _), i in zip(picks, items or [], strict=True)) / len(picks)
-            return SuiteOutput(scores=[{"metric": "accuracy", "value": acc, "n": len(picks),
-                                        "scorer_args": MC_GENERATION_ARGS}])
+            return SuiteResult([Score("accuracy", acc, n=len(picks), how=dict(MC_GENERATION_ARGS))])
         return score
 
     items = [{"context": "Capital of France?", "choices": ["Rome", "Paris"], "gold": 1},
@@ -147,8 +147,10 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
     with FakeOpenAI(base_models=("m",), answer=lambda m, msgs: "B" if "France" in msgs[-1]["content"] else "C") as srv:
         lm = OpenAIChatModel(make_client("openai-compatible", srv.base_url), "m", name="m", compatible=True)
         suite = Suite("mc", "1", "test-mc-by-generation", "", tmp_path, {"items": items})
-        scores, _, _ = score_suites(lm, Variant("x", "x", "base"), [suite], [], [], Progress(live=False, stream=io.StringIO()))
-    assert scores[0]["value"] == 0.5 and "scorer_args" not in scores[0]
-    assert scores[0]["scorer"]["args"]["multiple_choice"] == "generation"
-    assert scores[0]["scorer"]["args"]["items"] == items and scores[0]["scorer"]["kind"] == "test-mc-by-generation"
+        (result,) = score_suites(lm, Variant("x", "x", "base"), [suite], [], [],
+                                 Progress(live=False, stream=io.StringIO()))
+    record = result.records["accuracy"]  # the scorer record stored with the score
+    assert result.scores[0].value == 0.5
+    assert record["args"]["multiple_choice"] == "generation"
+    assert record["args"]["items"] == items and record["kind"] == "test-mc-by-generation"
     assert [r.body["max_tokens"] for r in srv.requests("POST", "/v1/chat/completions")] == [4, 4]
