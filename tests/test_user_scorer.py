@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, make_rows, write_jsonl
+from conftest import make_rows, write_jsonl
+from faults.faultlib import harness as run_harness
 
 pytestmark = pytest.mark.slow
 
@@ -67,13 +67,8 @@ gate:
 
 
 def _harness(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    import os
-
-    env = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    """`python -m harness ARGS` as the fault suite runs it (this checkout's code, no network)."""
+    return run_harness(*args, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")
