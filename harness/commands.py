@@ -3,6 +3,7 @@ imports torch."""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from rich.console import Console
@@ -127,13 +128,14 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
                          columns=columns)
     if report["format"] is None and report["problems"]:  # nothing could be read: no table of zeros
         raise HarnessInputError(report["problems"], title=f"data {file} cannot be read")
-    console = Console(width=140)
+    # Wide when piped, so that FILE:LINE references stay on one line for grep and for the reader.
+    console = Console(width=max(140, shutil.get_terminal_size((200, 24)).columns) if sys.stdout.isatty() else 200)
     table = Table(title=f"data check: {file}")
-    table.add_column("check")
+    table.add_column("check", no_wrap=True)
     table.add_column("result", overflow="fold")
     for name, info in [(report["file"], report["format"]), *[(o["file"], o["format"]) for o in report["against"]]]:
         if info is not None:
-            table.add_row(f"read {name} as", info.describe())
+            table.add_row("read as", f"{info.describe()}; file {name}")
     table.add_row("valid examples", str(report["examples"]))
     from harness.stats import planning_note
 
