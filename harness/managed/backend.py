@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from harness.data.chat import Example
 from harness.managed.client import OpenAIChatModel
 from harness.managed.data import CostEstimate
+from harness.spec.schema import AzureSpec, OpenAITrainSpec
 
 
 class ScoringUnavailable(Exception):
@@ -24,11 +25,11 @@ class ScoringUnavailable(Exception):
 
 @dataclass(frozen=True)
 class ManagedSettings:
-    """Plain inputs a provider needs, from the spec."""
+    """Typed inputs a provider needs, from the spec."""
 
     model: str  # the base model's id at the provider (ModelRef.location)
-    train: dict[str, Any] = field(default_factory=dict)  # train.openai: job settings
-    azure: dict[str, Any] = field(default_factory=dict)  # the spec's azure block
+    train: OpenAITrainSpec = field(default_factory=OpenAITrainSpec)  # train.openai: job settings
+    azure: AzureSpec = field(default_factory=AzureSpec)  # the spec's azure block
     spec_name: str = "harness"
     where: str = "spec"  # the spec file, for messages
     base_url: str | None = None  # refused by the OpenAI provider (its key is never sent to a spec's URL)

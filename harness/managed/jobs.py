@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.managed.client import scrub
+from harness.results import LogPoint
 
 FAILED = ("failed", "cancelled")
 SUCCEEDED = "succeeded"
@@ -137,8 +138,8 @@ def fetch_checkpoints(client: Any, job_id: str) -> list[dict[str, Any]]:
 
 
 def train_log_rows(events: list[dict[str, Any]], checkpoints: list[dict[str, Any]], n_epochs: int | None
-                   ) -> list[dict[str, Any]]:
-    """train_log rows from metrics events (train loss per step) and the validation loss: the full-validation
+                   ) -> list[LogPoint]:
+    """train_log points from metrics events (train loss per step) and the validation loss: the full-validation
     loss at epoch ends (events and checkpoints) when the API reports it, else the sampled valid_loss."""
     metrics = [e["data"] for e in events if e.get("type") == "metrics" and isinstance(e.get("data"), dict)
                and e["data"].get("step") is not None]
@@ -146,13 +147,12 @@ def train_log_rows(events: list[dict[str, Any]], checkpoints: list[dict[str, Any
     total = max([int(d.get("total_steps") or 0) for d in metrics] + [0])
     per_epoch = total / n_epochs if total and n_epochs else None
 
-    def rows(key: str, split: str) -> list[dict[str, Any]]:
+    def rows(key: str, split: str) -> list[LogPoint]:
         by_step: dict[int, float] = {}
         for d in metrics:
             if d.get(key) is not None:
                 by_step[int(d["step"])] = float(d[key])
-        return [{"step": s, "epoch": s / per_epoch if per_epoch else None, "split": split, "loss": loss}
-                for s, loss in sorted(by_step.items())]
+        return [LogPoint(s, s / per_epoch if per_epoch else None, split, loss) for s, loss in sorted(by_step.items())]
 
     return rows("train_loss", "train") + (rows("full_valid_loss", "validation") or rows("valid_loss", "validation"))
 

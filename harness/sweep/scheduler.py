@@ -88,9 +88,9 @@ def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs:
                   run_id: str | None) -> Any:
     from harness.train.remote import RemoteInputs, RemoteJobs
 
-    inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train.model_dump(mode="json"),
-                          sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id,
-                          azure=sweep.spec.azure.model_dump(mode="json"), base_outputs=sweep.base_outputs)
+    inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train, sweep.spec.name,
+                          str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id, azure=sweep.spec.azure,
+                          base_outputs=sweep.base_outputs)
     jobs = RemoteJobs(inputs, stored_jobs)
     jobs.start(remote)
     return jobs

@@ -48,14 +48,14 @@ class OpenAIPlatform(ClientJobs):
     # -- before anything is sent ---------------------------------------------------------------------
     def check_data(self, train: list[Example], validation: list[Example]) -> list[str]:
         problems = check_examples(train, validation, self.s.model)
-        suffix = self.s.train.get("suffix")
+        suffix = self.s.train.suffix
         if suffix is not None and not 0 < len(suffix) <= MAX_SUFFIX:
             problems.append(f"{self.s.where}: key 'train.openai.suffix': {len(suffix)} characters; "
                             f"the API takes 1 to {MAX_SUFFIX}")
         return problems
 
     def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
-        return estimate_cost(self.s.model, train, variants, self.s.train.get("price_per_million_tokens"), self.kind)
+        return estimate_cost(self.s.model, train, variants, self.s.train.price_per_million_tokens, self.kind)
 
     def notices(self, trainees: list[tuple[str, str]]) -> list[str]:
         return lifecycle.plan_notices(self.kind, len(trainees), [], self.s.model)
@@ -65,13 +65,11 @@ class OpenAIPlatform(ClientJobs):
         return jobs_api.find_job(self.client, variant_id)
 
     def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
-        hp: dict[str, Any] = {"n_epochs": request.epochs}
-        for key in ("learning_rate_multiplier", "batch_size"):
-            if self.s.train.get(key) is not None:
-                hp[key] = self.s.train[key]
+        hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
+            include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
         params: dict[str, Any] = {
             "model": self.s.model, "training_file": request.training_file,
-            "suffix": self.s.train.get("suffix") or model_suffix(self.s.spec_name),
+            "suffix": self.s.train.suffix or model_suffix(self.s.spec_name),
             "metadata": {"variant_id": request.variant_id, "harness_run": request.run_id or "",
                          "harness": "finetune-harness"},
             "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
