@@ -27,10 +27,13 @@ from typing import TYPE_CHECKING, Any, Self
 import torch
 from transformers import (
     EarlyStoppingCallback,
+    PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
     Trainer,
     TrainerCallback,
+    TrainerControl,
+    TrainerState,
     TrainingArguments,
 )
 from transformers.trainer_utils import get_last_checkpoint
@@ -62,28 +65,21 @@ __all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "tokenize_c
 class TrainOutput:
     """What training produced: the model and tokenizer in memory, and the training's record."""
 
-    model: Any
-    tokenizer: Any
+    model: Any  # a transformers or peft model: its methods differ by method (merge_and_unload, save_pretrained)
+    tokenizer: PreTrainedTokenizerBase
     record: TrainRecord
 
 
 class _LogCallback(TrainerCallback):
-    """Collects train/validation losses into train_log rows and reports progress."""
+    """Reports each logged train loss as progress (the train_log comes from Trainer's history, which a resume keeps)."""
 
     def __init__(self, on_step: Callable[[int, int, float | None], None] | None):
-        self.rows: list[dict[str, Any]] = []
         self.on_step = on_step
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
-        logs = logs or {}
-        if "loss" in logs:
-            self.rows.append({"step": state.global_step, "epoch": float(logs.get("epoch", state.epoch or 0)),
-                              "split": "train", "loss": float(logs["loss"])})
-            if self.on_step:
-                self.on_step(state.global_step, state.max_steps, float(logs["loss"]))
-        if "eval_loss" in logs:
-            self.rows.append({"step": state.global_step, "epoch": float(logs.get("epoch", state.epoch or 0)),
-                              "split": "validation", "loss": float(logs["eval_loss"])})
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kw: object) -> None:
+        if logs and "loss" in logs and self.on_step:
+            self.on_step(state.global_step, state.max_steps, float(logs["loss"]))
 
 
 class _PeakMemory:
@@ -273,7 +269,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
 
 
-def _trainer(model: Any, train_ds: list[Any], val_ds: list[Any], args: TrainingArguments,
+def _trainer(model: Any, train_ds: list[dict[str, list[int]]], val_ds: list[dict[str, list[int]]], args: TrainingArguments,
              collator: Any, callback: _LogCallback) -> Trainer:
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
                       data_collator=collator, callbacks=[callback])
@@ -338,7 +334,7 @@ class ForScoring:
     returns for its row."""
 
     model: Any
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     log: list[LogPoint]
     outcome: TrainingOutcome
 
