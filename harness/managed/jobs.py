@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.managed.client import scrub
 from harness.results import LogPoint
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
 
 FAILED = ("failed", "cancelled")
 SUCCEEDED = "succeeded"
@@ -56,7 +59,7 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and (status in (408, 409, 429) or (status or 0) >= 500)
 
 
-def find_job(client: Any, variant_id: str) -> Any | None:
+def find_job(client: Any, variant_id: str) -> FineTuningJob | None:
     """The newest job whose metadata names this variant and that has not failed or been cancelled."""
     for job in client.fine_tuning.jobs.list(metadata={"variant_id": variant_id}, limit=100):
         # Checked here too: a server that ignores the metadata filter returns every job.
@@ -65,7 +68,7 @@ def find_job(client: Any, variant_id: str) -> Any | None:
     return None
 
 
-def find_job_by_suffix(client: Any, suffix: str, variant_id: str) -> Any | None:
+def find_job_by_suffix(client: Any, suffix: str, variant_id: str) -> FineTuningJob | None:
     """The newest live job whose suffix is `suffix` (or whose metadata names the variant), for APIs that cannot
     filter jobs by metadata: every page is read, newest first."""
     for job in client.fine_tuning.jobs.list(limit=100):
@@ -75,8 +78,8 @@ def find_job_by_suffix(client: Any, suffix: str, variant_id: str) -> Any | None:
     return None
 
 
-def create_job(client: Any, params: dict[str, Any], find: Callable[[], Any | None], *, base_delay: float = 0.5,
-               sleep: Any = time.sleep) -> tuple[Any, bool]:
+def create_job(client: Any, params: dict[str, Any], find: Callable[[], FineTuningJob | None], *, base_delay: float = 0.5,
+               sleep: Any = time.sleep) -> tuple[FineTuningJob, bool]:
     """Create the job exactly once: (job, created_now). A create whose answer is lost is found again (`find`: by
     the variant's metadata or suffix) instead of being sent twice, so a dropped connection never makes a second
     (billed) job."""
@@ -167,7 +170,7 @@ def latest_metrics(events: list[dict[str, Any]]) -> str:
     return ""
 
 
-def job_error(job: Any) -> dict[str, Any]:
+def job_error(job: FineTuningJob) -> dict[str, Any]:
     """A failed or cancelled job's error as scrubbed {code, message, param}."""
     err = job.error
     if err is None:
@@ -175,7 +178,7 @@ def job_error(job: Any) -> dict[str, Any]:
     return {"code": scrub(err.code) or None, "message": scrub(err.message), "param": scrub(err.param or "") or None}
 
 
-def retrieve_job(client: Any, job_id: str) -> Any | None:
+def retrieve_job(client: Any, job_id: str) -> FineTuningJob | None:
     """The job with this id, or None when the API no longer knows it (404); other errors propagate."""
     try:
         return client.fine_tuning.jobs.retrieve(job_id)
@@ -185,7 +188,7 @@ def retrieve_job(client: Any, job_id: str) -> Any | None:
         raise
 
 
-def get_job(client: Any, job_id: str) -> Any:
+def get_job(client: Any, job_id: str) -> FineTuningJob:
     """The job with this id (any error propagates, for the follower's backoff)."""
     return client.fine_tuning.jobs.retrieve(job_id)
 

@@ -100,7 +100,7 @@ def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs:
 
 
 def _drain(jobs: RemoteJobs, order: _BaseFirst, progress: Progress, *, block: bool) -> Iterator[Event]:
-    from harness.train.remote_events import Info, JobUpdate
+    from harness.train.remote_types import Info, JobUpdate
 
     for event in jobs.events(block=block):
         if isinstance(event, Info):

@@ -15,12 +15,9 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from harness.data.chat import DataBundle
-from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.managed import jobs as jobs_api
 from harness.managed.backend import JobRequest, ManagedBackend, ManagedSettings, ScoringUnavailable
@@ -48,27 +45,13 @@ from harness.results import (
 from harness.scorers.run import base_references, score_suites
 from harness.scores import JSONDict
 from harness.spec.plan import Variant
-from harness.spec.schema import AzureSpec, TrainSpec
-from harness.train.remote_events import Done, FollowedJob, Info, JobUpdate, RemoteEvent
+from harness.spec.schema import AzureSpec
+from harness.train.remote_types import Done, FollowedJob, Info, JobUpdate, RemoteEvent, RemoteInputs
+
+if TYPE_CHECKING:
+    from harness.managed.backend import FineTuningJob
 
 MAX_POLL_ERRORS = 30  # consecutive failed polls (with backoff, about half an hour) before a variant gives up
-
-
-@dataclass
-class RemoteInputs:
-    """Typed inputs of the remote half of a sweep."""
-
-    model: ModelRef
-    data: DataBundle
-    suites: list[Suite]
-    train: TrainSpec  # the spec's train settings; train.openai holds the job settings
-    spec_name: str
-    where: str  # the spec file, for error messages
-    base_url: str | None
-    out_dir: Path
-    run_id: str | None = None
-    azure: AzureSpec | None = None  # the spec's azure block
-    base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
 
 def remote_model(model: ModelRef, v: Variant) -> tuple[str, str]:
@@ -217,7 +200,7 @@ class RemoteJobs:
             self.fwd.info(f"uploaded {split} data ({path.stat().st_size:,} bytes) as {self.files[split]}")
         return self.files[split]
 
-    def _save_job(self, state: FollowedJob, job: Any) -> None:
+    def _save_job(self, state: FollowedJob, job: FineTuningJob) -> None:
         """Hand the job's row to the scheduler (the runner stores it)."""
         detail = {"model": job.model, "suffix": getattr(job, "suffix", None), "metadata": job.metadata,
                   "training_file": job.training_file, "validation_file": job.validation_file,
@@ -303,10 +286,12 @@ class RemoteJobs:
                                                      RunParts(remote=RemoteOutcome(record)))))
 
     # -- scoring (the scoring pool) --------------------------------------------------------------------------
-    def _finish_trained(self, state: FollowedJob, job: Any) -> None:
+    def _finish_trained(self, state: FollowedJob, job: FineTuningJob) -> None:
         """Checkpoint metrics -> train_log, then score the fine-tuned model on every suite."""
         v = state.variant
         try:
+            if not job.fine_tuned_model:
+                raise RuntimeError(f"fine-tuning job {job.id} succeeded but names no fine-tuned model")
             checkpoints = self.trainer.checkpoints(job.id)
             hp = job.hyperparameters.model_dump() if job.hyperparameters else {}
             n_epochs = hp.get("n_epochs") if isinstance(hp.get("n_epochs"), int) else v.epochs

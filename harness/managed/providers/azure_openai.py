@@ -15,7 +15,7 @@ training again.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.data.chat import Example
 from harness.errors import HarnessInputError
@@ -26,6 +26,9 @@ from harness.managed.client import DEFAULT_MAX_RETRIES, OpenAIChatModel, env_int
 from harness.managed.data import CostEstimate, check_examples, estimate_cost
 from harness.managed.providers.common import ClientJobs
 from harness.managed.providers.openai_platform import model_suffix
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
 
 MAX_SUFFIX = 40  # Azure: up to 40 characters, a-z A-Z 0-9 - _
 ID_IN_SUFFIX = 13  # '-' + the 12-character variant id
@@ -108,10 +111,10 @@ class AzureOpenAIBackend(ClientJobs):
         room = MAX_SUFFIX - ID_IN_SUFFIX
         return f"{self.s.train.suffix or model_suffix(self.s.spec_name, room)}-{variant_id}"
 
-    def find_job(self, variant_id: str) -> Any | None:
+    def find_job(self, variant_id: str) -> FineTuningJob | None:
         return jobs_api.find_job_by_suffix(self.client, self.suffix(variant_id), variant_id)
 
-    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
+    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
         hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
             include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
         params: dict[str, Any] = {"model": self.s.model, "training_file": request.training_file,

@@ -6,7 +6,7 @@ by listing jobs filtered by that metadata. The fine-tuned model id is called dir
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.data.chat import Example
 from harness.managed import jobs as jobs_api
@@ -15,6 +15,9 @@ from harness.managed.backend import JobRequest, ManagedSettings
 from harness.managed.client import OpenAIChatModel, make_client
 from harness.managed.data import CostEstimate, check_examples, estimate_cost
 from harness.managed.providers.common import ClientJobs
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 
@@ -61,10 +64,10 @@ class OpenAIPlatform(ClientJobs):
         return lifecycle.plan_notices(self.kind, len(trainees), [], self.s.model)
 
     # -- jobs -------------------------------------------------------------------------------------------
-    def find_job(self, variant_id: str) -> Any | None:
+    def find_job(self, variant_id: str) -> FineTuningJob | None:
         return jobs_api.find_job(self.client, variant_id)
 
-    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
+    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
         hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
             include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
         params: dict[str, Any] = {

@@ -1,12 +1,34 @@
-"""What the remote half of a sweep (harness.train.remote) hands the scheduler, and what it keeps per followed job."""
+"""Typed data of the remote half of a sweep: its inputs, the events it hands the scheduler, the jobs it follows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from harness.data.chat import DataBundle
+from harness.data.suites import Suite
+from harness.models.resolve import ModelRef
 from harness.results import VariantResult
 from harness.scores import JSONDict
 from harness.spec.plan import Variant
+from harness.spec.schema import AzureSpec, TrainSpec
+
+
+@dataclass
+class RemoteInputs:
+    """Typed inputs of the remote half of a sweep."""
+
+    model: ModelRef
+    data: DataBundle
+    suites: list[Suite]
+    train: TrainSpec  # the spec's train settings; train.openai holds the job settings
+    spec_name: str
+    where: str  # the spec file, for error messages
+    base_url: str | None
+    out_dir: Path
+    run_id: str | None = None
+    azure: AzureSpec | None = None  # the spec's azure block
+    base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
 
 @dataclass(frozen=True)
