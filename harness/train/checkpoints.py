@@ -135,7 +135,8 @@ def select_checkpoints(trainer: Trainer, rows: list[LogPoint], targets: tuple[in
                 evaluated = sum(1 for s in val if s <= boundary)
                 why = (f"the lowest validation loss ({val[step].loss:.4f}) of {evaluated} validation passes up "
                        f"to epoch {min(target, round(last / steps_per_epoch, 2)):g}")
-        epoch = float(epoch_of.get(step, step / steps_per_epoch))
+        logged = epoch_of.get(step)
+        epoch = float(logged if logged is not None else step / steps_per_epoch)
         path = None
         if step != last:
             path = exported.get(step)
