@@ -84,12 +84,13 @@ def _fake_trainer(folder: Path, steps: list[int], last: int):  # noqa: ANN202
 def test_item14_exported_folder_is_named_for_the_checkpoint_it_holds(tmp_path: Path) -> None:
     """select: best on a 30-epoch run whose validation loss is lowest at epoch 5 exports epoch 5's weights to
     scored/epoch-5, not scored/epoch-30; targets that select the same checkpoint share its folder."""
+    from harness.results import LogPoint
     from harness.train.checkpoints import select_checkpoints
 
     per_epoch = 4  # steps; validation every half epoch, lowest at step 22 (epoch 5.5), then at step 20 (epoch 5)
     val = {s: abs(s - 22) / 10 + (0.5 if s % per_epoch else 0.0) for s in range(2, 121, 2)}
     val[22] = 0.01
-    rows = [{"step": s, "epoch": s / per_epoch, "split": "validation", "loss": v} for s, v in val.items()]
+    rows = [LogPoint(s, s / per_epoch, "validation", v) for s, v in val.items()]
     trainer = _fake_trainer(tmp_path / "trainer", [20, 22, 40, 100, 120], last=120)
     out = tmp_path / "out"
     best = select_checkpoints(trainer, rows, (10, 30), per_epoch, "best", out)  # type: ignore[arg-type]
@@ -99,7 +100,7 @@ def test_item14_exported_folder_is_named_for_the_checkpoint_it_holds(tmp_path: P
     assert (out / "scored" / "epoch-5.5" / "model.safetensors").read_text() == "weights of step 22"
     assert not (out / "scored" / "epoch-5.5" / "optimizer.pt").exists()
     val[22] = 1.0  # now epoch 5 is the best
-    rows = [{"step": s, "epoch": s / per_epoch, "split": "validation", "loss": v} for s, v in val.items()]
+    rows = [LogPoint(s, s / per_epoch, "validation", v) for s, v in val.items()]
     best = select_checkpoints(trainer, rows, (30,), per_epoch, "best", tmp_path / "again")  # type: ignore[arg-type]
     assert best[30].path == str(tmp_path / "again" / "scored" / "epoch-5") and best[30].epoch == 5.0
     assert (Path(best[30].path) / "model.safetensors").read_text() == "weights of step 20"
