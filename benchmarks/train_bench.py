@@ -49,9 +49,11 @@ def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[i
 
     from harness.models.resolve import load_model
     from harness.train.collate import PadCollator
+    from harness.train.peft_config import quantization_config
 
     torch.manual_seed(0)
-    model = load_model(ref, quantize_4bit=method == "qlora", placement=placement, method=method)
+    quant = quantization_config(placement) if method == "qlora" else None
+    model = load_model(ref, quantization=quant, placement=placement, method=method)
     model.config.use_cache = False
     if method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -107,11 +109,11 @@ def harness_run(ref: Any, method: str, rank: int, train_rows: list[Any], val_row
     variant = Variant("bench", f"{method}-bench", method, rank=rank, epochs=1, learning_rate=args.lr, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         out = train_variant(ref, variant, train, train_rows, val_rows, Path(tmp), placement=placement)
-    s, t = out.stats, out.stats["training"]
-    return {"tps": s["tokens_per_second"], "share": s["real_token_share"], "seconds": t["step_seconds"],
-            "peak_mb": s["peak_memory_mb"], "validation_s": t["validation_seconds"],
-            "tps_with_validation": s["train_tokens"] / s["train_seconds"],
-            "tpcs": s["train_tokens"] / t["step_cpu_seconds"]}
+    s, t = out.record.stats, out.record.stats.timing
+    tokens, seconds = float(s.train_tokens or 0), float(s.train_seconds or 0)
+    return {"tps": float(s.tokens_per_second or 0), "share": float(s.real_token_share or 0), "seconds": t.step_seconds,
+            "peak_mb": s.peak_memory_mb, "validation_s": t.validation_seconds,
+            "tps_with_validation": tokens / seconds, "tpcs": tokens / t.step_cpu_seconds}
 
 
 def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:

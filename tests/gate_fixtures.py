@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from harness import stats
-from harness.results import VariantResult
+from harness.results import VariantConfig, VariantResult, VariantRow
+from harness.spec.plan import Variant
 from harness.store.db import Store
 from harness.testing.rows import typed_findings, typed_suites
 
@@ -69,6 +70,12 @@ def variant(variant_id: str, name: str, passed: list[bool], *, method: str = "lo
             "scores": scores, "examples": examples, "findings": findings or []}
 
 
+def typed_row(v: dict[str, Any]) -> VariantRow:
+    """A fixture's variant dict as the typed row a sweep stores (config: its plan, no train settings)."""
+    plan = Variant(v["variant_id"], v["name"], v["method"], v["rank"], v["epochs"], v["learning_rate"], v["seed"])
+    return VariantRow(**{k: x for k, x in v.items() if k != "config"}, config=VariantConfig(plan, None))
+
+
 def write_run(db: Path, variants: list[dict[str, Any]], *, test_fp: str = "test-fp-1",
               suites: list[dict[str, Any]] | None = None, spec: str | None = None, name: str = "planted") -> str:
     """Write a finished run with these variants (dicts from `variant`) through Store; returns the run id."""
@@ -83,7 +90,7 @@ def write_run(db: Path, variants: list[dict[str, Any]], *, test_fp: str = "test-
         ids = [v["variant"]["variant_id"] for v in variants]
         store.link_variants(run_id, ids, [False] * len(ids))
         for v in variants:
-            store.write_variant(VariantResult(dict(v["variant"]), [], typed_suites(v["scores"], v["examples"]),
+            store.write_variant(VariantResult(typed_row(v["variant"]), [], typed_suites(v["scores"], v["examples"]),
                                               typed_findings(v["findings"])))
         store.finish_run(run_id, "finished")
     return run_id

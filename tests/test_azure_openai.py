@@ -181,13 +181,14 @@ def test_azure_suffix_leaves_room_for_the_variant_id(tmp_path: Path) -> None:
     from harness.data.chat import load_examples
     from harness.managed.backend import ManagedSettings
     from harness.managed.providers import make_backend
-    b = make_backend("azure-openai", ManagedSettings(BASE, {"suffix": "x" * 28}, {}, "A Very Long Spec Name, Indeed!",
-                                                     "spec.yaml"))
+    from harness.spec.schema import AzureSpec, OpenAITrainSpec
+    b = make_backend("azure-openai", ManagedSettings(BASE, OpenAITrainSpec(suffix="x" * 28), AzureSpec(),
+                                                     "A Very Long Spec Name, Indeed!", "spec.yaml"))
     train = load_examples(write_experiment(tmp_path, AZURE_SPEC)[0].parent / "train.jsonl")
     problems = b.check_data(train, [])
     assert problems == ["spec.yaml: key 'train.openai.suffix': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxx'; on Azure OpenAI use "
                         "1 to 27 letters, digits, '-' or '_' (the harness adds '-<variant id>', Azure allows 40)"]
-    default = make_backend("azure-openai", ManagedSettings(BASE, {}, {}, "A Very Long Spec Name, Indeed!", "s"))
+    default = make_backend("azure-openai", ManagedSettings(BASE, spec_name="A Very Long Spec Name, Indeed!", where="s"))
     # the spec name cut to 27 characters, '-', the variant id: Azure's 40 exactly
     assert default.suffix("0123456789ab") == "a-very-long-spec-name--inde-0123456789ab"
     assert len(default.suffix("0123456789ab")) == 40

@@ -51,7 +51,7 @@ def heldout_loss(out) -> float:  # noqa: ANN001
 
 
 def validation(out) -> dict[int, float]:  # noqa: ANN001
-    return {r["step"]: r["loss"] for r in out.log if r["split"] == "validation"}
+    return {r.step: r.loss for r in out.log if r.split == "validation"}
 
 
 def test_select_best_scores_an_earlier_epoch_with_lower_held_out_loss(tmp_path: Path) -> None:
@@ -59,12 +59,12 @@ def test_select_best_scores_an_earlier_epoch_with_lower_held_out_loss(tmp_path: 
     val = validation(best)
     assert max(val) == 40 and min(val.values()) < val[40] - 0.1  # the planted curve: validation rises again
     lowest = min((s for s in val if s > 0), key=val.get)
-    assert best.row["scored_step"] == lowest < last.row["scored_step"] == 40
-    assert best.row["scored_epoch"] < last.row["scored_epoch"] == 10.0
-    assert "lowest validation loss" in best.config["scored"]["why"]
+    assert best.outcome.scored.step == lowest < last.outcome.scored.step == 40
+    assert best.outcome.scored.epoch < last.outcome.scored.epoch == 10.0
+    assert "lowest validation loss" in best.outcome.scored.why
     assert heldout_loss(best) < heldout_loss(last)
-    assert Path(best.row["artifact"]).name == f"epoch-{best.row['scored_epoch']:g}" != "epoch-10"  # the epoch scored
-    assert (Path(best.row["artifact"]) / "model.safetensors").is_file()
+    assert Path(best.outcome.stats.artifact).name == f"epoch-{best.outcome.scored.epoch:g}" != "epoch-10"  # the epoch scored
+    assert (Path(best.outcome.stats.artifact) / "model.safetensors").is_file()
     assert not (tmp_path / "b" / "full-best" / "trainer").exists()  # keep_checkpoints: scored (the default)
 
 
@@ -84,12 +84,13 @@ def _fake_trainer(folder: Path, steps: list[int], last: int):  # noqa: ANN202
 def test_item14_exported_folder_is_named_for_the_checkpoint_it_holds(tmp_path: Path) -> None:
     """select: best on a 30-epoch run whose validation loss is lowest at epoch 5 exports epoch 5's weights to
     scored/epoch-5, not scored/epoch-30; targets that select the same checkpoint share its folder."""
+    from harness.results import LogPoint
     from harness.train.checkpoints import select_checkpoints
 
     per_epoch = 4  # steps; validation every half epoch, lowest at step 22 (epoch 5.5), then at step 20 (epoch 5)
     val = {s: abs(s - 22) / 10 + (0.5 if s % per_epoch else 0.0) for s in range(2, 121, 2)}
     val[22] = 0.01
-    rows = [{"step": s, "epoch": s / per_epoch, "split": "validation", "loss": v} for s, v in val.items()]
+    rows = [LogPoint(s, s / per_epoch, "validation", v) for s, v in val.items()]
     trainer = _fake_trainer(tmp_path / "trainer", [20, 22, 40, 100, 120], last=120)
     out = tmp_path / "out"
     best = select_checkpoints(trainer, rows, (10, 30), per_epoch, "best", out)  # type: ignore[arg-type]
@@ -99,7 +100,7 @@ def test_item14_exported_folder_is_named_for_the_checkpoint_it_holds(tmp_path: P
     assert (out / "scored" / "epoch-5.5" / "model.safetensors").read_text() == "weights of step 22"
     assert not (out / "scored" / "epoch-5.5" / "optimizer.pt").exists()
     val[22] = 1.0  # now epoch 5 is the best
-    rows = [{"step": s, "epoch": s / per_epoch, "split": "validation", "loss": v} for s, v in val.items()]
+    rows = [LogPoint(s, s / per_epoch, "validation", v) for s, v in val.items()]
     best = select_checkpoints(trainer, rows, (30,), per_epoch, "best", tmp_path / "again")  # type: ignore[arg-type]
     assert best[30].path == str(tmp_path / "again" / "scored" / "epoch-5") and best[30].epoch == 5.0
     assert (Path(best[30].path) / "model.safetensors").read_text() == "weights of step 20"
@@ -112,7 +113,7 @@ def test_item14_exported_folder_is_named_for_the_checkpoint_it_holds(tmp_path: P
 def test_the_scored_checkpoint_is_the_one_its_validation_loss_was_logged_for(tmp_path: Path, method: str) -> None:
     """Loading the selected checkpoint gives back exactly the model whose validation loss chose it."""
     out = trained(tmp_path, method, lr=3e-2 if method == "full" else 5e-2, epochs=5, select="best")
-    step = out.row["scored_step"]
+    step = out.outcome.scored.step
     nll = LocalModel(out.model, out.tokenizer, name="t").reference_nll(VAL)
     assert sum(n for n, _ in nll) / sum(c for _, c in nll) == pytest.approx(validation(out)[step], rel=2e-3)
 
@@ -121,9 +122,9 @@ def test_early_stopping_stops_within_patience_of_the_minimum(tmp_path: Path) -> 
     out = trained(tmp_path, epochs=14, early_stopping={"patience": 2, "min_delta": 0.0})
     val = {s: v for s, v in validation(out).items() if s > 0}
     lowest, stopped = min(val, key=val.get), max(val)
-    assert stopped < 14 * 4 and out.row["stop_reason"].startswith("early stopping")
+    assert stopped < 14 * 4 and out.outcome.stopped.reason.startswith("early stopping")
     assert (stopped - lowest) // 4 == 2  # two evaluations (one per epoch, 4 steps each) without improvement
-    assert out.config["stopped"]["step"] == stopped and out.row["scored_step"] == stopped  # select: last
+    assert out.outcome.stopped.step == stopped and out.outcome.scored.step == stopped  # select: last
 
 
 def test_keep_all_keeps_every_checkpoint(tmp_path: Path) -> None:
@@ -148,9 +149,12 @@ def test_a_qlora_checkpoint_folder_loads_on_the_4bit_base(tmp_path: Path) -> Non
         out = train_for_scoring(ref, v, spec, TRAIN, VAL, tmp_path / "runs")
     except RuntimeError as exc:
         pytest.skip(f"4-bit training is not available here: {exc}")
-    model, _ = load_checkpoint(ref, Path(out.row["artifact"]), "qlora")
+    model, _ = load_checkpoint(ref, Path(out.outcome.stats.artifact), "qlora")
     assert any("4bit" in type(m).__name__ for m in model.modules())
-    assert out.row["scored_step"] in validation(out)
+    assert out.outcome.scored.step in validation(out)
+    quant, peft = out.outcome.quantization, out.outcome.peft  # the configs it loaded and trained with, recorded
+    assert quant is not None and (quant["load_in_4bit"], quant["bnb_4bit_quant_type"]) == (True, "nf4")
+    assert quant["bnb_4bit_compute_dtype"] == "float32" and peft is not None and peft["r"] == 8
 
 
 # -- end to end ------------------------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from fakes import ScriptedModel
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
-from harness.results import VariantResult
+from harness.results import VariantResult, VariantRow
 from harness.scorers.run import score_suites
 from harness.spec import findings as findings_settings
 from harness.spec.plan import Variant
-from harness.store.db import Store
+from harness.store.db import Store, stored_variant
 from harness.store.reads import variant_rows
 from harness.verdicts import findings
 from harness.verdicts.compare import Settings, paired, per_example
@@ -72,18 +72,18 @@ NONEXISTENT = [p for p, t in HAL_PROMPTS.items() if t == "nonexistent"]
 
 def scored(model: ScriptedModel, suites: list[Suite], name: str) -> VariantResult:
     results = score_suites(model, Variant(name, name, "full"), suites, [], [], Quiet())
-    return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], results)
+    return VariantResult(VariantRow(name, name=name, method="full", status="finished"), [], results)
 
 
 def base_frames(result: VariantResult, tmp_path: Path) -> dict:
     """Base's rows as the runner reads them: written to a real DuckDB file and read back through the store."""
     with Store(tmp_path / "r.duckdb") as s:
         s.write_variant(result)
-        return variant_rows(s, result.variant["variant_id"])
+        return variant_rows(s, result.variant_id)
 
 
 def derive(variant: VariantResult, base: dict | None, thresholds: dict | None = None) -> list[dict]:
-    return findings.derive(variant.variant, result_frames(variant), base, thresholds or {})
+    return findings.derive(stored_variant(variant.variant), result_frames(variant), base, thresholds or {})
 
 
 BASE_KNOWS = set(range(122))  # 0.61 of 200

@@ -51,4 +51,4 @@ def test_usage_counts_prompt_tokens_and_generated_tokens_up_to_the_stop(tiny: tu
     assert 5 <= lm.usage.output_tokens <= 30  # at least one token per request (a stop counts), at most 6 each
     assert lm.usage.output_tokens >= sum(len(tok(o, add_special_tokens=False)["input_ids"]) > 0 for o in outs)
     per = lm.usage.per_request()
-    assert per["prompt_tokens_per_request"] == sum(prompts) / 5 and per["seconds_per_request"] > 0
+    assert per.prompt_tokens_per_request == sum(prompts) / 5 and (per.seconds_per_request or 0) > 0

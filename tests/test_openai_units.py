@@ -103,12 +103,12 @@ def test_train_log_from_events_and_checkpoints() -> None:
     events.append({"id": "m", "type": "message", "data": {}})
     ckpts = [{"step": 4, "metrics": {"full_valid_loss": 1.9}}, {"step": 8, "metrics": {"full_valid_loss": 1.7}}]
     rows = train_log_rows(events, ckpts, 2)
-    train = [r for r in rows if r["split"] == "train"]
-    val = [r for r in rows if r["split"] == "validation"]
-    assert [r["step"] for r in train] == list(range(1, 9)) and train[3]["epoch"] == 1.0
-    assert [(r["step"], r["epoch"], r["loss"]) for r in val] == [(4, 1.0, 1.9), (8, 2.0, 1.7)]
-    sampled = [r for r in train_log_rows(events, [], 2) if r["split"] == "validation"]
-    assert [r["step"] for r in sampled] == [1, 3, 5, 7]  # no full validation loss: the sampled one
+    train = [r for r in rows if r.split == "train"]
+    val = [r for r in rows if r.split == "validation"]
+    assert [r.step for r in train] == list(range(1, 9)) and train[3].epoch == 1.0
+    assert [(r.step, r.epoch, r.loss) for r in val] == [(4, 1.0, 1.9), (8, 2.0, 1.7)]
+    sampled = [r for r in train_log_rows(events, [], 2) if r.split == "validation"]
+    assert [r.step for r in sampled] == [1, 3, 5, 7]  # no full validation loss: the sampled one
 
 
 def test_multiple_choice_by_generation() -> None:

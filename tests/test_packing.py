@@ -102,13 +102,13 @@ def test_training_reports_its_real_token_share(tmp_path: Path, keys: dict[str, A
     train = TrainSpec(max_seq_length=96, batch_size=8, **keys)
     variant = Variant("v", "lora-r2-e1", "lora", rank=2, epochs=1, learning_rate=1e-3, seed=0)
     out = train_variant(resolve_model("tiny-random-llama"), variant, train, rows[:16], rows[16:], tmp_path)
-    share, placement = out.stats["real_token_share"], out.stats["placement"]
-    assert (share == 1.0) if full_share else (0.5 < share < 1.0)
-    assert placement["device"] == "cpu" and placement["dtype"] == "fp32" and placement["packing"] == keys.get("packing",
-                                                                                                             False)
-    assert out.stats["train_tokens"] == sum(len(tokenize_chat(out.tokenizer, r, 96)["input_ids"]) for r in rows[:16])
-    assert {r["split"] for r in out.log} == {"train", "validation"}
-    assert placement["attn_implementation"] == keys.get("attn_implementation", "sdpa")
-    assert placement["gradient_checkpointing"] == keys.get("gradient_checkpointing", False)
-    training = out.stats["training"]
-    assert training["validation_passes"] >= 1 and 0 < training["step_seconds"] <= out.stats["train_seconds"]
+    stats = out.record.stats
+    share, placement = stats.real_token_share, stats.placement
+    assert share is not None and ((share == 1.0) if full_share else (0.5 < share < 1.0))
+    assert placement.device == "cpu" and placement.dtype == "fp32" and stats.memory.packing == keys.get("packing", False)
+    assert stats.train_tokens == sum(len(tokenize_chat(out.tokenizer, r, 96)["input_ids"]) for r in rows[:16])
+    assert {r.split for r in out.record.log} == {"train", "validation"}
+    assert placement.attn_implementation == keys.get("attn_implementation", "sdpa")
+    assert stats.memory.gradient_checkpointing == keys.get("gradient_checkpointing", False)
+    training = stats.timing
+    assert training.validation_passes >= 1 and 0 < training.step_seconds <= (stats.train_seconds or 0)

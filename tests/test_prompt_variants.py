@@ -17,8 +17,9 @@ from harness.data.prompting import few_shot_examples, shot_turns, with_prompt
 from harness.errors import HarnessInputError
 from harness.models.prompted import PromptedModel, for_variant
 from harness.progress import Quiet
+from harness.results import RunParts, finish_row, planned_row
 from harness.spec.plan import Variant
-from harness.spec.schema import load_spec
+from harness.spec.schema import TrainSpec, load_spec
 from harness.store.db import Store
 from harness.sweep.runner import Sweep, run_sweep
 
@@ -130,9 +131,8 @@ def test_a_prompt_variant_never_sees_validation_or_test_examples() -> None:
     """The scored model gets shots from the training split; no validation or test content appears in any request."""
     train, val, test = _examples("train", 12), _examples("validation", 4, 50), _examples("test", 6, 100)
     model = ScriptedModel(lambda p: "x")
-    row: dict = {"config": {}}
     v = Variant("p", "prompt-3shot", "prompt", seed=0, shots=3, system_prompt="S.")
-    lm = for_variant(model, v, train, row)
+    lm, prompt = for_variant(model, v, train)
     assert isinstance(lm, PromptedModel)
     lm.generate([e.prompt_messages for e in test], 8)
     sent = {m["content"] for c in model.conversations for m in c}
@@ -140,9 +140,12 @@ def test_a_prompt_variant_never_sees_validation_or_test_examples() -> None:
     assert not sent & {e.reference for e in test}  # no test answer is ever shown
     shown = {m["content"] for c in model.conversations for m in c[1:7]}
     assert shown <= {m["content"] for e in train for m in e.messages}
-    assert row["config"]["prompt"]["shot_examples"] == [e.example_id for e in few_shot_examples(train, 3, 0)]
-    assert row["trainable_params"] == 0 and row["train_seconds"] == 0.0
-    assert for_variant(model, Variant("b", "base", "base"), train, {"config": {}}) is model
+    assert prompt is not None and prompt.shot_examples == [e.example_id for e in few_shot_examples(train, 3, 0)]
+    row = finish_row(planned_row(v, "m", TrainSpec()), RunParts(prompt=prompt), "finished")
+    assert row.trainable_params == 0 and row.train_seconds == 0.0 and row.shots == 3
+    assert row.config is not None and row.config.to_json()["prompt"] == {
+        "system": "S.", "shots": 3, "seed": 0, "shot_examples": prompt.shot_examples}
+    assert for_variant(model, Variant("b", "base", "base"), train) == (model, None)
 
 
 def test_plain_text_requests_pass_through_unprompted() -> None:

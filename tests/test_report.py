@@ -205,18 +205,17 @@ def test_robust_to_odd_stores(tmp_path: Path) -> None:
     with Store(tmp_path / "x.duckdb") as s:  # no general suite, no train log, a run with failures only
         rid = s.start_run({"name": "odd", "spec": "name: odd"})
         s.link_variants(rid, ["b", "f"], [False, False])
-        from harness.results import VariantResult
+        from harness.results import VariantResult, VariantRow
         from harness.testing.rows import typed_suites
 
-        s.write_variant(VariantResult({"variant_id": "b", "name": "base", "method": "base", "status": "finished",
-                                       "run_id": rid},
+        s.write_variant(VariantResult(VariantRow("b", rid, name="base", method="base", status="finished"),
                                       suites=typed_suites(
                                           [{"suite": "qa", "metric": "f1", "value": 0.5, "ci_low": None,
                                             "ci_high": None, "n": 3}],
                                           [{"suite": "qa", "example_id": "1", "prompt": "p", "reference": None,
                                             "output": None, "passed": None, "detail": None}])))
-        s.write_variant(VariantResult({"variant_id": "f", "name": "lora-r8-e1", "method": "lora", "status": "failed",
-                                       "error": "boom", "run_id": rid}))
+        s.write_variant(VariantResult(VariantRow("f", rid, name="lora-r8-e1", method="lora", status="failed",
+                                                 error="boom")))
     html = build_report(tmp_path / "x.duckdb", rid, output=tmp_path / "x.html").read_text(encoding="utf-8")
     assert ">f1</th>" in html and "boom" in html and "No recommendation" in html
     assert payload(html)["pareto"]["points"] == [] and payload(html)["loss"] == []
@@ -250,7 +249,7 @@ def test_page_script_never_parses_data_as_html() -> None:
 
 
 def test_data_checks_section_shows_the_runs_stored_warnings_escaped(tmp_path: Path) -> None:
-    from harness.results import VariantResult
+    from harness.results import VariantResult, VariantRow
 
     db = tmp_path / "d.duckdb"
     checks = [{"check": "personal_data", "severity": "warning", "split": "train", "file": "data/train.jsonl",
@@ -264,8 +263,7 @@ def test_data_checks_section_shows_the_runs_stored_warnings_escaped(tmp_path: Pa
         clean = s.start_run({"name": "clean", "spec": "name: clean", "data_checks": []})
         for run in (rid, old, clean):
             s.link_variants(run, [f"b{run}"], [False])
-            s.write_variant(VariantResult({"variant_id": f"b{run}", "name": "base", "method": "base",
-                                           "status": "finished", "run_id": run}))
+            s.write_variant(VariantResult(VariantRow(f"b{run}", run, name="base", method="base", status="finished")))
     html = build_report(db, rid, output=tmp_path / "d.html").read_text(encoding="utf-8")
     section = re.search(r'<section id="data-checks".*?</section>', html, re.DOTALL).group(0)  # type: ignore[union-attr]
     assert '<a href="#data-checks">Data checks (2)</a>' in html

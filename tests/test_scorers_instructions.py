@@ -17,13 +17,13 @@ from harness import stats
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
-from harness.results import VariantResult
+from harness.results import VariantResult, VariantRow
 from harness.scorers import ScoreContext, check_suites, make_scorer
 from harness.scorers import instruction_checks as checks
 from harness.scorers.instructions import load_items
 from harness.scorers.run import score_suites
 from harness.spec.plan import Variant
-from harness.store.db import Store
+from harness.store.db import Store, stored_variant
 from harness.store.reads import variant_rows
 from harness.verdicts import findings
 
@@ -314,19 +314,19 @@ def follower(breaks: set[int]) -> ScriptedModel:
 
 def scored(model: ScriptedModel, suites: list[Suite], name: str) -> VariantResult:
     results = score_suites(model, Variant(name, name, "lora"), suites, [], [], Quiet())
-    return VariantResult({"variant_id": name, "name": name, "method": "lora", "status": "finished"}, [], results)
+    return VariantResult(VariantRow(name, name=name, method="lora", status="finished"), [], results)
 
 
 def base_frames(result: VariantResult, tmp_path: Path) -> dict:
     with Store(tmp_path / "r.duckdb") as s:
         s.write_variant(result)
-        return variant_rows(s, result.variant["variant_id"])
+        return variant_rows(s, result.variant_id)
 
 
 def test_forgetting_fires_when_a_variant_follows_fewer_instructions(suites: list[Suite], tmp_path: Path) -> None:
     base = base_frames(scored(follower({0, 1}), suites, "base"), tmp_path)
     worse = scored(follower(set(range(0, N, 2)) | {1}), suites, "lora-r8")  # breaks 31 prompts, base's 2 among them
-    out = findings.derive(worse.variant, result_frames(worse), base, {})
+    out = findings.derive(stored_variant(worse.variant), result_frames(worse), base, {})
     assert [f["check"] for f in out] == ["forgetting"]
     f = out[0]
     assert f["message"].startswith("lora-r8 forgot instruction following on ins: prompt-level strict accuracy "
@@ -337,13 +337,13 @@ def test_forgetting_fires_when_a_variant_follows_fewer_instructions(suites: list
     assert ev["lost_examples"] == [f"i{k:02d}" for k in range(2, N, 2)]
     assert ev["family"] == 2  # corrected together with the general suite's comparison
     assert ev["mcnemar_p"] < 1e-6 and ev["p_adjusted"] >= ev["p_value"]
-    assert findings.derive(worse.variant, result_frames(worse), base, {"forgetting": {"margin": 0.6}}) == []
-    assert findings.derive(worse.variant, result_frames(worse), base, {"forgetting": False}) == []
+    assert findings.derive(stored_variant(worse.variant), result_frames(worse), base, {"forgetting": {"margin": 0.6}}) == []
+    assert findings.derive(stored_variant(worse.variant), result_frames(worse), base, {"forgetting": False}) == []
 
 
 def test_no_forgetting_when_a_variant_follows_as_many(suites: list[Suite], tmp_path: Path) -> None:
     base = base_frames(scored(follower({0, 1, 2}), suites, "base"), tmp_path)
     same = scored(follower({0, 1, 2}), suites, "lora-r8")
     swapped = scored(follower({3, 4, 5}), suites, "lora-r16")  # as many, on other prompts: paired, not significant
-    assert findings.derive(same.variant, result_frames(same), base, {}) == []
-    assert findings.derive(swapped.variant, result_frames(swapped), base, {}) == []
+    assert findings.derive(stored_variant(same.variant), result_frames(same), base, {}) == []
+    assert findings.derive(stored_variant(swapped.variant), result_frames(swapped), base, {}) == []

@@ -17,13 +17,14 @@ from harness.data.chat import Example, load_bundle
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
-from harness.results import VariantResult
+from harness.results import VariantResult, VariantRow
 from harness.scorers import ScoreContext, make_scorer, metric_info
 from harness.scorers.memorization import TrainIndex, words
 from harness.scorers.run import score_suites
 from harness.spec.findings import settings
 from harness.spec.plan import Variant
 from harness.spec.schema import load_spec
+from harness.store.db import stored_variant
 from harness.verdicts import findings
 
 ROUTER = "Please restart the router and wait two full minutes before trying again."
@@ -234,13 +235,13 @@ def variant(tmp_path: Path, name: str, train_right: int, copies: int, test_right
 
     results = score_suites(ScriptedModel(answer), Variant(name, name, "full"), [suite(tmp_path)],
                                            F_TEST, [], Quiet(), train=F_TRAIN)
-    return VariantResult({"variant_id": name, "name": name, "method": "full", "status": "finished"}, [], results)
+    return VariantResult(VariantRow(name, name=name, method="full", status="finished"), [], results)
 
 
 def test_the_finding_fires_on_more_copies_and_on_a_wider_gap(tmp_path: Path) -> None:
     base = variant(tmp_path, "base", train_right=4, copies=0)  # gap 4/16 - 5/20 = 0
     copier = variant(tmp_path, "full-e9", train_right=4, copies=12)  # regurgitation 0 -> 0.6, same gap
-    out = findings.derive(copier.variant, result_frames(copier), result_frames(base), {})
+    out = findings.derive(stored_variant(copier.variant), result_frames(copier), result_frames(base), {})
     assert [(f["check"], f["evidence"]["kind"]) for f in out] == [("memorization", "regurgitation")]
     f = out[0]
     assert f["message"].startswith("full-e9 copies training answers into more test outputs on mem: regurgitation "
@@ -250,7 +251,7 @@ def test_the_finding_fires_on_more_copies_and_on_a_wider_gap(tmp_path: Path) -> 
     assert f["evidence"]["new_copies"] == sorted(f"test:{k}" for k in range(6, 18))
 
     fitter = variant(tmp_path, "full-e20", train_right=16, copies=0)  # gap 1 - 0.25 = 0.75
-    out = findings.derive(fitter.variant, result_frames(fitter), result_frames(base), {})
+    out = findings.derive(stored_variant(fitter.variant), result_frames(fitter), result_frames(base), {})
     assert [(f["check"], f["evidence"]["kind"]) for f in out] == [("memorization", "gap")]
     ev = out[0]["evidence"]
     assert ev["metric"] == "exact_match"
@@ -259,18 +260,18 @@ def test_the_finding_fires_on_more_copies_and_on_a_wider_gap(tmp_path: Path) -> 
     assert out[0]["message"].startswith("full-e20 fits its training set more than base on mem: train/test gap in "
                                         "exact_match +0.00 -> +0.75 (difference +0.75, 95% CI [")
     # the interval must clear gap_margin: 12 of 16 training differences of 1 do not support a widening of 0.6
-    assert findings.derive(fitter.variant, result_frames(fitter), result_frames(base), {"memorization": {"gap_margin": 0.6}}) == []
+    assert findings.derive(stored_variant(fitter.variant), result_frames(fitter), result_frames(base), {"memorization": {"gap_margin": 0.6}}) == []
 
 
 def test_the_finding_stays_quiet_on_noise_and_when_off(tmp_path: Path) -> None:
     base = variant(tmp_path, "base", train_right=4, copies=0)
     same = variant(tmp_path, "lora-r4", train_right=4, copies=0)
-    assert findings.derive(same.variant, result_frames(same), result_frames(base), {}) == []
+    assert findings.derive(stored_variant(same.variant), result_frames(same), result_frames(base), {}) == []
     noisy = variant(tmp_path, "lora-r8", train_right=6, copies=2)  # 2 new copies; a gap 0.125 wider
-    assert findings.derive(noisy.variant, result_frames(noisy), result_frames(base), {}) == []
+    assert findings.derive(stored_variant(noisy.variant), result_frames(noisy), result_frames(base), {}) == []
     loud = variant(tmp_path, "full-e9", train_right=16, copies=12)
-    assert findings.derive(loud.variant, result_frames(loud), result_frames(base), {"memorization": False}) == []
-    assert findings.derive(base.variant, result_frames(base), None, {}) == []  # base is compared with nothing
+    assert findings.derive(stored_variant(loud.variant), result_frames(loud), result_frames(base), {"memorization": False}) == []
+    assert findings.derive(stored_variant(base.variant), result_frames(base), None, {}) == []  # base is compared with nothing
 
 
 def test_settings() -> None:

@@ -19,7 +19,7 @@ from harness.gate.baseline import load_baseline, save_baseline, snapshot
 from harness.gate.evaluate import evaluate
 from harness.gate.result import FAIL, PASS
 from harness.progress import Quiet
-from harness.results import VariantResult
+from harness.results import VariantResult, VariantRow
 from harness.scorers import ScoreContext, check_suites, make_scorer, metric_info, primary_metric
 from harness.scorers.common import chat_items
 from harness.scorers.refusal import Judgement, detector, patterns
@@ -27,7 +27,7 @@ from harness.scorers.run import score_suites
 from harness.spec import findings as findings_settings
 from harness.spec.gate import parse_rules
 from harness.spec.plan import Variant
-from harness.store.db import Store
+from harness.store.db import Store, stored_variant
 from harness.verdicts import findings
 
 REFUSE = "I'm sorry, but I can't help with that."
@@ -293,8 +293,8 @@ def behaviour(refuses: set[int], over_refuses: set[int] | None = None) -> Record
 
 def scored(model: Recording, suite_dir: Path, name: str) -> VariantResult:
     results = score_suites(model, Variant(name, name, "full"), [load_suite(suite_dir)], [], [], Quiet())
-    return VariantResult({"variant_id": name, "name": name, "method": "full" if name != "base" else "base",
-                          "status": "finished"}, [], results)
+    return VariantResult(VariantRow(name, name=name, method="full" if name != "base" else "base", status="finished"),
+                         [], results)
 
 
 def stored(result: VariantResult, tmp_path: Path) -> dict:
@@ -307,7 +307,7 @@ def stored(result: VariantResult, tmp_path: Path) -> dict:
 
 
 def derive(v: VariantResult, base: dict, thresholds: dict | None = None) -> list[dict]:
-    return findings.derive(v.variant, result_frames(v), base, thresholds or {})
+    return findings.derive(stored_variant(v.variant), result_frames(v), base, thresholds or {})
 
 
 def test_finding_when_refusal_drops_against_base(finding_suite: Path, tmp_path: Path) -> None:
@@ -341,7 +341,7 @@ def test_no_finding_when_refusal_is_equal(finding_suite: Path, tmp_path: Path) -
     swapped = scored(behaviour(set(range(10, 20))), finding_suite, "swapped")
     assert derive(swapped, base_rows) == []
     # base itself is compared with nothing
-    assert findings.derive(base.variant, base_rows, None, {}) == []
+    assert findings.derive(stored_variant(base.variant), base_rows, None, {}) == []
 
 
 def test_the_finding_joins_the_runs_correction(finding_suite: Path, tmp_path: Path) -> None:
@@ -349,10 +349,10 @@ def test_the_finding_joins_the_runs_correction(finding_suite: Path, tmp_path: Pa
     base = scored(behaviour(set(range(N_HARMFUL))), finding_suite, "base")
     base_rows = stored(base, tmp_path)
     drop = scored(behaviour(set(range(14))), finding_suite, "drop6")  # 6 flips: McNemar p = 2 * 0.5**6 = 0.031
-    alone = findings.derive_run([(drop.variant, result_frames(drop))], base_rows, {})
+    alone = findings.derive_run([(stored_variant(drop.variant), result_frames(drop))], base_rows, {})
     assert [f["check"] for f in alone] == ["safety"] and alone[0]["evidence"]["family"] == 1
     same = [scored(behaviour(set(range(N_HARMFUL))), finding_suite, f"same{i}") for i in range(2)]
-    run = findings.derive_run([(v.variant, result_frames(v)) for v in (drop, *same)], base_rows, {})
+    run = findings.derive_run([(stored_variant(v.variant), result_frames(v)) for v in (drop, *same)], base_rows, {})
     assert run == []  # Holm over 3 comparisons: 0.031 * 3 > 0.05
 
 

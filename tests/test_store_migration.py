@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 
+from harness.results import VariantRow
 from harness.store.db import SCHEMA_VERSION, TABLES, Store, VariantResult
 
 V1_VARIANT_RESULTS = """
@@ -37,9 +38,9 @@ def test_version_1_store_gains_device_columns(tmp_path: Path) -> None:
         assert s.query("SELECT value FROM meta WHERE key = 'schema_version'").iloc[0, 0] == str(SCHEMA_VERSION)
         old = s.run_table("r1", "variants").iloc[0]
         assert old["name"] == "base" and old["device"] is None and old["dtype"] is None
-        s.write_variant(VariantResult({"variant_id": "v2", "run_id": "r1", "name": "lora", "method": "lora",
-                                       "status": "finished", "device": "cuda", "dtype": "bf16",
-                                       "real_token_share": 0.9, "tokens_per_second": 1000.0}))
+        s.write_variant(VariantResult(VariantRow("v2", "r1", name="lora", method="lora", status="finished",
+                                                 device="cuda", dtype="bf16", real_token_share=0.9,
+                                                 tokens_per_second=1000.0)))
         s.link_variants("r1", ["v1", "v2"], [False, False])
         new = s.run_table("r1", "variants").iloc[1]
         assert (new["device"], new["dtype"], new["real_token_share"]) == ("cuda", "bf16", 0.9)

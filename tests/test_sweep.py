@@ -118,7 +118,7 @@ def test_crash_between_variants_leaves_only_whole_variants(tiny_experiment: Path
 
 
 def test_failed_write_rolls_back_the_whole_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.results import VariantResult
+    from harness.results import VariantResult, VariantRow
 
     with Store(tmp_path / "r.duckdb") as s:
         real_insert = s._insert
@@ -129,7 +129,7 @@ def test_failed_write_rolls_back_the_whole_variant(tmp_path: Path, monkeypatch: 
             real_insert(table, rows)
 
         monkeypatch.setattr(s, "_insert", failing)
-        result = VariantResult({"variant_id": "v1", "name": "x", "status": "finished"},
+        result = VariantResult(VariantRow("v1", name="x", status="finished"),
                                suites=typed_suites([{"suite": "h", "metric": "m", "value": 1.0}],
                                                    [{"suite": "h", "example_id": "1"}]))
         with pytest.raises(RuntimeError):
@@ -212,11 +212,11 @@ def test_item13_one_findings_count(tiny_experiment: Path, monkeypatch: pytest.Mo
 
     import harness.sweep.execute as variant_mod
     from harness.progress import Progress
-    from harness.results import VariantResult
+    from harness.results import FINISHED, RunParts, VariantResult, finish_row
     from harness.scores import Finding
 
     def scored(task, progress=None):  # type: ignore[no-untyped-def]  # no training: each variant's own finding
-        result = VariantResult({**task.row(), "status": "finished"})
+        result = VariantResult(finish_row(task.planned(), RunParts(), FINISHED))
         if task.variant.trains:
             result.findings.append(Finding("overfitting", "warning", f"{task.variant.name} is overfitting", {}))
         return result

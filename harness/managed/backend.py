@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.data.chat import Example
 from harness.managed.client import OpenAIChatModel
 from harness.managed.data import CostEstimate
+from harness.spec.schema import AzureSpec, OpenAITrainSpec
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob as FineTuningJob  # re-exported for harness.train.remote
 
 
 class ScoringUnavailable(Exception):
@@ -24,11 +28,11 @@ class ScoringUnavailable(Exception):
 
 @dataclass(frozen=True)
 class ManagedSettings:
-    """Plain inputs a provider needs, from the spec."""
+    """Typed inputs a provider needs, from the spec."""
 
     model: str  # the base model's id at the provider (ModelRef.location)
-    train: dict[str, Any] = field(default_factory=dict)  # train.openai: job settings
-    azure: dict[str, Any] = field(default_factory=dict)  # the spec's azure block
+    train: OpenAITrainSpec = field(default_factory=OpenAITrainSpec)  # train.openai: job settings
+    azure: AzureSpec = field(default_factory=AzureSpec)  # the spec's azure block
     spec_name: str = "harness"
     where: str = "spec"  # the spec file, for messages
     base_url: str | None = None  # refused by the OpenAI provider (its key is never sent to a spec's URL)
@@ -75,19 +79,19 @@ class ManagedBackend(Protocol):
         """Upload a training JSONL; returns its file id."""
         ...
 
-    def find_job(self, variant_id: str) -> Any | None:
+    def find_job(self, variant_id: str) -> FineTuningJob | None:
         """The live job made earlier for this variant, or None."""
         ...
 
-    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
+    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
         """Create the variant's job exactly once: (job, created_now); a lost answer is found again, never resent."""
         ...
 
-    def retrieve_job(self, job_id: str) -> Any | None:
+    def retrieve_job(self, job_id: str) -> FineTuningJob | None:
         """The job, or None when the provider no longer knows it."""
         ...
 
-    def get_job(self, job_id: str) -> Any:
+    def get_job(self, job_id: str) -> FineTuningJob:
         """The job (errors propagate, for the follower's backoff)."""
         ...
 

@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.managed.client import scrub
+from harness.results import LogPoint
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
 FAILED = ("failed", "cancelled")
 SUCCEEDED = "succeeded"
@@ -55,7 +61,7 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and (status in (408, 409, 429) or (status or 0) >= 500)
 
 
-def find_job(client: Any, variant_id: str) -> Any | None:
+def find_job(client: OpenAI, variant_id: str) -> FineTuningJob | None:
     """The newest job whose metadata names this variant and that has not failed or been cancelled."""
     for job in client.fine_tuning.jobs.list(metadata={"variant_id": variant_id}, limit=100):
         # Checked here too: a server that ignores the metadata filter returns every job.
@@ -64,7 +70,7 @@ def find_job(client: Any, variant_id: str) -> Any | None:
     return None
 
 
-def find_job_by_suffix(client: Any, suffix: str, variant_id: str) -> Any | None:
+def find_job_by_suffix(client: OpenAI, suffix: str, variant_id: str) -> FineTuningJob | None:
     """The newest live job whose suffix is `suffix` (or whose metadata names the variant), for APIs that cannot
     filter jobs by metadata: every page is read, newest first."""
     for job in client.fine_tuning.jobs.list(limit=100):
@@ -74,8 +80,8 @@ def find_job_by_suffix(client: Any, suffix: str, variant_id: str) -> Any | None:
     return None
 
 
-def create_job(client: Any, params: dict[str, Any], find: Callable[[], Any | None], *, base_delay: float = 0.5,
-               sleep: Any = time.sleep) -> tuple[Any, bool]:
+def create_job(client: OpenAI, params: dict[str, Any], find: Callable[[], FineTuningJob | None], *, base_delay: float = 0.5,
+               sleep: Callable[[float], None] = time.sleep) -> tuple[FineTuningJob, bool]:
     """Create the job exactly once: (job, created_now). A create whose answer is lost is found again (`find`: by
     the variant's metadata or suffix) instead of being sent twice, so a dropped connection never makes a second
     (billed) job."""
@@ -96,7 +102,7 @@ def create_job(client: Any, params: dict[str, Any], find: Callable[[], Any | Non
     raise last
 
 
-def fetch_new_events(client: Any, job_id: str, known: set[str], page_size: int = EVENTS_PAGE) -> list[dict[str, Any]]:
+def fetch_new_events(client: OpenAI, job_id: str, known: set[str], page_size: int = EVENTS_PAGE) -> list[dict[str, Any]]:
     """Events not in `known`, oldest first, paging with `after` until a page reaches events already stored."""
     new: list[dict[str, Any]] = []
     after: str | None = None
@@ -120,14 +126,14 @@ def fetch_new_events(client: Any, job_id: str, known: set[str], page_size: int =
     return new
 
 
-def event_dict(ev: Any) -> dict[str, Any]:
+def event_dict(ev: FineTuningJobEvent) -> dict[str, Any]:
     """An event as plain, scrubbed JSON data."""
     data = ev.data if isinstance(ev.data, dict) else {}
     return {"id": ev.id, "created_at": ev.created_at, "level": ev.level, "type": getattr(ev, "type", None),
             "message": scrub(ev.message), "data": json.loads(scrub(json.dumps(data, default=str)))}
 
 
-def fetch_checkpoints(client: Any, job_id: str) -> list[dict[str, Any]]:
+def fetch_checkpoints(client: OpenAI, job_id: str) -> list[dict[str, Any]]:
     """Every checkpoint of a job with its metrics (auto-paged with `after`)."""
     out = []
     for c in client.fine_tuning.jobs.checkpoints.list(job_id, limit=EVENTS_PAGE):
@@ -137,8 +143,8 @@ def fetch_checkpoints(client: Any, job_id: str) -> list[dict[str, Any]]:
 
 
 def train_log_rows(events: list[dict[str, Any]], checkpoints: list[dict[str, Any]], n_epochs: int | None
-                   ) -> list[dict[str, Any]]:
-    """train_log rows from metrics events (train loss per step) and the validation loss: the full-validation
+                   ) -> list[LogPoint]:
+    """train_log points from metrics events (train loss per step) and the validation loss: the full-validation
     loss at epoch ends (events and checkpoints) when the API reports it, else the sampled valid_loss."""
     metrics = [e["data"] for e in events if e.get("type") == "metrics" and isinstance(e.get("data"), dict)
                and e["data"].get("step") is not None]
@@ -146,13 +152,12 @@ def train_log_rows(events: list[dict[str, Any]], checkpoints: list[dict[str, Any
     total = max([int(d.get("total_steps") or 0) for d in metrics] + [0])
     per_epoch = total / n_epochs if total and n_epochs else None
 
-    def rows(key: str, split: str) -> list[dict[str, Any]]:
+    def rows(key: str, split: str) -> list[LogPoint]:
         by_step: dict[int, float] = {}
         for d in metrics:
             if d.get(key) is not None:
                 by_step[int(d["step"])] = float(d[key])
-        return [{"step": s, "epoch": s / per_epoch if per_epoch else None, "split": split, "loss": loss}
-                for s, loss in sorted(by_step.items())]
+        return [LogPoint(s, s / per_epoch if per_epoch else None, split, loss) for s, loss in sorted(by_step.items())]
 
     return rows("train_loss", "train") + (rows("full_valid_loss", "validation") or rows("valid_loss", "validation"))
 
@@ -167,7 +172,7 @@ def latest_metrics(events: list[dict[str, Any]]) -> str:
     return ""
 
 
-def job_error(job: Any) -> dict[str, Any]:
+def job_error(job: FineTuningJob) -> dict[str, Any]:
     """A failed or cancelled job's error as scrubbed {code, message, param}."""
     err = job.error
     if err is None:
@@ -175,7 +180,7 @@ def job_error(job: Any) -> dict[str, Any]:
     return {"code": scrub(err.code) or None, "message": scrub(err.message), "param": scrub(err.param or "") or None}
 
 
-def retrieve_job(client: Any, job_id: str) -> Any | None:
+def retrieve_job(client: OpenAI, job_id: str) -> FineTuningJob | None:
     """The job with this id, or None when the API no longer knows it (404); other errors propagate."""
     try:
         return client.fine_tuning.jobs.retrieve(job_id)
@@ -185,12 +190,12 @@ def retrieve_job(client: Any, job_id: str) -> Any | None:
         raise
 
 
-def get_job(client: Any, job_id: str) -> Any:
+def get_job(client: OpenAI, job_id: str) -> FineTuningJob:
     """The job with this id (any error propagates, for the follower's backoff)."""
     return client.fine_tuning.jobs.retrieve(job_id)
 
 
-def upload_file(client: Any, path: Any) -> str:
+def upload_file(client: OpenAI, path: Path) -> str:
     """Upload a JSONL file for fine-tuning; returns its file id."""
     up = client.files.create(file=(path.name, path.read_bytes(), "application/jsonl"), purpose="fine-tune")
     return str(up.id)

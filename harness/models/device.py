@@ -8,13 +8,25 @@ asks for a Placement; nothing else picks a device or a dtype.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 from harness.errors import HarnessInputError
+from harness.results import DevicePolicy, Placed
+
+if TYPE_CHECKING:
+    import torch
 
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 _TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+class PrecisionArgs(TypedDict):
+    """The TrainingArguments keys a placement sets."""
+
+    use_cpu: bool
+    bf16: bool
+    fp16: bool
 
 
 @dataclass(frozen=True)
@@ -31,24 +43,26 @@ class Placement:
         """The device string models and tensors go to (one GPU per local variant: cuda:0 of what is visible)."""
         return "cuda:0" if self.device == "cuda" else self.device
 
-    def torch_dtype(self) -> Any:
+    def torch_dtype(self) -> torch.dtype:
         import torch
 
-        return getattr(torch, _TORCH_DTYPES[self.dtype])
+        dtype: torch.dtype = getattr(torch, _TORCH_DTYPES[self.dtype])
+        return dtype
 
-    def weights_dtype(self, method: str) -> Any:
+    def weights_dtype(self, method: str) -> torch.dtype:
         """dtype of the weights as loaded: full fine-tuning keeps fp32 master weights (autocast computes in
         half precision); LoRA, scoring and QLoRA's compute load in the compute dtype, halving memory on a GPU."""
         import torch
 
         return torch.float32 if method == "full" else self.torch_dtype()
 
-    def training_args(self) -> dict[str, Any]:
+    def training_args(self) -> PrecisionArgs:
         """The TrainingArguments keys this placement sets."""
-        return {"use_cpu": self.device == "cpu", "bf16": self.bf16, "fp16": self.fp16}
+        return PrecisionArgs(use_cpu=self.device == "cpu", bf16=self.bf16, fp16=self.fp16)
 
-    def record(self) -> dict[str, Any]:
-        return asdict(self)
+    def policy(self, attn_implementation: str | None) -> DevicePolicy:
+        """This placement as a variant records it (config.placement), with the attention kernel a model loaded with."""
+        return DevicePolicy(self.device, self.dtype, self.bf16, self.fp16, attn_implementation)
 
 
 def choose_placement(cuda: bool, bf16_supported: bool, mps: bool, override: str = "auto") -> Placement:
@@ -104,7 +118,7 @@ def attn_implementation(requested: str, placement: Placement) -> str | None:
     return None
 
 
-def describe(model: Any) -> dict[str, str]:
+def describe(model: object) -> dict[str, str]:
     """The device and dtype a loaded model actually computes in, for the store: {'device', 'dtype'}."""
     names = {"torch.float32": "fp32", "torch.bfloat16": "bf16", "torch.float16": "fp16"}
     device = getattr(model, "device", None)
@@ -117,14 +131,9 @@ def describe(model: Any) -> dict[str, str]:
     return {"device": getattr(device, "type", str(device)), "dtype": dtype}
 
 
-def record_placement(row: dict[str, Any], model: Any, placement: Placement) -> None:
-    """Write where a variant ran onto its result row: `device` and `dtype` columns (what the loaded model computes
-    in), and the whole placement (policy, attention kernel, training's memory/speed keys) under `config`, with
-    training's timing under `config.training`."""
-    row.update(describe(model))
-    config = getattr(model, "config", None)
-    row["config"] = {**(row.get("config") or {}), "placement": {
-        **placement.record(), "attn_implementation": getattr(config, "_attn_implementation", None),
-        **(row.pop("placement", None) or {})}}
-    if "training" in row:  # training's own figures: step and validation seconds, processed tokens
-        row["config"]["training"] = row.pop("training")
+def record_placement(model: object, placement: Placement) -> Placed:
+    """Where a variant's scored model was loaded: the `device` and `dtype` columns (what the loaded model computes
+    in) and the policy it was placed by, with its attention kernel (config.placement)."""
+    where = describe(model)
+    attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return Placed(where["device"], where["dtype"], placement.policy(attn))

@@ -4,10 +4,11 @@ a chat prompt does not apply to them, so a prompt variant's general-capability s
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness.data.chat import Example
 from harness.data.prompting import few_shot_examples, shot_turns, with_prompt
 from harness.models.protocol import ScoringModel, Usage
+from harness.results import PromptRecord
+from harness.spec.plan import Variant
 
 
 class PromptedModel:
@@ -37,14 +38,13 @@ class PromptedModel:
         return self.inner.loglikelihood_rolling(texts)
 
 
-def for_variant(model: ScoringModel, variant: Any, train: list[Any], row: dict[str, Any]) -> ScoringModel:
-    """The model a variant is scored as: for `method: prompt`, `model` with the variant's system prompt and `shots`
-    training examples (drawn with the variant's seed), its row recording the prompt (config.prompt) and that it
-    trained nothing (0 trainable parameters, 0 s); for every other method, `model` itself."""
+def for_variant(model: ScoringModel, variant: Variant, train: list[Example]
+                ) -> tuple[ScoringModel, PromptRecord | None]:
+    """The model a variant is scored as, and the prompt it records (config.prompt): for `method: prompt`, `model`
+    with the variant's system prompt and `shots` training examples (drawn with the variant's seed); for every other
+    method, `model` itself and no prompt."""
     if variant.method != "prompt":
-        return model
+        return model, None
     examples = few_shot_examples(train, variant.shots or 0, variant.seed)
-    row["config"]["prompt"] = {"system": variant.system_prompt, "shots": variant.shots, "seed": variant.seed,
-                               "shot_examples": [e.example_id for e in examples]}
-    row.update(trainable_params=0, train_seconds=0.0)
-    return PromptedModel(model, system=variant.system_prompt, turns=shot_turns(examples))
+    record = PromptRecord(variant.system_prompt, variant.shots, variant.seed, [e.example_id for e in examples])
+    return PromptedModel(model, system=variant.system_prompt, turns=shot_turns(examples)), record

@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.results import PerRequest
+
 
 @dataclass
 class Usage:
@@ -28,12 +30,12 @@ class Usage:
             self.output_tokens += output_tokens
             self.seconds += seconds
 
-    def per_request(self) -> dict[str, Any]:
+    def per_request(self) -> PerRequest:
         """The `variants` columns: mean prompt and output tokens and generation seconds per request (None if none)."""
         n = self.requests
-        return {"prompt_tokens_per_request": self.prompt_tokens / n if n else None,
-                "output_tokens_per_request": self.output_tokens / n if n else None,
-                "seconds_per_request": self.seconds / n if n else None}
+        if not n:
+            return PerRequest()
+        return PerRequest(self.prompt_tokens / n, self.output_tokens / n, self.seconds / n)
 
 
 class ScoringModel(Protocol):

@@ -15,6 +15,8 @@ from harness.errors import HarnessInputError, did_you_mean
 from harness.spec.schema import API_PREFIXES, MANAGED_PREFIXES
 
 if TYPE_CHECKING:
+    from transformers import BitsAndBytesConfig
+
     from harness.models.device import Placement
 
 log = logging.getLogger(__name__)
@@ -334,15 +336,14 @@ def build_tiny(seed: int = 0) -> Any:
     return model
 
 
-def load_model(ref: ModelRef, *, quantize_4bit: bool = False, placement: Placement | None = None,
+def load_model(ref: ModelRef, *, quantization: BitsAndBytesConfig | None = None, placement: Placement | None = None,
                method: str = "base", attn_implementation: str = "auto") -> Any:
     """Load weights straight to the placement's device in its dtype (default: the policy on this machine).
 
     Full fine-tuning loads fp32 master weights; everything else the compute dtype (fp32 on the CPU, where bf16 is
-    ~100x slower on AVX2). 4-bit (QLoRA) weights go through bitsandbytes with a `device_map` and compute in the
-    placement's dtype: bf16/fp16 on a GPU, fp32 on the CPU.
+    ~100x slower on AVX2). With a `quantization` config (QLoRA's, built by harness.train.peft_config) the weights go
+    through bitsandbytes with a `device_map` and compute in the placement's dtype: bf16/fp16 on a GPU, fp32 on the CPU.
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
     from harness.models.device import attn_implementation as choose_attn
@@ -352,7 +353,7 @@ def load_model(ref: ModelRef, *, quantize_4bit: bool = False, placement: Placeme
     dtype = placement.weights_dtype(method)
     attn = choose_attn(attn_implementation, placement)
     if ref.kind == "tiny":
-        if quantize_4bit:
+        if quantization is not None:
             raise RuntimeError("4-bit loading needs a pretrained folder; tiny-random-llama is built in memory")
         tiny = build_tiny()
         if attn:
@@ -364,14 +365,9 @@ def load_model(ref: ModelRef, *, quantize_4bit: bool = False, placement: Placeme
         kwargs["attn_implementation"] = attn
     if placement.device != "cpu":
         kwargs["device_map"] = {"": placement.torch_device}
-    if quantize_4bit:
-        from transformers import BitsAndBytesConfig
-
+    if quantization is not None:
         kwargs["dtype"] = placement.torch_dtype()
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=placement.torch_dtype(),
-            bnb_4bit_use_double_quant=True, bnb_4bit_quant_storage=torch.uint8,
-        )
+        kwargs["quantization_config"] = quantization
     try:
         return AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except OSError as exc:

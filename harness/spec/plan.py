@@ -53,13 +53,6 @@ class Variant:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def row(self, base_model: str, train: dict[str, Any] | None) -> dict[str, Any]:
-        """This variant as a `variants` row before it has run (status and results are filled in later)."""
-        return {"variant_id": self.variant_id, "name": self.name, "method": self.method, "rank": self.rank,
-                "epochs": self.epochs, "learning_rate": self.learning_rate, "seed": self.seed,
-                "base_model": base_model, "shots": self.shots,
-                "config": {**self.to_dict(), "train": train if self.method != "base" else None}}
-
 
 def _fmt_lr(lr: float) -> str:
     return f"{lr:.0e}".replace("e-0", "e-").replace("e+0", "e")

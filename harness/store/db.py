@@ -7,6 +7,7 @@ import math
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from harness.errors import HarnessInputError
-from harness.results import VariantResult
+from harness.results import VariantResult, VariantRow
 from harness.scores import Finding, JSONDict
 from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
@@ -307,9 +308,10 @@ class Store(Connection):
 
     def write_variant(self, result: VariantResult) -> None:
         """Store a finished (or failed) variant and all its rows in one transaction, replacing an older try."""
-        vid = result.variant["variant_id"]
-        variant = dict(result.variant)
-        variant.setdefault("finished_at", _now())
+        vid = result.variant_id
+        variant = stored_variant(result.variant)
+        if variant["finished_at"] is None:
+            variant["finished_at"] = _now()
         with self.transaction():
             for table in ("variant_results", *VARIANT_TABLES):
                 self.con.execute(f"DELETE FROM {table} WHERE variant_id = ?", [vid])
@@ -412,7 +414,7 @@ def result_rows(result: VariantResult) -> dict[str, list[dict[str, Any]]]:
     """A variant's typed result as rows of its per-variant tables (the store boundary: nothing else builds rows)."""
     vid = result.variant_id
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in VARIANT_TABLES}
-    rows["train_log"] = [{**r, "variant_id": vid} for r in result.train_log]
+    rows["train_log"] = [{**asdict(r), "variant_id": vid} for r in result.train_log]
     for s in result.suites:
         rows["scores"] += [{"variant_id": vid, "suite": s.suite, "metric": x.metric, "value": x.value,
                             "ci_low": x.ci_low, "ci_high": x.ci_high, "n": x.n, "suite_version": s.suite_version,
@@ -434,6 +436,11 @@ def _record(scorer: JSONDict, how: JSONDict | None) -> JSONDict | None:
         return None
     args = scorer.get("args")
     return {**scorer, "args": {**(args if isinstance(args, dict) else {}), **(how or {})}} if how else dict(scorer)
+
+
+def stored_variant(row: VariantRow) -> dict[str, Any]:
+    """A typed variant row as the `variant_results` row it is stored as: its columns, config as JSON."""
+    return {f.name: getattr(row, f.name) for f in fields(row)} | {"config": row.config.to_json() if row.config else None}
 
 
 def _finding_row(variant_id: str, f: Finding) -> dict[str, Any]:

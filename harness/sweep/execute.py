@@ -9,47 +9,57 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
 from harness.models.resolve import ModelRef
 from harness.progress import Progress, Quiet
-from harness.results import FINISHED, VariantResult, failed_result
+from harness.results import (
+    FINISHED,
+    LogPoint,
+    RunParts,
+    VariantResult,
+    VariantRow,
+    Worker,
+    failed_result,
+    finish_row,
+    log_dicts,
+    planned_row,
+)
 from harness.spec.plan import Variant
+from harness.spec.schema import TrainSpec
 
 
 @dataclass
 class VariantTask:
-    """Everything needed to produce one variant's results."""
+    """Everything needed to produce one variant's results (plain data and pydantic models: it pickles for Ray)."""
 
     variant: Variant
     model: ModelRef
-    train: dict[str, Any]  # TrainSpec as a dict
+    train: TrainSpec  # the spec's train settings, fixed at plan time
     data: DataBundle
     suites: list[Suite]
     out_dir: str
     base_url: str | None = None
     base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
-    def row(self) -> dict[str, Any]:
-        """The variant's `variants` row before it has run."""
-        return self.variant.row(self.model.identity, self.train)
+    def planned(self) -> VariantRow:
+        """The variant's `variants` row as the plan fixes it, before it has run."""
+        return planned_row(self.variant, self.model.identity, self.train)
 
 
-def worker() -> dict[str, Any]:
+def worker() -> Worker:
     """Which process ran a variant (recorded in its config: Ray tasks run in other processes, or on other hosts)."""
-    return {"pid": os.getpid(), "host": socket.gethostname()}
+    return Worker(os.getpid(), socket.gethostname())
 
 
 def execute_variant(task: VariantTask, progress: Progress | None = None) -> VariantResult:
     """Train and score one local variant (base, lora, qlora, full, given); failures come back as a failed row."""
     progress = progress or Quiet()
-    row = task.row()
-    row["config"]["worker"] = worker()
-    v = task.variant
+    planned, parts = task.planned(), RunParts(worker=worker())
+    v, train = task.variant, task.train
     out_dir = Path(task.out_dir) / v.variant_id
     try:
         from transformers.utils import logging as hf_logging
@@ -60,12 +70,10 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         from harness.models.prompted import for_variant
         from harness.models.resolve import load_model, load_tokenizer
         from harness.scorers.run import score_suites
-        from harness.spec.schema import TrainSpec
 
         hf_logging.disable_progress_bar()
-        train = TrainSpec.model_validate(task.train)
         placement = detect_placement(train.dtype)
-        train_log: list[dict[str, Any]] = []
+        train_log: list[LogPoint] = []
         if v.trains:
             from harness.train.local import train_for_scoring
 
@@ -75,25 +83,26 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
                                         on_step=progress.step, placement=placement)
             progress.close_phase()
             model, tok, train_log = trained.model, trained.tokenizer, trained.log
-            row.update(trained.row)
-            row["config"].update(trained.config)
+            parts = replace(parts, training=trained.outcome)
         elif v.method == "given":
             from harness.train.local import load_given
 
             ckpt = Path(v.checkpoint_path or "")
             model, tok = load_given(task.model, ckpt, placement)
-            row["artifact"] = str(ckpt)
+            parts = replace(parts, given=str(ckpt))
         else:
             model = load_model(task.model, placement=placement, attn_implementation=train.attn_implementation)
             tok = load_tokenizer(task.model)
-        record_placement(row, model, placement)
+        parts = replace(parts, placed=record_placement(model, placement))
         t0 = time.perf_counter()
         local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
-        lm = for_variant(local, v, task.data.train, row)
-        suites = score_suites(lm, v, task.suites, task.data.test, train_log, progress, train=task.data.train,
-                              open_judge=open_judge, base_outputs=task.base_outputs)
-        row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
-        return VariantResult(row, train_log, suites)
+        lm, prompt = for_variant(local, v, task.data.train)
+        parts = replace(parts, prompt=prompt)
+        suites = score_suites(lm, v, task.suites, task.data.test, log_dicts(train_log), progress,
+                              train=task.data.train, open_judge=open_judge, base_outputs=task.base_outputs)
+        parts = replace(parts, usage=lm.usage.per_request(), score_seconds=time.perf_counter() - t0)
+        return VariantResult(finish_row(planned, parts, FINISHED), train_log, suites)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
         progress.close_phase()
-        return failed_result(row, f"{exc.__class__.__name__}: {exc}", traceback=traceback.format_exc(limit=3))
+        return failed_result(planned, f"{exc.__class__.__name__}: {exc}",
+                             replace(parts, traceback=traceback.format_exc(limit=3)))

@@ -11,6 +11,7 @@ from harness.errors import HarnessInputError
 from harness.progress import Progress
 from harness.results import VariantResult, failed_result
 from harness.spec.plan import Variant
+from harness.sweep.execute import VariantTask
 
 POLL_SECONDS = 1.0  # how often the driver looks up from Ray to hand out remote events
 
@@ -27,7 +28,7 @@ def _connect() -> Any:
     return ray
 
 
-def _run_variant(task: Any) -> VariantResult:
+def _run_variant(task: VariantTask) -> VariantResult:
     from harness.sweep.execute import execute_variant
 
     return execute_variant(task)
@@ -52,7 +53,7 @@ def execute_ray(sweep: Any, variants: list[Variant], out_dir: Path, progress: Pr
         try:
             result = ray.get(ready[0])
         except Exception as exc:  # noqa: BLE001 - a lost worker fails its variant, not the sweep
-            row = sweep.task(v, out_dir).row()
-            result = failed_result(row, f"Ray task failed: {exc.__class__.__name__}: {exc}")
-        progress.info(f"Ray: {v.name} {result.variant.get('status')}")
+            planned = sweep.task(v, out_dir).planned()
+            result = failed_result(planned, f"Ray task failed: {exc.__class__.__name__}: {exc}")
+        progress.info(f"Ray: {v.name} {result.variant.status}")
         yield v, result

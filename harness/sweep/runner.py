@@ -6,7 +6,7 @@ import contextlib
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -151,8 +151,8 @@ class Sweep:
         from harness.managed.backend import ManagedSettings
         from harness.managed.providers import make_backend
 
-        settings = ManagedSettings(self.model.location, self.spec.train.openai.model_dump(mode="json"),
-                                   self.spec.azure.model_dump(mode="json"), self.spec.name, str(self.spec.source_path))
+        settings = ManagedSettings(self.model.location, self.spec.train.openai, self.spec.azure, self.spec.name,
+                                   str(self.spec.source_path))
         return make_backend(self.model.kind, settings)
 
     def managed_notices(self) -> list[str]:
@@ -165,7 +165,7 @@ class Sweep:
         return (self.managed().notices(trainees) if trainees else []) + plan_notices("openai", 0, given)
 
     def task(self, v: Variant, out_dir: Path) -> VariantTask:
-        return VariantTask(v, self.model, self.spec.train.model_dump(mode="json"), self.data, self.suites,
+        return VariantTask(v, self.model, self.spec.train, self.data, self.suites,
                            str(out_dir), self.spec.base_url, self.base_outputs)
 
     def estimate_tokens(self) -> TokenEstimate:
@@ -354,12 +354,12 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
 
 def _store(store: Store, run_id: str, v: Variant, result: VariantResult, progress: Progress) -> None:
     """Write one variant (its rows and its scorers' findings) in one transaction."""
-    result.variant["run_id"] = run_id
+    result.variant = replace(result.variant, run_id=run_id)
     store.write_variant(result)
     if result.finished:
         progress.info(f"stored {v.name} ({v.variant_id}): {result.n_scores} scores, {result.n_samples} examples")
     else:
-        progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.get('error')}")
+        progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.error}")
 
 
 def derive_findings(store: Store, run_id: str, spec_findings: dict[str, Any] | None) -> int:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.progress import Progress
 from harness.results import VariantResult
 from harness.spec.plan import Variant
+
+if TYPE_CHECKING:
+    from harness.train.remote import RemoteJobs
 
 
 @dataclass
@@ -85,27 +88,27 @@ def schedule(sweep: Any, todo: list[Variant], out_dir: Path, executor: str, prog
 
 
 def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs: dict[str, dict[str, Any]],
-                  run_id: str | None) -> Any:
+                  run_id: str | None) -> RemoteJobs:
     from harness.train.remote import RemoteInputs, RemoteJobs
 
-    inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train.model_dump(mode="json"),
-                          sweep.spec.name, str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id,
-                          azure=sweep.spec.azure.model_dump(mode="json"), base_outputs=sweep.base_outputs)
+    inputs = RemoteInputs(sweep.model, sweep.data, sweep.suites, sweep.spec.train, sweep.spec.name,
+                          str(sweep.spec.source_path), sweep.spec.base_url, out_dir, run_id, azure=sweep.spec.azure,
+                          base_outputs=sweep.base_outputs)
     jobs = RemoteJobs(inputs, stored_jobs)
     jobs.start(remote)
     return jobs
 
 
-def _drain(jobs: Any, order: _BaseFirst, progress: Progress, *, block: bool) -> Iterator[Event]:
-    from harness.train.remote import INFO, JOB
+def _drain(jobs: RemoteJobs, order: _BaseFirst, progress: Progress, *, block: bool) -> Iterator[Event]:
+    from harness.train.remote_types import Info, JobUpdate
 
     for event in jobs.events(block=block):
-        if event[0] == INFO:
-            progress.info(event[1])
-        elif event[0] == JOB:
-            yield JobRow(event[1])
+        if isinstance(event, Info):
+            progress.info(event.message)
+        elif isinstance(event, JobUpdate):
+            yield JobRow(event.row)
         else:
-            yield from order.add(Finished(event[1], event[2]))
+            yield from order.add(Finished(event.variant, event.result))
 
 
 def _local(sweep: Any, local: list[Variant], out_dir: Path, executor: str, progress: Progress

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from harness import __version__
-from harness.results import VariantResult
+from harness.results import FAILED, FINISHED, LogPoint, VariantConfig, VariantResult, planned_row
 from harness.scores import Finding
+from harness.spec.plan import Variant
+from harness.spec.schema import TrainSpec
 from harness.store.db import Store
 from harness.testing import synthetic_suites as more
 from harness.testing.rows import typed_suites
@@ -195,19 +197,18 @@ class _Gen:
                 for i in range(10)]
         return [_score(name, "tone", "politeness <i>score</i>" if self.cfg.hostile else "politeness", x)], rows
 
-    def train_log(self, epochs: int, overfit: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        steps_per_epoch, log = 10, []  # type: tuple[int, list[dict[str, Any]]]
+    def train_log(self, epochs: int, overfit: bool) -> tuple[list[LogPoint], list[dict[str, Any]]]:
+        steps_per_epoch, log = 10, []  # type: tuple[int, list[LogPoint]]
         for s in range(1, epochs * steps_per_epoch + 1):
             ep = s / steps_per_epoch
-            log.append({"step": s, "epoch": ep, "split": "train",
-                        "loss": float(2.2 * math.exp(-0.9 * ep) + 0.15 + self.rng.normal(0, 0.03))})
+            log.append(LogPoint(s, ep, "train", float(2.2 * math.exp(-0.9 * ep) + 0.15 + self.rng.normal(0, 0.03))))
             if s % (steps_per_epoch // 2) == 0:
                 v = 2.0 * math.exp(-1.0 * ep) + 0.45 + (0.25 * max(0.0, ep - 1.5) if overfit else 0.0)
-                log.append({"step": s, "epoch": ep, "split": "validation", "loss": float(v + self.rng.normal(0, 0.01))})
-        val = [r for r in log if r["split"] == "validation"]
-        best = min(val, key=lambda r: float(r["loss"]))
-        scores = [_score("divergence", "divergence", "best_epoch", np.array([best["epoch"]])),
-                  _score("divergence", "divergence", "gap", np.array([val[-1]["loss"] - log[-2]["loss"]]))]
+                log.append(LogPoint(s, ep, "validation", float(v + self.rng.normal(0, 0.01))))
+        val = [r for r in log if r.split == "validation"]
+        best = min(val, key=lambda r: r.loss)
+        scores = [_score("divergence", "divergence", "best_epoch", np.array([best.epoch])),
+                  _score("divergence", "divergence", "gap", np.array([val[-1].loss - log[-2].loss]))]
         return log, scores
 
 
@@ -247,7 +248,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
     judged: dict[str, dict[str, tuple[int, bool]]] = {}
     for i, (vid, v) in enumerate(zip(ids, variants, strict=True)):
         result = _variant_result(g, cfg, vid, v, i, drift)
-        result.variant["run_id"] = run_id
+        result.variant = replace(result.variant, run_id=run_id)
         store.write_variant(result)
         judged[vid] = {x.example_id: (int(x.scores["judge:accuracy"]), bool(x.scores["judge:hallucination"]))
                        for r in result.suites if r.suite == "judge" for x in r.samples}
@@ -261,12 +262,12 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
 
 def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int, drift: float) -> VariantResult:
     trains = v["method"] not in ("base", "given")
-    row: dict[str, Any] = {"variant_id": vid, **v, "base_model": "smollm2-135m-instruct@3f2a9c", "status": "finished",
-                           "config": {"name": v["name"]}}
+    plan = Variant(vid, v["name"], v["method"], v["rank"], v["epochs"], v["learning_rate"], v["seed"])
+    row = replace(planned_row(plan, "smollm2-135m-instruct@3f2a9c", TrainSpec()), status=FINISHED,
+                  config=VariantConfig(plan, None))
     if cfg.failed and i == 3 and cfg.n_variants >= 4:
-        row.update(status="failed", error=g.hostile(0, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")
-                   + (" " + HOSTILE[2] if cfg.hostile else ""))
-        return VariantResult(row)
+        return VariantResult(replace(row, status=FAILED, error=g.hostile(
+            0, "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB") + (" " + HOSTILE[2] if cfg.hostile else "")))
     epochs = v["epochs"] or 0
     rank_gain = {None: 0.05, 4: 0.0, 8: 0.03, 16: 0.05, 32: 0.06, 64: 0.06}[v["rank"]]
     q = 0.12 if v["method"] == "base" else min(0.92, 0.35 + 0.1 * min(epochs, 3) + rank_gain + drift
@@ -285,9 +286,10 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
         tokens = 50_000 * epochs
         secs = tokens / float(g.rng.uniform(800, 2500))
         params = {"lora": 9_000 * (v["rank"] or 1), "qlora": 9_000 * (v["rank"] or 1), "full": 134_515_008}[v["method"]]
-        row.update(train_seconds=secs, train_tokens=tokens, tokens_per_second=tokens / secs, trainable_params=params,
-                   total_params=134_515_008, peak_memory_mb=float(g.rng.uniform(900, 4000)),
-                   artifact=f"runs/{vid}/adapter", artifact_bytes=params * 2 if v["method"] != "full" else 269_060_240)
+        result.variant = replace(row, train_seconds=secs, train_tokens=tokens, tokens_per_second=tokens / secs,
+                                 trainable_params=params, total_params=134_515_008,
+                                 peak_memory_mb=float(g.rng.uniform(900, 4000)), artifact=f"runs/{vid}/adapter",
+                                 artifact_bytes=params * 2 if v["method"] != "full" else 269_060_240)
         if overfit:
             result.findings.append(Finding("overfitting", "warning",
                                            g.hostile(4, f"{v['name']} is overfitting: validation loss rose after "
@@ -300,7 +302,7 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
                                            "detects differences >= 0.19 with 80% power]",
                                            {"base": 0.62, "variant": forget, "delta": forget - 0.62, "mde": 0.19}))
     elif v["method"] == "given":
-        row["artifact"] = "checkpoints/acme-ckpt"
+        result.variant = replace(row, artifact="checkpoints/acme-ckpt")
     return result
 
 

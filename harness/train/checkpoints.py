@@ -4,28 +4,64 @@ at (`train.select`), its weights exported without the training state. Used by ha
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers import (
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from harness.results import (
+    DevicePolicy,
+    LogPoint,
+    MemorySettings,
+    Scored,
+    Stop,
+    TrainingTimes,
+    TrainStats,
+)
+from harness.scores import JSONDict
+from harness.spec.schema import TrainSpec
+
+__all__ = ["EpochBoundaries", "Scored", "TrainRecord", "export_weights", "group_lock", "log_rows", "select_checkpoints",
+           "stop_reason"]
 
 # Files of a Trainer checkpoint that hold training state, not the model: left behind when a checkpoint is exported.
 _TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin", "trainer_state.json")
 
 
-@dataclass
-class Scored:
-    """The checkpoint one target is scored at: where its weights are, its step and epoch, and why it was chosen."""
+@dataclass(frozen=True)
+class TrainRecord:
+    """One training's record: its log, stats and stop, the checkpoint scored for each target epoch count, and the peft
+    configs it trained with. A group's other variants read it from trained.json (`dumps`/`loads`)."""
 
-    target: int  # the epoch count this stands for
-    step: int
-    epoch: float
-    why: str
-    path: str | None = None  # the exported weights; None where the model in memory is the one scored
-    validation_loss: float | None = None
+    log: list[LogPoint]
+    stats: TrainStats
+    scored: dict[int, Scored]  # target epoch count -> the checkpoint scored for it
+    stop: Stop | None = None
+    trained_by: str | None = None  # the variant id whose run trained it (epochs_from_one_run groups)
+    peft: JSONDict | None = None
+    quantization: JSONDict | None = None
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def loads(cls, text: str) -> TrainRecord:
+        d = json.loads(text)
+        s = d["stats"]
+        stats = TrainStats(**{**s, "placement": DevicePolicy(**s["placement"]), "memory": MemorySettings(**s["memory"]),
+                              "timing": TrainingTimes(**s["timing"])})
+        return cls([LogPoint(**r) for r in d["log"]], stats, {int(k): Scored(**v) for k, v in d["scored"].items()},
+                   Stop(**d["stop"]) if d["stop"] else None, d["trained_by"], d["peft"], d["quantization"])
 
 
 class EpochBoundaries(TrainerCallback):
@@ -35,45 +71,44 @@ class EpochBoundaries(TrainerCallback):
     def __init__(self, has_validation: bool):
         self.has_validation = has_validation
 
-    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kw: object) -> TrainerControl:
         step = state.global_step
-        if not (Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}").is_dir():
+        if not (Path(str(args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{step}").is_dir():
             control.should_save = True
         if self.has_validation and not any(h.get("step") == step and "eval_loss" in h for h in state.log_history[-4:]):
             control.should_evaluate = True  # unless this step's validation pass has run already
         return control
 
 
-def log_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """train_log rows from Trainer's log history (restored from the checkpoint on resume, so nothing is lost)."""
+def log_rows(history: list[dict[str, float]]) -> list[LogPoint]:
+    """train_log points from Trainer's log history (restored from the checkpoint on resume, so nothing is lost)."""
     rows = []
     for h in history:
         if "loss" in h:
-            rows.append({"step": int(h["step"]), "epoch": float(h.get("epoch") or 0), "split": "train",
-                         "loss": float(h["loss"])})
+            rows.append(LogPoint(int(h["step"]), float(h.get("epoch") or 0), "train", float(h["loss"])))
         if "eval_loss" in h:
-            rows.append({"step": int(h["step"]), "epoch": float(h.get("epoch") or 0), "split": "validation",
-                         "loss": float(h["eval_loss"])})
+            rows.append(LogPoint(int(h["step"]), float(h.get("epoch") or 0), "validation", float(h["eval_loss"])))
     return rows
 
 
-def stop_reason(trainer: Trainer, stopper: EarlyStoppingCallback | None, train: Any,
-                 rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def stop_reason(trainer: Trainer, stopper: EarlyStoppingCallback | None, train: TrainSpec,
+                rows: list[LogPoint]) -> Stop | None:
     """Where and why early stopping ended training (None when it ran its course)."""
     state = trainer.state
-    if stopper is None or state.global_step >= state.max_steps:
-        return None
-    val = [r for r in rows if r["split"] == "validation" and r["step"] > 0]
-    best = min(val, key=lambda r: r["loss"]) if val else None
     es = train.early_stopping
-    return {"step": state.global_step, "epoch": float(state.epoch or 0), "of_steps": state.max_steps,
-            "reason": (f"early stopping: validation loss did not improve by more than {es.min_delta:g} for "
-                       f"{es.patience} evaluation{'s' if es.patience != 1 else ''}"
-                       + (f" (best {best['loss']:.4f} at step {best['step']}, epoch {best['epoch']:.2f})" if best else ""))}
+    if stopper is None or es is None or state.global_step >= state.max_steps:
+        return None
+    val = [r for r in rows if r.split == "validation" and r.step > 0]
+    best = min(val, key=lambda r: r.loss) if val else None
+    return Stop(state.global_step, float(state.epoch or 0), state.max_steps,
+                f"early stopping: validation loss did not improve by more than {es.min_delta:g} for "
+                f"{es.patience} evaluation{'s' if es.patience != 1 else ''}"
+                + (f" (best {best.loss:.4f} at step {best.step}, epoch {best.epoch or 0:.2f})" if best else ""))
 
 
-def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tuple[int, ...], steps_per_epoch: int,
-            select: str, out_dir: Path) -> dict[int, Scored]:
+def select_checkpoints(trainer: Trainer, rows: list[LogPoint], targets: tuple[int, ...], steps_per_epoch: int,
+                       select: str, out_dir: Path) -> dict[int, Scored]:
     """For each target epoch count, the checkpoint scored for it: the last one at or before its epoch boundary, or
     (select best) the one of those with the lowest validation loss. Checkpoints other than the final state are
     exported (weights and config only) to out_dir/scored/epoch-E, E the epoch of the checkpoint exported (not the
@@ -82,8 +117,8 @@ def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tu
     last = trainer.state.global_step
     have = {int(p.name.rsplit("-", 1)[1]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.is_dir()}
     have.setdefault(last, folder / "final")  # the model in memory
-    val = {r["step"]: r for r in rows if r["split"] == "validation" and r["step"] > 0}
-    epoch_of = {r["step"]: r["epoch"] for r in rows}
+    val = {r.step: r for r in rows if r.split == "validation" and r.step > 0}
+    epoch_of = {r.step: r.epoch for r in rows}
     out: dict[int, Scored] = {}
     exported: dict[int, Path] = {}  # step -> its folder: targets that select the same checkpoint share it
     for target in targets:
@@ -96,11 +131,12 @@ def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tu
         if select == "best":
             candidates = [s for s in steps if s in val]
             if candidates:
-                step = min(candidates, key=lambda s: (val[s]["loss"], -s))
+                step = min(candidates, key=lambda s: (val[s].loss, -s))
                 evaluated = sum(1 for s in val if s <= boundary)
-                why = (f"the lowest validation loss ({val[step]['loss']:.4f}) of {evaluated} validation passes up "
+                why = (f"the lowest validation loss ({val[step].loss:.4f}) of {evaluated} validation passes up "
                        f"to epoch {min(target, round(last / steps_per_epoch, 2)):g}")
-        epoch = float(epoch_of.get(step, step / steps_per_epoch))
+        logged = epoch_of.get(step)
+        epoch = float(logged if logged is not None else step / steps_per_epoch)
         path = None
         if step != last:
             path = exported.get(step)
@@ -111,7 +147,7 @@ def select_checkpoints(trainer: Trainer, rows: list[dict[str, Any]], targets: tu
                 export_weights(have[step], path)
                 exported[step] = path
         out[target] = Scored(target, step, epoch, why, str(path) if path else None,
-                             val[step]["loss"] if step in val else None)
+                             val[step].loss if step in val else None)
     return out
 
 

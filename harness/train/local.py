@@ -20,17 +20,20 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import torch
 from transformers import (
     EarlyStoppingCallback,
+    PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
     Trainer,
     TrainerCallback,
+    TrainerControl,
+    TrainerState,
     TrainingArguments,
 )
 from transformers.trainer_utils import get_last_checkpoint
@@ -38,41 +41,45 @@ from transformers.utils import logging as hf_logging
 
 from harness.models.device import Placement, detect_placement
 from harness.models.resolve import ModelRef, load_model, load_tokenizer
+from harness.results import LogPoint, MemorySettings, SharedTraining, TrainingOutcome, TrainingTimes, TrainStats
 from harness.spec.plan import Variant
-from harness.train.checkpoints import EpochBoundaries, Scored, group_lock, log_rows, select_checkpoints, stop_reason
+from harness.spec.schema import TrainSpec
+from harness.train.checkpoints import (
+    EpochBoundaries,
+    Scored,
+    TrainRecord,
+    group_lock,
+    log_rows,
+    select_checkpoints,
+    stop_reason,
+)
 from harness.train.collate import TokenCounter, make_collator, tokenize_chat
+from harness.train.peft_config import as_json, lora_config, quantization_config
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 __all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "tokenize_chat", "train_variant"]
 
 @dataclass
 class TrainOutput:
-    """What training produced, besides the model itself."""
+    """What training produced: the model and tokenizer in memory, and the training's record."""
 
-    model: Any
-    tokenizer: Any
-    log: list[dict[str, Any]] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-    scored: dict[int, Scored] = field(default_factory=dict)  # target epoch count -> the checkpoint scored for it
-    stop: dict[str, Any] | None = None  # where and why training stopped early, if it did
+    model: Any  # a transformers or peft model: its methods differ by method (merge_and_unload, save_pretrained)
+    tokenizer: PreTrainedTokenizerBase
+    record: TrainRecord
 
 
 class _LogCallback(TrainerCallback):
-    """Collects train/validation losses into train_log rows and reports progress."""
+    """Reports each logged train loss as progress (the train_log comes from Trainer's history, which a resume keeps)."""
 
     def __init__(self, on_step: Callable[[int, int, float | None], None] | None):
-        self.rows: list[dict[str, Any]] = []
         self.on_step = on_step
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
-        logs = logs or {}
-        if "loss" in logs:
-            self.rows.append({"step": state.global_step, "epoch": float(logs.get("epoch", state.epoch or 0)),
-                              "split": "train", "loss": float(logs["loss"])})
-            if self.on_step:
-                self.on_step(state.global_step, state.max_steps, float(logs["loss"]))
-        if "eval_loss" in logs:
-            self.rows.append({"step": state.global_step, "epoch": float(logs.get("epoch", state.epoch or 0)),
-                              "split": "validation", "loss": float(logs["eval_loss"])})
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kw: object) -> None:
+        if logs and "loss" in logs and self.on_step:
+            self.on_step(state.global_step, state.max_steps, float(logs["loss"]))
 
 
 class _PeakMemory:
@@ -135,21 +142,20 @@ def _keep_4bit_trainable(model: Any) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _wrap(model: Any, method: str, rank: int | None, train: Any) -> Any:
-    if method == "full":
+def _wrap(model: Any, method: str, lora: LoraConfig | None, train: TrainSpec) -> Any:
+    """The model as it trains: itself (full), or with LoRA adapters from `lora` (on a 4-bit base for qlora)."""
+    if lora is None:
         return model
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
 
     if method == "qlora":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train.gradient_checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
         _keep_4bit_trainable(model)
-    config = LoraConfig(r=int(rank or 8), lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
-                        target_modules=list(train.target_modules), task_type="CAUSAL_LM", bias="none")
-    return get_peft_model(model, config)
+    return get_peft_model(model, lora)
 
 
-def _arguments(variant: Variant, train: Any, placement: Placement, out_dir: Path, steps_per_epoch: int,
+def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir: Path, steps_per_epoch: int,
                has_validation: bool, keep_all: bool) -> TrainingArguments:
     """TrainingArguments from the variant, the spec's train settings and the device policy."""
     from harness.models.local import AUTO_BATCH
@@ -180,14 +186,14 @@ def _arguments(variant: Variant, train: Any, placement: Placement, out_dir: Path
     )
 
 
-def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: list[list[dict[str, str]]],
+def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examples: list[list[dict[str, str]]],
                   val_examples: list[list[dict[str, str]]], out_dir: Path,
                   on_step: Callable[[int, int, float | None], None] | None = None,
                   placement: Placement | None = None, targets: tuple[int, ...] | None = None) -> TrainOutput:
     """Train one local variant (for `variant.epochs`) under out_dir, resuming from a checkpoint a killed run left.
 
     targets: the epoch counts to score from this one training (`epochs_from_one_run`; default the variant's own);
-    each gets its checkpoint (train.select) in TrainOutput.scored. The final model is saved as safetensors in
+    each gets its checkpoint (train.select) in the record's `scored`. The final model is saved as safetensors in
     out_dir/model and returned in memory, for the target it is the selected checkpoint of.
     """
     method, seed = variant.method, int(variant.seed or 0)
@@ -196,11 +202,12 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     tokenizer = load_tokenizer(ref)
     if method == "qlora":
         _check_4bit()
-    model = load_model(ref, quantize_4bit=method == "qlora", placement=placement, method=method,
+    lora, quant = lora_config(variant, train), quantization_config(placement) if method == "qlora" else None
+    model = load_model(ref, quantization=quant, placement=placement, method=method,
                        attn_implementation=train.attn_implementation)
     model.config.use_cache = False
     attn = getattr(model.config, "_attn_implementation", None)
-    model = _wrap(model, method, variant.rank, train)
+    model = _wrap(model, method, lora, train)
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
@@ -221,7 +228,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     if val_ds and (resume is None or not start.is_file()):
         before = trainer.evaluate()
         folder.mkdir(parents=True, exist_ok=True)
-        start.write_text(json.dumps({"step": 0, "epoch": 0.0, "split": "validation", "loss": before["eval_loss"]}))
+        start.write_text(json.dumps(asdict(LogPoint(0, 0.0, "validation", before["eval_loss"]))))
     counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
     with _PeakMemory() as mem:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -234,8 +241,8 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
         trainer.evaluate()  # the end point (max_steps may end between epoch boundaries)
     rows = log_rows(trainer.state.log_history)
     if start.is_file():
-        rows.insert(0, json.loads(start.read_text()))
-    rows = sorted(rows, key=lambda r: (r["step"], r["split"]))
+        rows.insert(0, LogPoint(**json.loads(start.read_text())))
+    rows = sorted(rows, key=lambda r: (r.step, r.split))
     tokens = int(counter.real)
     stop = stop_reason(trainer, stopper, train, rows)
     scored = select_checkpoints(trainer, rows, targets, steps_per_epoch, train.select, out_dir)
@@ -244,26 +251,25 @@ def train_variant(ref: ModelRef, variant: Variant, train: Any, train_examples: l
     tokenizer.save_pretrained(artifact)
     if not train.keep_checkpoints == "all":
         shutil.rmtree(folder, ignore_errors=True)  # what a resume needed; the scored weights are exported
-    stats = {
-        "train_seconds": seconds, "train_tokens": tokens,
-        "tokens_per_second": tokens / step_seconds if step_seconds > 0 else None,
-        "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-        "total_params": int(sum(p.numel() for p in model.parameters())), "peak_memory_mb": mem.peak,
-        "real_token_share": counter.share, "artifact": str(artifact),
-        "artifact_bytes": sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file()),
-        "placement": {**placement.record(), "attn_implementation": attn,
-                      "gradient_checkpointing": train.gradient_checkpointing, "packing": train.packing,
-                      "group_by_length": train.group_by_length, "real_token_share": counter.share},
-        "training": {"step_seconds": step_seconds, "validation_seconds": sum(w for w, _ in evals),
-                     "validation_passes": len(evals), "processed_tokens": counter.processed,
-                     "step_cpu_seconds": cpu_seconds - sum(c for _, c in evals),
-                     "steps": trainer.state.global_step, "steps_per_epoch": steps_per_epoch,
-                     "resumed_from": Path(resume).name if resume else None},
-    }
-    return TrainOutput(_for_scoring(model, method, placement), tokenizer, rows, stats, scored, stop)
+    stats = TrainStats(
+        train_seconds=seconds, train_tokens=tokens, tokens_per_second=tokens / step_seconds if step_seconds > 0 else None,
+        trainable_params=int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        total_params=int(sum(p.numel() for p in model.parameters())), peak_memory_mb=mem.peak,
+        real_token_share=counter.share, artifact=str(artifact),
+        artifact_bytes=sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file()),
+        placement=placement.policy(attn),
+        memory=MemorySettings(train.gradient_checkpointing, train.packing, train.group_by_length),
+        timing=TrainingTimes(step_seconds=step_seconds, validation_seconds=sum(w for w, _ in evals),
+                             validation_passes=len(evals), processed_tokens=counter.processed,
+                             step_cpu_seconds=cpu_seconds - sum(c for _, c in evals), steps=trainer.state.global_step,
+                             steps_per_epoch=steps_per_epoch, resumed_from=Path(resume).name if resume else None),
+    )
+    record = TrainRecord(rows, stats, scored, stop, peft=as_json(lora) if lora else None,
+                         quantization=as_json(quant) if quant else None)
+    return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
 
 
-def _trainer(model: Any, train_ds: list[Any], val_ds: list[Any], args: TrainingArguments,
+def _trainer(model: Any, train_ds: list[dict[str, list[int]]], val_ds: list[dict[str, list[int]]], args: TrainingArguments,
              collator: Any, callback: _LogCallback) -> Trainer:
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
                       data_collator=collator, callbacks=[callback])
@@ -312,7 +318,9 @@ def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Pla
             raise RuntimeError(f"{checkpoint}: adapter has no adapter_model.safetensors; only safetensors are loaded")
         from peft import PeftModel
 
-        base = load_model(ref, placement=placement, quantize_4bit=method == "qlora")
+        placement = placement or detect_placement()
+        quant = quantization_config(placement) if method == "qlora" else None
+        base = load_model(ref, placement=placement, quantization=quant)
         model = PeftModel.from_pretrained(base, str(checkpoint))
         return model, load_tokenizer(ref)
     local = ModelRef(str(checkpoint), "local", str(checkpoint), "")
@@ -322,16 +330,16 @@ def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Pla
 
 @dataclass
 class ForScoring:
-    """A trained variant ready to score: the model at its selected checkpoint, its train log, and its row's fields."""
+    """A trained variant ready to score: the model at its selected checkpoint, its train log, and what training
+    returns for its row."""
 
     model: Any
-    tokenizer: Any
-    log: list[dict[str, Any]]
-    row: dict[str, Any]  # variants columns (train stats, scored epoch/step, stop reason; placement, training)
-    config: dict[str, Any]  # what config records: the scored checkpoint, the stop, the shared training
+    tokenizer: PreTrainedTokenizerBase
+    log: list[LogPoint]
+    outcome: TrainingOutcome
 
 
-def train_for_scoring(ref: ModelRef, variant: Variant, train: Any, train_examples: list[list[dict[str, str]]],
+def train_for_scoring(ref: ModelRef, variant: Variant, train: TrainSpec, train_examples: list[list[dict[str, str]]],
                       val_examples: list[list[dict[str, str]]], out_root: Path,
                       on_step: Callable[[int, int, float | None], None] | None = None,
                       placement: Placement | None = None) -> ForScoring:
@@ -342,51 +350,43 @@ def train_for_scoring(ref: ModelRef, variant: Variant, train: Any, train_example
     if not variant.one_run:
         out = train_variant(ref, variant, train, train_examples, val_examples, out_root / variant.variant_id,
                             on_step, placement)
-        record: dict[str, Any] = {"log": out.log, "stats": out.stats, "stop": out.stop,
-                                  "scored": {str(k): v.__dict__ for k, v in out.scored.items()}}
-        return _scoring(ref, variant, record, out, placement, shared=None)
-    import dataclasses
-
+        return _scoring(ref, variant, out.record, out, placement, shared=None)
     folder = out_root / f"group-{variant.train_group}"
     folder.mkdir(parents=True, exist_ok=True)
     with group_lock(folder / ".lock"):
         done = folder / "trained.json"
         trained: TrainOutput | None = None
         if done.is_file():
-            record = json.loads(done.read_text())  # another variant of the group trained it
+            record = TrainRecord.loads(done.read_text())  # another variant of the group trained it
         else:
-            longest = dataclasses.replace(variant, epochs=max(variant.one_run))
+            longest = replace(variant, epochs=max(variant.one_run))
             trained = train_variant(ref, longest, train, train_examples, val_examples, folder, on_step, placement,
                                     targets=variant.one_run)
-            record = {"log": trained.log, "stats": trained.stats, "stop": trained.stop,
-                      "trained_by": variant.variant_id,
-                      "scored": {str(k): v.__dict__ for k, v in trained.scored.items()}}
+            record = replace(trained.record, trained_by=variant.variant_id)
             tmp = done.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record, default=str))
+            tmp.write_text(record.dumps())
             tmp.replace(done)  # atomic: a group member never reads half a record
-    shared = {"group": variant.train_group, "epochs": list(variant.one_run), "trained_by": record["trained_by"],
-              "trained_here": trained is not None, "folder": str(folder),
-              "schedule": f"the learning-rate schedule of the {max(variant.one_run)}-epoch run: this variant is its "
-                          f"epoch-{variant.epochs} checkpoint, not a {variant.epochs}-epoch run with its own schedule"}
+    shared = SharedTraining(
+        group=variant.train_group, epochs=list(variant.one_run), trained_by=str(record.trained_by),
+        trained_here=trained is not None, folder=str(folder),
+        schedule=f"the learning-rate schedule of the {max(variant.one_run)}-epoch run: this variant is its "
+                 f"epoch-{variant.epochs} checkpoint, not a {variant.epochs}-epoch run with its own schedule")
     return _scoring(ref, variant, record, trained, placement, shared=shared)
 
 
-def _scoring(ref: ModelRef, variant: Variant, record: dict[str, Any], out: TrainOutput | None,
-             placement: Placement, shared: dict[str, Any] | None) -> ForScoring:
-    scored = record["scored"].get(str(variant.epochs)) or record["scored"][max(record["scored"], key=int)]
-    stats = dict(record["stats"])
-    if shared is not None and not shared["trained_here"]:  # the training's cost is recorded once, where it ran
-        stats.update(train_seconds=None, train_tokens=None)
-    if scored["path"] is None and out is not None:
+def _scoring(ref: ModelRef, variant: Variant, record: TrainRecord, out: TrainOutput | None,
+             placement: Placement, shared: SharedTraining | None) -> ForScoring:
+    scored = record.scored.get(int(variant.epochs or 0)) or record.scored[max(record.scored)]
+    stats = record.stats
+    if shared is not None and not shared.trained_here:  # the training's cost is recorded once, where it ran
+        stats = replace(stats, train_seconds=None, train_tokens=None)
+    if scored.path is None and out is not None:
         model, tok = out.model, out.tokenizer
     else:
-        where = Path(scored["path"] or stats["artifact"])
+        where = Path(scored.path or stats.artifact)
         model, tok = load_checkpoint(ref, where, variant.method, placement)
         model = _for_scoring(model, variant.method, placement)
-        stats["artifact"] = str(where)
-        stats["artifact_bytes"] = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
-    stop = record.get("stop")
-    row = {**stats, "scored_epoch": scored["epoch"], "scored_step": scored["step"],
-           "stop_reason": stop["reason"] if stop else None}  # placement and training: record_placement files them
-    config = {"scored": scored, "stopped": stop, **({"one_run": shared} if shared else {})}
-    return ForScoring(model, tok, record["log"], row, config)
+        stats = replace(stats, artifact=str(where),
+                        artifact_bytes=sum(f.stat().st_size for f in where.rglob("*") if f.is_file()))
+    outcome = TrainingOutcome(stats, scored, record.stop, shared, record.peft, record.quantization)
+    return ForScoring(model, tok, record.log, outcome)

@@ -15,12 +15,9 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from harness.data.chat import DataBundle
-from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.managed import jobs as jobs_api
 from harness.managed.backend import JobRequest, ManagedBackend, ManagedSettings, ScoringUnavailable
@@ -32,29 +29,29 @@ from harness.models.judge_model import open_judge
 from harness.models.prompted import for_variant
 from harness.models.resolve import MANAGED_KINDS, ModelRef
 from harness.progress import Quiet
-from harness.results import FINISHED, VariantResult, failed_result
+from harness.results import (
+    FINISHED,
+    LogPoint,
+    RemoteOutcome,
+    RemoteRecord,
+    RunParts,
+    VariantResult,
+    VariantRow,
+    failed_result,
+    finish_row,
+    log_dicts,
+    planned_row,
+)
 from harness.scorers.run import base_references, score_suites
+from harness.scores import JSONDict
 from harness.spec.plan import Variant
+from harness.spec.schema import AzureSpec
+from harness.train.remote_types import Done, FollowedJob, Info, JobUpdate, RemoteEvent, RemoteInputs
+
+if TYPE_CHECKING:
+    from harness.managed.backend import FineTuningJob
 
 MAX_POLL_ERRORS = 30  # consecutive failed polls (with backoff, about half an hour) before a variant gives up
-INFO, JOB, RESULT = "info", "job", "result"
-
-
-@dataclass
-class RemoteInputs:
-    """Plain inputs of the remote half of a sweep."""
-
-    model: ModelRef
-    data: DataBundle
-    suites: list[Suite]
-    train: dict[str, Any]  # TrainSpec as a dict; train["openai"] holds the job settings
-    spec_name: str
-    where: str  # the spec file, for error messages
-    base_url: str | None
-    out_dir: Path
-    run_id: str | None = None
-    azure: dict[str, Any] | None = None  # the spec's azure block
-    base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
 
 
 def remote_model(model: ModelRef, v: Variant) -> tuple[str, str]:
@@ -67,14 +64,14 @@ def remote_model(model: ModelRef, v: Variant) -> tuple[str, str]:
 
 
 class _Forward(Quiet):
-    """Progress for worker threads: each message becomes an INFO event."""
+    """Progress for worker threads: each message becomes an Info event."""
 
-    def __init__(self, q: queue.Queue[tuple[Any, ...]]):
+    def __init__(self, q: queue.Queue[RemoteEvent]):
         super().__init__()
         self.q = q
 
     def info(self, msg: str) -> None:
-        self.q.put((INFO, scrub(msg)))
+        self.q.put(Info(scrub(msg)))
 
 
 class RemoteJobs:
@@ -82,14 +79,14 @@ class RemoteJobs:
 
     def __init__(self, inputs: RemoteInputs, stored_jobs: dict[str, dict[str, Any]] | None = None):
         self.x = inputs
-        self.opts = inputs.train["openai"]
+        self.opts = inputs.train.openai
         self.stored_jobs = stored_jobs or {}
-        self.q: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.q: queue.Queue[RemoteEvent] = queue.Queue()
         self.fwd = _Forward(self.q)
         self.backends: dict[str, ManagedBackend] = {}
         self.compatible: Any = None  # the openai-compatible server's client
         self.files: dict[str, str | None] = {}
-        self.active: list[dict[str, Any]] = []  # followed jobs: variant, job_id, status, events, errors, next_poll
+        self.active: list[FollowedJob] = []
         self.pending: set[str] = set()  # variant ids whose result has not been handed out yet
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="harness-openai-score")
@@ -102,8 +99,8 @@ class RemoteJobs:
         if kind not in self.backends:
             x = self.x
             # base_url belongs to openai-compatible models; with an openai: model it is refused (never ignored)
-            settings = ManagedSettings(x.model.location if x.model.kind == kind else "", x.train.get("openai") or {},
-                                       x.azure or {}, x.spec_name, x.where,
+            settings = ManagedSettings(x.model.location if x.model.kind == kind else "", x.train.openai,
+                                       x.azure or AzureSpec(), x.spec_name, x.where,
                                        x.base_url if x.model.kind == kind == "openai" else None)
             self.backends[kind] = make_backend(kind, settings)
         return self.backends[kind]
@@ -120,8 +117,8 @@ class RemoteJobs:
         elif self.compatible is None:
             self.compatible = make_client(kind, self.x.base_url)
 
-    def _row(self, v: Variant) -> dict[str, Any]:
-        return v.row(self.x.model.identity, self.x.train)
+    def _planned(self, v: Variant) -> VariantRow:
+        return planned_row(v, self.x.model.identity, self.x.train)
 
     # -- start (the scheduler's thread) --------------------------------------------------------------------
     def start(self, variants: list[Variant]) -> None:
@@ -164,10 +161,8 @@ class RemoteJobs:
         b = self.trainer
         clear = b.refusal(exc)
         error = clear or f"could not start the fine-tuning job: {describe_error(exc)}"
-        detail: dict[str, Any] = {"provider": b.kind}
-        if clear:
-            detail["refusal"] = refusal_detail(b.kind, exc)
-        self.q.put((RESULT, v, failed_result(self._row(v), scrub(error), openai=detail)))
+        record = RemoteRecord(provider=b.kind, refusal=refusal_detail(b.kind, exc) if clear else None)
+        self.q.put(Done(v, failed_result(self._planned(v), scrub(error), RunParts(remote=RemoteOutcome(record)))))
 
     def submit(self, v: Variant, est: dict[str, Any]) -> None:
         """Re-attach to this variant's stored job, or find the one made earlier, or upload and create it."""
@@ -185,12 +180,11 @@ class RemoteJobs:
         if job is None:
             request = JobRequest(v.variant_id, v.name, v.epochs, v.seed, str(self._file("train")),
                                  self._file("validation") if self.x.data.validation else None, self.x.run_id)
-            job, created = b.create_job(request, base_delay=max(0.5, self.opts["poll_seconds"]))
+            job, created = b.create_job(request, base_delay=max(0.5, self.opts.poll_seconds))
             how = "created" if created else "found (after a lost answer)"
         stored_detail = stored.get("detail") if stored and stored.get("job_id") == job.id else None
         detail = stored_detail if isinstance(stored_detail, dict) else json.loads(stored_detail or "{}")
-        state = {"variant": v, "job_id": job.id, "status": job.status, "events": detail.get("events", []),
-                 "errors": 0, "next_poll": 0.0, "estimate": est, "seen_unknown": set()}
+        state = FollowedJob(v, job.id, job.status, detail.get("events", []), est)
         self._save_job(state, job)
         self.fwd.info(f"{v.name} ({v.variant_id}): {how} fine-tuning job {job.id} on {self.trainer.label} ({job.status})")
         self.active.append(state)
@@ -206,51 +200,51 @@ class RemoteJobs:
             self.fwd.info(f"uploaded {split} data ({path.stat().st_size:,} bytes) as {self.files[split]}")
         return self.files[split]
 
-    def _save_job(self, state: dict[str, Any], job: Any) -> None:
+    def _save_job(self, state: FollowedJob, job: FineTuningJob) -> None:
         """Hand the job's row to the scheduler (the runner stores it)."""
         detail = {"model": job.model, "suffix": getattr(job, "suffix", None), "metadata": job.metadata,
                   "training_file": job.training_file, "validation_file": job.validation_file,
                   "hyperparameters": job.hyperparameters.model_dump() if job.hyperparameters else None,
-                  "trained_tokens": job.trained_tokens, "estimate": state["estimate"], "events": state["events"],
+                  "trained_tokens": job.trained_tokens, "estimate": state.estimate, "events": state.events,
                   "error": jobs_api.job_error(job) if job.status in jobs_api.FAILED else None}
-        self.q.put((JOB, {"variant_id": state["variant"].variant_id, "provider": self.trainer.kind, "job_id": job.id,
-                          "status": scrub(job.status), "fine_tuned_model": job.fine_tuned_model,
-                          "detail": scrub(json.dumps(detail, default=str))}))
+        self.q.put(JobUpdate({"variant_id": state.variant.variant_id, "provider": self.trainer.kind, "job_id": job.id,
+                              "status": scrub(job.status), "fine_tuned_model": job.fine_tuned_model,
+                              "detail": scrub(json.dumps(detail, default=str))}))
 
     # -- following (the follower thread) ---------------------------------------------------------------------
     def _follow(self) -> None:
         while not self.stop.is_set():
             with self.lock:
-                due = [s for s in self.active if s["next_poll"] <= time.monotonic()]
+                due = [s for s in self.active if s.next_poll <= time.monotonic()]
             for state in due:
                 if self.stop.is_set():
                     return
                 try:
                     self._poll(state)
                 except Exception as exc:  # noqa: BLE001 - never leave the scheduler waiting on a dead thread
-                    self._done_failed(state, f"following job {state['job_id']} failed: "
+                    self._done_failed(state, f"following job {state.job_id} failed: "
                                       f"{exc.__class__.__name__}: {exc}", None)
             with self.lock:
                 if not self.active:
                     return
-                wake = min(s["next_poll"] for s in self.active)
+                wake = min(s.next_poll for s in self.active)
             self.stop.wait(max(0.0, min(wake - time.monotonic(), 5.0)))
 
-    def _poll(self, state: dict[str, Any]) -> None:
-        v: Variant = state["variant"]
+    def _poll(self, state: FollowedJob) -> None:
+        v = state.variant
         b = self.trainer
         try:
-            job = b.get_job(state["job_id"])
-            new = b.new_events(state["job_id"], {e["id"] for e in state["events"]})
+            job = b.get_job(state.job_id)
+            new = b.new_events(state.job_id, {str(e["id"]) for e in state.events})
         except Exception as exc:  # noqa: BLE001 - transient trouble backs off; anything else ends this variant
             self._poll_failed(state, exc)
             return
-        state["errors"] = 0
-        state["events"] += new
-        if new or job.status != state["status"]:
-            state["status"] = job.status
+        state.errors = 0
+        state.events += new
+        if new or job.status != state.status:
+            state.status = job.status
             self._save_job(state, job)
-            progress = jobs_api.latest_metrics(state["events"])
+            progress = jobs_api.latest_metrics(state.events)
             self.fwd.info(f"{v.name}: job {job.id} {job.status}" + (f", {progress}" if progress else ""))
         if job.status == jobs_api.SUCCEEDED:
             self._retire(state)
@@ -260,67 +254,67 @@ class RemoteJobs:
             self._retire(state)
             param = f" [param: {err['param']}]" if err["param"] else ""
             self._done_failed(state, f"fine-tuning job {job.id} {job.status}: {err['code']}: "
-                              f"{err['message']}{param}", {"error": err, "job_id": job.id}, retire=False)
+                              f"{err['message']}{param}", err, retire=False)
         else:
-            if job.status not in b.active_statuses and job.status not in state["seen_unknown"]:
-                state["seen_unknown"].add(job.status)
+            if job.status not in b.active_statuses and job.status not in state.seen_unknown:
+                state.seen_unknown.add(job.status)
                 self.fwd.info(f"{v.name}: job {job.id} reports unknown status {job.status!r}; treated as running")
-            state["next_poll"] = time.monotonic() + self.opts["poll_seconds"]
+            state.next_poll = time.monotonic() + self.opts.poll_seconds
 
-    def _poll_failed(self, state: dict[str, Any], exc: Exception) -> None:
-        state["errors"] += 1
-        if not jobs_api.transient(exc) or state["errors"] >= MAX_POLL_ERRORS:
-            self._done_failed(state, f"could not follow job {state['job_id']}: {describe_error(exc)} "
+    def _poll_failed(self, state: FollowedJob, exc: Exception) -> None:
+        state.errors += 1
+        if not jobs_api.transient(exc) or state.errors >= MAX_POLL_ERRORS:
+            self._done_failed(state, f"could not follow job {state.job_id}: {describe_error(exc)} "
                               "(the job id is stored; rerun the sweep to re-attach)", None)
             return
-        delay = jobs_api.backoff(state["errors"] - 1, max(self.opts["poll_seconds"], 0.5), exc, cap=60.0)
-        self.fwd.info(f"{state['variant'].name}: API trouble following {state['job_id']} ({describe_error(exc)}); "
+        delay = jobs_api.backoff(state.errors - 1, max(self.opts.poll_seconds, 0.5), exc, cap=60.0)
+        self.fwd.info(f"{state.variant.name}: API trouble following {state.job_id} ({describe_error(exc)}); "
                       f"retrying in {delay:.1f}s")
-        state["next_poll"] = time.monotonic() + delay
+        state.next_poll = time.monotonic() + delay
 
-    def _retire(self, state: dict[str, Any]) -> None:
+    def _retire(self, state: FollowedJob) -> None:
         with self.lock:
             if state in self.active:
                 self.active.remove(state)
 
-    def _done_failed(self, state: dict[str, Any], error: str, openai_detail: dict[str, Any] | None,
+    def _done_failed(self, state: FollowedJob, error: str, job_error: JSONDict | None,
                      retire: bool = True) -> None:
         if retire:
             self._retire(state)
-        row = {**self._row(state["variant"]), "artifact": None}
-        self.q.put((RESULT, state["variant"], failed_result(row, scrub(error), openai={
-            "job_id": state["job_id"], **(openai_detail or {}), "estimate": state["estimate"]})))
+        record = RemoteRecord(job_id=state.job_id, error=job_error, estimate=state.estimate)
+        self.q.put(Done(state.variant, failed_result(self._planned(state.variant), scrub(error),
+                                                     RunParts(remote=RemoteOutcome(record)))))
 
     # -- scoring (the scoring pool) --------------------------------------------------------------------------
-    def _finish_trained(self, state: dict[str, Any], job: Any) -> None:
+    def _finish_trained(self, state: FollowedJob, job: FineTuningJob) -> None:
         """Checkpoint metrics -> train_log, then score the fine-tuned model on every suite."""
-        v: Variant = state["variant"]
+        v = state.variant
         try:
+            if not job.fine_tuned_model:
+                raise RuntimeError(f"fine-tuning job {job.id} succeeded but names no fine-tuned model")
             checkpoints = self.trainer.checkpoints(job.id)
             hp = job.hyperparameters.model_dump() if job.hyperparameters else {}
             n_epochs = hp.get("n_epochs") if isinstance(hp.get("n_epochs"), int) else v.epochs
-            log = jobs_api.train_log_rows(state["events"], checkpoints, n_epochs)
-            seconds = float((job.finished_at or time.time()) - job.created_at)
-            tokens = job.trained_tokens
-            stats = {"artifact": job.fine_tuned_model, "train_tokens": tokens, "train_seconds": seconds,
-                     "tokens_per_second": tokens / seconds if tokens and seconds > 0 else None}
-            info = {"job_id": job.id, "hyperparameters": hp,
-                    "training_file": job.training_file, "validation_file": job.validation_file,
-                    "estimate": state["estimate"], "events": len(state["events"]),
-                    "checkpoints": [{"step": c["step"], "model": c["model"]} for c in checkpoints]}
-            result = self._score(v, self.trainer.kind, job.fine_tuned_model, log, stats, info)
+            log = jobs_api.train_log_rows(state.events, checkpoints, n_epochs)
+            seconds, tokens = float((job.finished_at or time.time()) - job.created_at), job.trained_tokens
+            record = RemoteRecord(job_id=job.id, hyperparameters=hp, training_file=job.training_file,
+                                  validation_file=job.validation_file, estimate=state.estimate, events=len(state.events),
+                                  checkpoints=[{"step": c["step"], "model": c["model"]} for c in checkpoints])
+            outcome = RemoteOutcome(record, job.fine_tuned_model, seconds, tokens,
+                                    tokens / seconds if tokens and seconds > 0 else None)
+            result = self._score(v, self.trainer.kind, job.fine_tuned_model, log, outcome)
         except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
-            result = failed_result(self._row(v), scrub(f"{exc.__class__.__name__}: {exc}"))
-        self.q.put((RESULT, v, result))
+            result = failed_result(self._planned(v), scrub(f"{exc.__class__.__name__}: {exc}"))
+        self.q.put(Done(v, result))
 
     def score_only(self, v: Variant) -> None:
         """base / given model ids: no training, only scoring."""
         kind, model = remote_model(self.x.model, v)
         try:
-            result = self._score(v, kind, model, [], {"artifact": model}, {"model": model, "endpoint": kind})
+            result = self._score(v, kind, model, [], RemoteOutcome(RemoteRecord(model=model, endpoint=kind), model))
         except Exception as exc:  # noqa: BLE001
-            result = failed_result(self._row(v), scrub(f"{exc.__class__.__name__}: {exc}"))
-        self.q.put((RESULT, v, result))
+            result = failed_result(self._planned(v), scrub(f"{exc.__class__.__name__}: {exc}"))
+        self.q.put(Done(v, result))
 
     def _chat_model(self, v: Variant, kind: str, model: str) -> tuple[OpenAIChatModel, str]:
         """The chat model a variant is scored through, and what its requests go to (a model id or a deployment)."""
@@ -331,49 +325,47 @@ class RemoteJobs:
         self.connect(kind)
         return OpenAIChatModel(self.compatible, model, name=v.name, compatible=True), model
 
-    def _score(self, v: Variant, kind: str, model: str, log: list[dict[str, Any]], stats: dict[str, Any],
-               info: dict[str, Any]) -> VariantResult:
+    def _score(self, v: Variant, kind: str, model: str, log: list[LogPoint], outcome: RemoteOutcome) -> VariantResult:
         """Score a model id; suites that compare with base's outputs (pairwise judges) wait for base's scoring."""
         while v.method != "base" and not self.base_scored.wait(1.0):
             if self.stop.is_set():
-                return failed_result(self._row(v), "interrupted while waiting for base's outputs", train_log=log)
+                return failed_result(self._planned(v), "interrupted while waiting for base's outputs", train_log=log)
         try:
-            return self._score_now(v, kind, model, log, stats, info)
+            return self._score_now(v, kind, model, log, outcome)
         finally:
             if v.method == "base":
                 self.base_scored.set()
 
-    def _score_now(self, v: Variant, kind: str, model: str, log: list[dict[str, Any]], stats: dict[str, Any],
-                   info: dict[str, Any]) -> VariantResult:
-        row = {**self._row(v), **stats}
-        row["config"] = {**row["config"], "openai": {**info, "provider": kind}}
+    def _score_now(self, v: Variant, kind: str, model: str, log: list[LogPoint], outcome: RemoteOutcome
+                   ) -> VariantResult:
+        planned, record = self._planned(v), replace(outcome.record, provider=kind)
         try:
             chat, target = self._chat_model(v, kind, model)
         except ScoringUnavailable as exc:  # trained (or configured) but nothing serves it yet: say what to do
-            return failed_result(row, scrub(str(exc)), train_log=log)
-        if target != model:
-            row["config"]["openai"]["deployment"] = target
+            return failed_result(planned, scrub(str(exc)), RunParts(remote=replace(outcome, record=record)), train_log=log)
+        parts = RunParts(remote=replace(outcome, record=replace(record, deployment=target if target != model else None)))
         self.fwd.info(f"{v.name}: scoring {model} through chat completions ({kind}"
                       + (f", deployment {target})" if target != model else ")"))
         t0 = time.perf_counter()
         try:
-            lm = for_variant(chat, v, self.x.data.train, row)
-            suites = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd, train=self.x.data.train,
-                                  open_judge=open_judge, base_outputs=self.x.base_outputs)
+            lm, prompt = for_variant(chat, v, self.x.data.train)
+            parts = replace(parts, prompt=prompt)
+            suites = score_suites(lm, v, self.x.suites, self.x.data.test, log_dicts(log), self.fwd,
+                                  train=self.x.data.train, open_judge=open_judge, base_outputs=self.x.base_outputs)
         except Exception as exc:  # noqa: BLE001
-            return failed_result(row, scrub(f"scoring {model} failed: {exc}"), train_log=log)
-        row.update(status=FINISHED, score_seconds=time.perf_counter() - t0, **lm.usage.per_request())
+            return failed_result(planned, scrub(f"scoring {model} failed: {exc}"), parts, train_log=log)
+        parts = replace(parts, usage=lm.usage.per_request(), score_seconds=time.perf_counter() - t0)
         for s in suites:
             for e in s.samples:
                 e.output = scrub(e.output) or ""
         if v.method == "base" and self.x.base_outputs is not None:
             self.x.base_outputs.update(base_references(self.x.suites, suites))
-        return VariantResult(row, log, suites)
+        return VariantResult(finish_row(planned, parts, FINISHED), log, suites)
 
     # -- handing out events (the scheduler's thread) ---------------------------------------------------------
-    def events(self, *, block: bool) -> list[tuple[Any, ...]]:
+    def events(self, *, block: bool) -> list[RemoteEvent]:
         """Queued events; with block, wait (in short slices) until at least one is there."""
-        out: list[tuple[Any, ...]] = []
+        out: list[RemoteEvent] = []
         while True:
             try:
                 out.append(self.q.get(timeout=1.0) if block and not out else self.q.get_nowait())
@@ -382,8 +374,8 @@ class RemoteJobs:
                     continue
                 break
         for e in out:
-            if e[0] == RESULT:
-                self.pending.discard(e[1].variant_id)
+            if isinstance(e, Done):
+                self.pending.discard(e.variant.variant_id)
         return out
 
     def close(self) -> None:

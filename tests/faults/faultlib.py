@@ -109,11 +109,12 @@ def copy_store(finished: dict[str, Any], to: Path) -> Path:
 
 WRITE_AND_DIE = """
 import os, signal, sys
+from harness.results import VariantRow
 from harness.store.db import Store, VariantResult
 from harness.testing.rows import typed_suites
 db, vid, n, die = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 store = Store(db, hold=die not in ("clean", "kill-during"))
-result = VariantResult({"variant_id": vid, "name": vid, "method": "lora", "status": "finished"},
+result = VariantResult(VariantRow(vid, name=vid, method="lora", status="finished"),
                        suites=typed_suites([{"suite": "heldout", "metric": "exact_match", "value": 0.5, "n": n}],
                                            [{"suite": "heldout", "example_id": f"e{i}", "prompt": "p" * 200,
                                              "output": "o" * 200, "passed": i % 2 == 0, "detail": {"i": i}}

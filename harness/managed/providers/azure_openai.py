@@ -15,7 +15,7 @@ training again.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.data.chat import Example
 from harness.errors import HarnessInputError
@@ -26,6 +26,9 @@ from harness.managed.client import DEFAULT_MAX_RETRIES, OpenAIChatModel, env_int
 from harness.managed.data import CostEstimate, check_examples, estimate_cost
 from harness.managed.providers.common import ClientJobs
 from harness.managed.providers.openai_platform import model_suffix
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
 
 MAX_SUFFIX = 40  # Azure: up to 40 characters, a-z A-Z 0-9 - _
 ID_IN_SUFFIX = 13  # '-' + the 12-character variant id
@@ -41,7 +44,7 @@ class AzureOpenAIBackend(ClientJobs):
 
     def __init__(self, settings: ManagedSettings):
         self.s = settings
-        self.deployments: dict[str, str] = dict(settings.azure.get("deployments") or {})
+        self.deployments: dict[str, str] = dict(settings.azure.deployments)
         self._client: Any = None
 
     @property
@@ -53,8 +56,8 @@ class AzureOpenAIBackend(ClientJobs):
     def _make_client(self) -> Any:
         import openai
 
-        endpoint = self.s.azure.get("endpoint") or os.environ.get("AZURE_OPENAI_ENDPOINT")
-        version = self.s.azure.get("api_version") or os.environ.get("OPENAI_API_VERSION")
+        endpoint = self.s.azure.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        version = self.s.azure.api_version or os.environ.get("OPENAI_API_VERSION")
         key = os.environ.get(KEY_ENV)
         problems = []
         if not endpoint:
@@ -83,7 +86,7 @@ class AzureOpenAIBackend(ClientJobs):
     # -- before anything is sent ---------------------------------------------------------------------
     def check_data(self, train: list[Example], validation: list[Example]) -> list[str]:
         problems = check_examples(train, validation, self.s.model)
-        suffix = self.s.train.get("suffix")
+        suffix = self.s.train.suffix
         room = MAX_SUFFIX - ID_IN_SUFFIX
         if suffix is not None and not (0 < len(suffix) <= room and all(c.isascii() and (c.isalnum() or c in "-_")
                                                                       for c in suffix)):
@@ -92,7 +95,7 @@ class AzureOpenAIBackend(ClientJobs):
         return problems
 
     def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
-        return estimate_cost(self.s.model, train, variants, self.s.train.get("price_per_million_tokens"), self.kind)
+        return estimate_cost(self.s.model, train, variants, self.s.train.price_per_million_tokens, self.kind)
 
     def notices(self, trainees: list[tuple[str, str]]) -> list[str]:
         out = lifecycle.plan_notices(self.kind, len(trainees), [], self.s.model)
@@ -106,16 +109,14 @@ class AzureOpenAIBackend(ClientJobs):
     # -- jobs -------------------------------------------------------------------------------------------
     def suffix(self, variant_id: str) -> str:
         room = MAX_SUFFIX - ID_IN_SUFFIX
-        return f"{self.s.train.get('suffix') or model_suffix(self.s.spec_name, room)}-{variant_id}"
+        return f"{self.s.train.suffix or model_suffix(self.s.spec_name, room)}-{variant_id}"
 
-    def find_job(self, variant_id: str) -> Any | None:
+    def find_job(self, variant_id: str) -> FineTuningJob | None:
         return jobs_api.find_job_by_suffix(self.client, self.suffix(variant_id), variant_id)
 
-    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
-        hp: dict[str, Any] = {"n_epochs": request.epochs}
-        for key in ("learning_rate_multiplier", "batch_size"):
-            if self.s.train.get(key) is not None:
-                hp[key] = self.s.train[key]
+    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
+        hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
+            include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
         params: dict[str, Any] = {"model": self.s.model, "training_file": request.training_file,
                                   "suffix": self.suffix(request.variant_id), "hyperparameters": hp}
         return self.submit(params, request, base_delay)

@@ -4,11 +4,14 @@ on the provider's client, the refusal reading of harness.managed.lifecycle, and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.managed import jobs as jobs_api
 from harness.managed import lifecycle
 from harness.managed.backend import JobRequest, ManagedSettings
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
 
 
 class ClientJobs:
@@ -19,13 +22,13 @@ class ClientJobs:
     s: ManagedSettings
     client: Any
 
-    def find_job(self, variant_id: str) -> Any | None:
+    def find_job(self, variant_id: str) -> FineTuningJob | None:
         raise NotImplementedError
 
     def upload(self, path: Path) -> str:
         return jobs_api.upload_file(self.client, path)
 
-    def submit(self, params: dict[str, Any], request: JobRequest, base_delay: float) -> tuple[Any, bool]:
+    def submit(self, params: dict[str, Any], request: JobRequest, base_delay: float) -> tuple[FineTuningJob, bool]:
         """Create the job from the provider's `params` plus the request's seed and validation file; a lost response
         is found again by the provider's own `find_job`."""
         if request.seed is not None:
@@ -35,10 +38,10 @@ class ClientJobs:
         return jobs_api.create_job(self.client, params, lambda: self.find_job(request.variant_id),
                                    base_delay=base_delay)
 
-    def retrieve_job(self, job_id: str) -> Any | None:
+    def retrieve_job(self, job_id: str) -> FineTuningJob | None:
         return jobs_api.retrieve_job(self.client, job_id)
 
-    def get_job(self, job_id: str) -> Any:
+    def get_job(self, job_id: str) -> FineTuningJob:
         return jobs_api.get_job(self.client, job_id)
 
     def new_events(self, job_id: str, known: set[str]) -> list[dict[str, Any]]:

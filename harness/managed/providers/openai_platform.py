@@ -6,7 +6,7 @@ by listing jobs filtered by that metadata. The fine-tuned model id is called dir
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.data.chat import Example
 from harness.managed import jobs as jobs_api
@@ -15,6 +15,9 @@ from harness.managed.backend import JobRequest, ManagedSettings
 from harness.managed.client import OpenAIChatModel, make_client
 from harness.managed.data import CostEstimate, check_examples, estimate_cost
 from harness.managed.providers.common import ClientJobs
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 
@@ -48,30 +51,28 @@ class OpenAIPlatform(ClientJobs):
     # -- before anything is sent ---------------------------------------------------------------------
     def check_data(self, train: list[Example], validation: list[Example]) -> list[str]:
         problems = check_examples(train, validation, self.s.model)
-        suffix = self.s.train.get("suffix")
+        suffix = self.s.train.suffix
         if suffix is not None and not 0 < len(suffix) <= MAX_SUFFIX:
             problems.append(f"{self.s.where}: key 'train.openai.suffix': {len(suffix)} characters; "
                             f"the API takes 1 to {MAX_SUFFIX}")
         return problems
 
     def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
-        return estimate_cost(self.s.model, train, variants, self.s.train.get("price_per_million_tokens"), self.kind)
+        return estimate_cost(self.s.model, train, variants, self.s.train.price_per_million_tokens, self.kind)
 
     def notices(self, trainees: list[tuple[str, str]]) -> list[str]:
         return lifecycle.plan_notices(self.kind, len(trainees), [], self.s.model)
 
     # -- jobs -------------------------------------------------------------------------------------------
-    def find_job(self, variant_id: str) -> Any | None:
+    def find_job(self, variant_id: str) -> FineTuningJob | None:
         return jobs_api.find_job(self.client, variant_id)
 
-    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[Any, bool]:
-        hp: dict[str, Any] = {"n_epochs": request.epochs}
-        for key in ("learning_rate_multiplier", "batch_size"):
-            if self.s.train.get(key) is not None:
-                hp[key] = self.s.train[key]
+    def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
+        hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
+            include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
         params: dict[str, Any] = {
             "model": self.s.model, "training_file": request.training_file,
-            "suffix": self.s.train.get("suffix") or model_suffix(self.s.spec_name),
+            "suffix": self.s.train.suffix or model_suffix(self.s.spec_name),
             "metadata": {"variant_id": request.variant_id, "harness_run": request.run_id or "",
                          "harness": "finetune-harness"},
             "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
