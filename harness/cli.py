@@ -143,6 +143,13 @@ def _parser() -> argparse.ArgumentParser:
     im.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
     sub.add_parser("models", help="list the models the harness can resolve, embedded ones first")
+
+    it = sub.add_parser("init", help="write a starter experiment to edit: a commented spec.yaml, a small data set, "
+                        "a README", description="Write spec.yaml (every section, commented), data/train.jsonl, "
+                        "data/test.jsonl and README.md into DIR; `harness sweep DIR/spec.yaml` runs it as written on "
+                        "the embedded model. Existing files are never overwritten without --force (exit 2).")
+    it.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where to write (default: here)")
+    it.add_argument("--force", action="store_true", help="replace files that already exist")
     return p
 
 
@@ -195,6 +202,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from harness.commands import show_models
 
         return show_models()
+    if cmd == "init":
+        from pathlib import Path
+
+        from harness.spec.starter import next_steps, write_starter
+
+        write_starter(Path(args.dir), force=args.force)
+        print("\n".join(next_steps(Path(args.dir))))
+        return 0
     if cmd == "data":
         from harness.commands import data_check
 
