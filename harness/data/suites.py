@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 from collections import Counter
@@ -14,6 +15,9 @@ import yaml
 
 from harness.errors import MAX_LISTED, HarnessInputError, did_you_mean
 from harness.textfiles import read_text
+
+FINGERPRINTED = (".jsonl", ".json", ".yaml", ".txt", ".py")  # a suite's files that enter its fingerprint
+BUILTIN_FOLDER = "_builtin_suites"  # inside the installed package: the repository's suites/ (setup.py maps it)
 
 
 @dataclass
@@ -46,7 +50,7 @@ class Suite:
         h = hashlib.sha256(json.dumps([self.name, self.version, self.kind, self.options], sort_keys=True,
                                       default=str).encode())
         for p in sorted(self.folder.rglob("*")):
-            if p.is_file() and p.suffix in (".jsonl", ".json", ".yaml", ".txt", ".py"):
+            if p.is_file() and p.suffix in FINGERPRINTED:
                 h.update(p.name.encode())
                 h.update(p.read_bytes())
         return h.hexdigest()[:16]
@@ -79,12 +83,27 @@ def suite_roots(spec_dir: Path | None = None) -> list[Path]:
                 roots.append(d / "suites")
                 break
     roots.append(Path.cwd() / "suites")
-    roots.append(Path(__file__).resolve().parents[2] / "suites")  # the repository's suites/ (harness/data/..)
+    builtin = builtin_suites_dir()
+    if builtin is not None:
+        roots.append(builtin)
     seen: list[Path] = []
     for r in roots:
         if r.is_dir() and r.resolve() not in seen:
             seen.append(r.resolve())
     return seen
+
+
+def builtin_suites_dir() -> Path | None:
+    """The built-in suites: package data of the installed package (`harness/_builtin_suites` in the wheel, found
+    through importlib.resources); when `harness` runs from its source tree (an editable install or PYTHONPATH), the
+    tree's top-level suites/ folder, which is what setup.py ships as that package data."""
+    package = importlib.resources.files("harness")
+    shipped = package / BUILTIN_FOLDER
+    if isinstance(shipped, Path) and shipped.is_dir():
+        return shipped
+    if isinstance(package, Path) and (package.parent / "pyproject.toml").is_file() and (package.parent / "suites").is_dir():
+        return package.parent / "suites"
+    return None
 
 
 def available(spec_dir: Path | None = None) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.resources
 import json
 import re
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from harness.store.db import Store
 from harness.store.reads import load_run
 from harness.verdicts.recommend import forgetting, prompt_vs_finetuning, recommend
 
-HERE = Path(__file__).resolve().parent
+PACKAGE = "harness.report"  # templates/ and static/ ship inside it as package data
 # Vendored plotting library (Chart.js + two MIT plugins, about 230 KB in all), then the page's own code.
 SCRIPTS = ("chart.umd.min.js", "chartjs-chart-matrix.min.js", "chartjs-chart-error-bars.min.js", "report.js")
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -64,7 +65,7 @@ def script_json(obj: Any) -> Markup:
 @cache
 def static_text(name: str) -> str:
     """A file vendored in harness/report/static, checked so that it can be inlined in a <script>."""
-    text = (HERE / "static" / name).read_text(encoding="utf-8")
+    text = (importlib.resources.files(PACKAGE) / "static" / name).read_text(encoding="utf-8")
     if name.endswith(".js") and re.search(r"</script|<!--", text, re.IGNORECASE):
         raise RuntimeError(f"harness/report/static/{name} holds '</script' or '<!--' and cannot be inlined")
     return text
@@ -84,7 +85,7 @@ def content_security_policy(scripts: list[str]) -> str:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The Jinja environment of every page the report module writes: autoescaping, strict undefined."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
+    return jinja2.Environment(loader=jinja2.PackageLoader(PACKAGE, "templates"), autoescape=True,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
