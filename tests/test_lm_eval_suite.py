@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -124,8 +125,9 @@ def test_an_unreachable_hub_dataset_names_the_task_and_the_local_fix(tmp_path: P
            "output_type": "multiple_choice", "doc_to_text": "question", "doc_to_choice": "{{choices.text}}",
            "doc_to_target": "answerKey"}
     suite = _suite(tmp_path, {"tasks": ["arc_like"]}, {"arc_like": hub})
+    never = SimpleNamespace(name="local", lm_eval=lambda *a, **k: pytest.fail("nothing is scored without data"))
     with pytest.raises(HarnessInputError) as err:
-        _score(suite, ScriptedModel())
+        _score(suite, never)
     text = str(err.value)
     assert "task 'arc_like'" in text and "Hugging Face Hub, which cannot be reached" in text
     assert "dataset_path: json" in text and "data_files" in text and "include_path" in text

@@ -9,14 +9,10 @@ Metric names: `<task>/<metric>` for each name in `tasks` (a group's or tag's val
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from harness.errors import HarnessInputError
-from harness.scorers import lm_eval_tasks
-from harness.scorers.lm_eval_tasks import LoadedTasks, require_lm_eval
+from harness.scorers.lm_eval_tasks import LoadedTasks, check_names, draw_samples, load, require_lm_eval, yaml_problems
 from harness.scorers.registry import Metric, ScoreContext, scorer
 from harness.scores import SuiteResult
 
@@ -62,19 +58,27 @@ def lm_eval_suite(tasks: list[str] | str | None = None, include_path: str | None
         require_lm_eval(where)
         include = _include(suite, include_path, where)
         if include is not None:
-            problems = lm_eval_tasks.yaml_problems(include)
+            problems = yaml_problems(include)
             if problems:
                 raise HarnessInputError(problems, title=f"suite {suite.name}: task YAMLs")
-        lm_eval_tasks.check_names(names, include, suite.folder, where)
+        check_names(names, include, suite.folder, where)
 
     def score(ctx: ScoreContext) -> SuiteResult:
         where = f"{ctx.suite.where}{ctx.suite.folder / 'suite.yaml'}: "
         require_lm_eval(where)
         import lm_eval
 
-        loaded = lm_eval_tasks.load(names, _include(ctx.suite, include_path, where), ctx.suite.folder, where)
-        samples = lm_eval_tasks.draw_samples(loaded, limit, seed)
-        res = _evaluate(_hflm(ctx, batch_size, where), loaded, samples, num_fewshot, seed)
+        # a prompt variant is scored as its base model: lm-eval's prompts are plain text, as the general suite's are
+        run = getattr(getattr(ctx.model, "inner", ctx.model), "lm_eval", None)  # LocalModel.lm_eval: loaded weights
+        if run is None:
+            raise HarnessInputError(
+                f"{where}suite {ctx.suite.name!r} (kind lm-eval) runs lm-evaluation-harness on loaded model weights; "
+                f"{ctx.model.name!r} is scored through an API and has none. Drop this suite for API models, or use "
+                "the general suite, which scores multiple choice by generation where log-likelihoods are missing")
+        loaded = load(names, _include(ctx.suite, include_path, where), ctx.suite.folder, where)
+        samples = draw_samples(loaded, limit, seed)
+        _configure(loaded, num_fewshot, seed)
+        res = run(loaded.task_dict, samples, batch_size=batch_size, seed=seed)
         return _result(res, loaded, limit, seed, str(lm_eval.__version__))
 
     score.check_suite = check_suite  # type: ignore[attr-defined]
@@ -120,67 +124,15 @@ def _include(suite: Any, include_path: str | None, where: str) -> Any:
     return folder
 
 
-def _hflm(ctx: ScoreContext, batch_size: int | str | None, where: str) -> Any:
-    """lm-eval's HFLM around the weights the harness holds (a prompt variant's base model: lm-eval's prompts are
-    plain text, as the general suite's are); an API model has no weights to hand over."""
-    from harness.models.local import LocalModel
-
-    model = getattr(ctx.model, "inner", ctx.model)  # PromptedModel wraps the loaded model
-    if not isinstance(model, LocalModel):
-        raise HarnessInputError(
-            f"{where}suite {ctx.suite.name!r} (kind lm-eval) runs lm-evaluation-harness on loaded model weights; "
-            f"{ctx.model.name!r} is scored through an API and has none. Drop this suite for API models, or use the "
-            "general suite, which scores multiple choice by generation where log-likelihoods are not available")
-    from lm_eval.models.huggingface import HFLM
-
-    with _quiet():
-        return HFLM(pretrained=model.model, tokenizer=model.tok,
-                    batch_size=model.batch_size if batch_size is None else batch_size)
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """lm-eval's info and expected warnings (a loaded model passed as `pretrained`) off while it runs."""
-    log = logging.getLogger("lm_eval")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-def _evaluate(lm: Any, loaded: LoadedTasks, samples: dict[str, list[int]] | None, num_fewshot: int | None,
-              seed: int) -> dict[str, Any]:
-    """lm-eval's evaluator on the loaded tasks, few-shot set as `simple_evaluate` sets it (a task whose YAML fixes
-    0 shots keeps 0), with lm-eval's seeds inside a forked RNG state so the harness's own RNGs are untouched."""
-    import random
-
-    import numpy as np
-    import torch
-    from lm_eval import evaluator
-
+def _configure(loaded: LoadedTasks, num_fewshot: int | None, seed: int) -> None:
+    """Few-shot as lm-eval's `simple_evaluate` sets it: `num_fewshot` overrides each task's own unless its YAML
+    fixes 0; a task with none gets 0; every task's few-shot examples drawn with `seed`."""
     for task in loaded.task_dict["tasks"].values():
         if num_fewshot is not None and task.get_config("num_fewshot") != 0:
             task.set_config(key="num_fewshot", value=num_fewshot)
         elif task.get_config("num_fewshot") is None:
             task.set_config(key="num_fewshot", value=0)
         task.set_fewshot_seed(seed=seed)
-    state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices), _quiet():
-            random.seed(0)  # lm-eval's defaults (simple_evaluate's random_seed / numpy / torch seeds)
-            np.random.seed(seed)
-            torch.manual_seed(seed)
-            res = evaluator.evaluate(lm=lm, task_dict=loaded.task_dict, samples=samples, log_samples=True,
-                                     bootstrap_iters=0)
-    finally:
-        random.setstate(state)
-        np.random.set_state(np_state)
-    if res is None:
-        raise RuntimeError("lm-eval returned no results (a non-zero rank of a distributed run)")
-    return dict(res)
 
 
 def _result(res: dict[str, Any], loaded: LoadedTasks, limit: int | float | None, seed: int, version: str
