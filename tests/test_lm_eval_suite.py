@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import REPO, make_rows, write_jsonl
 from fakes import ScriptedModel
+from lm_eval.api.model import LM
 
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
@@ -137,6 +138,81 @@ def test_a_model_without_weights_is_refused(tmp_path: Path) -> None:
     with pytest.raises(HarnessInputError, match="runs lm-evaluation-harness on loaded model weights; 'scripted' is "
                                                 "scored through an API"):
         _score(_suite(tmp_path, {"limit": 2}), ScriptedModel())
+
+
+class Scripted(LM):
+    """lm-eval's `LM` interface, scripted (as lm-eval tests itself on a dummy model): the choice holding 'right' is
+    likeliest, answers are read off the prompt, a text's log-likelihood is minus a quarter of its length."""
+
+    def loglikelihood(self, requests):  # type: ignore[no-untyped-def]
+        return [(-1.0 if "right" in cont else -2.0 - len(cont), False) for _, cont in (r.args for r in requests)]
+
+    def loglikelihood_rolling(self, requests):  # type: ignore[no-untyped-def]
+        return [-len(r.args[0]) / 4 for r in requests]
+
+    def generate_until(self, requests):  # type: ignore[no-untyped-def]
+        return [" FOUR" if "2+2" in r.args[0] else " five" for r in requests]
+
+
+def _scripted_model() -> SimpleNamespace:
+    """A model whose `lm_eval` runs lm-eval's own evaluator on the scripted LM (LocalModel.lm_eval's contract)."""
+    from lm_eval import evaluator
+
+    def run(task_dict, samples, *, batch_size, seed):  # type: ignore[no-untyped-def]
+        return dict(evaluator.evaluate(lm=Scripted(), task_dict=task_dict, samples=samples, log_samples=True,
+                                       bootstrap_iters=0))
+
+    return SimpleNamespace(name="scripted-lm-eval", lm_eval=run)
+
+
+MC_DOCS = {"mc_a": [{"q": f"a{i}", "choices": [" wrong", " right"] if i % 3 else [" right", " wrong"], "gold": 1}
+                    for i in range(6)],
+           "mc_b": [{"q": f"b{i}", "choices": [" right", " wrong"], "gold": 0} for i in range(3)]}
+GROUPED = {
+    **{name: {"task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": f"{name}.jsonl"}},
+              "test_split": "test", "output_type": "multiple_choice", "doc_to_text": "q", "doc_to_choice": "choices",
+              "doc_to_target": "gold", "metric_list": [{"metric": "acc"}]} for name in MC_DOCS},
+    "mc_group": {"group": "mc_group", "task": ["mc_a", "mc_b"],
+                 "aggregate_metric_list": [{"metric": "acc", "aggregation": "mean", "weight_by_size": False}]},
+    "qa_gen": {"task": "qa_gen", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": "qa.jsonl"}},
+               "test_split": "test", "output_type": "generate_until", "doc_to_text": "Q: {{q}}\nA:",
+               "doc_to_target": "{{a}}", "generation_kwargs": {"until": ["\n"]},
+               "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
+               "filter_list": [{"name": "exact", "filter": [{"function": "take_first"}]},
+                               {"name": "lower", "filter": [{"function": "lowercase"}, {"function": "take_first"}]}]},
+    "text_ppl": {"task": "text_ppl", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": "text.jsonl"}},
+                 "test_split": "test", "output_type": "loglikelihood_rolling", "doc_to_text": "", "doc_to_target":
+                 "{{text}}", "metric_list": [{"metric": "word_perplexity"}, {"metric": "bits_per_byte"}]},
+}
+
+
+def test_groups_filters_generation_and_corpus_metrics_as_lm_eval_computes_them(tmp_path: Path) -> None:
+    suite = _suite(tmp_path, {"tasks": ["mc_group", "qa_gen", "text_ppl"], "limit": 0.5}, GROUPED)
+    for name, docs in MC_DOCS.items():
+        write_jsonl(suite.folder / "tasks" / f"{name}.jsonl", docs)
+    write_jsonl(suite.folder / "tasks" / "qa.jsonl", [{"q": "2+2", "a": " four"}, {"q": "2+3", "a": " five"}])
+    write_jsonl(suite.folder / "tasks" / "text.jsonl", [{"text": "one two three " * (i + 1)} for i in range(4)])
+    out = _score(suite, _scripted_model())
+    by = {s.metric: s for s in out.scores}
+    # a group: its documents pooled under the group's name, each task and the lm-eval group value beside it
+    assert by["mc_group/acc"].n == 3 + 2 and {"mc_group/acc:mc_a", "mc_group/acc:mc_b"} <= set(by)
+    a, b = by["mc_group/acc:mc_a"], by["mc_group/acc:mc_b"]
+    assert by["mc_group/acc"].value == pytest.approx((a.value * a.n + b.value * b.n) / (a.n + b.n))
+    assert by["mc_group/acc"].how["lm_eval_group_value"] == pytest.approx((a.value + b.value) / 2)  # unweighted
+    assert by["mc_group/acc"].how["sample"].endswith("5 of 9 documents")  # ceil(6 / 2) + ceil(3 / 2)
+    first_a = next(s for s in out.samples if s.example_id.startswith("mc_a:"))
+    assert set(first_a.scores) == {"mc_group/acc", "mc_group/acc:mc_a"}
+    # generation under two filters: one metric each, lm-eval's `metric,filter` names, each filter's output kept
+    gen = {s.example_id: s for s in out.samples if s.example_id.startswith("qa_gen:")}
+    assert by["qa_gen/exact_match,exact"].value == 0.0 and by["qa_gen/exact_match,lower"].value == 1.0
+    assert gen["qa_gen:0"].output == " FOUR" and gen["qa_gen:0"].passed is False  # the first filter's verdict
+    assert gen["qa_gen:0"].detail["outputs"] == {"exact": " FOUR", "lower": " four"}
+    assert metric_info("lm-eval", "qa_gen/exact_match,lower").finding == "forgetting"
+    # corpus-level perplexities: lm-eval's own value, a bootstrap interval, not stored per document
+    wp = by["text_ppl/word_perplexity"]
+    assert wp.ci_low <= wp.value <= wp.ci_high and "bootstrap" in wp.how["intervals"]
+    assert not any("perplexity" in m for s in out.samples for m in s.scores)
+    assert metric_info("lm-eval", "text_ppl/bits_per_byte").higher_is_better is False
 
 
 def _lm_eval_result(name: str, knows: set[int], suite: Suite) -> VariantResult:

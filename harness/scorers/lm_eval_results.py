@@ -53,13 +53,18 @@ def documents(leaf: str, logged: list[dict[str, Any]], task: Any) -> list[Doc]:
                 if aggregations.get(m) is mean and isinstance(value, bool | int | float | np.number):
                     d.values[key] = float(value)
         if len(entries) > 1:
-            d.sample.detail["outputs"] = {str(e.get("filter")): jsonable(e.get("filtered_resps")) for e in entries}
-        for m in ("acc", "exact_match"):
-            if m in d.values:
-                d.sample.passed = d.values[m] == 1.0
-                break
+            d.sample.detail["outputs"] = {str(e.get("filter")): jsonable(_one_response(e)) for e in entries}
+        passed = next((k for m in ("acc", "exact_match") for k in d.values if k.partition(",")[0] == m), None)
+        if passed is not None:  # the first filter's accuracy or exact match (gsm8k: strict-match)
+            d.sample.passed = d.values[passed] == 1.0
         out.append(d)
     return out
+
+
+def _one_response(entry: dict[str, Any]) -> Any:
+    """A document's filtered response: the one value of a one-request document (a generation), else the list."""
+    resps = entry.get("filtered_resps") or []
+    return resps[0] if len(resps) == 1 else resps
 
 
 def _sample(leaf: str, doc_id: int, entry: dict[str, Any], task: Any) -> Sample:
