@@ -213,6 +213,14 @@ class LocalModel:
             items.append(([self.prefix_id] + toks, len(toks)))
         return [(lp, n) for lp, _, n in self._score_batches(items)]
 
+    def lm_eval(self, task_dict: dict[str, Any], samples: dict[str, list[int]] | None, *,
+                batch_size: int | str | None, seed: int) -> dict[str, Any]:
+        """lm-evaluation-harness's evaluator on these weights as they are loaded (the `lm-eval` suite kind)."""
+        from harness.models.lm_eval_model import evaluate_loaded
+
+        return evaluate_loaded(self.model, self.tok, task_dict, samples,
+                               batch_size=self.batch_size if batch_size is None else batch_size, seed=seed)
+
     @torch.inference_mode()
     def reference_nll(self, conversations: list[list[dict[str, str]]]) -> list[tuple[float, int]]:
         items = []

@@ -8,6 +8,7 @@ import harness.scorers.general  # noqa: E402,F401
 import harness.scorers.hallucination  # noqa: E402,F401
 import harness.scorers.heldout  # noqa: E402,F401
 import harness.scorers.instructions  # noqa: E402,F401
+import harness.scorers.lm_eval_suite  # noqa: E402,F401  (`lm-eval`: lm-evaluation-harness tasks, an optional extra)
 import harness.scorers.memorization  # noqa: E402,F401
 import harness.scorers.python_scorer  # noqa: E402,F401  (`python`: a scorer in the user's own file)
 import harness.scorers.refusal_judge  # noqa: E402,F401  (the safety suite's `judge` refusal detector)

@@ -434,6 +434,12 @@ def _gap_comparison(rows: Rows, base_rows: Rows, suite: str, cfg: dict[str, Any]
 
 
 # -- every other declared finding ------------------------------------------------------------------------------
+# The suite kinds each rule above reads. A metric of another kind that declares one of their checks (lm-eval's
+# `forgetting`) is compared here, through its declaration, and joins the same check and family.
+_RULE_KINDS = {"forgetting": ("general", "instructions"), "format": ("format",), "hallucination": ("hallucination",),
+               "safety": ("safety",), "memorization": ("memorization",)}
+
+
 def declared_regressions(scores: pd.DataFrame | None) -> list[tuple[str, str, Metric]]:
     """(suite, metric, declaration) for each stored metric whose declaration feeds a check no rule above handles
     (a user's scorer: `Metric(..., finding='tone')`); declarations come from the registry or the stored record."""
@@ -443,7 +449,9 @@ def declared_regressions(scores: pd.DataFrame | None) -> list[tuple[str, str, Me
     out = []
     for suite, metric, record in scores[["suite", "metric", "scorer"]].itertuples(index=False):
         m = metric_info(kinds.get(str(suite)), str(metric), record if isinstance(record, dict) else None)
-        if m.finding is not None and m.finding not in _RULES and m.higher_is_better is not None:
+        kind = kinds.get(str(suite))
+        by_rule = m.finding in _RULES and kind in _RULE_KINDS.get(str(m.finding), (kind,))  # a rule above has it
+        if m.finding is not None and not by_rule and m.higher_is_better is not None:
             out.append((str(suite), str(metric), m))
     return out
 
