@@ -151,6 +151,17 @@ def _parser() -> argparse.ArgumentParser:
     im.add_argument("--db", default="results.duckdb", help=DB_HELP)
 
     sub.add_parser("models", help="list the models the harness can resolve, embedded ones first")
+
+    xp = sub.add_parser("export", help="send a stored run to MLflow or W&B (again: adds nothing; docs/tracking.md)",
+                        description="Send a run (parent run, one child per variant with parameters, loss curves, "
+                        "scores with CIs, findings, report and gate outcome) to a tracker, with the settings of the "
+                        "spec's tracking: block as stored with the run (or --spec).")
+    xp.add_argument("tracker", choices=["mlflow", "wandb"])
+    xp.add_argument("run", nargs="?", default="latest", metavar="RUN_ID|latest")
+    xp.add_argument("--baseline", default=None, help="also send the gate's outcome against this baseline file "
+                    "(default: the spec's gate.baseline, where that file exists)")
+    xp.add_argument("--spec", default=None, help="take the tracking: block from this spec instead of the stored one")
+    xp.add_argument("--db", default="results.duckdb", help=DB_HELP)
     return p
 
 
@@ -244,6 +255,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         path = save_baseline(args.db, args.run, variant=args.variant, output=args.output)
         print(f"baseline written to {path}")
+        return 0
+    if cmd == "export":
+        from harness.tracking.export import export_run
+
+        delivery = export_run(args.db, args.run, args.tracker, spec=args.spec, baseline=args.baseline)
+        print(f"exported: {delivery.line()}")
         return 0
     raise HarnessInputError(f"unknown command {cmd!r}")
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from harness.errors import HarnessInputError, did_you_mean
 from harness.spec.formats import column_problems
+from harness.spec.tracking import TrackingSpec
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
@@ -233,6 +234,7 @@ class ExperimentSpec(_Strict):
     findings: dict[str, Any] = Field(default_factory=dict)
     gate: dict[str, Any] = Field(default_factory=dict)
     review: dict[str, Any] = Field(default_factory=dict)  # the human rating sheet's rubric (harness.spec.review)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # MLflow / W&B (harness.spec.tracking)
     description: str | None = None
 
     # set by load_spec, not by the user
@@ -308,6 +310,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if field is None:
             return []
         cur = field.annotation
+        # an optional block (`X | None`): the model inside it
+        cur = next((a for a in getattr(cur, "__args__", ()) if hasattr(a, "model_fields")), cur)
     return list(getattr(cur, "model_fields", {}).keys())
 
 
