@@ -41,7 +41,7 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """W&B offline, its config, cache and data folders in the test's folder; a marker API key to look for."""
-    key = "harness-test-key-" + "7" * 24
+    key = "harness-test-key-" + "7" * 24  # too short for W&B: online, it refuses it at once
     for var, sub in (("WANDB_CONFIG_DIR", "cfg"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
         monkeypatch.setenv(var, str(tmp_path / "wandb-home" / sub))
     monkeypatch.setenv("WANDB_API_KEY", key)
@@ -204,6 +204,7 @@ def test_wandb_offline_export_reads_back_and_a_second_export_adds_nothing(
     assert wandb_env not in out.out + out.err
 
 
+@pytest.mark.slow  # a real sweep (training included) and both trackers: about a minute on 2 cores
 def test_sweep_with_an_unreachable_tracker_exits_0_warns_with_the_export_command(
         tiny_experiment: Path, wandb_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -229,12 +230,38 @@ def test_sweep_with_an_unreachable_tracker_exits_0_warns_with_the_export_command
     assert "warning: export to MLflow incomplete" in err and "127.0.0.1:9" in err
     assert f"send it later with: harness export mlflow {run_id} --db {db}" in err
     assert "not sent: the sweep run, base, lora-r2-e1" in err
-    assert "tracking: W&B" in err and "2 run(s) sent" in err
+    assert "tracking: W&B" in err and "3 run(s) sent" in err
     lora = variants[variants["method"] == "lora"].iloc[0]
     [run] = local_runs(Path.cwd() / "wb", run_key(run_id, lora["variant_id"]))
     assert run.config["config.train.max_seq_length"] == 96 and run.config["rank"] == 2
     steps = sorted(int(s) for s in log[(log["variant_id"] == lora["variant_id"]) & (log["split"] == "train")]["step"])
     assert [h["_step"] for h in run.history if "train/loss" in h] == steps and steps
+
+
+def test_an_unreachable_tracker_at_the_end_of_a_sweep_is_a_warning_naming_the_command(
+        tmp_path: Path, wandb_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the sweep calls when it ends: MLflow down and W&B refusing the credentials both warn (what was not sent,
+    the command that sends it) and raise nothing; the store is untouched."""
+    from harness.spec.tracking import TrackingSpec
+    from harness.tracking.export import export_after_sweep
+
+    db = tmp_path / "r.duckdb"
+    [run_id] = make_synthetic_store(db, Synthetic(n_variants=2, n_heldout=6, n_format=4, n_hallucination=4,
+                                                  n_general=4))
+    before = db.read_bytes()
+    tracking = TrackingSpec.model_validate({"mlflow": {"tracking_uri": "http://127.0.0.1:9"},
+                                            "wandb": {"mode": "online", "dir": str(tmp_path / "wb")}})
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    export_after_sweep(db, run_id, tracking)
+    err = capsys.readouterr().err
+    for tracker in ("mlflow", "wandb"):
+        assert f"send it later with: harness export {tracker} {run_id} --db {db}" in err
+    assert "export to MLflow incomplete: MLflow at http://127.0.0.1:9" in err
+    assert "export to W&B incomplete: W&B at project 'acme-support', online failed (AuthenticationError" in err
+    assert err.count("not sent: the sweep run, base, ") == 2
+    assert wandb_env not in err
+    assert db.read_bytes() == before
 
 
 def test_tracking_block_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:

@@ -99,7 +99,8 @@ def _gate(db: str | Path, payload: SweepPayload, baseline: str | Path | None) ->
     import xml.etree.ElementTree as ET
 
     cand = result.candidate.get("variant", {})
-    junit = ET.tostring(junit_tree(result).getroot(), encoding="unicode", xml_declaration=True)
+    root = junit_tree(result).getroot()
+    junit = ET.tostring(root, encoding="unicode", xml_declaration=True) if root is not None else ""
     payload.gate = GatePayload(result.passed, str(cand.get("name") or cand.get("variant_id")), len(result.checks),
                                result.count(FAIL), result.count(SKIP), junit, markdown(result))
 
@@ -116,51 +117,74 @@ def _env_defaults(values: dict[str, str]) -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def export_run(db: str | Path, run: str | None, tracker: str, *, tracking: TrackingSpec | None = None,
-               spec: str | Path | None = None, baseline: str | Path | None = None, quick: bool = False) -> Delivery:
-    """Send one stored run to a tracker; raises ExportError (naming what was not sent) when the tracker fails.
-    Settings come from `tracking`, else the `tracking:` block of `spec`, else the spec stored with the run."""
+@contextlib.contextmanager
+def prepared(db: str | Path, run: str | None, baseline: str | Path | None = None) -> Iterator[SweepPayload]:
+    """The run's payload with its report (in a temporary folder, removed afterwards) and gate outcome."""
     payload = sweep_payload(db, run)
-    if tracking is None:
-        if spec is not None:
-            import yaml
-
-            raw = yaml.safe_load(Path(spec).read_text(encoding="utf-8")) if Path(spec).is_file() else None
-            if not isinstance(raw, dict):
-                raise HarnessInputError(f"--spec {spec}: not a spec file (a YAML mapping with a tracking: block)")
-            tracking = parse_tracking(raw.get("tracking"), str(spec))
-        else:
-            tracking = tracking_from_text(payload.spec_text, f"the spec stored with run {payload.run_id}")
-    settings = settings_for(tracker, tracking)
-    if isinstance(settings, MlflowSpec):  # a missing extra is said before any work
-        from harness.tracking.mlflow_tracker import library as ready
-    else:
-        from harness.tracking.wandb_tracker import library as ready
-    ready()
-    delivery = Delivery(tracker)
-    command = export_command(tracker, payload.run_id, db)
     with tempfile.TemporaryDirectory(prefix="harness-export-") as tmp:
         from harness.report.build import build_report
 
         payload.report_html = build_report(db, payload.run_id, output=Path(tmp) / "report.html")
         _gate(db, payload, baseline)
-        try:
-            with _env_defaults(QUICK_MLFLOW_ENV if quick else {}):
-                if isinstance(settings, MlflowSpec):
-                    from harness.tracking.mlflow_tracker import send_mlflow
+        yield payload
 
-                    send_mlflow(payload, settings, delivery)
-                else:
-                    from harness.tracking.wandb_tracker import send_wandb
 
-                    send_wandb(payload, settings, delivery)
-        except HarnessInputError:
-            raise
-        except Exception as exc:  # any tracker failure: the store still holds everything
-            raise ExportError(_failure(payload, delivery, exc, command), delivery, command) from exc
+def _tracking(payload: SweepPayload, spec: str | Path | None) -> TrackingSpec:
+    """The `tracking:` block of `spec`, else of the spec stored with the run."""
+    if spec is None:
+        return tracking_from_text(payload.spec_text, f"the spec stored with run {payload.run_id}")
+    import yaml
+
+    raw = yaml.safe_load(Path(spec).read_text(encoding="utf-8")) if Path(spec).is_file() else None
+    if not isinstance(raw, dict):
+        raise HarnessInputError(f"--spec {spec}: not a spec file (a YAML mapping with a tracking: block)")
+    return parse_tracking(raw.get("tracking"), str(spec))
+
+
+def library(tracker: str) -> None:
+    """Import the tracker's library now, so that a missing extra is said before any work."""
+    if tracker == "mlflow":
+        from harness.tracking.mlflow_tracker import library as mlflow_library
+
+        mlflow_library()
+    else:
+        from harness.tracking.wandb_tracker import library as wandb_library
+
+        wandb_library()
+
+
+def send(db: str | Path, payload: SweepPayload, tracker: str, settings: MlflowSpec | WandbSpec, *,
+         quick: bool = False) -> Delivery:
+    """Send a prepared payload; raises ExportError (what was sent, what not, the command) when the tracker fails."""
+    delivery = Delivery(tracker)
+    command = export_command(tracker, payload.run_id, db)
+    try:
+        with _env_defaults(QUICK_MLFLOW_ENV if quick else {}):
+            if isinstance(settings, MlflowSpec):
+                from harness.tracking.mlflow_tracker import send_mlflow
+
+                send_mlflow(payload, settings, delivery)
+            else:
+                from harness.tracking.wandb_tracker import send_wandb
+
+                send_wandb(payload, settings, delivery)
+    except HarnessInputError:
+        raise
+    except Exception as exc:  # any tracker failure: the store still holds everything
+        raise ExportError(_failure(payload, delivery, exc, command), delivery, command) from exc
     if payload.gate_note:
         delivery.notes.append(payload.gate_note)
     return delivery
+
+
+def export_run(db: str | Path, run: str | None, tracker: str, *, spec: str | Path | None = None,
+               baseline: str | Path | None = None) -> Delivery:
+    """`harness export`: send one stored run to a tracker, with the settings of `spec`'s `tracking:` block, else of
+    the spec stored with the run, else the tracker's defaults (its environment variables)."""
+    settings_for(tracker, TrackingSpec())  # an unknown tracker name, before any work
+    library(tracker)
+    with prepared(db, run, baseline) as payload:
+        return send(db, payload, tracker, settings_for(tracker, _tracking(payload, spec)))
 
 
 def _failure(payload: SweepPayload, delivery: Delivery, exc: Exception, command: str) -> str:
@@ -177,15 +201,24 @@ def _failure(payload: SweepPayload, delivery: Delivery, exc: Exception, command:
 def export_after_sweep(db: str | Path, run_id: str, tracking: TrackingSpec, out: TextIO | None = None) -> None:
     """The end of a sweep: send the run to each tracker of the spec; a failure is a warning, never an error."""
     err = out or sys.stderr
-    for tracker in tracking.trackers():
-        try:
-            delivery = export_run(db, run_id, tracker, tracking=tracking, quick=True)
-        except ExportError as exc:
-            print(f"warning: {exc.render()}", file=err)
-        except Exception as exc:  # a missing extra, a broken report: still only a warning
-            cause = (redact(str(exc)).splitlines() or [type(exc).__name__])[0][:400]
-            print(f"warning: export to {TRACKERS[tracker]} failed ({cause}); "
-                  f"nothing of run {run_id} was sent. The store holds everything; send it later with: "
-                  f"{export_command(tracker, run_id, db)}", file=err)
-        else:
-            print(f"tracking: {delivery.line()}", file=err)
+    try:
+        with prepared(db, run_id) as payload:
+            for tracker in tracking.trackers():
+                try:
+                    library(tracker)
+                    delivery = send(db, payload, tracker, settings_for(tracker, tracking), quick=True)
+                except ExportError as exc:
+                    print(f"warning: {exc.render()}", file=err)
+                except Exception as exc:  # a missing extra: still only a warning
+                    _not_sent(tracker, run_id, db, exc, err)
+                else:
+                    print(f"tracking: {delivery.line()}", file=err)
+    except Exception as exc:  # the store could not be read back, the report failed: nothing sent, still a warning
+        for tracker in tracking.trackers():
+            _not_sent(tracker, run_id, db, exc, err)
+
+
+def _not_sent(tracker: str, run_id: str, db: str | Path, exc: Exception, err: TextIO) -> None:
+    cause = (redact(str(exc)).splitlines() or [type(exc).__name__])[0][:400]
+    print(f"warning: export to {TRACKERS[tracker]} failed ({cause}); nothing of run {run_id} was sent. The store "
+          f"holds everything; send it later with: {export_command(tracker, run_id, db)}", file=err)

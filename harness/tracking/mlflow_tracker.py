@@ -64,7 +64,7 @@ def find_run(client: MlflowClient, experiment_id: str, run_id: str, variant_id: 
     found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_TAG}` = '{run_id}' AND {level}",
                                max_results=10, order_by=["attributes.start_time ASC"])
     complete = [r for r in found if r.data.tags.get(EXPORT_TAG) == "complete"]
-    return (complete or list(found) or [None])[0]
+    return next(iter(complete or found), None)
 
 
 def _log(client: MlflowClient, run_id: str, params: dict[str, Any], metrics: list[tuple[str, float, int]],

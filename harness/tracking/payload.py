@@ -153,14 +153,15 @@ def variant_payload(data: RunData, row: dict[str, Any]) -> VariantPayload:
         value = _scalar(row.get(col))
         if value is not None:
             params[col] = value
-    config = row.get("config") if isinstance(row.get("config"), dict) else {}
+    raw = row.get("config")
+    config: dict[str, Any] = raw if isinstance(raw, dict) else {}
     params.update(flatten({k: v for k, v in config.items() if k not in params and k not in ("variant_id", "name")},
                           "config"))
     metrics: dict[str, float] = {}
     for col in METRIC_COLUMNS:
-        value = row.get(col)
-        if not is_missing(value) and math.isfinite(float(value)):
-            metrics[col] = float(value)
+        x = row.get(col)
+        if x is not None and not is_missing(x) and math.isfinite(float(x)):
+            metrics[col] = float(x)
     scores = data.scores[data.scores["variant_id"] == vid]
     for suite, metric, value, lo, hi, n in scores[["suite", "metric", "value", "ci_low", "ci_high", "n"]].itertuples(
             index=False):

@@ -80,7 +80,7 @@ def read_run(path: Path) -> LocalRun:
 
     run = LocalRun(path)
     for raw in records(path):
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
         if kind == "run":
