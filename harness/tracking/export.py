@@ -9,41 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shlex
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from harness.errors import HarnessInputError
 from harness.spec.tracking import MlflowSpec, TrackingSpec, WandbSpec, parse_tracking, tracking_from_text
+from harness.tracking.delivery import TRACKERS, Delivery, redact
 from harness.tracking.payload import GatePayload, SweepPayload, sweep_payload
 
-TRACKERS = {"mlflow": "MLflow", "wandb": "W&B"}
 # At the end of a sweep an unreachable MLflow server is given up on in about a minute, not MLflow's default of
 # several minutes of retries; a variable the user set wins.
 QUICK_MLFLOW_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-@dataclass
-class Delivery:
-    """What one export sent, what was already there (skipped), and where it went."""
-
-    tracker: str
-    destination: str = ""
-    sent: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        where = f" ({self.destination})" if self.destination else ""
-        parts = [f"{len(self.sent)} run(s) sent"] + ([f"{len(self.skipped)} already there"] if self.skipped else [])
-        return f"{TRACKERS[self.tracker]}{where}: {', '.join(parts)}" + "".join(f"; {n}" for n in self.notes)
 
 
 class ExportError(HarnessInputError):
@@ -52,11 +33,6 @@ class ExportError(HarnessInputError):
     def __init__(self, message: str, delivery: Delivery, command: str):
         self.delivery, self.command = delivery, command
         super().__init__(message, title=f"export to {TRACKERS[delivery.tracker]} incomplete")
-
-
-def redact(text: str) -> str:
-    """Credentials in URLs (https://user:token@host) replaced by ***."""
-    return _USERINFO.sub("***@", text)
 
 
 def export_command(tracker: str, run_id: str, db: str | Path) -> str:

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessInputError
 from harness.spec.tracking import MlflowSpec
+from harness.tracking.delivery import Delivery, redact
 from harness.tracking.payload import EXPORT_TAG, SweepPayload, VariantPayload
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
-
-    from harness.tracking.export import Delivery
 
 INSTALL = "pip install 'finetune-harness[mlflow]'"
 RUN_TAG, VARIANT_TAG, LEVEL_TAG = "harness.run_id", "harness.variant_id", "harness.level"
@@ -120,8 +119,6 @@ def _send_parent_files(client: MlflowClient, rid: str, payload: SweepPayload) ->
 def send_mlflow(payload: SweepPayload, settings: MlflowSpec, delivery: Delivery) -> None:
     """Send the sweep: the parent run (created or found again), each variant not yet complete, then the files."""
     client, uri = client_for(settings)
-    from harness.tracking.export import redact
-
     name = settings.experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or payload.name
     delivery.destination = f"{redact(uri)}, experiment {name!r}"
     experiment_id = _experiment(client, name)

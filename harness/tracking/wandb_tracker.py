@@ -8,15 +8,13 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import HarnessInputError
 from harness.spec.tracking import WandbSpec
+from harness.tracking.delivery import Delivery
 from harness.tracking.payload import EXPORT_TAG, LossPoint, Scalar, SweepPayload
 from harness.tracking.wandb_files import local_runs
-
-if TYPE_CHECKING:
-    from harness.tracking.export import Delivery
 
 INSTALL = "pip install 'finetune-harness[wandb]'"
 COMPLETE = {EXPORT_TAG: "complete"}
