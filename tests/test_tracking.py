@@ -86,7 +86,12 @@ def test_mlflow_export_reads_back_and_a_second_export_adds_nothing(
     db, run_id = _store(tmp_path, mlflow_db)
     stored = _stored(db, run_id)
     n = len(stored["variants"]) + 1
-    assert main(["export", "mlflow", "latest", "--db", str(db)]) == 0
+    from harness.gate.baseline import save_baseline
+    from harness.gate.run import gate_result
+
+    baseline = save_baseline(db, run_id, variant=None, output=tmp_path / "baseline.json")
+    passed = gate_result(db, run_id, baseline=baseline).passed
+    assert main(["export", "mlflow", "latest", "--db", str(db), "--baseline", str(baseline)]) == 0
     assert f"{n} run(s) sent" in capsys.readouterr().out
 
     uri = f"sqlite:///{mlflow_db}"
@@ -105,6 +110,10 @@ def test_mlflow_export_reads_back_and_a_second_export_adds_nothing(
     report = Path(client.download_artifacts(parent.info.run_id, "report.html", str(tmp_path / "dl")))
     assert "<html" in report.read_text(encoding="utf-8")[:500].lower()
     assert parent.data.metrics["findings.count"] == len(stored["findings"]) > 0
+    assert parent.data.metrics["gate.passed"] == float(passed)  # the gate's outcome, and its JUnit file
+    assert parent.data.tags["harness.gate"] == ("passed" if passed else "failed")
+    junit = Path(client.download_artifacts(parent.info.run_id, "gate/junit.xml", str(tmp_path / "dl")))
+    assert "<testsuite" in junit.read_text(encoding="utf-8")
 
     for v in stored["variants"].to_dict("records"):
         child = children[v["variant_id"]]
@@ -133,24 +142,10 @@ def test_mlflow_export_reads_back_and_a_second_export_adds_nothing(
         return {r.info.run_id: len(client.get_metric_history(r.info.run_id, "train/loss")) for r in found}
 
     before = snapshot()
-    assert main(["export", "mlflow", run_id, "--db", str(db)]) == 0
+    assert main(["export", "mlflow", run_id, "--db", str(db), "--baseline", str(baseline)]) == 0
     assert f"0 run(s) sent, {n} already there" in capsys.readouterr().out
     assert snapshot() == before
 
-    # a gate run later: its outcome and JUnit land on the same parent run, and still no run is added
-    from harness.gate.baseline import save_baseline
-
-    baseline = save_baseline(db, run_id, variant=None, output=tmp_path / "baseline.json")
-    assert main(["export", "mlflow", run_id, "--db", str(db), "--baseline", str(baseline)]) == 0
-    assert snapshot() == before
-    parent = client.get_run(parent.info.run_id)
-    from harness.gate.run import gate_result
-
-    passed = gate_result(db, run_id, baseline=baseline).passed
-    assert parent.data.metrics["gate.passed"] == float(passed)
-    assert parent.data.tags["harness.gate"] == ("passed" if passed else "failed")
-    junit = Path(client.download_artifacts(parent.info.run_id, "gate/junit.xml", str(tmp_path / "dl2")))
-    assert "<testsuite" in junit.read_text(encoding="utf-8")
 
 
 def test_wandb_offline_export_reads_back_and_a_second_export_adds_nothing(
