@@ -49,7 +49,8 @@ def settings_for(tracker: str, tracking: TrackingSpec) -> MlflowSpec | WandbSpec
 
 
 def _gate(db: str | Path, payload: SweepPayload, baseline: str | Path | None) -> None:
-    """Evaluate the gate when a baseline is given (--baseline, or the spec's gate.baseline next to the spec)."""
+    """Evaluate the gate when a baseline is given: --baseline, or the spec's gate.baseline where that file exists
+    (relative to the working directory, as `harness gate --baseline` takes it, or to the spec's folder)."""
     from harness.gate.junit import junit_tree
     from harness.gate.output import markdown
     from harness.gate.result import FAIL, SKIP
@@ -62,8 +63,10 @@ def _gate(db: str | Path, payload: SweepPayload, baseline: str | Path | None) ->
         except HarnessInputError:
             named = None
         spec_path = payload.params.get("spec_path")
-        if named and isinstance(spec_path, str) and (Path(spec_path).parent / named).is_file():
-            baseline = Path(spec_path).parent / named
+        near: list[Path] = []
+        if named:  # as CI passes it (from the checkout), or beside the spec
+            near = [Path(named)] + ([Path(spec_path).parent / named] if isinstance(spec_path, str) else [])
+        baseline = next((p for p in near if p.is_file()), None)
     if baseline is None:
         payload.gate_note = "no gate outcome: no baseline (gate.baseline in the spec, or --baseline)"
         return
