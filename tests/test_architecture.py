@@ -20,7 +20,7 @@ LAYERS = [
     {"scorers"},
     {"train", "store"},
     {"verdicts"},
-    {"report", "gate"},
+    {"report", "gate", "tracking"},
     {"sweep"},
     {"commands", "cli", "testing", "__main__"},
 ]

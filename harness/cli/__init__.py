@@ -15,14 +15,14 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import baseline, data, gate, init, models, report, review, runs, selftest, store, sweep
+from harness.cli import baseline, data, export, gate, init, models, report, review, runs, selftest, store, sweep
 from harness.cli.common import DB_HELP
 from harness.errors import HarnessInputError, Terminated
 
 __all__ = ["DB_HELP", "COMMANDS", "main"]
 
 # The commands in the order `harness --help` lists them.
-COMMANDS = (init, sweep, runs, report, gate, baseline, data, store, selftest, review, models)
+COMMANDS = (init, sweep, runs, report, gate, baseline, data, store, selftest, review, export, models)
 EXIT_CODES = ("Exit codes: 0 ok (gate passed); 1 a check failed (gate, data check leakage or --strict, selftest, also "
               "when it has nothing to check); 2 bad input (spec, data, "
               "arguments, a corrupt, locked or unwritable store, a full disk); 3 a sweep finished but some variant "

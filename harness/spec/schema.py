@@ -18,6 +18,7 @@ from harness.spec.problems import validation_problems
 from harness.spec.yaml_lines import line_of
 from harness.spec.yaml_lines import parse as parse_yaml
 from harness.textfiles import read_text
+from harness.spec.tracking import TrackingSpec
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
@@ -237,6 +238,7 @@ class ExperimentSpec(_Strict):
     findings: dict[str, Any] = Field(default_factory=dict)
     gate: dict[str, Any] = Field(default_factory=dict)
     review: dict[str, Any] = Field(default_factory=dict)  # the human rating sheet's rubric (harness.spec.review)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # MLflow / W&B (harness.spec.tracking)
     description: str | None = None
 
     # set by load_spec, not by the user: a spec that writes these keys gets "unknown key" (no input reaches them)

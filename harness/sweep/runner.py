@@ -349,6 +349,10 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
             with deferred_interrupts():
                 store.finish_run(run_id, status)
         print_summary(store, run_id, out)
+    if sweep.spec.tracking.trackers():  # the store holds everything; a tracker that fails is only a warning
+        from harness.tracking.export import export_after_sweep
+
+        export_after_sweep(db, run_id, sweep.spec.tracking)
     return run_id
 
 
