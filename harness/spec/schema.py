@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from harness.errors import HarnessInputError
 from harness.spec.formats import column_problems
 from harness.spec.problems import validation_problems
+from harness.spec.tracking import TrackingSpec
 from harness.spec.yaml_lines import line_of
 from harness.spec.yaml_lines import parse as parse_yaml
 from harness.textfiles import read_text
-from harness.spec.tracking import TrackingSpec
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
