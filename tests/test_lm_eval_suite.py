@@ -19,12 +19,12 @@ from lm_eval.api.model import LM
 from harness.data.suites import Suite, load_suite
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
-from harness.results import VariantResult
+from harness.results import VariantResult, VariantRow
 from harness.scorers import ScoreContext, check_suites, make_scorer, metric_info
 from harness.scorers.run import label
 from harness.scores import Sample, Score, SuiteResult
 from harness.spec.plan import Variant
-from harness.store.db import Store
+from harness.store.db import Store, stored_variant
 from harness.sweep.runner import run_sweep
 from harness.verdicts import findings
 
@@ -222,8 +222,8 @@ def _lm_eval_result(name: str, knows: set[int], suite: Suite) -> VariantResult:
     k = len(knows)
     out = SuiteResult([Score("general_mc/acc", k / 100, 0.0, 1.0, 100)], samples)
     record = {"kind": "lm-eval", "args": dict(suite.options)}
-    return VariantResult({"variant_id": name, "name": name, "method": "lora" if name != "base" else "base",
-                          "status": "finished"}, [], [label(out, suite, record)])
+    row = VariantRow(name, name=name, method="lora" if name != "base" else "base", status="finished")
+    return VariantResult(row, [], [label(out, suite, record)])
 
 
 def test_a_regression_is_a_forgetting_finding_in_the_runs_family(tmp_path: Path) -> None:
@@ -233,7 +233,7 @@ def test_a_regression_is_a_forgetting_finding_in_the_runs_family(tmp_path: Path)
     base = _lm_eval_result("base", set(range(60)), suite)
     forgot = _lm_eval_result("lora", set(range(35)), suite)  # 25 documents lost, none gained
     same = _lm_eval_result("lora-2", set(range(60)), suite)
-    found = findings.derive_run([(v.variant, result_frames(v)) for v in (base, forgot, same)], result_frames(base),
+    found = findings.derive_run([(stored_variant(v.variant), result_frames(v)) for v in (base, forgot, same)], result_frames(base),
                                 {})
     assert [(f["variant_id"], f["check"]) for f in found] == [("lora", "forgetting")]
     ev = found[0]["evidence"]
