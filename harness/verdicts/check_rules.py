@@ -10,9 +10,23 @@ import numpy as np
 from harness import stats
 from harness.scores import JSONDict, JSONValue
 from harness.verdicts.compare import Comparison, per_example
-from harness.verdicts.rulebook import (FindingsConfig, Raised, Rows, VariantInfo, against_base, ci_text, details,
-                                       details_by_id, detects, finding_metric, flipped, name_of, paired_test, rule,
-                                       suites_of_kind)
+from harness.verdicts.rulebook import (
+    FindingsConfig,
+    Raised,
+    Rows,
+    VariantInfo,
+    against_base,
+    ci_text,
+    details,
+    details_by_id,
+    detects,
+    finding_metric,
+    flipped,
+    name_of,
+    paired_test,
+    rule,
+    suites_of_kind,
+)
 
 # The suite kinds each rule reads. A metric of another kind that declares one of their checks (lm-eval's
 # `forgetting`) is compared by the declared rule (verdicts.findings), and joins the same check and family.

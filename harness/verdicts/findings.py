@@ -20,8 +20,22 @@ from harness.scorers.registry import Metric
 from harness.scores import JSONValue
 from harness.spec.findings import settings
 from harness.verdicts.check_rules import RULE_KINDS
-from harness.verdicts.rulebook import (RULES, CheckConfig, CheckFinding, FindingRow, FindingsConfig, Raised, Rows,
-                                       VariantInfo, against_base, ci_text, detects, flipped, name_of, paired_test)
+from harness.verdicts.rulebook import (
+    RULES,
+    CheckConfig,
+    CheckFinding,
+    FindingRow,
+    FindingsConfig,
+    Raised,
+    Rows,
+    VariantInfo,
+    against_base,
+    ci_text,
+    detects,
+    flipped,
+    name_of,
+    paired_test,
+)
 
 __all__ = ["CORRECTION_NAMES", "CheckFinding", "FindingRow", "FindingsConfig", "checks", "declared_checks",
            "declared_regressions", "declared_rule", "derive", "derive_run", "detects", "run_config"]

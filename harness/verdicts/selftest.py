@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -15,6 +16,7 @@ from harness import stats
 from harness.results import LogPoint, log_dicts
 from harness.scorers import make_scorer, suite_kinds
 from harness.scores import JSONDict
+from harness.stats import FloatArray
 from harness.store.reads import RunData
 from harness.verdicts import findings
 from harness.verdicts.compare import per_example
@@ -87,11 +89,11 @@ class SelfTest:
                 and self.false_alarm_rate <= 0.05)
 
 
-def _flip(x: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+def _flip(x: FloatArray, rng: np.random.Generator, noise: float) -> FloatArray:
     return np.where(rng.random(x.size) < noise, 1.0 - x, x)
 
 
-def _plant(x: np.ndarray, size: float, direction: int, rng: np.random.Generator) -> np.ndarray | None:
+def _plant(x: FloatArray, size: float, direction: int, rng: np.random.Generator) -> FloatArray | None:
     """A copy of 0/1 outcomes with round(size * n) of them moved the bad way (None if too few can move)."""
     good = 1.0 if direction < 0 else 0.0
     idx = np.flatnonzero(x == good)
@@ -103,7 +105,7 @@ def _plant(x: np.ndarray, size: float, direction: int, rng: np.random.Generator)
     return y
 
 
-def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) -> Rows:
+def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], FloatArray]]) -> Rows:
     """Findings' input rows for a variant whose per-example outcomes are `outcomes` ((suite, kind, metric) ->
     (example ids, values))."""
     scores, samples = [], []
@@ -124,7 +126,7 @@ def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int
     cfg = findings.run_config(spec_findings, [data.scores])
     ex = data.samples[data.samples["variant_id"] == variant_id] if not data.samples.empty else data.samples
     kinds = suite_kinds(data.scores[data.scores["variant_id"] == variant_id])
-    stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = {}
+    stored: dict[tuple[str, str, str], tuple[list[str], FloatArray]] = {}
     for kind, metric, _, _ in DEFECTS:
         for suite in sorted(s for s, k in kinds.items() if k == kind):
             values = per_example(ex, suite, metric)
@@ -174,7 +176,7 @@ def design_mde(n: int, confidence: float, family: int, noise: float = NOISE) -> 
     return min(size, 1.0)
 
 
-def _power(stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]], key: tuple[str, str, str], check: str,
+def _power(stored: dict[tuple[str, str, str], tuple[list[str], FloatArray]], key: tuple[str, str, str], check: str,
            direction: int, size: float, mde: float, repetitions: int, spec_findings: JSONDict,
            rng: np.random.Generator) -> Row | None:
     ids, x = stored[key]
