@@ -33,11 +33,12 @@ DEFAULTS: dict[str, float | int | str | CheckSettings] = {
 }
 
 
+# Any: harness.verdicts reads the merged settings by key (a check's as a mapping, False where it is off); a typed
+# settings object is a change there, with its readers
 def settings(spec_findings: Mapping[str, object] | None, *, where: str = "findings",
              declared: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The spec's `findings:` mapping merged over DEFAULTS; a check set to false is off. Lists every bad key.
-    `declared` adds the checks registered metrics feed (check -> its declared default margin), e.g. a user's scorer's.
-    (Any: harness.verdicts reads the merged settings by key, a check's as a mapping, or False where it is off.)"""
+    `declared` adds the checks registered metrics feed (check -> its declared default margin), e.g. a user's scorer's."""
     defaults = copy.deepcopy(DEFAULTS)
     for check, margin in (declared or {}).items():
         defaults.setdefault(check, {"margin": margin, "severity": "warning"})
@@ -86,7 +87,8 @@ def check_settings(spec_findings: Mapping[str, object] | None, check: str) -> Ch
     return value if isinstance(value, dict) else False
 
 
-def settings_from_text(spec_text: str | None, declared: Mapping[str, float] | None = None) -> dict[str, Any]:
+def settings_from_text(spec_text: str | None,
+                       declared: Mapping[str, float] | None = None) -> dict[str, Any]:  # Any: as `settings`
     """The findings settings of a stored spec's YAML text (defaults where it has none or cannot be read)."""
     import yaml
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessInputError
 from harness.spec.gate import GateRules, parse_rules
@@ -22,7 +22,6 @@ from harness.spec.sections import (
     PromptSpec,
     SweepSpec,
     TrainSpec,
-    _Strict,
 )
 from harness.spec.tracking import TrackingSpec
 from harness.spec.yaml_lines import At, line_of
@@ -45,8 +44,10 @@ API_PREFIXES = (*MANAGED_PREFIXES, "openai-compatible:")
 _OWN_PARSERS = ("gate", "review")
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(BaseModel):
     """A whole experiment: model, data, sweep, train settings, suites and gate rules."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     model: str = "smollm2-135m-instruct"

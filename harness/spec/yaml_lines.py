@@ -15,7 +15,7 @@ _INDEX: weakref.WeakKeyDictionary[yaml.MappingNode, dict[str, tuple[yaml.Node, y
 
 
 class At(Protocol):
-    """Where a key of a spec is written: `at("train", "max_seq_length")` -> 'spec.yaml:12' (the form varies by caller)."""
+    """Where a key of a spec is written: `at("train", "max_seq_length")` -> 'spec.yaml:12' (each caller's form)."""
 
     def __call__(self, *loc: str | int) -> str: ...
 

@@ -40,8 +40,9 @@ def _spec_of(db: str, run_id: str) -> tuple[dict[str, object], ExperimentSpec, P
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
-        raise HarnessInputError(f"selftest --train: run {run_id}'s stored spec is not a valid spec for this harness "
-                                f"({exc.error_count()} problem(s); `harness sweep {path} --dry-run` lists them)") from None
+        raise HarnessInputError(f"selftest --train: run {run_id}'s stored spec is not valid for this harness "
+                                f"({exc.error_count()} problem(s); `harness sweep {path} --dry-run` lists them)"
+                                ) from None
     if not spec.data.train:
         raise HarnessInputError(f"selftest --train: run {run_id}'s spec trains nothing (no data.train)")
     return raw, spec, path
