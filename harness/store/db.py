@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd
@@ -17,7 +16,7 @@ from harness.results import VariantResult
 from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error, check_orphan_wal
-from harness.store.rows import Row, result_rows, stored_variant
+from harness.store.rows import Row, RunRow, result_rows, run_row_of, stored_variant
 from harness.store.schema import (
     JSON_COLUMNS,
     SCHEMA_VERSION,
@@ -29,7 +28,7 @@ from harness.store.schema import (
     frame,
 )
 
-__all__ = ["JSON_COLUMNS", "SCHEMA_VERSION", "TABLES", "VARIANT_TABLES", "VARIANTS_VIEW", "Row", "Store",
+__all__ = ["JSON_COLUMNS", "SCHEMA_VERSION", "TABLES", "VARIANT_TABLES", "VARIANTS_VIEW", "Row", "RunRow", "Store",
            "VariantResult", "decode_json", "result_rows", "stored_variant"]
 
 _column_types = column_types  # the name the schema tests import
@@ -280,9 +279,9 @@ class Store(Connection):
         """Rows of the runs in a status (e.g. 'running')."""
         return self.query("SELECT * FROM runs WHERE status = ?", [status])
 
-    def run_row(self, run_id: str) -> dict[str, Any]:
+    def run_row(self, run_id: str) -> RunRow:
         """The run's row, JSON columns decoded."""
-        return dict(decode_json(self.query("SELECT * FROM runs WHERE run_id = ?", [run_id])).iloc[0].to_dict())
+        return run_row_of(decode_json(self.query("SELECT * FROM runs WHERE run_id = ?", [run_id])).iloc[0].to_dict())
 
     def run_table(self, run_id: str, table: str) -> pd.DataFrame:
         """Rows of a per-variant table (or `variants` itself) for every variant listed by the run, JSON decoded."""

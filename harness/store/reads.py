@@ -11,6 +11,7 @@ import pandas as pd
 
 from harness.scorers import suite_kinds
 from harness.store.db import Store
+from harness.store.rows import RunRow
 
 RUN_TABLES = ("variants", "scores", "examples", "findings", "train_log", "sample_scores")
 ScoreCell = tuple[float, float, float, int]  # value, ci_low, ci_high, n (NaN where missing)
@@ -37,7 +38,7 @@ def num(x: object) -> float:
 class RunData:
     """One run: its row and every per-variant table (variants in plan order, base first), JSON decoded."""
 
-    run: dict[str, Any]
+    run: RunRow
     variants: pd.DataFrame
     scores: pd.DataFrame
     examples: pd.DataFrame
@@ -125,8 +126,8 @@ def variant_rows(store: Store, variant_id: str) -> dict[str, pd.DataFrame]:
 class VariantRecord:
     """Everything stored about one variant of a run: the run row, its `variants` row and its rows."""
 
-    run: dict[str, Any]
-    variant: dict[str, Any]
+    run: RunRow
+    variant: dict[str, Any]  # Any: the `variants` row as pandas reads it (numpy scalars, NaN), read by gate.baseline
     scores: pd.DataFrame
     examples: pd.DataFrame
     findings: pd.DataFrame
