@@ -15,7 +15,7 @@ from harness.data.chat import Example, load_examples
 from harness.managed import prices as openai_prices
 from harness.managed.client import scrub
 from harness.managed.data import check_examples, count_tokens, estimate_cost, upload_lines
-from harness.managed.jobs import backoff, train_log_rows
+from harness.managed.jobs import JobCheckpoint, backoff, train_log_rows
 from harness.progress import Progress
 from harness.scorers.multiple_choice import (
     MC_GENERATION_ARGS,
@@ -23,6 +23,7 @@ from harness.scorers.multiple_choice import (
     multiple_choice_messages,
     parse_choice,
 )
+from harness.spec.plan import Variant
 
 
 def test_price_table_matches_dated_snapshots_and_fine_tuned_ids() -> None:
@@ -44,14 +45,14 @@ def test_cost_estimate_is_tokens_times_epochs_times_price(tmp_path: Path) -> Non
     train = load_examples(write_jsonl(tmp_path / "t.jsonl", make_rows(12)))
     per_epoch = sum(count_tokens(e.messages) for e in train)
     est = estimate_cost("gpt-4o-mini-2024-07-18", train, [
-        {"variant_id": "a", "name": "openai-e1", "epochs": 1}, {"variant_id": "b", "name": "openai-e3", "epochs": 3}])
+        Variant("a", "openai-e1", "openai", epochs=1), Variant("b", "openai-e3", "openai", epochs=3)])
     assert est.tokens_per_epoch == per_epoch and est.total_tokens == 4 * per_epoch
     assert est.total_usd == pytest.approx(4 * per_epoch * 3.00 / 1e6)
     text = "\n".join(est.lines())
     assert "openai-e3 (b): 3 epoch(s)" in text and "chars/4" in text
-    unknown = estimate_cost("my-model", train, [{"variant_id": "a", "name": "x", "epochs": 1}])
+    unknown = estimate_cost("my-model", train, [Variant("a", "x", "openai", epochs=1)])
     assert unknown.total_usd is None and "set train.openai.price_per_million_tokens" in unknown.lines()[0]
-    overridden = estimate_cost("my-model", train, [{"variant_id": "a", "name": "x", "epochs": 2}], override=10.0)
+    overridden = estimate_cost("my-model", train, [Variant("a", "x", "openai", epochs=2)], override=10.0)
     assert overridden.total_usd == pytest.approx(2 * per_epoch * 10.0 / 1e6)
 
 
@@ -101,7 +102,8 @@ def test_train_log_from_events_and_checkpoints() -> None:
                                                            **({"valid_loss": 2.5} if s % 2 else {})}}
               for s in range(1, 9)]
     events.append({"id": "m", "type": "message", "data": {}})
-    ckpts = [{"step": 4, "metrics": {"full_valid_loss": 1.9}}, {"step": 8, "metrics": {"full_valid_loss": 1.7}}]
+    ckpts = [JobCheckpoint("c4", 4, "ft:m:4", {"full_valid_loss": 1.9}),
+             JobCheckpoint("c8", 8, "ft:m:8", {"full_valid_loss": 1.7})]
     rows = train_log_rows(events, ckpts, 2)
     train = [r for r in rows if r.split == "train"]
     val = [r for r in rows if r.split == "validation"]

@@ -70,7 +70,7 @@ def losses(method: str, out_root: Path) -> dict[str, list[float]]:
     rank, lr = RUNS[method]
     variant = Variant(f"pinned-{method}", f"pinned-{method}", method, rank=rank, epochs=1, learning_rate=lr, seed=0)
     out = train_for_scoring(TINY, variant, SPEC, TRAIN, VAL, out_root, placement=CPU)
-    return {split: [float(r["loss"]) for r in sorted(out.log, key=lambda r: r["step"]) if r["split"] == split]
+    return {split: [float(r.loss) for r in sorted(out.log, key=lambda r: r.step) if r.split == split]
             for split in ("train", "validation")}
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness.data.chat import Example
 from harness.managed.client import OpenAIChatModel
 from harness.managed.data import CostEstimate
+from harness.managed.jobs import JobCheckpoint
+from harness.scores import JSONDict
+from harness.spec.plan import Variant
 from harness.spec.schema import AzureSpec, OpenAITrainSpec
 
 if TYPE_CHECKING:
@@ -66,7 +69,7 @@ class ManagedBackend(Protocol):
         """Every way the data or the job settings break the provider's rules, as 'file:line: problem'."""
         ...
 
-    def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
+    def estimate(self, train: list[Example], variants: list[Variant]) -> CostEstimate:
         """Billed training tokens and price per variant (no client, no key: the dry run calls it)."""
         ...
 
@@ -95,11 +98,11 @@ class ManagedBackend(Protocol):
         """The job (errors propagate, for the follower's backoff)."""
         ...
 
-    def new_events(self, job_id: str, known: set[str]) -> list[dict[str, Any]]:
+    def new_events(self, job_id: str, known: set[str]) -> list[JSONDict]:
         """Events not in `known`, oldest first, scrubbed."""
         ...
 
-    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+    def checkpoints(self, job_id: str) -> list[JobCheckpoint]:
         """The job's checkpoints with their metrics."""
         ...
 

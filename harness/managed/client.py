@@ -14,10 +14,15 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
 
 from harness.errors import HarnessInputError
 from harness.models.protocol import Usage
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from openai.types.chat import ChatCompletionMessageParam
 
 SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_COMPATIBLE_API_KEY", "OPENAI_ADMIN_KEY", "AZURE_OPENAI_API_KEY",
               "AZURE_OPENAI_AD_TOKEN")
@@ -39,7 +44,7 @@ def request_concurrency() -> int:
     return env_int("HARNESS_OPENAI_CONCURRENCY", DEFAULT_CONCURRENCY) or 1
 
 
-def scrub(text: Any) -> str:
+def scrub(text: object) -> str:
     """`text` as a string with every API key from the environment (and anything shaped like one) masked."""
     out = "" if text is None else str(text)
     for name in SECRET_ENV:
@@ -49,27 +54,56 @@ def scrub(text: Any) -> str:
     return _KEY_PATTERN.sub("sk-***", out)
 
 
-def error_fields(exc: BaseException) -> dict[str, Any]:
-    """An API error as {type, status, code, message, param}, every field scrubbed of keys."""
+@dataclass(frozen=True)
+class ApiError:
+    """An API error's fields, every one scrubbed of keys."""
+
+    type: str  # the exception's class name
+    status: int | None  # the HTTP status, where the error has one
+    code: str | None
+    message: str
+    param: str | None  # the request parameter the error names
+
+
+def error_fields(exc: BaseException) -> ApiError:
+    """An API error's type, status, code, message and param, every field scrubbed of keys."""
     body = getattr(exc, "body", None)
     err = body.get("error", body) if isinstance(body, dict) else {}
     err = err if isinstance(err, dict) else {}
     message = err.get("message") or getattr(exc, "message", None) or str(exc)
-    return {"type": exc.__class__.__name__, "status": getattr(exc, "status_code", None),
-            "code": scrub(err.get("code") or getattr(exc, "code", None) or "") or None,
-            "message": scrub(message), "param": scrub(err.get("param") or getattr(exc, "param", None) or "") or None}
+    status = getattr(exc, "status_code", None)
+    return ApiError(exc.__class__.__name__, status if isinstance(status, int) else None,
+                    scrub(err.get("code") or getattr(exc, "code", None) or "") or None, scrub(message),
+                    scrub(err.get("param") or getattr(exc, "param", None) or "") or None)
 
 
 def describe_error(exc: BaseException) -> str:
     """One scrubbed line for a variant's `error` column: 'Type (HTTP 401) code: message [param: x]'."""
     f = error_fields(exc)
-    status = f" (HTTP {f['status']})" if f["status"] else ""
-    code = f" {f['code']}:" if f["code"] else ":"
-    param = f" [param: {f['param']}]" if f["param"] else ""
-    return f"{f['type']}{status}{code} {f['message']}{param}"
+    status = f" (HTTP {f.status})" if f.status else ""
+    code = f" {f.code}:" if f.code else ":"
+    param = f" [param: {f.param}]" if f.param else ""
+    return f"{f.type}{status}{code} {f.message}{param}"
 
 
-def make_client(kind: str, base_url: str | None = None, *, max_retries: int | None = None) -> Any:
+def api_messages(conversation: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
+    """A conversation as the API's typed chat messages: system, user and assistant turns, as {role, content}."""
+    out: list[ChatCompletionMessageParam] = []
+    for m in conversation:
+        role, content = m["role"], m["content"]
+        if role == "system":
+            out.append({"role": "system", "content": content})
+        elif role == "user":
+            out.append({"role": "user", "content": content})
+        elif role == "assistant":
+            out.append({"role": "assistant", "content": content})
+        else:
+            raise ValueError(f"a message with role {role!r}: chat completions are sent system, user and assistant "
+                             "turns only")
+    return out
+
+
+def make_client(kind: str, base_url: str | None = None, *, max_retries: int | None = None) -> OpenAI:
     """An `openai.OpenAI` client for 'openai' (env key, OPENAI_BASE_URL) or 'openai-compatible' (spec base_url).
 
     The client retries 408/409/429/5xx and dropped connections itself, with exponential backoff that honours
@@ -99,7 +133,7 @@ class OpenAIChatModel:
 
     supports_loglikelihood = False
 
-    def __init__(self, client: Any, model: str, *, name: str, compatible: bool = False,
+    def __init__(self, client: OpenAI, model: str, *, name: str, compatible: bool = False,
                  concurrency: int | None = None, on_batch: Callable[[int], None] | None = None):
         self.client = client
         self.model = model
@@ -112,9 +146,12 @@ class OpenAIChatModel:
 
     def _one(self, conversation: list[dict[str, str]], max_new_tokens: int) -> str:
         # OpenAI's own models take max_completion_tokens; compatible servers (vLLM, llama.cpp) know max_tokens.
-        limit = {"max_tokens" if self.compatible else "max_completion_tokens": max_new_tokens}
-        resp = self.client.chat.completions.create(model=self.model, messages=conversation, temperature=0,
-                                                   seed=0, n=1, **limit)
+        if self.compatible:
+            resp = self.client.chat.completions.create(model=self.model, messages=api_messages(conversation),
+                                                       temperature=0, seed=0, n=1, max_tokens=max_new_tokens)
+        else:
+            resp = self.client.chat.completions.create(model=self.model, messages=api_messages(conversation),
+                                                       temperature=0, seed=0, n=1, max_completion_tokens=max_new_tokens)
         self.requests += 1
         used = getattr(resp, "usage", None)  # compatible servers may leave it out: then tokens count as 0
         self.usage.add(prompt_tokens=int(getattr(used, "prompt_tokens", 0) or 0),
@@ -142,15 +179,15 @@ class OpenAIChatModel:
             self.on_batch(len(conversations))
         return [f.result() for f in futures]
 
-    def _no_logprobs(self, what: str) -> Any:
+    def _no_logprobs(self, what: str) -> NoReturn:
         raise NotImplementedError(f"{self.model}: chat completions give no {what}; check supports_loglikelihood "
                                   "and score multiple choice with harness.openai_model.choose_by_generation")
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
-        return self._no_logprobs("log-likelihoods")  # type: ignore[no-any-return]
+        self._no_logprobs("log-likelihoods")
 
     def loglikelihood_rolling(self, texts: list[str]) -> list[tuple[float, int]]:
-        return self._no_logprobs("perplexity")  # type: ignore[no-any-return]
+        self._no_logprobs("perplexity")
 
     def reference_nll(self, conversations: list[list[dict[str, str]]]) -> list[tuple[float, int]]:
-        return self._no_logprobs("reference loss")  # type: ignore[no-any-return]
+        self._no_logprobs("reference loss")

@@ -11,13 +11,18 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.data.chat import Example
 from harness.managed import prices as openai_prices
 from harness.managed.lifecycle import LABELS
+from harness.scores import JSONDict
+from harness.spec.plan import Variant
+
+if TYPE_CHECKING:
+    from tiktoken import Encoding
 
 MIN_TRAIN_EXAMPLES = 10  # the API refuses a training file with fewer
 OPENAI_ROLES = ("system", "user", "assistant")
@@ -26,7 +31,7 @@ TOKENS_PER_EXAMPLE = 3
 
 
 @functools.lru_cache(maxsize=8)
-def _encoder(model_id: str) -> Any:
+def _encoder(model_id: str) -> Encoding | None:
     """A tiktoken encoding for the model, or None (not installed, or its file cannot be fetched offline)."""
     try:
         import tiktoken
@@ -82,6 +87,21 @@ def check_examples(train: list[Example], validation: list[Example], model_id: st
     return problems
 
 
+@dataclass(frozen=True)
+class VariantCost:
+    """One variant's estimated training: billed tokens (training file x epochs) and their price, if known."""
+
+    variant_id: str
+    name: str
+    epochs: int
+    tokens: int
+    usd: float | None
+
+    def to_json(self) -> JSONDict:
+        """As stored with the job (`estimate`)."""
+        return asdict(self)
+
+
 @dataclass
 class CostEstimate:
     """Training tokens and cost of each OpenAI variant, before any job is created."""
@@ -92,12 +112,12 @@ class CostEstimate:
     counter: str
     price_per_million: float | None
     price_source: str
-    variants: list[dict[str, Any]] = field(default_factory=list)
+    variants: list[VariantCost] = field(default_factory=list)
     provider: str = "OpenAI"
 
     @property
     def total_tokens(self) -> int:
-        return sum(int(v["tokens"]) for v in self.variants)
+        return sum(v.tokens for v in self.variants)
 
     @property
     def total_usd(self) -> float | None:
@@ -110,9 +130,9 @@ class CostEstimate:
         out = [(f"{self.provider} fine-tuning estimate for {self.model_id}: {self.examples} training examples, "
                 f"~{self.tokens_per_epoch:,} tokens per epoch (counted with {self.counter}); {price}")]
         for v in self.variants:
-            cost = "" if v["usd"] is None else f" = {_usd(v['usd'])}"
-            out.append(f"  {v['name']} ({v['variant_id']}): {v['epochs']} epoch(s) x {self.tokens_per_epoch:,} "
-                       f"= {v['tokens']:,} billed tokens{cost}")
+            cost = "" if v.usd is None else f" = {_usd(v.usd)}"
+            out.append(f"  {v.name} ({v.variant_id}): {v.epochs} epoch(s) x {self.tokens_per_epoch:,} "
+                       f"= {v.tokens:,} billed tokens{cost}")
         if self.total_usd is not None:
             out.append(f"  total for {len(self.variants)} job(s): {self.total_tokens:,} tokens, ~{_usd(self.total_usd)} "
                        f"(an estimate; {self.provider} bills the tokens it counts)")
@@ -123,9 +143,9 @@ def _usd(x: float) -> str:
     return f"${x:,.2f}" if x >= 1 else f"${x:.4f}"
 
 
-def estimate_cost(model_id: str, train: list[Example], variants: list[dict[str, Any]],
+def estimate_cost(model_id: str, train: list[Example], variants: list[Variant],
                   override: float | None = None, provider: str = "openai") -> CostEstimate:
-    """Estimate billed tokens (training file x epochs) and USD for each variant dict (variant_id, name, epochs); the
+    """Estimate billed tokens (training file x epochs) and USD for each variant; the
     price table holds for OpenAI only, so another provider's estimate has a price only when the spec gives one."""
     per_epoch = sum(count_tokens(e.messages, model_id) for e in train)
     priced = provider in openai_prices.PRICED_PROVIDERS
@@ -140,9 +160,10 @@ def estimate_cost(model_id: str, train: list[Example], variants: list[dict[str, 
     est = CostEstimate(model_id, len(train), per_epoch, token_counter(model_id), price, source,
                        provider=LABELS.get(provider, provider))
     for v in variants:
-        tokens = per_epoch * int(v["epochs"] or 1)
-        est.variants.append({"variant_id": v["variant_id"], "name": v["name"], "epochs": int(v["epochs"] or 1),
-                             "tokens": tokens, "usd": None if price is None else tokens * price / 1e6})
+        epochs = int(v.epochs or 1)
+        tokens = per_epoch * epochs
+        est.variants.append(VariantCost(v.variant_id, v.name, epochs, tokens,
+                                        None if price is None else tokens * price / 1e6))
     return est
 
 
@@ -151,9 +172,9 @@ def upload_lines(examples: list[Example]) -> bytes:
     learned, as in the local backend."""
     out = []
     for e in examples:
-        msgs: list[dict[str, Any]] = []
+        msgs: list[dict[str, str | int]] = []
         for i, m in enumerate(e.messages):
-            msg: dict[str, Any] = {"role": m["role"], "content": m["content"]}
+            msg: dict[str, str | int] = {"role": m["role"], "content": m["content"]}
             if m["role"] == "assistant" and i < len(e.messages) - 1:
                 msg["weight"] = 0
             msgs.append(msg)

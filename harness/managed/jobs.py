@@ -10,20 +10,32 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.managed.client import scrub
 from harness.results import LogPoint
+from harness.scores import JSONDict, JSONValue
 
 if TYPE_CHECKING:
     from openai import OpenAI
-    from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+    from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent, JobCreateParams
 
 FAILED = ("failed", "cancelled")
 SUCCEEDED = "succeeded"
 EVENTS_PAGE = 100
 CREATE_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class JobCheckpoint:
+    """A fine-tuning job's checkpoint: its id, step, the model it can be called as, and its metrics."""
+
+    id: str
+    step: int
+    model: str
+    metrics: JSONDict  # as the API reports them: train_loss, valid_loss, full_valid_loss, ...
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -80,7 +92,7 @@ def find_job_by_suffix(client: OpenAI, suffix: str, variant_id: str) -> FineTuni
     return None
 
 
-def create_job(client: OpenAI, params: dict[str, Any], find: Callable[[], FineTuningJob | None], *, base_delay: float = 0.5,
+def create_job(client: OpenAI, params: JobCreateParams, find: Callable[[], FineTuningJob | None], *, base_delay: float = 0.5,
                sleep: Callable[[float], None] = time.sleep) -> tuple[FineTuningJob, bool]:
     """Create the job exactly once: (job, created_now). A create whose answer is lost is found again (`find`: by
     the variant's metadata or suffix) instead of being sent twice, so a dropped connection never makes a second
@@ -102,77 +114,89 @@ def create_job(client: OpenAI, params: dict[str, Any], find: Callable[[], FineTu
     raise last
 
 
-def fetch_new_events(client: OpenAI, job_id: str, known: set[str], page_size: int = EVENTS_PAGE) -> list[dict[str, Any]]:
+def fetch_new_events(client: OpenAI, job_id: str, known: set[str], page_size: int = EVENTS_PAGE) -> list[JSONDict]:
     """Events not in `known`, oldest first, paging with `after` until a page reaches events already stored."""
-    new: list[dict[str, Any]] = []
+    new: dict[str, FineTuningJobEvent] = {}
     after: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": page_size}
         if after:
-            kwargs["after"] = after
-        page = client.fine_tuning.jobs.list_events(job_id, **kwargs)
+            page = client.fine_tuning.jobs.list_events(job_id, limit=page_size, after=after)
+        else:
+            page = client.fine_tuning.jobs.list_events(job_id, limit=page_size)
         data = list(page.data or [])
         seen_known = False
         for ev in data:
             if ev.id in known:
                 seen_known = True
-            elif ev.id not in {e["id"] for e in new}:
-                new.append(event_dict(ev))
+            else:
+                new.setdefault(ev.id, ev)
         newest_first = len(data) < 2 or (data[0].created_at or 0) >= (data[-1].created_at or 0)
         if not data or not page.has_more or (seen_known and newest_first):
             break
         after = data[-1].id
-    new.sort(key=lambda e: (e["created_at"] or 0, e["id"]))
-    return new
+    return [event_dict(ev) for ev in sorted(new.values(), key=lambda e: (e.created_at or 0, e.id))]
 
 
-def event_dict(ev: FineTuningJobEvent) -> dict[str, Any]:
+def event_dict(ev: FineTuningJobEvent) -> JSONDict:
     """An event as plain, scrubbed JSON data."""
     data = ev.data if isinstance(ev.data, dict) else {}
     return {"id": ev.id, "created_at": ev.created_at, "level": ev.level, "type": getattr(ev, "type", None),
             "message": scrub(ev.message), "data": json.loads(scrub(json.dumps(data, default=str)))}
 
 
-def fetch_checkpoints(client: OpenAI, job_id: str) -> list[dict[str, Any]]:
-    """Every checkpoint of a job with its metrics (auto-paged with `after`)."""
+def fetch_checkpoints(client: OpenAI, job_id: str) -> list[JobCheckpoint]:
+    """Every checkpoint of a job with its metrics (auto-paged with `after`), in step order."""
     out = []
     for c in client.fine_tuning.jobs.checkpoints.list(job_id, limit=EVENTS_PAGE):
-        metrics = c.metrics.model_dump() if c.metrics is not None else {}
-        out.append({"id": c.id, "step": c.step_number, "model": c.fine_tuned_model_checkpoint, "metrics": metrics})
-    return sorted(out, key=lambda c: c["step"])
+        metrics: JSONDict = c.metrics.model_dump() if c.metrics is not None else {}
+        out.append(JobCheckpoint(c.id, c.step_number, c.fine_tuned_model_checkpoint, metrics))
+    return sorted(out, key=lambda c: c.step)
 
 
-def train_log_rows(events: list[dict[str, Any]], checkpoints: list[dict[str, Any]], n_epochs: int | None
+def _number(x: JSONValue) -> float:
+    """A metric's value (a JSON number, or a number written as text) as a float."""
+    if isinstance(x, int | float | str):
+        return float(x)
+    raise ValueError(f"not a number: {x!r}")
+
+
+def train_log_rows(events: list[JSONDict], checkpoints: list[JobCheckpoint], n_epochs: int | None
                    ) -> list[LogPoint]:
     """train_log points from metrics events (train loss per step) and the validation loss: the full-validation
     loss at epoch ends (events and checkpoints) when the API reports it, else the sampled valid_loss."""
-    metrics = [e["data"] for e in events if e.get("type") == "metrics" and isinstance(e.get("data"), dict)
-               and e["data"].get("step") is not None]
-    metrics += [{**c["metrics"], "step": c["step"]} for c in checkpoints]
-    total = max([int(d.get("total_steps") or 0) for d in metrics] + [0])
+    metrics: list[JSONDict] = []
+    for e in events:
+        data = e.get("data")
+        if e.get("type") == "metrics" and isinstance(data, dict) and data.get("step") is not None:
+            metrics.append(data)
+    metrics += [{**c.metrics, "step": c.step} for c in checkpoints]
+    total = max([int(_number(d.get("total_steps") or 0)) for d in metrics] + [0])
     per_epoch = total / n_epochs if total and n_epochs else None
 
     def rows(key: str, split: str) -> list[LogPoint]:
         by_step: dict[int, float] = {}
         for d in metrics:
-            if d.get(key) is not None:
-                by_step[int(d["step"])] = float(d[key])
+            value = d.get(key)
+            if value is not None:
+                by_step[int(_number(d["step"]))] = _number(value)
         return [LogPoint(s, s / per_epoch if per_epoch else None, split, loss) for s, loss in sorted(by_step.items())]
 
     return rows("train_loss", "train") + (rows("full_valid_loss", "validation") or rows("valid_loss", "validation"))
 
 
-def latest_metrics(events: list[dict[str, Any]]) -> str:
+def latest_metrics(events: list[JSONDict]) -> str:
     """'step 12/40, train loss 0.8123' from the newest metrics event, or ''."""
     for e in reversed(events):
         d = e.get("data") or {}
+        if not isinstance(d, dict):
+            continue
         if e.get("type") == "metrics" and d.get("step") is not None:
             loss = f", train loss {d['train_loss']:.4f}" if d.get("train_loss") is not None else ""
             return f"step {d['step']}/{d.get('total_steps') or '?'}{loss}"
     return ""
 
 
-def job_error(job: FineTuningJob) -> dict[str, Any]:
+def job_error(job: FineTuningJob) -> JSONDict:
     """A failed or cancelled job's error as scrubbed {code, message, param}."""
     err = job.error
     if err is None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from harness.managed.client import describe_error, error_fields
+from harness.scores import JSONDict
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,12 @@ def classify_refusal(exc: BaseException) -> str | None:
     for any other error. The error shapes are modelled on the providers' documented error bodies; see
     docs/managed-fine-tuning.md."""
     f = error_fields(exc)
-    if f["status"] not in (400, 403, 404, 410, 422):
+    if f.status not in (400, 403, 404, 410, 422):
         return None
-    code, msg = (f["code"] or "").lower(), (f["message"] or "").lower()
+    code, msg = (f.code or "").lower(), (f.message or "").lower()
     if code in CLOSED_CODES:
         return "closed"
-    if code in MODEL_CODES or (f["param"] == "model" and (_FINE_TUNING.search(msg) or _MODEL.search(msg))):
+    if code in MODEL_CODES or (f.param == "model" and (_FINE_TUNING.search(msg) or _MODEL.search(msg))):
         return "model"
     if _FINE_TUNING.search(msg) and _ORG.search(msg) and _CLOSED.search(msg):
         return "closed"
@@ -147,7 +147,7 @@ def plan_notices(provider: str, n_trainees: int, given_models: list[str], base_m
     return out
 
 
-def refusal_detail(provider: str, exc: BaseException, on: date | None = None) -> dict[str, Any]:
+def refusal_detail(provider: str, exc: BaseException, on: date | None = None) -> JSONDict:
     """What config.openai.refusal stores: the kind of refusal and the dates that applied."""
     return {"kind": classify_refusal(exc), "provider": provider,
             "cutoffs": [{"who": c.who, "date": c.date.isoformat()} for c in cutoffs(provider)],

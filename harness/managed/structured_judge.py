@@ -9,10 +9,14 @@ raises, so a whole suite is never silently marked as judge errors. Every string 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
-from harness.managed.client import describe_error, error_fields, request_concurrency, scrub
+from harness.managed.client import api_messages, describe_error, error_fields, request_concurrency, scrub
 from harness.models.protocol import Reply, Usage
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from openai.types.shared_params import ResponseFormatJSONSchema
 
 PER_EXAMPLE_STATUS = (400, 422)  # the request itself is refused; other requests may well be answered
 
@@ -24,7 +28,7 @@ class JudgeUnavailable(RuntimeError):
 class ApiJudge:
     """Chat completions with a JSON Schema the reply must fill (OpenAI, or an OpenAI-compatible server)."""
 
-    def __init__(self, client: Any, model: str, *, compatible: bool = False, concurrency: int | None = None):
+    def __init__(self, client: OpenAI, model: str, *, compatible: bool = False, concurrency: int | None = None):
         self.client = client
         self.model = model
         self.compatible = compatible
@@ -32,18 +36,23 @@ class ApiJudge:
         self.requests = 0
         self.usage = Usage()
 
-    def _one(self, conversation: list[dict[str, str]], schema: dict[str, Any], max_tokens: int) -> Reply:
-        limit = {"max_tokens" if self.compatible else "max_completion_tokens": max_tokens}
-        fmt = {"type": "json_schema", "json_schema": {"name": "judgment", "strict": True, "schema": schema}}
+    def _one(self, conversation: list[dict[str, str]], schema: dict[str, object], max_tokens: int) -> Reply:
+        fmt: ResponseFormatJSONSchema = {"type": "json_schema",
+                                         "json_schema": {"name": "judgment", "strict": True, "schema": schema}}
+        messages = api_messages(conversation)
         try:
-            resp = self.client.chat.completions.create(model=self.model, messages=conversation, temperature=0, seed=0,
-                                                       n=1, response_format=fmt, **limit)
+            if self.compatible:  # compatible servers (vLLM, llama.cpp) know max_tokens; OpenAI max_completion_tokens
+                resp = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0, seed=0,
+                                                           n=1, response_format=fmt, max_tokens=max_tokens)
+            else:
+                resp = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0, seed=0,
+                                                           n=1, response_format=fmt, max_completion_tokens=max_tokens)
         except Exception as exc:  # noqa: BLE001 - sorted below into this example's error or the judge's failure
             fields = error_fields(exc)
-            if fields["status"] in PER_EXAMPLE_STATUS and fields["param"] != "response_format":
+            if fields.status in PER_EXAMPLE_STATUS and fields.param != "response_format":
                 return Reply(None, f"the judge's API refused the request: {describe_error(exc)}")
             hint = (" (this server does not take response_format json_schema: use one with structured output, e.g. "
-                    "vLLM or a recent llama.cpp server, or a local judge)" if fields["param"] == "response_format" else "")
+                    "vLLM or a recent llama.cpp server, or a local judge)" if fields.param == "response_format" else "")
             raise JudgeUnavailable(f"judge {self.model}: {describe_error(exc)}{hint}") from None
         self.requests += 1
         used = getattr(resp, "usage", None)
@@ -60,7 +69,7 @@ class ApiJudge:
             return Reply(text, f"the judgment was cut off at {max_tokens} tokens (raise judge_max_tokens)")
         return Reply(text, None if text else "the judge returned an empty message")
 
-    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any],
+    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, object],
                  max_tokens: int) -> list[Reply]:
         """One reply per conversation, `concurrency` in flight; a JudgeUnavailable cancels the rest and raises."""
         if not conversations:

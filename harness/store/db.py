@@ -2,138 +2,40 @@
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pandas as pd
 
 from harness.errors import HarnessInputError
-from harness.results import VariantResult, VariantRow
-from harness.scores import Finding, JSONDict
+from harness.results import VariantResult
 from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error, check_orphan_wal
+from harness.store.rows import Row, RunRow, result_rows, run_row_of, stored_variant
+from harness.store.schema import (
+    JSON_COLUMNS,
+    SCHEMA_VERSION,
+    TABLES,
+    VARIANT_TABLES,
+    VARIANTS_VIEW,
+    column_types,
+    decode_json,
+    frame,
+)
 
-SCHEMA_VERSION = 5  # 2: variant_results gains device, dtype, real_token_share
-# 3: variant_results gains prompt/output tokens and seconds per request, shots (method prompt); runs gains data_checks (the data-quality
-#    warnings found before the sweep); variant_results gains scored_epoch, scored_step, stop_reason (the checkpoint
-#    scored, and why training stopped early)
-# 4: review_sheets, review_items and ratings (human rating sheets, their blind label -> variant mapping, the ratings
-#    imported back); older files gain the empty tables when opened for writing (_migrate)
-# 5: sample_scores (one row per example and per-example metric: the values paired comparisons read, which earlier
-#    versions kept inside examples.detail) and examples.cluster; older files gain both, filled from their
-#    examples.detail (_backfill_samples), when opened for writing; detail itself is left as it was
+__all__ = ["JSON_COLUMNS", "SCHEMA_VERSION", "TABLES", "VARIANT_TABLES", "VARIANTS_VIEW", "Row", "RunRow", "Store",
+           "VariantResult", "decode_json", "result_rows", "stored_variant"]
 
-# Column order is the contract's order; more columns may follow in later versions.
-TABLES: dict[str, str] = {
-    "meta": "key VARCHAR PRIMARY KEY, value VARCHAR",
-    "runs": """
-        run_id VARCHAR PRIMARY KEY, name VARCHAR, spec VARCHAR, spec_hash VARCHAR, status VARCHAR,
-        started_at TIMESTAMP, finished_at TIMESTAMP, harness_version VARCHAR, git_sha VARCHAR,
-        git_dirty BOOLEAN, spec_path VARCHAR, model VARCHAR, model_fingerprint VARCHAR,
-        data_fingerprints JSON, suites JSON, library_versions JSON, store_path VARCHAR, pid INTEGER, host VARCHAR,
-        data_checks JSON""",
-    "run_variants": """
-        run_id VARCHAR, variant_id VARCHAR, position INTEGER, reused BOOLEAN,
-        PRIMARY KEY (run_id, variant_id)""",
-    # One row per variant result, whichever run produced it; the `variants` view lists them per run.
-    "variant_results": """
-        variant_id VARCHAR PRIMARY KEY, run_id VARCHAR, name VARCHAR, method VARCHAR, rank INTEGER,
-        epochs INTEGER, learning_rate DOUBLE, seed INTEGER, base_model VARCHAR, status VARCHAR,
-        train_seconds DOUBLE, train_tokens BIGINT, tokens_per_second DOUBLE, trainable_params BIGINT,
-        total_params BIGINT, peak_memory_mb DOUBLE, artifact VARCHAR, error VARCHAR,
-        artifact_bytes BIGINT, score_seconds DOUBLE, config JSON, finished_at TIMESTAMP,
-        device VARCHAR, dtype VARCHAR, real_token_share DOUBLE, prompt_tokens_per_request DOUBLE,
-        output_tokens_per_request DOUBLE, seconds_per_request DOUBLE, shots INTEGER, scored_epoch DOUBLE,
-        scored_step INTEGER, stop_reason VARCHAR""",
-    "train_log": "variant_id VARCHAR, step INTEGER, epoch DOUBLE, split VARCHAR, loss DOUBLE",
-    "scores": """
-        variant_id VARCHAR, suite VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
-        n INTEGER, suite_version VARCHAR, scorer JSON""",
-    "examples": """
-        variant_id VARCHAR, suite VARCHAR, example_id VARCHAR, prompt VARCHAR, reference VARCHAR,
-        output VARCHAR, passed BOOLEAN, detail JSON, cluster VARCHAR""",
-    # The per-example value of each per-example metric (the stored score is their mean): what every paired
-    # comparison, the gate's baseline snapshot and the report's per-example views read.
-    "sample_scores": "variant_id VARCHAR, suite VARCHAR, example_id VARCHAR, metric VARCHAR, value DOUBLE",
-    "findings": "variant_id VARCHAR, \"check\" VARCHAR, severity VARCHAR, message VARCHAR, evidence JSON",
-    "jobs": """
-        variant_id VARCHAR PRIMARY KEY, provider VARCHAR, job_id VARCHAR, status VARCHAR,
-        fine_tuned_model VARCHAR, detail JSON, updated_at TIMESTAMP""",
-    # Human review (harness/store/review.py): a blind sheet, each item's label -> variant mapping (kept here, never
-    # in the sheet), and one row per rating (sheet, rater, example, variant, criterion: one value, updated in place).
-    "review_sheets": """
-        sheet_id VARCHAR PRIMARY KEY, run_id VARCHAR, suite VARCHAR, created_at TIMESTAMP, seed INTEGER,
-        sample INTEGER, stratify VARCHAR, reference BOOLEAN, rubric JSON, variant_ids JSON, raters JSON,
-        harness_version VARCHAR""",
-    "review_items": "sheet_id VARCHAR, position INTEGER, example_id VARCHAR, label VARCHAR, variant_id VARCHAR",
-    "ratings": """
-        sheet_id VARCHAR, rater VARCHAR, example_id VARCHAR, variant_id VARCHAR, criterion VARCHAR, value DOUBLE,
-        comment VARCHAR, rated_at TIMESTAMP, label VARCHAR""",
-}
-
-# `variants` (a contract): one row per variant of a run, reused ones included, results referenced not copied.
-# run_id is the run that lists the variant; produced_by_run the run that trained and scored it.
-VARIANTS_VIEW = """
-    CREATE OR REPLACE VIEW variants AS
-    SELECT vr.variant_id, rv.run_id, vr.* EXCLUDE (variant_id, run_id), vr.run_id AS produced_by_run,
-           rv.reused, rv.position
-    FROM run_variants rv JOIN variant_results vr USING (variant_id)
-"""
-
-# Tables written per variant, in the order they are written.
-VARIANT_TABLES = ("train_log", "scores", "examples", "sample_scores", "findings")
-
-
-def _column_types(table: str) -> dict[str, str]:
-    """Column -> SQL type, in the table's order, from its DDL."""
-    cols = {}
-    for part in TABLES[table].split(","):
-        part = part.strip()
-        if not part or part.startswith("PRIMARY KEY") or part.endswith(")"):
-            continue
-        name, sql_type = part.split()[:2]
-        cols[name.strip('"')] = sql_type
-    return cols
-
-
-def _columns(table: str) -> list[str]:
-    return list(_column_types(table))
+_column_types = column_types  # the name the schema tests import
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-JSON_COLUMNS = ("detail", "evidence", "scorer", "config", "data_fingerprints", "suites", "library_versions",
-                "data_checks")
-
-
-def decode_json(df: pd.DataFrame) -> pd.DataFrame:
-    """JSON columns of a read as Python objects (dicts and lists; NULL -> None)."""
-    for c in JSON_COLUMNS:
-        if c in df.columns:
-            df[c] = [json.loads(v) if isinstance(v, str) else None for v in df[c]]
-    return df
-
-
-def _frame(table: str, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Rows -> a DataFrame with exactly the table's columns; dicts/lists in JSON columns are dumped."""
-    cols = _columns(table)
-    df = pd.DataFrame(list(rows), columns=cols)
-    for c in cols:
-        if c in JSON_COLUMNS:
-            df[c] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v if isinstance(v, str)
-                     else json.dumps(v, default=str) for v in df[c]]
-    return df
 
 
 class Store(Connection):
@@ -221,7 +123,7 @@ class Store(Connection):
         have = self.con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()
         existing = {(t, c) for t, c in have}
         for table in TABLES:
-            for col, sql_type in _column_types(table).items():
+            for col, sql_type in column_types(table).items():
                 if (table, col) not in existing:
                     self.con.execute(f'ALTER TABLE {table} ADD COLUMN "{col}" {sql_type}')
 
@@ -264,27 +166,27 @@ class Store(Connection):
                 raise
             con.execute("COMMIT")
 
-    def _insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    def _insert(self, table: str, rows: Sequence[Mapping[str, object]]) -> None:
         if not rows:
             return
-        df = _frame(table, rows)
+        df = frame(table, rows)
         cols = ", ".join(f'"{c}"' for c in df.columns)
         self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM df")
 
-    def start_run(self, run: dict[str, Any]) -> str:
-        """Create a run row (status 'running') and return its id."""
-        run = dict(run)
-        run.setdefault("run_id", _new_run_id())
-        run.setdefault("status", "running")
-        run.setdefault("started_at", _now())
-        run["store_path"] = str(self.path)
+    def start_run(self, run: Mapping[str, object]) -> str:
+        """Create a run row (status 'running') from `runs` columns and return its id."""
+        row = dict(run)
+        row.setdefault("run_id", _new_run_id())
+        row.setdefault("status", "running")
+        row.setdefault("started_at", _now())
+        row["store_path"] = str(self.path)
         from harness.store.lock import this_process
 
         for key, value in this_process().items():
-            run.setdefault(key, value)
+            row.setdefault(key, value)
         with self.transaction():
-            self._insert("runs", [run])
-        return str(run["run_id"])
+            self._insert("runs", [row])
+        return str(row["run_id"])
 
     def link_variants(self, run_id: str, variant_ids: Sequence[str], reused: Sequence[bool]) -> None:
         rows = [
@@ -320,21 +222,22 @@ class Store(Connection):
                 self._insert(table, rows)
 
     def replace_findings(self, variant_ids: Sequence[str], checks: Sequence[str],
-                         rows: Sequence[dict[str, Any]]) -> None:
+                         rows: Sequence[Mapping[str, object]]) -> None:
         """In one transaction: drop these variants' findings of these checks, insert `rows` (each with variant_id)."""
         with self.transaction():
             self.con.execute('DELETE FROM findings WHERE variant_id IN (SELECT unnest(?)) AND "check" IN '
                              "(SELECT unnest(?))", [list(variant_ids), list(checks)])
             self._insert("findings", list(rows))
 
-    def upsert_job(self, job: dict[str, Any]) -> None:
-        job = {**job, "updated_at": _now()}
+    def upsert_job(self, job: Mapping[str, object]) -> None:
+        """Store a managed fine-tuning job's `jobs` row (replacing the variant's earlier one), stamped now."""
+        row = {**job, "updated_at": _now()}
         with self.transaction():
-            self.con.execute("DELETE FROM jobs WHERE variant_id = ?", [job["variant_id"]])
-            self._insert("jobs", [job])
+            self.con.execute("DELETE FROM jobs WHERE variant_id = ?", [row["variant_id"]])
+            self._insert("jobs", [row])
 
     # -- reads -------------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    def query(self, sql: str, params: Sequence[object] | None = None) -> pd.DataFrame:
         """Run a read query and return a DataFrame (the way report, gate and users read the store)."""
         with self._session() as con:
             return con.execute(sql, list(params or [])).df()
@@ -376,9 +279,9 @@ class Store(Connection):
         """Rows of the runs in a status (e.g. 'running')."""
         return self.query("SELECT * FROM runs WHERE status = ?", [status])
 
-    def run_row(self, run_id: str) -> dict[str, Any]:
+    def run_row(self, run_id: str) -> RunRow:
         """The run's row, JSON columns decoded."""
-        return dict(decode_json(self.query("SELECT * FROM runs WHERE run_id = ?", [run_id])).iloc[0].to_dict())
+        return run_row_of(decode_json(self.query("SELECT * FROM runs WHERE run_id = ?", [run_id])).iloc[0].to_dict())
 
     def run_table(self, run_id: str, table: str) -> pd.DataFrame:
         """Rows of a per-variant table (or `variants` itself) for every variant listed by the run, JSON decoded."""
@@ -402,50 +305,12 @@ class Store(Connection):
         """A table's columns with no rows."""
         return self.query(f"SELECT * FROM {table} LIMIT 0")
 
-    def jobs(self, variant_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Stored managed fine-tuning jobs by variant id (detail decoded)."""
+    def jobs(self, variant_ids: Sequence[str]) -> dict[str, Row]:
+        """Stored managed fine-tuning jobs (`jobs` rows, detail decoded) by variant id."""
         if not variant_ids:
             return {}
         df = decode_json(self.query("SELECT * FROM jobs WHERE variant_id IN (SELECT unnest(?))", [list(variant_ids)]))
         return {str(r["variant_id"]): r for r in df.to_dict("records")}
-
-
-def result_rows(result: VariantResult) -> dict[str, list[dict[str, Any]]]:
-    """A variant's typed result as rows of its per-variant tables (the store boundary: nothing else builds rows)."""
-    vid = result.variant_id
-    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in VARIANT_TABLES}
-    rows["train_log"] = [{**asdict(r), "variant_id": vid} for r in result.train_log]
-    for s in result.suites:
-        rows["scores"] += [{"variant_id": vid, "suite": s.suite, "metric": x.metric, "value": x.value,
-                            "ci_low": x.ci_low, "ci_high": x.ci_high, "n": x.n, "suite_version": s.suite_version,
-                            "scorer": s.records.get(x.metric) or _record(s.scorer, x.how)} for x in s.scores]
-        for e in s.samples:
-            rows["examples"].append({"variant_id": vid, "suite": s.suite, "example_id": e.example_id,
-                                     "prompt": e.prompt, "reference": e.reference, "output": e.output,
-                                     "passed": e.passed, "detail": e.detail, "cluster": e.cluster})
-            rows["sample_scores"] += [{"variant_id": vid, "suite": s.suite, "example_id": x.example_id,
-                                       "metric": x.metric, "value": x.value} for x in e.sample_scores()]
-        rows["findings"] += [_finding_row(vid, f) for f in s.findings]
-    rows["findings"] += [_finding_row(vid, f) for f in result.findings]
-    return rows
-
-
-def _record(scorer: JSONDict, how: JSONDict | None) -> JSONDict | None:
-    """A score's scorer record where the runner made none (rows built by hand): the suite's, `how` merged in."""
-    if not scorer and not how:
-        return None
-    args = scorer.get("args")
-    return {**scorer, "args": {**(args if isinstance(args, dict) else {}), **(how or {})}} if how else dict(scorer)
-
-
-def stored_variant(row: VariantRow) -> dict[str, Any]:
-    """A typed variant row as the `variant_results` row it is stored as: its columns, config as JSON."""
-    return {f.name: getattr(row, f.name) for f in fields(row)} | {"config": row.config.to_json() if row.config else None}
-
-
-def _finding_row(variant_id: str, f: Finding) -> dict[str, Any]:
-    return {"variant_id": variant_id, "check": f.check, "severity": f.severity, "message": f.message,
-            "evidence": f.evidence}
 
 
 def _new_run_id() -> str:

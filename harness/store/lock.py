@@ -9,17 +9,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, SupportsInt
 
 from harness.errors import HarnessInputError
+
+if TYPE_CHECKING:
+    from harness.store.db import Store
 
 
 def lock_path(db: Path) -> Path:
     return db.with_name(db.name + ".lock")
 
 
-def this_process() -> dict[str, Any]:
-    """What a run stores about the process that runs it."""
+def this_process() -> dict[str, int | str]:
+    """What a run stores about the process that runs it: its `pid` and `host` columns."""
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
@@ -50,7 +53,7 @@ def sweep_lock(db: Path) -> Iterator[None]:
         f.close()  # closing the file releases the lock; the file stays (removing it would race a new sweep)
 
 
-def liveness(pid: Any, host: Any, started_at: Any) -> str:
+def liveness(pid: SupportsInt | str | None, host: object, started_at: object) -> str:
     """'alive', 'gone' (this host, no such process since the run started) or 'unknown' (another host, no pid)."""
     if pid is None or host is None or str(pid) in ("nan", "<NA>") or host != socket.gethostname():
         return "unknown"
@@ -72,7 +75,7 @@ def liveness(pid: Any, host: Any, started_at: Any) -> str:
     return "alive"
 
 
-def mark_stale_runs(store: Any) -> list[str]:
+def mark_stale_runs(store: Store) -> list[str]:
     """Mark a store's 'running' runs whose process is gone (or that predate pids) as 'interrupted'; returns their
     ids. Call it holding the sweep lock: then no other sweep on this store can be running."""
     import pandas as pd

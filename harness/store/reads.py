@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 import pandas as pd
 
 from harness.scorers import suite_kinds
 from harness.store.db import Store
+from harness.store.rows import RunRow
 
 RUN_TABLES = ("variants", "scores", "examples", "findings", "train_log", "sample_scores")
 ScoreCell = tuple[float, float, float, int]  # value, ci_low, ci_high, n (NaN where missing)
 
 
-def is_missing(x: Any) -> bool:
+def is_missing(x: object) -> bool:
     """None, pandas NA/NaT, or NaN."""
     try:
         return x is None or x is pd.NA or bool(pd.isna(x))
@@ -23,16 +25,20 @@ def is_missing(x: Any) -> bool:
         return False
 
 
-def num(x: Any) -> float:
+def num(x: object) -> float:
     """A float, NaN for missing values."""
-    return math.nan if is_missing(x) else float(x)
+    if is_missing(x):
+        return math.nan
+    if isinstance(x, SupportsFloat | str):
+        return float(x)
+    raise TypeError(f"not a number: {x!r}")
 
 
 @dataclass
 class RunData:
     """One run: its row and every per-variant table (variants in plan order, base first), JSON decoded."""
 
-    run: dict[str, Any]
+    run: RunRow
     variants: pd.DataFrame
     scores: pd.DataFrame
     examples: pd.DataFrame
@@ -78,9 +84,10 @@ class RunData:
         return [str(m) for m in self.scores[self.scores["suite"] == suite]["metric"].unique()]
 
 
-def run_suite_kinds(run: dict[str, Any], scores: pd.DataFrame) -> dict[str, str]:
+def run_suite_kinds(run: Mapping[str, object], scores: pd.DataFrame) -> dict[str, str]:
     """suite -> kind: from the suites the run lists (its spec), then the scorer record stored with each score."""
-    kinds = {str(s["name"]): str(s["kind"]) for s in run.get("suites") or []
+    listed = run.get("suites")
+    kinds = {str(s["name"]): str(s["kind"]) for s in (listed if isinstance(listed, list) else [])
              if isinstance(s, dict) and s.get("name") and s.get("kind")}
     for suite, kind in suite_kinds(scores).items():
         kinds.setdefault(suite, kind)
@@ -119,8 +126,8 @@ def variant_rows(store: Store, variant_id: str) -> dict[str, pd.DataFrame]:
 class VariantRecord:
     """Everything stored about one variant of a run: the run row, its `variants` row and its rows."""
 
-    run: dict[str, Any]
-    variant: dict[str, Any]
+    run: RunRow
+    variant: dict[str, Any]  # Any: the `variants` row as pandas reads it (numpy scalars, NaN), read by gate.baseline
     scores: pd.DataFrame
     examples: pd.DataFrame
     findings: pd.DataFrame

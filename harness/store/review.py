@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TypedDict
 
 import pandas as pd
 
+from harness.scores import JSONDict
 from harness.store.db import Store
 
 RATING_COLUMNS = ("sheet_id", "rater", "example_id", "variant_id", "criterion", "value", "comment", "rated_at", "label")
@@ -26,13 +28,32 @@ class ImportCounts:
     removed: int
 
 
+class StoredSheet(TypedDict):
+    """A `review_sheets` row as `load_sheet` returns it: JSON columns decoded, and `items`, the blind mapping
+    {example_id: {label: variant_id}} in sheet order."""
+
+    sheet_id: str
+    run_id: str
+    suite: str
+    created_at: datetime | None
+    seed: int
+    sample: int
+    stratify: str
+    reference: bool
+    rubric: list[JSONDict]  # the criteria, as Criterion.model_dump() stored them
+    variant_ids: list[str]
+    raters: list[str]
+    harness_version: str
+    items: dict[str, dict[str, str]]
+
+
 def has_review_tables(store: Store) -> bool:
     """Whether the file has the review tables (a schema-3 file opened read-only does not; writing adds them)."""
     df = store.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'ratings'")
     return bool(df["n"].iloc[0])
 
 
-def save_sheet(store: Store, sheet: dict[str, Any], items: Sequence[dict[str, Any]]) -> None:
+def save_sheet(store: Store, sheet: Mapping[str, object], items: Sequence[Mapping[str, object]]) -> None:
     """Store a sheet and its items (one row per item and label), replacing an earlier export of the same sheet."""
     row = {**sheet, **{k: json.dumps(sheet[k]) for k in ("rubric", "variant_ids", "raters")}}
     sheets = pd.DataFrame([row])
@@ -54,23 +75,31 @@ def _append(store: Store, table: str, df: pd.DataFrame) -> None:
         store.con.unregister("_review_rows")
 
 
-def load_sheet(store: Store, sheet_id: str) -> dict[str, Any] | None:
+def load_sheet(store: Store, sheet_id: str) -> StoredSheet | None:
     """A stored sheet (JSON decoded) with `items`: {example_id: {label: variant_id}} in sheet order; None if unknown."""
     if not has_review_tables(store):
         return None
     df = store.query("SELECT * FROM review_sheets WHERE sheet_id = ?", [sheet_id])
     if df.empty:
         return None
-    sheet = df.iloc[0].to_dict()
-    for k in ("rubric", "variant_ids", "raters"):
-        sheet[k] = json.loads(sheet[k]) if isinstance(sheet[k], str) else []
+    row = df.iloc[0].to_dict()
+
+    def decoded(key: str) -> list[JSONDict]:
+        value = row[key]
+        return json.loads(value) if isinstance(value, str) else []
+
     items: dict[str, dict[str, str]] = {}
     rows = store.query("SELECT example_id, label, variant_id FROM review_items WHERE sheet_id = ? "
                        "ORDER BY position, label", [sheet_id])
     for eid, label, vid in rows.itertuples(index=False):
         items.setdefault(str(eid), {})[str(label)] = str(vid)
-    sheet["items"] = items
-    return sheet
+    created = row["created_at"]
+    return StoredSheet(sheet_id=str(row["sheet_id"]), run_id=str(row["run_id"]), suite=str(row["suite"]),
+                       created_at=created if isinstance(created, datetime) else None, seed=int(row["seed"]),
+                       sample=int(row["sample"]), stratify=str(row["stratify"]), reference=bool(row["reference"]),
+                       rubric=decoded("rubric"), variant_ids=[str(v) for v in decoded("variant_ids")],
+                       raters=[str(r) for r in decoded("raters")], harness_version=str(row["harness_version"]),
+                       items=items)
 
 
 def sheet_ids(store: Store) -> list[str]:
@@ -99,8 +128,8 @@ def store_ratings(store: Store, sheet_id: str, rater: str, rows: Sequence[Mappin
 
 
 def _diff(old: pd.DataFrame, new: pd.DataFrame) -> ImportCounts:
-    def keyed(df: pd.DataFrame) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-        out = {}
+    def keyed(df: pd.DataFrame) -> dict[tuple[object, ...], tuple[object, ...]]:
+        out: dict[tuple[object, ...], tuple[object, ...]] = {}
         for r in df.to_dict("records"):
             value = None if pd.isna(r["value"]) else float(r["value"])
             when = None if pd.isna(r["rated_at"]) else pd.Timestamp(r["rated_at"]).isoformat()
@@ -127,7 +156,7 @@ def run_ratings(store: Store, run_id: str) -> pd.DataFrame:
     return ratings_of(store, ids)
 
 
-def sheet_rubrics(store: Store, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def sheet_rubrics(store: Store, ids: Sequence[str]) -> dict[str, list[JSONDict]]:
     """sheet_id -> its stored rubric (criteria as dicts), for these sheets."""
     if not ids or not has_review_tables(store):
         return {}

@@ -242,7 +242,7 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
           "for them and detects a little less):", file=out)
     for suite, n in suite_sizes(sweep).items():
         print(f"  {suite}: {planning_note(n)}", file=out)
-    trainees = [v.to_dict() for v in sweep.variants if v.method == "openai"]
+    trainees = [v for v in sweep.variants if v.method == "openai"]
     backend = sweep.managed() if trainees else None
     if backend is not None:
         cost = backend.estimate(sweep.data.train, trainees)

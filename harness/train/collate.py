@@ -3,15 +3,22 @@ padding-free (packed) collation, and a count of real versus processed tokens."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+    from transformers.data.data_collator import DataCollator
 
-def tokenize_chat(tokenizer: Any, messages: list[dict[str, str]], max_len: int) -> dict[str, list[int]]:
+
+def tokenize_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], max_len: int
+                  ) -> dict[str, list[int]]:
     """input_ids with labels masked (-100) everywhere but the final assistant message."""
     prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not isinstance(prompt, str) or not isinstance(full, str):
+        raise TypeError(f"{type(tokenizer).__name__}.apply_chat_template(tokenize=False) returned no text")
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     f_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
     if f_ids[: len(p_ids)] != p_ids:  # templates that re-tokenize the boundary: fall back to the prompt length
@@ -34,7 +41,7 @@ class PadCollator:
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
 
 
-def make_collator(pad_id: int, *, packing: bool, attn_implementation: str | None) -> Any:
+def make_collator(pad_id: int, *, packing: bool, attn_implementation: str | None) -> DataCollator:
     """The padded collator, or transformers' padding-free one (one row per batch, positions restart per example,
     so attention stays within each example; the first label of each example is masked, as the next-token loss
     must not cross examples)."""
@@ -49,20 +56,20 @@ class TokenCounter:
     """Counts real and processed tokens of every training forward pass (a forward pre-hook; eval passes and
     generation are not counted). real / processed is the real-token share: 1.0 when nothing is padding."""
 
-    def __init__(self, model: Any):
-        self.real: Any = 0
+    def __init__(self, model: torch.nn.Module):
+        self.real: int | torch.Tensor = 0  # a tensor once counted: summed on the device, read once at the end
         self.processed = 0
         self._handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
-    def _hook(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _hook(self, module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
         if not module.training:
             return
         ids = kwargs.get("input_ids", args[0] if args else None)
-        if ids is None:
+        if not isinstance(ids, torch.Tensor):
             return
         mask = kwargs.get("attention_mask")
         self.processed += int(ids.numel())
-        self.real = self.real + (mask.sum() if mask is not None else ids.numel())  # summed on the device, no sync
+        self.real = self.real + (mask.sum() if isinstance(mask, torch.Tensor) else ids.numel())  # on the device, no sync
 
     @property
     def share(self) -> float | None:

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, TypeAlias
 
 import torch
 from transformers import (
     EarlyStoppingCallback,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
@@ -54,10 +53,14 @@ from harness.train.checkpoints import (
     stop_reason,
 )
 from harness.train.collate import TokenCounter, make_collator, tokenize_chat
+from harness.train.measure import PeakMemory, time_evaluations
 from harness.train.peft_config import as_json, lora_config, quantization_config
 
 if TYPE_CHECKING:
-    from peft import LoraConfig
+    from peft import LoraConfig, PeftModel
+    from transformers.data.data_collator import DataCollator
+
+TrainedModel: TypeAlias = "PreTrainedModel | PeftModel"  # a transformers model, or one wrapped with LoRA adapters
 
 __all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "tokenize_chat", "train_variant"]
 
@@ -65,7 +68,7 @@ __all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "tokenize_c
 class TrainOutput:
     """What training produced: the model and tokenizer in memory, and the training's record."""
 
-    model: Any  # a transformers or peft model: its methods differ by method (merge_and_unload, save_pretrained)
+    model: TrainedModel  # its methods differ by method (merge_and_unload, save_pretrained)
     tokenizer: PreTrainedTokenizerBase
     record: TrainRecord
 
@@ -82,53 +85,7 @@ class _LogCallback(TrainerCallback):
             self.on_step(state.global_step, state.max_steps, float(logs["loss"]))
 
 
-class _PeakMemory:
-    """Peak resident memory while training (CUDA: allocator peak), sampled in a thread."""
-
-    def __init__(self) -> None:
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import psutil
-
-        proc = psutil.Process(os.getpid())
-        while not self._stop.is_set():
-            self.peak = max(self.peak, proc.memory_info().rss / 2**20)
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> Self:
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        if torch.cuda.is_available():
-            self.peak = torch.cuda.max_memory_allocated() / 2**20
-
-
-def _time_evaluations(trainer: Trainer) -> list[tuple[float, float]]:
-    """Time every validation pass Trainer runs while training (it calls `self.evaluate`), so tokens/s counts
-    training steps alone; the list fills with (wall, CPU) seconds as passes finish."""
-    spent: list[tuple[float, float]] = []
-    evaluate = trainer.evaluate
-
-    def timed(*args: Any, **kwargs: Any) -> dict[str, float]:
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            return evaluate(*args, **kwargs)
-        finally:
-            spent.append((time.perf_counter() - t0, time.process_time() - c0))
-
-    trainer.evaluate = timed  # type: ignore[method-assign]
-    return spent
-
-
-def _keep_4bit_trainable(model: Any) -> None:
+def _keep_4bit_trainable(model: torch.nn.Module) -> None:
     """Stop bitsandbytes repacking 4-bit weights for CPU inference during an evaluation pass.
 
     bitsandbytes 0.50 packs a Linear4bit's weights into a CPU inference layout the first time it runs in
@@ -142,7 +99,7 @@ def _keep_4bit_trainable(model: Any) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _wrap(model: Any, method: str, lora: LoraConfig | None, train: TrainSpec) -> Any:
+def _wrap(model: PreTrainedModel, method: str, lora: LoraConfig | None, train: TrainSpec) -> TrainedModel:
     """The model as it trains: itself (full), or with LoRA adapters from `lora` (on a 4-bit base for qlora)."""
     if lora is None:
         return model
@@ -229,8 +186,10 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
         before = trainer.evaluate()
         folder.mkdir(parents=True, exist_ok=True)
         start.write_text(json.dumps(asdict(LogPoint(0, 0.0, "validation", before["eval_loss"]))))
-    counter, evals = TokenCounter(trainer.model), _time_evaluations(trainer)
-    with _PeakMemory() as mem:
+    hooked = trainer.model
+    assert hooked is not None  # Trainer holds the model it was given
+    counter, evals = TokenCounter(hooked), time_evaluations(trainer)
+    with PeakMemory() as mem:
         t0, c0 = time.perf_counter(), time.process_time()
         trainer.train(resume_from_checkpoint=resume)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
@@ -247,7 +206,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     stop = stop_reason(trainer, stopper, train, rows)
     scored = select_checkpoints(trainer, rows, targets, steps_per_epoch, train.select, out_dir)
     artifact = out_dir / "model"
-    model.save_pretrained(artifact, safe_serialization=True)
+    model.save_pretrained(str(artifact), safe_serialization=True)
     tokenizer.save_pretrained(artifact)
     if not train.keep_checkpoints == "all":
         shutil.rmtree(folder, ignore_errors=True)  # what a resume needed; the scored weights are exported
@@ -269,8 +228,8 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
 
 
-def _trainer(model: Any, train_ds: list[dict[str, list[int]]], val_ds: list[dict[str, list[int]]], args: TrainingArguments,
-             collator: Any, callback: _LogCallback) -> Trainer:
+def _trainer(model: TrainedModel, train_ds: list[dict[str, list[int]]], val_ds: list[dict[str, list[int]]],
+             args: TrainingArguments, collator: DataCollator, callback: _LogCallback) -> Trainer:
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
                       data_collator=collator, callbacks=[callback])
     for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
@@ -279,13 +238,16 @@ def _trainer(model: Any, train_ds: list[dict[str, list[int]]], val_ds: list[dict
     return trainer
 
 
-def _for_scoring(model: Any, method: str, placement: Placement) -> Any:
+def _for_scoring(model: TrainedModel, method: str, placement: Placement) -> TrainedModel:
     """The trained model as scorers use it: cache on, LoRA merged, every variant in the compute dtype."""
+    from peft import PeftModel
+
     model.config.use_cache = True
-    if method == "lora":  # the adapter is saved; merged weights generate faster and give the same outputs
-        model = model.merge_and_unload()
+    if method == "lora" and isinstance(model, PeftModel):  # the adapter is saved; merged weights generate faster
+        model = model.merge_and_unload()  # and give the same outputs
     if method == "full":  # trained with fp32 master weights; scored in the compute dtype, like every variant
-        model = model.to(placement.torch_dtype())
+        module: torch.nn.Module = model  # Module.to casts in place (transformers' own `to` hides its typed signature)
+        module.to(placement.torch_dtype())
     return model.eval()
 
 
@@ -304,13 +266,14 @@ def _check_4bit() -> None:
         )
 
 
-def load_given(ref: ModelRef, checkpoint: Path, placement: Placement | None = None) -> tuple[Any, Any]:
+def load_given(ref: ModelRef, checkpoint: Path, placement: Placement | None = None
+               ) -> tuple[TrainedModel, PreTrainedTokenizerBase]:
     """A given adapter or model folder (safetensors only) for scoring without training, on the placement's device."""
     return load_checkpoint(ref, checkpoint, "given", placement)
 
 
 def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Placement | None = None
-                    ) -> tuple[Any, Any]:
+                    ) -> tuple[TrainedModel, PreTrainedTokenizerBase]:
     """An adapter folder (on the base model, 4-bit for qlora) or a whole-model folder, safetensors only, on the
     placement's device, ready to score; the tokenizer is the folder's own, else the base model's."""
     if (checkpoint / "adapter_config.json").is_file():
@@ -333,7 +296,7 @@ class ForScoring:
     """A trained variant ready to score: the model at its selected checkpoint, its train log, and what training
     returns for its row."""
 
-    model: Any
+    model: TrainedModel
     tokenizer: PreTrainedTokenizerBase
     log: list[LogPoint]
     outcome: TrainingOutcome

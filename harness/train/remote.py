@@ -14,9 +14,10 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError
 from harness.managed import jobs as jobs_api
@@ -50,6 +51,7 @@ from harness.train.remote_types import Done, FollowedJob, Info, JobUpdate, Remot
 
 if TYPE_CHECKING:
     from harness.managed.backend import FineTuningJob
+    from harness.managed.client import OpenAI  # the openai-compatible client (only harness.managed imports openai)
 
 MAX_POLL_ERRORS = 30  # consecutive failed polls (with backoff, about half an hour) before a variant gives up
 
@@ -77,14 +79,14 @@ class _Forward(Quiet):
 class RemoteJobs:
     """Submit every remote variant first, then follow the jobs in a thread and score results on a small pool."""
 
-    def __init__(self, inputs: RemoteInputs, stored_jobs: dict[str, dict[str, Any]] | None = None):
+    def __init__(self, inputs: RemoteInputs, stored_jobs: Mapping[str, Mapping[str, object]] | None = None):
         self.x = inputs
         self.opts = inputs.train.openai
         self.stored_jobs = stored_jobs or {}
         self.q: queue.Queue[RemoteEvent] = queue.Queue()
         self.fwd = _Forward(self.q)
         self.backends: dict[str, ManagedBackend] = {}
-        self.compatible: Any = None  # the openai-compatible server's client
+        self.compatible: OpenAI | None = None  # the openai-compatible server's client
         self.files: dict[str, str | None] = {}
         self.active: list[FollowedJob] = []
         self.pending: set[str] = set()  # variant ids whose result has not been handed out yet
@@ -145,16 +147,16 @@ class RemoteJobs:
         if self.active:
             self.thread.start()
 
-    def _estimates(self, trainees: list[Variant]) -> dict[str, dict[str, Any]]:
+    def _estimates(self, trainees: list[Variant]) -> dict[str, JSONDict]:
         b = self.trainer
         problems = b.check_data(self.x.data.train, self.x.data.validation)
         if problems:
             raise HarnessInputError(problems, title=f"the training data breaks {b.label}'s fine-tuning rules "
                                     f"({self.x.model.location})")
-        est = b.estimate(self.x.data.train, [v.to_dict() for v in trainees])
+        est = b.estimate(self.x.data.train, trainees)
         for line in est.lines():
             self.fwd.info(line)
-        return {e["variant_id"]: e for e in est.variants}
+        return {e.variant_id: e.to_json() for e in est.variants}
 
     def _refused(self, v: Variant, exc: Exception) -> None:
         """A job creation that failed: the clear refusal when the provider will not fine-tune, else the API error."""
@@ -164,13 +166,13 @@ class RemoteJobs:
         record = RemoteRecord(provider=b.kind, refusal=refusal_detail(b.kind, exc) if clear else None)
         self.q.put(Done(v, failed_result(self._planned(v), scrub(error), RunParts(remote=RemoteOutcome(record)))))
 
-    def submit(self, v: Variant, est: dict[str, Any]) -> None:
+    def submit(self, v: Variant, est: JSONDict) -> None:
         """Re-attach to this variant's stored job, or find the one made earlier, or upload and create it."""
         b = self.trainer
         stored = self.stored_jobs.get(v.variant_id)
         job, how = None, "created"
         if stored and stored.get("job_id") and stored.get("provider", b.kind) == b.kind:
-            job = b.retrieve_job(stored["job_id"])
+            job = b.retrieve_job(str(stored["job_id"]))
             how = "re-attached to stored"
             if job is not None and job.status in jobs_api.FAILED:
                 job = None  # a rerun retries a failed job
@@ -183,8 +185,11 @@ class RemoteJobs:
             job, created = b.create_job(request, base_delay=max(0.5, self.opts.poll_seconds))
             how = "created" if created else "found (after a lost answer)"
         stored_detail = stored.get("detail") if stored and stored.get("job_id") == job.id else None
-        detail = stored_detail if isinstance(stored_detail, dict) else json.loads(stored_detail or "{}")
-        state = FollowedJob(v, job.id, job.status, detail.get("events", []), est)
+        detail: JSONDict = stored_detail if isinstance(stored_detail, dict) else \
+            json.loads(stored_detail or "{}") if isinstance(stored_detail, str | None) else {}
+        events = detail.get("events")
+        state = FollowedJob(v, job.id, job.status, [e for e in events if isinstance(e, dict)] if isinstance(
+            events, list) else [], est)
         self._save_job(state, job)
         self.fwd.info(f"{v.name} ({v.variant_id}): {how} fine-tuning job {job.id} on {self.trainer.label} ({job.status})")
         self.active.append(state)
@@ -299,7 +304,7 @@ class RemoteJobs:
             seconds, tokens = float((job.finished_at or time.time()) - job.created_at), job.trained_tokens
             record = RemoteRecord(job_id=job.id, hyperparameters=hp, training_file=job.training_file,
                                   validation_file=job.validation_file, estimate=state.estimate, events=len(state.events),
-                                  checkpoints=[{"step": c["step"], "model": c["model"]} for c in checkpoints])
+                                  checkpoints=[{"step": c.step, "model": c.model} for c in checkpoints])
             outcome = RemoteOutcome(record, job.fine_tuned_model, seconds, tokens,
                                     tokens / seconds if tokens and seconds > 0 else None)
             result = self._score(v, self.trainer.kind, job.fine_tuned_model, log, outcome)
@@ -323,6 +328,7 @@ class RemoteJobs:
             target = b.target(v.method, (v.name, v.variant_id), model)
             return b.chat_model(target, v.name), target
         self.connect(kind)
+        assert self.compatible is not None  # connect made it
         return OpenAIChatModel(self.compatible, model, name=v.name, compatible=True), model
 
     def _score(self, v: Variant, kind: str, model: str, log: list[LogPoint], outcome: RemoteOutcome) -> VariantResult:

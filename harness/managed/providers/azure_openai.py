@@ -15,7 +15,7 @@ training again.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.data.chat import Example
 from harness.errors import HarnessInputError
@@ -24,11 +24,13 @@ from harness.managed import lifecycle
 from harness.managed.backend import JobRequest, ManagedSettings, ScoringUnavailable
 from harness.managed.client import DEFAULT_MAX_RETRIES, OpenAIChatModel, env_int
 from harness.managed.data import CostEstimate, check_examples, estimate_cost
-from harness.managed.providers.common import ClientJobs
+from harness.managed.providers.common import ClientJobs, hyperparameters
 from harness.managed.providers.openai_platform import model_suffix
+from harness.spec.plan import Variant
 
 if TYPE_CHECKING:
-    from openai.types.fine_tuning import FineTuningJob
+    from openai import OpenAI
+    from openai.types.fine_tuning import FineTuningJob, JobCreateParams
 
 MAX_SUFFIX = 40  # Azure: up to 40 characters, a-z A-Z 0-9 - _
 ID_IN_SUFFIX = 13  # '-' + the 12-character variant id
@@ -45,15 +47,15 @@ class AzureOpenAIBackend(ClientJobs):
     def __init__(self, settings: ManagedSettings):
         self.s = settings
         self.deployments: dict[str, str] = dict(settings.azure.deployments)
-        self._client: Any = None
+        self._client: OpenAI | None = None
 
     @property
-    def client(self) -> Any:
+    def client(self) -> OpenAI:
         if self._client is None:
             self._client = self._make_client()
         return self._client
 
-    def _make_client(self) -> Any:
+    def _make_client(self) -> OpenAI:
         import openai
 
         endpoint = self.s.azure.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
@@ -94,7 +96,7 @@ class AzureOpenAIBackend(ClientJobs):
                             f"letters, digits, '-' or '_' (the harness adds '-<variant id>', Azure allows {MAX_SUFFIX})")
         return problems
 
-    def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
+    def estimate(self, train: list[Example], variants: list[Variant]) -> CostEstimate:
         return estimate_cost(self.s.model, train, variants, self.s.train.price_per_million_tokens, self.kind)
 
     def notices(self, trainees: list[tuple[str, str]]) -> list[str]:
@@ -115,9 +117,8 @@ class AzureOpenAIBackend(ClientJobs):
         return jobs_api.find_job_by_suffix(self.client, self.suffix(variant_id), variant_id)
 
     def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
-        hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
-            include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
-        params: dict[str, Any] = {"model": self.s.model, "training_file": request.training_file,
+        hp = hyperparameters(request, self.s.train)
+        params: JobCreateParams = {"model": self.s.model, "training_file": request.training_file,
                                   "suffix": self.suffix(request.variant_id), "hyperparameters": hp}
         return self.submit(params, request, base_delay)
 

@@ -4,14 +4,31 @@ on the provider's client, the refusal reading of harness.managed.lifecycle, and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.managed import jobs as jobs_api
 from harness.managed import lifecycle
 from harness.managed.backend import JobRequest, ManagedSettings
+from harness.managed.jobs import JobCheckpoint
+from harness.scores import JSONDict
+from harness.spec.schema import OpenAITrainSpec
 
 if TYPE_CHECKING:
-    from openai.types.fine_tuning import FineTuningJob
+    from openai import OpenAI
+    from openai.types.fine_tuning import FineTuningJob, JobCreateParams
+    from openai.types.fine_tuning.job_create_params import Hyperparameters
+
+
+def hyperparameters(request: JobRequest, train: OpenAITrainSpec) -> Hyperparameters:
+    """A job's hyperparameters: the variant's epochs, and the batch size and learning-rate multiplier the spec sets."""
+    hp: Hyperparameters = {}
+    if request.epochs is not None:
+        hp["n_epochs"] = request.epochs
+    if train.batch_size is not None:
+        hp["batch_size"] = train.batch_size
+    if train.learning_rate_multiplier is not None:
+        hp["learning_rate_multiplier"] = train.learning_rate_multiplier
+    return hp
 
 
 class ClientJobs:
@@ -20,7 +37,10 @@ class ClientJobs:
 
     kind: str
     s: ManagedSettings
-    client: Any
+
+    @property
+    def client(self) -> OpenAI:
+        raise NotImplementedError
 
     def find_job(self, variant_id: str) -> FineTuningJob | None:
         raise NotImplementedError
@@ -28,7 +48,7 @@ class ClientJobs:
     def upload(self, path: Path) -> str:
         return jobs_api.upload_file(self.client, path)
 
-    def submit(self, params: dict[str, Any], request: JobRequest, base_delay: float) -> tuple[FineTuningJob, bool]:
+    def submit(self, params: JobCreateParams, request: JobRequest, base_delay: float) -> tuple[FineTuningJob, bool]:
         """Create the job from the provider's `params` plus the request's seed and validation file; a lost response
         is found again by the provider's own `find_job`."""
         if request.seed is not None:
@@ -44,10 +64,10 @@ class ClientJobs:
     def get_job(self, job_id: str) -> FineTuningJob:
         return jobs_api.get_job(self.client, job_id)
 
-    def new_events(self, job_id: str, known: set[str]) -> list[dict[str, Any]]:
+    def new_events(self, job_id: str, known: set[str]) -> list[JSONDict]:
         return jobs_api.fetch_new_events(self.client, job_id, known)
 
-    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+    def checkpoints(self, job_id: str) -> list[JobCheckpoint]:
         return jobs_api.fetch_checkpoints(self.client, job_id)
 
     def refusal(self, exc: BaseException) -> str | None:

@@ -6,7 +6,7 @@ by listing jobs filtered by that metadata. The fine-tuned model id is called dir
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.data.chat import Example
 from harness.managed import jobs as jobs_api
@@ -14,10 +14,12 @@ from harness.managed import lifecycle
 from harness.managed.backend import JobRequest, ManagedSettings
 from harness.managed.client import OpenAIChatModel, make_client
 from harness.managed.data import CostEstimate, check_examples, estimate_cost
-from harness.managed.providers.common import ClientJobs
+from harness.managed.providers.common import ClientJobs, hyperparameters
+from harness.spec.plan import Variant
 
 if TYPE_CHECKING:
-    from openai.types.fine_tuning import FineTuningJob
+    from openai import OpenAI
+    from openai.types.fine_tuning import FineTuningJob, JobCreateParams
 
 MAX_SUFFIX = 64  # the API's limit on a fine-tuned model name's suffix
 
@@ -37,10 +39,10 @@ class OpenAIPlatform(ClientJobs):
 
     def __init__(self, settings: ManagedSettings):
         self.s = settings
-        self._client: Any = None
+        self._client: OpenAI | None = None
 
     @property
-    def client(self) -> Any:
+    def client(self) -> OpenAI:
         if self._client is None:
             self._client = make_client("openai", self.s.base_url)
         return self._client
@@ -57,7 +59,7 @@ class OpenAIPlatform(ClientJobs):
                             f"the API takes 1 to {MAX_SUFFIX}")
         return problems
 
-    def estimate(self, train: list[Example], variants: list[dict[str, Any]]) -> CostEstimate:
+    def estimate(self, train: list[Example], variants: list[Variant]) -> CostEstimate:
         return estimate_cost(self.s.model, train, variants, self.s.train.price_per_million_tokens, self.kind)
 
     def notices(self, trainees: list[tuple[str, str]]) -> list[str]:
@@ -68,9 +70,8 @@ class OpenAIPlatform(ClientJobs):
         return jobs_api.find_job(self.client, variant_id)
 
     def create_job(self, request: JobRequest, *, base_delay: float) -> tuple[FineTuningJob, bool]:
-        hp: dict[str, int | float | None] = {"n_epochs": request.epochs, **self.s.train.model_dump(
-            include={"learning_rate_multiplier", "batch_size"}, exclude_none=True)}
-        params: dict[str, Any] = {
+        hp = hyperparameters(request, self.s.train)
+        params: JobCreateParams = {
             "model": self.s.model, "training_file": request.training_file,
             "suffix": self.s.train.suffix or model_suffix(self.s.spec_name),
             "metadata": {"variant_id": request.variant_id, "harness_run": request.run_id or "",
