@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
+from harness.results import LogPoint
 from harness.scorers import make_scorer, suite_kinds
 from harness.spec.findings import settings
 from harness.store.reads import RunData
@@ -206,10 +207,8 @@ def _overfitting_rows(data: RunData, variant_id: str, cfg: dict[str, Any], repet
             epochs = np.arange(0, 7, dtype=float)
             val = np.r_[2.0, 1.5, 1.2, 1.1, 1.1 + rise / 3, 1.1 + 2 * rise / 3, 1.1 + rise] + rng.normal(0, 0.002, 7)
             train = 2.0 - 0.25 * epochs[1:] + rng.normal(0, 0.002, 6)
-            log = ([{"step": int(e * 4), "epoch": e, "split": "validation", "loss": float(v)}
-                    for e, v in zip(epochs, val, strict=True)]
-                   + [{"step": int(e * 4), "epoch": e, "split": "train", "loss": float(t)}
-                      for e, t in zip(epochs[1:], train, strict=True)])
+            log = ([LogPoint(int(e * 4), float(e), "validation", float(v)) for e, v in zip(epochs, val, strict=True)]
+                   + [LogPoint(int(e * 4), float(e), "train", float(t)) for e, t in zip(epochs[1:], train, strict=True)])
             ctx = _Ctx(log)
             detected += bool(fn(ctx).findings)  # type: ignore[arg-type]
         out.append(Row("overfitting (validation rise)", "divergence", rise, min_rise, detected, repetitions, False))
@@ -219,7 +218,7 @@ def _overfitting_rows(data: RunData, variant_id: str, cfg: dict[str, Any], repet
 class _Ctx:
     """The slice of a ScoreContext the divergence scorer reads."""
 
-    def __init__(self, log: list[dict[str, Any]]):
+    def __init__(self, log: list[LogPoint]):
         self.model, self.suite = None, None
         self.test: list[Any] = []
         self.cache: dict[str, Any] = {}
