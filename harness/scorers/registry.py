@@ -190,8 +190,8 @@ def suite_kinds(scores: pd.DataFrame | Iterable[Mapping[str, object]] | None) ->
     """suite name -> scorer kind, from the `scorer` record stored with each score (a scores DataFrame or rows)."""
     import pandas as pd
 
-    rows: Iterable[Mapping[object, object]] = (scores.to_dict("records") if isinstance(scores, pd.DataFrame)
-                                               else list(scores or []))
+    rows: Iterable[Mapping[str, object]] = (scores.to_dict("records") if isinstance(scores, pd.DataFrame)
+                                            else list(scores or []))
     out: dict[str, str] = {}
     for r in rows:
         rec = r.get("scorer")
