@@ -10,7 +10,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec
 
 from harness.errors import did_you_mean
@@ -35,42 +35,6 @@ class Check:
     params: dict[str, Validator]
     example: JSONDict
     source: str  # 'ifeval' or 'harness' (this project's own)
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """One instruction of an item, {"id", "kwargs"} as the suite's JSONL writes it; None-valued kwargs dropped (as
-    IFEval's own loader does: its rows carry every kwarg name, most of them null)."""
-
-    id: str
-    kwargs: JSONDict = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, raw: Mapping[str, JSONValue]) -> Instruction:
-        """From an entry that `problems` found valid."""
-        kwargs = raw.get("kwargs")
-        return cls(str(raw["id"]), {k: v for k, v in kwargs.items() if v is not None}
-                   if isinstance(kwargs, Mapping) else {})
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One instruction's verdict on one output: strict and loose, what its check found (strict), and for a loose pass
-    that was a strict fail, which loose variant passed."""
-
-    instruction: Instruction
-    strict: bool
-    loose: bool
-    found: str
-    loose_by: str | None = None
-
-    def record(self) -> JSONDict:
-        """As stored in the example's detail (`instructions`)."""
-        row: JSONDict = {"id": self.instruction.id, "kwargs": self.instruction.kwargs, "strict": self.strict,
-                         "loose": self.loose, "found": self.found}
-        if self.loose_by is not None:
-            row["loose_by"] = self.loose_by
-        return row
 
 
 CHECKS: dict[str, Check] = {}
@@ -411,13 +375,18 @@ def problems(instruction: object) -> list[str]:
     return out
 
 
-def follows(instruction: Instruction | Mapping[str, JSONValue], value: str) -> tuple[bool, str]:
+def kwargs_of(instruction: Mapping[str, JSONValue]) -> JSONDict:
+    """A (validated) entry's kwargs without the None-valued ones."""
+    raw = instruction.get("kwargs")
+    return {k: v for k, v in raw.items() if v is not None} if isinstance(raw, Mapping) else {}
+
+
+def follows(instruction: Mapping[str, JSONValue], value: str) -> tuple[bool, str]:
     """Whether one output follows one (validated) instruction, and what the check found; an empty output follows
     nothing (as in IFEval)."""
-    ins = instruction if isinstance(instruction, Instruction) else Instruction.of(instruction)
     if not value.strip():
         return False, "empty output"
-    return CHECKS[ins.id].fn(value, **ins.kwargs)
+    return CHECKS[str(instruction["id"])].fn(value, **kwargs_of(instruction))
 
 
 def loose_variants(value: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import harness.scorers.instruction_checks as checks
@@ -12,9 +13,8 @@ from harness import stats
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.scorers.common import ChatItem, chat_items, rate_row
-from harness.scorers.instruction_checks import Instruction, Verdict
 from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
-from harness.scores import Sample, Score, SuiteResult
+from harness.scores import JSONDict, JSONValue, Sample, Score, SuiteResult
 from harness.textfiles import read_text
 
 PRIMARY = "prompt_strict"
@@ -50,10 +50,31 @@ def load_items(suite: Suite) -> list[ChatItem]:
     return items
 
 
-def instructions_of(item: ChatItem) -> list[Instruction]:
-    """A loaded item's (validated) instructions."""
+@dataclass(frozen=True)
+class Verdict:
+    """One instruction's verdict on one output: strict and loose, what its check found (strict), and for a loose pass
+    that was a strict fail, which loose variant passed."""
+
+    id: str  # the instruction id
+    kwargs: JSONDict  # its kwargs, None-valued ones dropped
+    strict: bool
+    loose: bool
+    found: str
+    loose_by: str | None = None
+
+    def record(self) -> JSONDict:
+        """As stored in the example's detail (`instructions`)."""
+        row: JSONDict = {"id": self.id, "kwargs": self.kwargs, "strict": self.strict, "loose": self.loose,
+                         "found": self.found}
+        if self.loose_by is not None:
+            row["loose_by"] = self.loose_by
+        return row
+
+
+def instructions_of(item: ChatItem) -> list[Mapping[str, JSONValue]]:
+    """A loaded item's (validated) {"id", "kwargs"} entries."""
     raw = item.raw.get("instructions")
-    return [Instruction.of(x) for x in raw if isinstance(x, Mapping)] if isinstance(raw, list) else []
+    return [x for x in raw if isinstance(x, Mapping)] if isinstance(raw, list) else []
 
 
 def check_suite(suite: Suite) -> None:
@@ -71,7 +92,7 @@ def sampled(items: list[ChatItem], sample: int | None, seed: int) -> list[ChatIt
     return [items[i] for i in keep]
 
 
-def judge(instructions: list[Instruction], output: str) -> list[Verdict]:
+def judge(instructions: list[Mapping[str, JSONValue]], output: str) -> list[Verdict]:
     """Each instruction's strict and loose verdict on one output, with what its check found (strict) and, for a loose
     pass that was a strict fail, which variant passed."""
     variants = checks.loose_variants(output)
@@ -81,7 +102,7 @@ def judge(instructions: list[Instruction], output: str) -> list[Verdict]:
     for ins in instructions:
         strict, found = checks.follows(ins, output)
         loose_at = next((n for n, v in zip(names, variants, strict=True) if checks.follows(ins, v)[0]), None)
-        out.append(Verdict(ins, strict, loose_at is not None, found,
+        out.append(Verdict(str(ins["id"]), checks.kwargs_of(ins), strict, loose_at is not None, found,
                            loose_at if loose_at is not None and not strict else None))
     return out
 
@@ -93,7 +114,7 @@ def per_example(verdicts: list[Verdict]) -> dict[str, float]:
            "prompt_loose": float(all(v.loose for v in verdicts)),
            "instruction_strict": sum(v.strict for v in verdicts) / n,
            "instruction_loose": sum(v.loose for v in verdicts) / n}
-    out.update({f"instruction_strict:{v.instruction.id}": float(v.strict) for v in verdicts})
+    out.update({f"instruction_strict:{v.id}": float(v.strict) for v in verdicts})
     return out
 
 
@@ -126,13 +147,13 @@ def instructions(max_new_tokens: int = 96, sample: int | None = None, seed: int 
         for it, out in zip(items, outs, strict=True):
             verdicts = judge(instructions_of(it), out)
             values = per_example(verdicts)
-            examples.append(Sample(it.item_id, it.prompt, out, "; ".join(v.instruction.id for v in verdicts),
+            examples.append(Sample(it.item_id, it.prompt, out, "; ".join(v.id for v in verdicts),
                                    values[PRIMARY] == 1.0, values, {"instructions": [v.record() for v in verdicts]},
                                    None if it.raw.get("cluster") is None else str(it.raw["cluster"])))
         values_of = [e.scores for e in examples]
         scores = [rate_row(m, int(sum(d[m] for d in values_of)), len(values_of)) for m in (PRIMARY, "prompt_loose")]
         scores += [_share_row(m, [d[m] for d in values_of]) for m in ("instruction_strict", "instruction_loose")]
-        for iid in sorted({ins.id for it in items for ins in instructions_of(it)}):
+        for iid in sorted({str(ins["id"]) for it in items for ins in instructions_of(it)}):
             part = [d[f"instruction_strict:{iid}"] for d in values_of if f"instruction_strict:{iid}" in d]
             scores.append(rate_row(f"instruction_strict:{iid}", int(sum(part)), len(part)))
         return SuiteResult(scores, examples)
