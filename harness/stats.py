@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
+Indices = npt.NDArray[np.int64]  # item indices a bootstrap resample draws
+FloatArray = npt.NDArray[np.float64]  # per-item values
 
 
-def mean_ci(values: np.ndarray | list[float], *, confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-            seed: int = DEFAULT_SEED, clusters: np.ndarray | list[Any] | None = None) -> tuple[float, float, float]:
+def mean_ci(values: npt.ArrayLike, *, confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
+            seed: int = DEFAULT_SEED, clusters: npt.ArrayLike | None = None) -> tuple[float, float, float]:
     """Mean and a percentile bootstrap CI, vectorized: (mean, low, high). NaNs are dropped.
 
     With `clusters` (one label per value), whole clusters are resampled, not items (Miller 2024, "Adding Error
@@ -43,9 +45,9 @@ def mean_ci(values: np.ndarray | list[float], *, confidence: float = 0.95, resam
     return (m, float(min(lo, m)), float(max(hi, m)))
 
 
-def paired_diff_ci(candidate: np.ndarray | list[float], reference: np.ndarray | list[float], *,
+def paired_diff_ci(candidate: npt.ArrayLike, reference: npt.ArrayLike, *,
                    confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                   clusters: np.ndarray | list[Any] | None = None) -> tuple[float, float, float]:
+                   clusters: npt.ArrayLike | None = None) -> tuple[float, float, float]:
     """Mean of (candidate - reference) over the same items, with a paired bootstrap CI (clusters resampled whole
     when given)."""
     c, r = np.asarray(candidate, dtype=float), np.asarray(reference, dtype=float)
@@ -56,7 +58,7 @@ def paired_diff_ci(candidate: np.ndarray | list[float], reference: np.ndarray | 
     return mean_ci(c[keep] - r[keep], confidence=confidence, resamples=resamples, seed=seed, clusters=labels)
 
 
-def diff_means_ci(a: np.ndarray | list[float], b: np.ndarray | list[float], *, confidence: float = 0.95,
+def diff_means_ci(a: npt.ArrayLike, b: npt.ArrayLike, *, confidence: float = 0.95,
                   resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
     """mean(a) - mean(b) for two independent samples (e.g. training and test items), with a percentile bootstrap
     CI that resamples each sample on its own: (difference, low, high). NaNs are dropped."""
@@ -73,7 +75,7 @@ def diff_means_ci(a: np.ndarray | list[float], b: np.ndarray | list[float], *, c
     return (d, float(min(lo, d)), float(max(hi, d)))
 
 
-def welch_t(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> tuple[float, float]:
+def welch_t(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[float, float]:
     """Welch's unequal-variance t-test that two independent samples have the same mean: (two-sided p, standard
     error of the difference of means). NaNs are dropped; with fewer than two values on a side p is 1.0, and
     with no spread on either side p is 1.0 for equal means, else 0.0."""
@@ -93,7 +95,7 @@ def welch_t(a: np.ndarray | list[float], b: np.ndarray | list[float]) -> tuple[f
     return (float(ttest_ind(x, y, equal_var=False).pvalue), se)
 
 
-def ratio_ci(numerator: np.ndarray | list[float], denominator: np.ndarray | list[float], *,
+def ratio_ci(numerator: npt.ArrayLike, denominator: npt.ArrayLike, *,
              confidence: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
              ) -> tuple[float, float, float]:
     """sum(numerator) / sum(denominator) over items, with a percentile bootstrap CI that resamples items together."""
@@ -115,7 +117,7 @@ def ratio_ci(numerator: np.ndarray | list[float], denominator: np.ndarray | list
     return (r, float(min(lo, r)), float(max(hi, r)))
 
 
-def resample_ci(statistic: Callable[[np.ndarray], dict[str, float]], n: int, *, confidence: float = 0.95,
+def resample_ci(statistic: Callable[[Indices], dict[str, float]], n: int, *, confidence: float = 0.95,
                 resamples: int = 200, seed: int = DEFAULT_SEED) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of statistics that are not means (a corpus-level score recomputed on each
     resample of the n items): `statistic(indices)` returns named values; returns name -> (low, high)."""
@@ -149,7 +151,7 @@ def wilson_ci(successes: int, n: int, *, confidence: float = 0.95) -> tuple[floa
     return (p, lo, hi)
 
 
-def mcnemar_exact(candidate: np.ndarray | list[bool], reference: np.ndarray | list[bool]) -> float:
+def mcnemar_exact(candidate: npt.ArrayLike, reference: npt.ArrayLike) -> float:
     """Two-sided exact McNemar p-value for paired pass/fail outcomes."""
     from scipy.stats import binomtest
 
@@ -161,7 +163,7 @@ def mcnemar_exact(candidate: np.ndarray | list[bool], reference: np.ndarray | li
     return float(binomtest(b, b + d, 0.5).pvalue)
 
 
-def paired_t_p(differences: np.ndarray | list[float]) -> float:
+def paired_t_p(differences: npt.ArrayLike) -> float:
     """Two-sided p-value of a paired t-test that the mean difference is 0 (for non-binary paired outcomes)."""
     from scipy.stats import ttest_1samp
 
@@ -187,7 +189,7 @@ def mde(se: float, *, confidence: float = 0.95, power: float = 0.8) -> float:
     return (z(confidence) + float(norm.ppf(power))) * se
 
 
-def paired_se(differences: np.ndarray | list[float], clusters: np.ndarray | list[Any] | None = None, *,
+def paired_se(differences: npt.ArrayLike, clusters: npt.ArrayLike | None = None, *,
               binary: bool = False) -> float:
     """Standard error of the mean paired difference: sd(differences) / sqrt(n), as in scipy's `ttest_rel`; with
     clusters, the cluster-robust SE (statsmodels' OLS `cov_type="cluster"` on a constant).
@@ -279,7 +281,7 @@ def planning_note(n: int) -> str:
             f"95% confidence, {share})")
 
 
-def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, confidence: float = 0.95,
+def bootstrap_ci(statistic: Callable[[Indices], float], n: int, *, confidence: float = 0.95,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[float, float, float]:
     """Any statistic of n items, given as a function of item indices, with a seeded percentile bootstrap CI that
     resamples items: (value, low, high). Resamples where the statistic is undefined (NaN, e.g. a correlation of a

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import pandas as pd
 
 from harness import __version__
 from harness.errors import HarnessInputError
+from harness.gate.snapshot import SnapExample, SnapFinding, SnapRun, SnapScore, Snapshot, SnapSuite, SnapVariant
 from harness.output_file import write_output
 from harness.scorers import UNDECLARED, metric_info, suite_kinds
+from harness.scores import JSONValue
 from harness.store.db import Store
 from harness.store.reads import load_run, variant_record
 from harness.store.review import ratings_of
@@ -26,22 +29,41 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("variant", "run", "data_fingerprints", "suites", "scores", "examples", "findings")
 
 
-def _clean(x: Any) -> Any:
+def _clean(x: object) -> JSONValue:
     """A value from pandas/DuckDB as plain JSON: NaN/NA -> None, numpy scalars -> Python."""
     if x is None or x is pd.NA or x is pd.NaT:
         return None
-    if hasattr(x, "item") and not isinstance(x, str | bytes):
-        x = x.item()
+    item = getattr(x, "item", None)
+    if callable(item) and not isinstance(x, str | bytes):
+        x = item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, datetime):
         return x.isoformat(timespec="seconds")
-    return x
+    if x is None or isinstance(x, str | int | float | bool | list | dict):
+        return x
+    return str(x)
 
 
-def _int(x: Any) -> int | None:
+def _text(x: object) -> str | None:
+    """A stored text cell, None where missing."""
     x = _clean(x)
-    return None if x is None else int(x)
+    return None if x is None else str(x)
+
+
+def _float(x: object) -> float | None:
+    x = _clean(x)
+    return float(x) if isinstance(x, int | float) else None
+
+
+def _bool(x: object) -> bool | None:
+    x = _clean(x)
+    return None if x is None else bool(x)
+
+
+def _int(x: object) -> int | None:
+    x = _clean(x)
+    return int(x) if isinstance(x, int | float | str) else None
 
 
 def _sample_metrics(samples: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
@@ -53,55 +75,60 @@ def _sample_metrics(samples: pd.DataFrame) -> dict[tuple[str, str], dict[str, fl
     return out
 
 
-def _declared(kind: str | None, row: dict[str, Any]) -> dict[str, Any]:
-    """{'declared': the metric's declaration} where one is known (a user's scorer's comes from the stored record)."""
-    record = row.get("scorer") if isinstance(row.get("scorer"), dict) else None
-    m = metric_info(kind, str(row["metric"]), record)
-    return {} if m is UNDECLARED else {"declared": m.record()}
+def _score(kind: str | None, row: Mapping[str, object]) -> SnapScore:
+    """A stored score as the baseline keeps it, with the metric's declaration where one is known (a user's scorer's
+    comes from the stored record)."""
+    record = row.get("scorer")
+    m = metric_info(kind, str(row["metric"]), record if isinstance(record, dict) else None)
+    out = SnapScore(suite=str(row["suite"]), metric=str(row["metric"]), value=_float(row["value"]),
+                    ci_low=_float(row["ci_low"]), ci_high=_float(row["ci_high"]), n=_int(row["n"]))
+    if m is not UNDECLARED:
+        out["declared"] = m.record()
+    return out
 
 
-def snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
+def snapshot(store: Store, run_id: str, variant_id: str) -> Snapshot:
     """Everything the gate compares about one stored variant, in the baseline file's shape (no created_at)."""
     rec = variant_record(store, run_id, variant_id)
     run, v = rec.run, rec.variant
     config = v.get("config") or {}
-    params = {k: _clean(v.get(k)) for k in ("rank", "epochs", "learning_rate", "seed")}
-    params = {k: x if x is None or k == "learning_rate" else int(x) for k, x in params.items()}
-    params["checkpoint"] = config.get("checkpoint")
-    score_versions = {r["suite"]: _clean(r["suite_version"]) for r in rec.scores.to_dict("records")}
-    suites: dict[str, dict[str, Any]] = {}
+    params: dict[str, JSONValue] = {k: _int(v.get(k)) for k in ("rank", "epochs", "seed")}
+    params = {"rank": params["rank"], "epochs": params["epochs"], "learning_rate": _clean(v.get("learning_rate")),
+              "seed": params["seed"], "checkpoint": config.get("checkpoint")}
+    score_versions = {str(r["suite"]): _text(r["suite_version"]) for r in rec.scores.to_dict("records")}
+    suites: dict[str, SnapSuite] = {}
     for ident in run.get("suites") or []:
         name = str(ident.get("name"))
-        suites[name] = {"version": _clean(score_versions.get(name)) or str(ident.get("version")),
-                        "kind": ident.get("kind"), "fingerprint": ident.get("fingerprint"),
-                        "options": ident.get("options") or {}}
+        options = ident.get("options")
+        suites[name] = SnapSuite(version=score_versions.get(name) or str(ident.get("version")),
+                                 kind=_text(ident.get("kind")), fingerprint=_text(ident.get("fingerprint")),
+                                 options=options if isinstance(options, dict) and options else {})
     kinds = suite_kinds(rec.scores)
     per_sample = _sample_metrics(rec.samples) if not rec.samples.empty else {}
     for name, version in score_versions.items():  # scores whose suite the run row does not list
-        suites.setdefault(name, {"version": version, "kind": kinds.get(name), "fingerprint": None, "options": {}})
-    snap = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "harness_version": __version__,
-        "run": {"run_id": run_id, "name": _clean(run.get("name")), "spec_hash": _clean(run.get("spec_hash")),
-                "git_sha": _clean(run.get("git_sha")), "harness_version": _clean(run.get("harness_version")),
-                "model": _clean(run.get("model"))},
-        "variant": {"variant_id": variant_id, "name": _clean(v.get("name")), "method": _clean(v.get("method")),
-                    "params": params, "base_model": _clean(v.get("base_model")),
-                    "artifact": _clean(v.get("artifact")), "status": _clean(v.get("status"))},
-        "model_fingerprint": _clean(run.get("model_fingerprint")),
-        "data_fingerprints": run.get("data_fingerprints") or {},
-        "suites": suites,
-        "scores": [{"suite": r["suite"], "metric": r["metric"], "value": _clean(r["value"]),
-                    "ci_low": _clean(r["ci_low"]), "ci_high": _clean(r["ci_high"]), "n": _int(r["n"]),
-                    **_declared(suites.get(r["suite"], {}).get("kind") or kinds.get(r["suite"]), r)}
-                   for r in rec.scores.to_dict("records")],
-        "examples": [{"suite": r["suite"], "example_id": r["example_id"], "passed": _clean(r["passed"]),
-                      "metrics": per_sample.get((str(r["suite"]), str(r["example_id"])), {})}
-                     for r in rec.examples.to_dict("records")],
-        "findings": [{"check": r["check"], "severity": _clean(r["severity"]), "message": _clean(r["message"]),
-                      "evidence": r["evidence"]} for r in rec.findings.to_dict("records")],
-    }
+        suites.setdefault(name, SnapSuite(version=version, kind=kinds.get(name), fingerprint=None, options={}))
+    fingerprints = run.get("data_fingerprints") or {}
+    snap = Snapshot(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        harness_version=__version__,
+        run=SnapRun(run_id=run_id, name=_text(run.get("name")), spec_hash=_text(run.get("spec_hash")),
+                    git_sha=_text(run.get("git_sha")), harness_version=_text(run.get("harness_version")),
+                    model=_text(run.get("model"))),
+        variant=SnapVariant(variant_id=variant_id, name=_text(v.get("name")), method=_text(v.get("method")),
+                            params=params, base_model=_text(v.get("base_model")), artifact=_text(v.get("artifact")),
+                            status=_text(v.get("status"))),
+        model_fingerprint=_text(run.get("model_fingerprint")),
+        data_fingerprints={str(k): str(x) for k, x in fingerprints.items()} if isinstance(fingerprints, dict) else {},
+        suites=suites,
+        scores=[_score(suites[str(r["suite"])]["kind"] if str(r["suite"]) in suites and suites[str(r["suite"])]["kind"]
+                       else kinds.get(str(r["suite"])), r) for r in rec.scores.to_dict("records")],
+        examples=[SnapExample(suite=str(r["suite"]), example_id=str(r["example_id"]), passed=_bool(r["passed"]),
+                              metrics=per_sample.get((str(r["suite"]), str(r["example_id"])), {}))
+                  for r in rec.examples.to_dict("records")],
+        findings=[SnapFinding(check=str(r["check"]), severity=_text(r["severity"]), message=_text(r["message"]),
+                              evidence=r["evidence"]) for r in rec.findings.to_dict("records")],
+    )
     rated = ratings_of(store, [variant_id])
     if not rated.empty:  # human ratings: per criterion the mean, its interval and each item's mean (gate.ratings)
         snap["ratings"] = rating_snapshot(rated, variant_id)
@@ -135,7 +162,7 @@ def _listing(variants: pd.DataFrame) -> str:
     return ", ".join(f"{r['name']} ({r['variant_id']}, {r['status']})" for _, r in variants.iterrows()) or "(none)"
 
 
-def finished_snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, Any]:
+def finished_snapshot(store: Store, run_id: str, variant_id: str) -> Snapshot:
     """A snapshot of a finished variant; a failed one is a bad-input error that says what failed."""
     snap = snapshot(store, run_id, variant_id)
     if snap["variant"]["status"] != "finished":
@@ -146,7 +173,7 @@ def finished_snapshot(store: Store, run_id: str, variant_id: str) -> dict[str, A
 
 
 # -- files --------------------------------------------------------------------------------------------
-def dumps(baseline: dict[str, Any]) -> str:
+def dumps(baseline: Snapshot) -> str:
     """Deterministic JSON (sorted keys, indent 2, strict numbers) that diffs well in git."""
     return json.dumps(baseline, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
@@ -165,7 +192,7 @@ def save_baseline(db: str | Path, run: str | None = "latest", *, variant: str | 
     return write_output(path, dumps(baseline))
 
 
-def load_baseline(path: str | Path) -> dict[str, Any]:
+def load_baseline(path: str | Path) -> Snapshot:
     """Read and check a baseline file; every problem is named with the file and key."""
     path = Path(path)
     if not path.is_file():
@@ -193,10 +220,10 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
             problems.append(f"{path}: key 'examples[{i}]' needs 'suite' and 'example_id'")
     if problems:
         raise HarnessInputError(problems[:20], title=f"baseline {path} is invalid")
-    return data
+    return cast(Snapshot, data)  # its shape checked above, as far as a gate needs it
 
 
-def check_same_experiment(baseline: dict[str, Any], candidate: dict[str, Any], baseline_path: str | Path) -> None:
+def check_same_experiment(baseline: Snapshot, candidate: Snapshot, baseline_path: str | Path) -> None:
     """A baseline saved from another experiment (another name and another test set) is bad input, not a failed
     gate: it names both experiments."""
     b_name = (baseline.get("run") or {}).get("name")

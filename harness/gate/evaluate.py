@@ -5,28 +5,28 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from typing import Any
 
 from harness.gate.ratings import RatingRule, rating_comparison, rating_rules
 from harness.gate.result import FAIL, PASS, SKIP, Check, GateResult, num, with_ci
 from harness.gate.rules import MetricRule, expand, finding_checks
+from harness.gate.snapshot import SnapExample, SnapScore, Snapshot
 from harness.scorers import metric_info
 from harness.spec.gate import GateRules
-from harness.verdicts.compare import Comparison, Settings, compare
+from harness.verdicts.compare import Comparison, Interval, Settings, compare
 
 
 class Side:
     """One snapshot (baseline or candidate) indexed for lookups."""
 
-    def __init__(self, snap: dict[str, Any]):
+    def __init__(self, snap: Snapshot):
         self.snap = snap
         self.scores = {f"{s['suite']}.{s['metric']}": s for s in snap["scores"]}
         self.kinds = {name: s.get("kind") for name, s in snap["suites"].items()}
-        self.examples: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.examples: dict[str, list[SnapExample]] = defaultdict(list)
         for e in snap["examples"]:
             self.examples[e["suite"]].append(e)
 
-    def per_example(self, score: dict[str, Any]) -> dict[str, float]:
+    def per_example(self, score: SnapScore) -> dict[str, float]:
         """Example id -> the metric's value for that example, as its scorer stored it under the metric's name."""
         out: dict[str, float] = {}
         for e in self.examples.get(score["suite"], []):
@@ -36,7 +36,7 @@ class Side:
         return out
 
 
-def _compare(b: dict[str, Any], c: dict[str, Any], base: Side, cand: Side, unpaired_why: str | None,
+def _compare(b: SnapScore, c: SnapScore, base: Side, cand: Side, unpaired_why: str | None,
              rules: GateRules, confidence: float) -> Comparison:
     """candidate - baseline: the one paired comparison where the metric has per-example values on both sides."""
     kind = cand.kinds.get(c["suite"]) or base.kinds.get(b["suite"])
@@ -46,11 +46,11 @@ def _compare(b: dict[str, Any], c: dict[str, Any], base: Side, cand: Side, unpai
     return result
 
 
-def _limit_check(r: MetricRule, c: dict[str, Any], b: dict[str, Any] | None, rules: GateRules) -> Check:
+def _limit_check(r: MetricRule, c: Interval, b: Interval | None, rules: GateRules) -> Check:
     """min / max: an absolute floor or ceiling on the candidate's value (or on its whole CI)."""
     src = "" if r.source == "spec" else " (default)"
     at_least = r.kind == "min"
-    probe = c.get("value") if rules.limits_on == "value" else c.get("ci_high" if at_least else "ci_low")
+    probe = c.get("value") if rules.limits_on == "value" else c.get("ci_high") if at_least else c.get("ci_low")
     allowance = f"{'>=' if at_least else '<='} {r.limit:g}{src}"
     check = Check(r.kind, r.metric, with_ci(b), with_ci(c), "", allowance, PASS, "",
                   numbers={"value": c.get("value"), "limit": r.limit})
@@ -91,7 +91,7 @@ def _metric_check(r: MetricRule, base: Side, cand: Side, suite_state: dict[str, 
     return check
 
 
-def _judge_difference(check: Check, r: MetricRule, cmp: Comparison, b: dict[str, Any], c: dict[str, Any],
+def _judge_difference(check: Check, r: MetricRule, cmp: Comparison, b: Interval, c: Interval,
                       rules: GateRules, confidence: float) -> None:
     word = "drop" if r.kind == "max_drop" else "rise"
     check.numbers = {"diff": cmp.difference, "low": cmp.ci_low, "high": cmp.ci_high, "paired": cmp.paired,
@@ -125,7 +125,7 @@ def _rating_check(r: RatingRule, rules: GateRules, confidence: float, test_chang
     return check
 
 
-def _judge(check: Check, r: MetricRule, cmp: Comparison, b: dict[str, Any], c: dict[str, Any], word: str,
+def _judge(check: Check, r: MetricRule, cmp: Comparison, b: Interval, c: Interval, word: str,
            pct: str) -> None:
     """Fail where the whole interval lies beyond the allowance; say "within noise" where only the point does."""
     drop = word == "drop"
@@ -159,7 +159,7 @@ def _blind(check: Check, r: MetricRule, cmp: Comparison, word: str, rules: GateR
         check.message = f"blind rule (gate.blind_rules: fail): {check.warning}"
 
 
-def _test_set_check(base: dict[str, Any], cand: dict[str, Any], rules: GateRules) -> tuple[Check, bool]:
+def _test_set_check(base: Snapshot, cand: Snapshot, rules: GateRules) -> tuple[Check, bool]:
     bt, ct = base["data_fingerprints"].get("test"), cand["data_fingerprints"].get("test")
     check = Check("same_test_set", "data.test", (bt or "n/a")[:12], (ct or "n/a")[:12], "", "identical", PASS,
                   "the candidate was scored on the baseline's test set")
@@ -174,7 +174,7 @@ def _test_set_check(base: dict[str, Any], cand: dict[str, Any], rules: GateRules
     return check, changed
 
 
-def _suite_checks(base: dict[str, Any], cand: dict[str, Any], rules: GateRules
+def _suite_checks(base: Snapshot, cand: Snapshot, rules: GateRules
                   ) -> tuple[list[Check], dict[str, str], list[str]]:
     """A check per baseline suite (same version, and content when required); each suite's state; notes."""
     checks, state, notes = [], {}, []
@@ -209,7 +209,7 @@ def _suite_checks(base: dict[str, Any], cand: dict[str, Any], rules: GateRules
     return checks, state, notes
 
 
-def _finding_checks(base: dict[str, Any], cand: dict[str, Any], rules: GateRules) -> list[Check]:
+def _finding_checks(base: Snapshot, cand: Snapshot, rules: GateRules) -> list[Check]:
     out = []
     for name in finding_checks(rules):
         hits = [f for f in cand["findings"] if name == "any" or f["check"] == name]
@@ -235,7 +235,7 @@ def rule_confidence(rules: GateRules, k: int) -> tuple[float, str]:
                   "failure); gate.correction: none turns it off")
 
 
-def evaluate(baseline: dict[str, Any], candidate: dict[str, Any], rules: GateRules, *, where: str,
+def evaluate(baseline: Snapshot, candidate: Snapshot, rules: GateRules, *, where: str,
              baseline_path: str = "") -> GateResult:
     """Every check of the gate: comparability (test set, suites), findings, then each metric rule."""
     base, cand = Side(baseline), Side(candidate)

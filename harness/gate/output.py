@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.gate.result import FAIL, PASS, SKIP, GateResult
+from harness.gate.snapshot import Snapshot
 from harness.output_file import write_output
 
 _STYLE = {PASS: "green", FAIL: "bold red", SKIP: "yellow"}
@@ -23,7 +24,7 @@ def columns(result: GateResult) -> tuple[str, ...]:
             "MDE (80% power)", "verdict")
 
 
-def _who(snap: dict) -> str:
+def _who(snap: Snapshot) -> str:
     v = snap["variant"]
     return f"{v.get('name')} ({v.get('variant_id')}, run {snap['run'].get('run_id')})"
 

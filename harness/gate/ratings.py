@@ -4,9 +4,9 @@ its criterion (from the snapshots' `ratings`), or the reason it is blind, and th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harness.gate.rules import METRIC_RULES, MetricRule
+from harness.gate.snapshot import RatingEntry, Snapshot
 from harness.spec.gate import GateRules
 from harness.verdicts.compare import Comparison, Settings, paired, unpaired
 
@@ -16,12 +16,12 @@ class RatingRule:
     """One rule on one criterion: the metric is 'ratings.<criterion>'; `blind` says why it cannot be checked."""
 
     rule: MetricRule
-    candidate: dict[str, Any] | None  # {value, ci_low, ci_high, n, items: {example_id: mean}}
-    baseline: dict[str, Any] | None
+    candidate: RatingEntry | None
+    baseline: RatingEntry | None
     blind: str = ""
 
 
-def rating_rules(rules: GateRules, baseline: dict[str, Any], candidate: dict[str, Any]) -> list[RatingRule]:
+def rating_rules(rules: GateRules, baseline: Snapshot, candidate: Snapshot) -> list[RatingRule]:
     """Every `gate.ratings` rule, in criterion order; blind where a side has no rating of its criterion."""
     cand, base = candidate.get("ratings") or {}, baseline.get("ratings") or {}
     who = f"{candidate['variant'].get('name')} ({candidate['variant'].get('variant_id')})"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+from harness.scores import JSONDict
+
+if TYPE_CHECKING:
+    from harness.gate.snapshot import Snapshot
+    from harness.verdicts.compare import Interval
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -22,7 +28,7 @@ class Check:
     verdict: str  # pass | fail | skip
     message: str
     seconds: float = 0.0
-    numbers: dict[str, Any] = field(default_factory=dict)
+    numbers: JSONDict = field(default_factory=dict)  # the compared figures (diff, low, high, paired, how, n, ...)
     mde: str = ""  # the smallest change this rule's comparison detects with 80% power
     warning: str = ""  # e.g. a rule blind to changes as small as its allowance
 
@@ -35,8 +41,8 @@ class Check:
 class GateResult:
     """Every check of one gate run, with what was compared."""
 
-    baseline: dict[str, Any]
-    candidate: dict[str, Any]
+    baseline: Snapshot
+    candidate: Snapshot
     baseline_path: str
     checks: list[Check]
     notes: list[str]
@@ -56,7 +62,7 @@ def num(x: float | None, sign: bool = False) -> str:
     return f"{x:+.3f}" if sign else f"{x:.3f}" if abs(x) < 1000 else f"{x:,.1f}"
 
 
-def with_ci(s: dict[str, Any] | None) -> str:
+def with_ci(s: Interval | None) -> str:
     if not s:
         return ""
     if s.get("ci_low") is None or s.get("ci_high") is None:

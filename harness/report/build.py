@@ -12,10 +12,11 @@ import hashlib
 import importlib.resources
 import json
 import re
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import jinja2
 from markupsafe import Markup
@@ -24,17 +25,21 @@ from harness import __version__
 from harness.errors import HarnessInputError
 from harness.output_file import write_output
 from harness.report.data import (
+    Column,
+    Header,
+    LeaderRow,
     data_checks,
-    findings_by_variant,
     forgetting_cells,
     forgetting_mde,
     header,
     leaderboard,
     primary_metric,
 )
-from harness.report.ratings import judge_calibration, ratings_view, run_rating_summary
-from harness.report.sections import sections
+from harness.report.findings_view import FindingGroup, findings_by_variant
+from harness.report.ratings import CalibrationRow, judge_calibration, ratings_view, run_rating_summary
+from harness.report.sections import View, sections
 from harness.report.views import (
+    ScoreTable,
     Strings,
     compare,
     explorer,
@@ -45,9 +50,10 @@ from harness.report.views import (
     suite_scores,
     variant_list,
 )
+from harness.scores import JSONDict
 from harness.store.db import Store
 from harness.store.reads import load_run
-from harness.verdicts.recommend import forgetting, prompt_vs_finetuning, recommend
+from harness.verdicts.recommend import PromptVerdict, forgetting, prompt_vs_finetuning, recommend
 
 PACKAGE = "harness.report"  # templates/ and static/ ship inside it as package data
 # Vendored plotting library (Chart.js + two MIT plugins, about 230 KB in all), then the page's own code.
@@ -56,7 +62,7 @@ _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2
 _JSON_ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
 
 
-def script_json(obj: Any) -> Markup:
+def script_json(obj: object) -> Markup:
     """JSON that is safe inside <script type="application/json">: no `</script>`, `<!--` or line separators."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return Markup(_JSON_ESCAPE_RE.sub(lambda m: _JSON_ESCAPES[m.group(0)], text))
@@ -96,7 +102,42 @@ def default_output(run_name: str, run_id: str) -> Path:
     return Path("reports") / f"{name[:80]}-{safe_id}.html"
 
 
-def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str, Any]:
+class ColumnGroup(TypedDict):
+    """A group of leaderboard columns: its label, how many columns it spans and how many show before any is picked."""
+
+    label: str
+    span: int
+    shown: int
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the template and the page's scripts need (`payload` is the page's JSON)."""
+
+    h: Header
+    columns: list[Column]
+    col_groups: list[ColumnGroup]
+    col_group: list[int]  # each column's group
+    rows: list[LeaderRow]
+    rec_id: str | None
+    tie_ids: list[str]
+    prompt_verdict: PromptVerdict | None
+    rec_name: str | None
+    rec_reason: str
+    methods: list[str]
+    findings: list[FindingGroup]
+    n_findings: int
+    score_tables: list[ScoreTable]
+    cmp: JSONDict | None
+    payload: JSONDict
+    store_path: str
+    data_checks: list[dict[str, str]] | None
+    ratings: dict[str, object] | None
+    calibration: list[CalibrationRow]
+    sections: dict[str, list[View]]
+
+
+def build_context(store: Store, run_id: str, compare_ids: list[str]) -> ReportContext:
     """Everything the template and the page's scripts need, read from the store."""
     data = load_run(store, run_id)
     deltas = forgetting(data)
@@ -107,53 +148,51 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> dict[str
     vindex = {str(v): i for i, v in enumerate(data.variants["variant_id"])}
     names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
     metric, heldout = primary_metric(data), data.suite_of("heldout")
-    rank: dict[int, float | None] = {}
+    rank: dict[str, float | None] = {}  # variant index (as a JSON key) -> its held-out score
     for vid, i in vindex.items():
         s = data.score(vid, heldout, metric) if metric else None
-        rank[i] = None if s is None or s[0] != s[0] else s[0]
+        rank[str(i)] = None if s is None or s[0] != s[0] else s[0]
     strings = Strings()
-    payload: dict[str, Any] = {
+    cmp = compare(store, data, compare_ids) if compare_ids else None
+    payload: JSONDict = {
         "variants": variant_list(data), "recommended": vindex.get(rec_id) if rec_id else None,
         "primary_metric": metric, "primary_suite": heldout, "rank": rank,
         "loss": loss_curves(data, vindex), "pareto": pareto(data, vindex, forget), "heatmap": heatmap(data),
         "suite_scores": suite_scores(data, vindex), "explorer": explorer(data, vindex, strings),
-        "compare": compare(store, data, compare_ids) if compare_ids else None,
+        "compare": cmp,
     }
     payload["strings"] = strings.items
-    groups: list[dict[str, Any]] = []  # label, span (columns), shown (columns shown before any is picked)
+    groups: list[ColumnGroup] = []
     col_group: list[int] = []  # each column's group
     for c in columns:
         if not (groups and groups[-1]["label"] == c.group):
-            groups.append({"label": c.group, "span": 0, "shown": 0})
+            groups.append(ColumnGroup(label=c.group, span=0, shown=0))
         groups[-1]["span"] += 1
         groups[-1]["shown"] += not c.optional
         col_group.append(len(groups) - 1)
     findings = findings_by_variant(data)
     ratings = run_rating_summary(store, data)
     calibration = judge_calibration(store, data) if ratings else []
-    return {
-        "h": header(data), "columns": columns, "col_groups": groups, "col_group": col_group, "rows": rows,
-        "rec_id": rec_id,
-        "tie_ids": list(rec.tie_group) if len(rec.tie_group) > 1 else [],
-        "prompt_verdict": prompt_vs_finetuning(data),
-        "rec_name": names.get(rec_id) if rec_id else None, "rec_reason": rec_reason,
-        "methods": sorted(set(data.variants["method"].astype(str)) - {"base"}),
-        "findings": findings, "n_findings": sum(len(g["entries"]) for g in findings),
-        "score_tables": score_tables(data), "cmp": payload["compare"], "payload": payload,
-        "store_path": str(store.path), "data_checks": data_checks(data),
-        "ratings": ratings_view(ratings, data) if ratings else None,
-        "calibration": calibration, "sections": sections(data, rec_id, calibration),
-    }
+    return ReportContext(
+        h=header(data), columns=columns, col_groups=groups, col_group=col_group, rows=rows, rec_id=rec_id,
+        tie_ids=list(rec.tie_group) if len(rec.tie_group) > 1 else [],
+        prompt_verdict=prompt_vs_finetuning(data),
+        rec_name=names.get(rec_id) if rec_id else None, rec_reason=rec_reason,
+        methods=sorted(set(data.variants["method"].astype(str)) - {"base"}),
+        findings=findings, n_findings=sum(len(g["entries"]) for g in findings),
+        score_tables=score_tables(data), cmp=cmp, payload=payload, store_path=str(store.path),
+        data_checks=data_checks(data), ratings=ratings_view(ratings, data) if ratings else None,
+        calibration=calibration, sections=sections(data, rec_id, calibration))
 
 
-def render(context: dict[str, Any]) -> str:
+def render(context: ReportContext) -> str:
     """The HTML page for a context from `build_context`."""
     # Markup below wraps only files vendored in harness/report/static (never data); data goes through script_json.
     scripts = [static_text(name) for name in SCRIPTS]
     html = environment().get_template("report.html.j2").render(
-        **context, version=__version__, csp=content_security_policy(scripts),
+        **{f.name: getattr(context, f.name) for f in fields(context)}, version=__version__, csp=content_security_policy(scripts),
         css=Markup(static_text("report.css")), scripts=[Markup(s) for s in scripts],
-        data_json=script_json(context["payload"]), licenses=static_text("THIRD_PARTY_LICENSES.txt"),
+        data_json=script_json(context.payload), licenses=static_text("THIRD_PARTY_LICENSES.txt"),
         built_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     return html
 
@@ -165,7 +204,7 @@ def build_report(db: str | Path, run: str | None = "latest", *, compare: list[st
         run_id = store.resolve_run(run)
         others = [store.resolve_run(r) for r in compare]
         context = build_context(store, run_id, [r for r in dict.fromkeys(others) if r != run_id])
-    path = Path(output) if output is not None else default_output(context["h"]["name"], run_id)
+    path = Path(output) if output is not None else default_output(context.h["name"], run_id)
     if path.is_dir():
         raise HarnessInputError(f"-o {path}: is a folder; give a file name such as {path / 'report.html'}")
     return write_output(path, render(context), errors="replace")

@@ -2,43 +2,51 @@
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import pandas as pd
 
+from harness.report.findings_view import detectable, findings_by_variant
 from harness.scorers import metric_info
-from harness.store.reads import RunData, is_missing
+from harness.scores import JSONValue
+from harness.store.reads import RunData, is_missing, num
 from harness.verdicts.compare import Comparison
 from harness.verdicts.recommend import primary
+
+__all__ = ["KIND_ORDER", "Cell", "Column", "cell", "Header", "LeaderRow", "ci_cell", "data_checks", "declared_columns",
+           "detectable", "findings_by_variant", "fmt", "forgetting_cells", "forgetting_mde", "header", "human_bytes",
+           "human_count", "human_seconds", "leaderboard", "opt", "primary_metric"]
 
 # Held-out metrics shown on the leaderboard, in this order, when present (every metric is under "All scores").
 KIND_ORDER = ("heldout", "format", "hallucination", "general", "divergence")  # the report's order of suites
 Forget = dict[str, tuple[float, float, float, int]]  # variant -> forgetting delta, ci_low, ci_high, n
 
 
-def opt(x: Any) -> Any:
-    """A plain Python value or None (pandas NA/NaN/NaT -> None; numpy scalars -> Python)."""
+def opt(x: object) -> JSONValue:
+    """A plain Python value or None (pandas NA/NaN/NaT -> None; numpy scalars -> Python; anything else as text)."""
     if is_missing(x):
         return None
-    return x.item() if hasattr(x, "item") else x
+    item = getattr(x, "item", None)
+    plain = item() if callable(item) else x
+    return plain if isinstance(plain, str | int | float | bool) else str(plain)
 
 
-def fmt(x: Any, digits: int = 3) -> str:
-    if is_missing(x):
+def fmt(value: object, digits: int = 3) -> str:
+    x = num(value)
+    if math.isnan(x):
         return ""
-    x = float(x)
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     return f"{x:.{digits if abs(x) < 10 else min(digits, 1)}f}"
 
 
-def human_bytes(n: Any) -> str:
-    if is_missing(n):
+def human_bytes(value: object) -> str:
+    if is_missing(value):
         return ""
-    n = float(n)
+    n = num(value)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -46,20 +54,20 @@ def human_bytes(n: Any) -> str:
     return ""
 
 
-def human_count(n: Any) -> str:
-    if is_missing(n):
+def human_count(value: object) -> str:
+    if is_missing(value):
         return ""
-    n = float(n)
+    n = num(value)
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= div:
             return f"{n / div:.1f}{suffix}"
     return f"{n:.0f}"
 
 
-def human_seconds(s: Any) -> str:
-    if is_missing(s):
+def human_seconds(value: object) -> str:
+    if is_missing(value):
         return ""
-    s = float(s)
+    s = num(value)
     if s < 60:
         return f"{s:.1f}s"
     if s < 3600:
@@ -68,17 +76,44 @@ def human_seconds(s: Any) -> str:
 
 
 # -- the header ---------------------------------------------------------------------------------------------
-def header(data: RunData) -> dict[str, Any]:
+class Header(TypedDict):
+    """The report's header: the run, its spec and provenance, as display strings."""
+
+    name: str
+    run_id: str
+    status: str
+    spec: str
+    spec_hash: str
+    spec_path: str
+    model: str
+    model_fingerprint: str
+    harness_version: str
+    git_sha: str
+    git_dirty: bool
+    started: str
+    finished: str
+    duration: str
+    fingerprints: dict[str, str]
+    libraries: dict[str, str]
+    suites: list[str]
+    n_variants: int
+    n_failed: int
+    n_reused: int
+
+
+def header(data: RunData) -> Header:
     """Run name, spec, provenance and timing, as display strings."""
     r = data.run
     started, finished = r.get("started_at"), r.get("finished_at")
     duration = ((pd.Timestamp(finished) - pd.Timestamp(started)).total_seconds()
                 if not is_missing(started) and not is_missing(finished) else None)
 
-    def js(key: str, kind: type) -> Any:
-        return r.get(key) if isinstance(r.get(key), kind) else kind()
+    def mapping(key: str) -> dict[str, str]:
+        value = r.get(key)
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
-    suites = js("suites", list)
+    stored = r.get("suites")
+    suites: list[object] = stored if isinstance(stored, list) else []
     return {
         "name": str(r.get("name") or ""), "run_id": str(r["run_id"]), "status": str(r.get("status") or ""),
         "spec": str(r.get("spec") or ""), "spec_hash": str(r.get("spec_hash") or ""),
@@ -89,8 +124,7 @@ def header(data: RunData) -> dict[str, Any]:
         "started": "" if is_missing(started) else f"{started:%Y-%m-%d %H:%M:%S} UTC",
         "finished": "" if is_missing(finished) else f"{finished:%Y-%m-%d %H:%M:%S} UTC",
         "duration": human_seconds(duration) if duration is not None else "",
-        "fingerprints": {str(k): str(v) for k, v in js("data_fingerprints", dict).items()},
-        "libraries": {str(k): str(v) for k, v in js("library_versions", dict).items()},
+        "fingerprints": mapping("data_fingerprints"), "libraries": mapping("library_versions"),
         "suites": [f"{s.get('name')} v{s.get('version')}" if isinstance(s, dict) else str(s) for s in suites],
         "n_variants": len(data.variants),
         "n_failed": int((data.variants["status"] != "finished").sum()),
@@ -157,25 +191,36 @@ def _kind_rank(kind: str) -> int:
     return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
-def _cell(text: Any, sort: Any = None, **kw: Any) -> dict[str, Any]:
-    """A table cell: display text, a sort value, and optional ci, title, cls (css class), overfit flag."""
-    cell: dict[str, Any] = {"text": "" if is_missing(text) else str(text), "sort": opt(sort) if sort is not None else None,
-            "ci": "", "title": "", "cls": "", "checks": []}
-    cell.update(kw)
-    return cell
+class Cell(TypedDict):
+    """A table cell: display text, a sort value, its interval, hover title, css class and the findings it lists."""
+
+    text: str
+    sort: JSONValue
+    ci: str
+    title: str
+    cls: str
+    checks: list[str]
+    delta: NotRequired[str]  # a breakdown cell's point difference from base
 
 
-def ci_cell(s: tuple[float, float, float, int] | None, digits: int = 3) -> dict[str, Any]:
+def cell(text: object, sort: object = None, *, ci: str = "", title: str = "", cls: str = "",
+          checks: list[str] | None = None) -> Cell:
+    """A table cell: display text, a sort value, and optional ci, title, cls (css class), finding checks."""
+    return Cell(text="" if is_missing(text) else str(text), sort=opt(sort) if sort is not None else None, ci=ci,
+                title=title, cls=cls, checks=checks or [])
+
+
+def ci_cell(s: tuple[float, float, float, int] | None, digits: int = 3) -> Cell:
     if s is None or math.isnan(s[0]):
-        return _cell("")
+        return cell("")
     v, lo, hi, n = s
     ci = "" if math.isnan(lo) else f"[{fmt(lo, digits - 1)}, {fmt(hi, digits - 1)}]"
     full = "" if math.isnan(lo) else f"[{fmt(lo, digits + 1)}, {fmt(hi, digits + 1)}]"
-    return _cell(fmt(v, digits), v, ci=ci, title=f"{fmt(v, digits + 1)}, 95% CI {full}, n={n}" if ci else f"n={n}")
+    return cell(fmt(v, digits), v, ci=ci, title=f"{fmt(v, digits + 1)}, 95% CI {full}, n={n}" if ci else f"n={n}")
 
 
 def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]],
-                mde: dict[str, float] | None = None) -> tuple[list[Column], list[dict[str, Any]]]:
+                mde: dict[str, float] | None = None) -> tuple[list[Column], list[LeaderRow]]:
     """Columns and one row per variant (base first), every cell with display text and a sort value."""
     declared = declared_columns(data)
     cols = [Column("name", "variant", "variant", numeric=False), Column("method", "method", "variant", numeric=False),
@@ -205,29 +250,42 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
     rows = []
     for v in data.variants.to_dict("records"):
         vid = str(v["variant_id"])
-        cells: dict[str, dict[str, Any]] = {
-            "name": _cell(v["name"], str(v["name"])), "method": _cell(v["method"], str(v["method"])),
-            "rank": _cell(opt(v["rank"]), opt(v["rank"])), "epochs": _cell(opt(v["epochs"]), opt(v["epochs"])),
-            "lr": _cell("" if is_missing(v["learning_rate"]) else f"{float(v['learning_rate']):.0e}", opt(v["learning_rate"])),
-            "seed": _cell(opt(v["seed"]), opt(v["seed"]))}
+        cells: dict[str, Cell] = {
+            "name": cell(v["name"], str(v["name"])), "method": cell(v["method"], str(v["method"])),
+            "rank": cell(opt(v["rank"]), opt(v["rank"])), "epochs": cell(opt(v["epochs"]), opt(v["epochs"])),
+            "lr": cell("" if is_missing(v["learning_rate"]) else f"{float(v['learning_rate']):.0e}", opt(v["learning_rate"])),
+            "seed": cell(opt(v["seed"]), opt(v["seed"]))}
         for key, (suite, metric, _, _, _) in declared.items():
             cells[key] = ci_cell(data.score(vid, suite, metric))
         if forget:
             f = forget.get(vid)
-            cells["forget"] = ci_cell(f) if f else _cell("0 (reference)" if vid == data.base_id else "", None)
+            cells["forget"] = ci_cell(f) if f else cell("0 (reference)" if vid == data.base_id else "", None)
             if f and f[2] < 0:
                 cells["forget"]["cls"] = "bad"
             if f and mde and vid in mde:
                 cells["forget"]["title"] += f"; detects changes >= {mde[vid]:.3f} (80% power)"
         checks = fnd.get(vid, [])
-        cells["findings"] = _cell(", ".join(sorted(set(map(str, checks)))), len(checks),
+        cells["findings"] = cell(", ".join(sorted(set(map(str, checks)))), len(checks),
                                   checks=sorted(set(map(str, checks))))
         cells.update(_cost_cells(v))
-        rows.append({"variant_id": vid, "name": str(v["name"]), "method": str(v["method"]),
-                     "status": str(v["status"]), "error": str(v.get("error") or ""),
-                     "reused": bool(opt(v.get("reused"))), "is_base": v["method"] == "base",
-                     "n_findings": len(checks), "cells": cells})
+        rows.append(LeaderRow(variant_id=vid, name=str(v["name"]), method=str(v["method"]), status=str(v["status"]),
+                              error=str(v.get("error") or ""), reused=bool(opt(v.get("reused"))),
+                              is_base=v["method"] == "base", n_findings=len(checks), cells=cells))
     return cols, rows
+
+
+class LeaderRow(TypedDict):
+    """A leaderboard row: the variant, its status, and its cells by column key."""
+
+    variant_id: str
+    name: str
+    method: str
+    status: str
+    error: str
+    reused: bool
+    is_base: bool
+    n_findings: int
+    cells: dict[str, Cell]
 
 
 def _headline_metrics(data: RunData) -> set[tuple[str, str]]:
@@ -245,74 +303,37 @@ def _headline_metrics(data: RunData) -> set[tuple[str, str]]:
     return out
 
 
-def _cost_cells(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _cost_cells(v: Mapping[str, object]) -> dict[str, Cell]:
     """What a variant cost: training time, where it ran, tokens/s, parameters, artifact size, and per request."""
     where = " ".join(str(v[k]) for k in ("device", "dtype") if not is_missing(v.get(k)))
     share = v.get("real_token_share")
     return {
-        "train_s": _cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds"))),
-        "device": _cell(where, where, title=f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"
+        "train_s": cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds"))),
+        "device": cell(where, where, title=f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"
                         if not is_missing(v.get("peak_memory_mb")) else ""),
-        "tps": _cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")),
-                     title="" if is_missing(share) else f"real-token share {float(share or 0):.0%} (real / processed tokens)"),
-        "params": _cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),
+        "tps": cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")),
+                     title="" if is_missing(share) else f"real-token share {num(share or 0):.0%} (real / processed tokens)"),
+        "params": cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),
                         title="" if is_missing(v.get("total_params")) else
                         f"{opt(v['trainable_params']) or 0:,} of {opt(v['total_params']):,}"),
-        "artifact": _cell(human_bytes(v.get("artifact_bytes")), opt(v.get("artifact_bytes")),
+        "artifact": cell(human_bytes(v.get("artifact_bytes")), opt(v.get("artifact_bytes")),
                           title=str(v.get("artifact") or "")),
-        "prompt_tok": _cell(fmt(v.get("prompt_tokens_per_request"), 0), opt(v.get("prompt_tokens_per_request")),
+        "prompt_tok": cell(fmt(v.get("prompt_tokens_per_request"), 0), opt(v.get("prompt_tokens_per_request")),
                             title=_prompt_title(v)),
-        "output_tok": _cell(fmt(v.get("output_tokens_per_request"), 0), opt(v.get("output_tokens_per_request"))),
-        "s_req": _cell(fmt(v.get("seconds_per_request"), 3), opt(v.get("seconds_per_request"))),
+        "output_tok": cell(fmt(v.get("output_tokens_per_request"), 0), opt(v.get("output_tokens_per_request"))),
+        "s_req": cell(fmt(v.get("seconds_per_request"), 3), opt(v.get("seconds_per_request"))),
     }
 
 
-def _prompt_title(v: dict[str, Any]) -> str:
+def _prompt_title(v: Mapping[str, object]) -> str:
     """A prompt variant's prompt, for the cell's hover text: its shots and the start of its system prompt."""
-    prompt = (v.get("config") or {}).get("prompt") if isinstance(v.get("config"), dict) else None
-    if not prompt:
+    config = v.get("config")
+    prompt = config.get("prompt") if isinstance(config, dict) else None
+    if not prompt or not isinstance(prompt, dict):
         return ""
     system = str(prompt.get("system") or "")
     return (f"{prompt.get('shots') or 0} few-shot examples from the training split"
             + (f"; system prompt: {system[:200]}{'...' if len(system) > 200 else ''}" if system else ""))
-
-
-def findings_by_variant(data: RunData) -> list[dict[str, Any]]:
-    """Findings grouped by variant (plan order), each with pretty-printed evidence."""
-    if data.findings.empty:
-        return []
-    names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
-    groups = []
-    for vid in data.variants["variant_id"]:
-        rows = data.findings[data.findings["variant_id"] == vid]
-        if rows.empty:
-            continue
-        items = []
-        for f in rows.to_dict("records"):
-            ev = f.get("evidence")
-            ev_text = "" if ev is None else json.dumps(ev, indent=2, ensure_ascii=False, default=str)
-            items.append({"check": str(f.get("check") or ""), "severity": str(f.get("severity") or ""),
-                          "message": str(f.get("message") or ""), "evidence": ev_text,
-                          "detects": detectable(str(f.get("check") or ""), ev if isinstance(ev, dict) else {})})
-        groups.append({"variant_id": str(vid), "name": str(names.get(vid, vid)), "entries": items})
-    return groups
-
-
-def detectable(check: str, evidence: dict[str, Any]) -> str:
-    """What a finding could have detected (its evidence's minimum detectable effect), as one line for the report."""
-    mde = evidence.get("mde")
-    if not isinstance(mde, int | float) or isinstance(mde, bool) or not math.isfinite(mde):
-        return "minimum detectable effect not recorded (a finding stored by an older harness)"
-    kind = evidence.get("kind")
-    if check == "overfitting":
-        what = f"a validation-loss rise above {mde:.2f} (min_rise, a threshold)"
-    elif kind in ("floor", "ceiling"):
-        what = f"a rate {mde:.2f} or more {'below the floor' if kind == 'floor' else 'above the ceiling'}"
-    else:
-        family = evidence.get("family")
-        what = f"a difference of {mde:.2f} or more against base" + (
-            f" (corrected over {family} comparisons)" if isinstance(family, int) and family > 1 else "")
-    return f"could detect {what}, with 80% power"
 
 
 def data_checks(data: RunData) -> list[dict[str, str]] | None:

@@ -5,16 +5,20 @@ train/test gap and the copied spans with their sources), judge (its scores, and 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TypedDict
 
-from harness.report.data import ci_cell, fmt
+from harness.report.data import Cell, cell, ci_cell, fmt
+from harness.report.ratings import CalibrationRow
 from harness.scorers import metric_info
+from harness.scores import JSONDict, JSONValue
 from harness.store.reads import RunData, is_missing
-from harness.verdicts.compare import Settings, compare
+from harness.verdicts.compare import Interval, Settings, compare
 from harness.verdicts.recommend import run_settings
 
 MAX_COLUMNS = 12  # variants shown side by side in a breakdown table (base and the recommended one first)
 MAX_COPIES = 50  # copied spans listed per memorization suite
+View = dict[str, object]  # a section's values for the template (read there only)
 
 
 def suites_of(data: RunData, kind: str) -> list[str]:
@@ -43,54 +47,58 @@ def _columns(data: RunData, suite: str, recommended: str | None) -> tuple[list[t
 COUNTS = ("detector_errors", "judge_errors")  # counts of outputs, not rates: shown as "k of n"
 
 
-def _value(data: RunData, vid: str, suite: str, metric: str) -> dict[str, Any]:
-    cell = data.score(vid, suite, metric)
-    if metric in COUNTS and cell is not None and not math.isnan(cell[0]):
-        return {"text": f"{int(cell[0])} of {cell[3]}", "ci": "", "title": "outputs whose judgment failed", "cls": ""}
-    return ci_cell(cell)
+def _value(data: RunData, vid: str, suite: str, metric: str) -> Cell:
+    score = data.score(vid, suite, metric)
+    if metric in COUNTS and score is not None and not math.isnan(score[0]):
+        return cell(f"{int(score[0])} of {score[3]}", title="outputs whose judgment failed")
+    return ci_cell(score)
 
 
-def _delta(data: RunData, vid: str, suite: str, metric: str, kind: str, s: Settings) -> dict[str, Any]:
+def _delta(data: RunData, vid: str, suite: str, metric: str, kind: str, s: Settings) -> Cell:
     """The variant minus base on one metric: paired by example where both have per-example values, else from the
     stored intervals; green where the interval lies on the better side of 0, red where on the worse."""
     base = data.base_id
     if base is None or vid == base:
-        return {"text": "0 (reference)" if vid == base else "", "ci": "", "title": "", "cls": ""}
+        return cell("0 (reference)" if vid == base else "")
     mine, theirs = data.score(vid, suite, metric), data.score(base, suite, metric)
-    scores = None
+    scores: tuple[Interval, Interval] | None = None
     if mine is not None and theirs is not None and not (math.isnan(mine[0]) or math.isnan(theirs[0])):
-        scores = tuple({"value": c[0], "ci_low": None if math.isnan(c[1]) else c[1],
-                        "ci_high": None if math.isnan(c[2]) else c[2], "n": c[3]} for c in (mine, theirs))
-    cmp = compare(kind, metric, data.values(vid, suite, metric), data.values(base, suite, metric), s,
-                  scores=scores)  # type: ignore[arg-type]
+        scores = _interval(mine), _interval(theirs)
+    cmp = compare(kind, metric, data.values(vid, suite, metric), data.values(base, suite, metric), s, scores=scores)
     if cmp is None:
-        return {"text": "", "ci": "", "title": "no value on one side", "cls": ""}
+        return cell("", title="no value on one side")
     higher = metric_info(kind, metric).higher_is_better
     better = (cmp.ci_low > 0 if higher else cmp.ci_high < 0) if higher is not None else False
     worse = (cmp.ci_high < 0 if higher else cmp.ci_low > 0) if higher is not None else False
-    return {"text": f"{cmp.difference:+.3f}", "ci": f"[{cmp.ci_low:+.2f}, {cmp.ci_high:+.2f}]",
-            "title": cmp.how + ("" if cmp.mde is None else f"; detects changes >= {cmp.mde:.3f} (80% power)"),
-            "cls": "good" if better else "bad" if worse else ""}
+    return cell(f"{cmp.difference:+.3f}", ci=f"[{cmp.ci_low:+.2f}, {cmp.ci_high:+.2f}]",
+                title=cmp.how + ("" if cmp.mde is None else f"; detects changes >= {cmp.mde:.3f} (80% power)"),
+                cls="good" if better else "bad" if worse else "")
 
 
-def _point(data: RunData, vid: str, suite: str, metric: str, kind: str) -> dict[str, Any]:
+def _interval(c: tuple[float, float, float, int]) -> Interval:
+    """A stored score cell as a comparison reads it (a missing bound as None)."""
+    return Interval(value=c[0], ci_low=None if math.isnan(c[1]) else c[1], ci_high=None if math.isnan(c[2]) else c[2],
+                    n=c[3])
+
+
+def _point(data: RunData, vid: str, suite: str, metric: str, kind: str) -> Cell:
     """A breakdown cell: the value, and its point difference from base (too few items per row for an interval)."""
-    cell = _value(data, vid, suite, metric)
+    out = _value(data, vid, suite, metric)
     mine = data.score(vid, suite, metric)
     theirs = data.score(data.base_id, suite, metric) if data.base_id and vid != data.base_id else None
-    cell["delta"], cell["cls"] = "", ""
+    out["delta"], out["cls"] = "", ""
     if mine is not None and theirs is not None and not (math.isnan(mine[0]) or math.isnan(theirs[0])):
         d = mine[0] - theirs[0]
         higher = metric_info(kind, metric).higher_is_better
-        cell["delta"] = f"{d:+.2f}" if d else "±0"
+        out["delta"] = f"{d:+.2f}" if d else "±0"
         if d and higher is not None:
-            cell["cls"] = "up" if (d > 0) == higher else "down"
-        cell["title"] += f"; base {fmt(theirs[0])}"
-    return cell
+            out["cls"] = "up" if (d > 0) == higher else "down"
+        out["title"] += f"; base {fmt(theirs[0])}"
+    return out
 
 
 def _headline(data: RunData, suite: str, kind: str, metrics: list[tuple[str, str]], s: Settings,
-              deltas: tuple[str, ...]) -> dict[str, Any]:
+              deltas: tuple[str, ...]) -> View:
     """Rows of variants: each metric's value [CI], and for the metrics in `deltas` the paired difference from base."""
     present = set(data.metrics_of(suite))
     shown = [(m, label) for m, label in metrics if m in present]
@@ -107,7 +115,7 @@ def _headline(data: RunData, suite: str, kind: str, metrics: list[tuple[str, str
 
 
 def _breakdown(data: RunData, suite: str, kind: str, prefix: str, recommended: str | None,
-               label: Any = None) -> dict[str, Any]:
+               label: Callable[[str], str] | None = None) -> View:
     """Rows of `prefix:<key>` metrics (a category, an instruction type), a column per variant."""
     keys = sorted({m[len(prefix) + 1:] for m in data.metrics_of(suite) if m.startswith(prefix + ":")})
     cols, total = _columns(data, suite, recommended)
@@ -121,10 +129,10 @@ def _breakdown(data: RunData, suite: str, kind: str, prefix: str, recommended: s
             "more": total - len(cols)}
 
 
-def safety_sections(data: RunData, recommended: str | None, s: Settings) -> list[dict[str, Any]]:
+def safety_sections(data: RunData, recommended: str | None, s: Settings) -> list[View]:
     """Per safety suite: refusal of harmful requests and over-refusal of benign ones against base, and both by
     category."""
-    out = []
+    out: list[View] = []
     for suite in suites_of(data, "safety"):
         head = _headline(data, suite, "safety", [("refusal_rate", "refusal of harmful requests"),
                                                  ("over_refusal_rate", "over-refusal of benign requests"),
@@ -136,9 +144,9 @@ def safety_sections(data: RunData, recommended: str | None, s: Settings) -> list
     return out
 
 
-def instructions_sections(data: RunData, recommended: str | None, s: Settings) -> list[dict[str, Any]]:
+def instructions_sections(data: RunData, recommended: str | None, s: Settings) -> list[View]:
     """Per instructions suite: prompt- and instruction-level accuracy against base, and strict accuracy by type."""
-    out = []
+    out: list[View] = []
     for suite in suites_of(data, "instructions"):
         head = _headline(data, suite, "instructions", [("prompt_strict", "prompt-level strict"),
                                                        ("prompt_loose", "prompt-level loose"),
@@ -150,10 +158,10 @@ def instructions_sections(data: RunData, recommended: str | None, s: Settings) -
     return out
 
 
-def memorization_sections(data: RunData, s: Settings) -> list[dict[str, Any]]:
+def memorization_sections(data: RunData, s: Settings) -> list[View]:
     """Per memorization suite: train and test scores, their gap, regurgitation against base, and the copied spans
     (test output, the span, the training example it came from)."""
-    out = []
+    out: list[View] = []
     for suite in suites_of(data, "memorization"):
         present = data.metrics_of(suite)
         metrics = [("regurgitation_rate", "regurgitation (test outputs copying a training answer)")]
@@ -164,7 +172,20 @@ def memorization_sections(data: RunData, s: Settings) -> list[dict[str, Any]]:
     return out
 
 
-def _copies(data: RunData, suite: str) -> dict[str, Any]:
+class Copy(TypedDict):
+    """A copied span a memorization suite stored: which output copied what, from which training example."""
+
+    variant: str
+    order: int
+    example: str
+    words: JSONValue
+    span: str
+    source: str
+    source_id: str
+    output: str
+
+
+def _copies(data: RunData, suite: str) -> View:
     """The copied spans the suite stored (examples.detail.copied), base's too, in variant order."""
     ex = data.examples
     if ex.empty:
@@ -172,25 +193,25 @@ def _copies(data: RunData, suite: str) -> dict[str, Any]:
     names = dict(zip(data.variants["variant_id"].astype(str), data.variants["name"].astype(str), strict=True))
     order = {v: i for i, v in enumerate(names)}
     part = ex[ex["suite"] == suite]
-    found = []
+    found: list[Copy] = []
     for vid, eid, detail, output in zip(part["variant_id"], part["example_id"], part["detail"], part["output"],
                                         strict=True):
         copy = detail.get("copied") if isinstance(detail, dict) else None
         if not isinstance(copy, dict):
             continue
-        found.append({"variant": names.get(str(vid), str(vid)), "order": order.get(str(vid), len(order)),
-                      "example": str(eid), "words": copy.get("words"), "span": str(copy.get("span") or ""),
-                      "source": str(copy.get("train_example") or ""),
-                      "source_id": str(copy.get("train_example_id") or ""),
-                      "output": "" if is_missing(output) else str(output)[:300]})
+        found.append(Copy(variant=names.get(str(vid), str(vid)), order=order.get(str(vid), len(order)),
+                          example=str(eid), words=copy.get("words"), span=str(copy.get("span") or ""),
+                          source=str(copy.get("train_example") or ""),
+                          source_id=str(copy.get("train_example_id") or ""),
+                          output="" if is_missing(output) else str(output)[:300]))
     found.sort(key=lambda c: (c["order"], c["example"]))
     return {"copies": found[:MAX_COPIES], "n_copies": len(found)}
 
 
-def judge_sections(data: RunData, calibration: list[dict[str, Any]], s: Settings) -> list[dict[str, Any]]:
+def judge_sections(data: RunData, calibration: list[CalibrationRow], s: Settings) -> list[View]:
     """Per judge suite: the judge's scores per criterion (or its pairwise win rate) against base, who judged, and
     its agreement with the human raters where the run has ratings (`calibration`, from report.ratings)."""
-    out = []
+    out: list[View] = []
     for suite in suites_of(data, "judge"):
         present = data.metrics_of(suite)
         criteria = [(m, m[len("judge:"):]) for m in present if m.startswith("judge:")]
@@ -207,7 +228,7 @@ def judge_sections(data: RunData, calibration: list[dict[str, Any]], s: Settings
     return out
 
 
-def _scorer_args(data: RunData, suite: str) -> dict[str, Any]:
+def _scorer_args(data: RunData, suite: str) -> JSONDict:
     rows = data.scores[data.scores["suite"] == suite]["scorer"]
     for record in rows:
         if isinstance(record, dict) and isinstance(record.get("args"), dict):
@@ -215,7 +236,7 @@ def _scorer_args(data: RunData, suite: str) -> dict[str, Any]:
     return {}
 
 
-def sections(data: RunData, recommended: str | None, calibration: list[dict[str, Any]]) -> dict[str, Any]:
+def sections(data: RunData, recommended: str | None, calibration: list[CalibrationRow]) -> dict[str, list[View]]:
     """Every newer-suite section of the run (a kind without a suite: an empty list, and no section)."""
     s = run_settings(data)
     return {"safety": safety_sections(data, recommended, s),

@@ -11,7 +11,6 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 from markupsafe import Markup
 
@@ -20,6 +19,7 @@ from harness.errors import HarnessInputError
 from harness.output_file import write_output
 from harness.report.build import content_security_policy, environment, script_json, static_text
 from harness.report.sheet_plan import Sheet
+from harness.scores import JSONDict
 from harness.spec.review import Criterion
 
 RATINGS_FORMAT = "finetune-harness-ratings"  # the JSON file the sheet saves
@@ -33,7 +33,7 @@ def csv_header(c: Criterion) -> str:
     return f"{c.name} [{c.scale}]"
 
 
-def _criterion_view(c: Criterion) -> dict[str, Any]:
+def _criterion_view(c: Criterion) -> JSONDict:
     values = ["yes", "no"] if c.yes_no else [str(v) for v in c.values]
     return {"name": c.name, "scale": c.scale, "help": c.help, "values": values, "yes_no": c.yes_no}
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -59,14 +59,14 @@ class Sheet:
     raters: list[str] = field(default_factory=list)
     why: str = ""  # how the variants were chosen
 
-    def store_rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def store_rows(self) -> tuple[dict[str, object], list[dict[str, object]]]:
         """(the review_sheets row, the review_items rows): the blind mapping lives here alone."""
-        row = {"sheet_id": self.sheet_id, "run_id": self.run_id, "suite": self.suite,
+        row: dict[str, object] = {"sheet_id": self.sheet_id, "run_id": self.run_id, "suite": self.suite,
                "created_at": datetime.now(UTC).replace(tzinfo=None), "seed": self.seed, "sample": self.sample,
                "stratify": self.stratify, "reference": self.reference,
                "rubric": [c.model_dump() for c in self.rubric], "variant_ids": self.variant_ids,
                "raters": self.raters, "harness_version": __version__}
-        items = [{"sheet_id": self.sheet_id, "position": it.position, "example_id": it.example_id,
+        items: list[dict[str, object]] = [{"sheet_id": self.sheet_id, "position": it.position, "example_id": it.example_id,
                   "label": o.label, "variant_id": o.variant_id} for it in self.items for o in it.outputs]
         return row, items
 
@@ -87,16 +87,24 @@ def default_variants(data: RunData) -> tuple[list[str], str]:
     return ids, f"default variants ({why}; at most {DEFAULT_OUTPUTS}); choose others with --variants"
 
 
-def _outputs(data: RunData, suite: str, variant_ids: list[str]) -> dict[str, dict[str, Any]]:
+class Pooled(TypedDict):
+    """A test item every chosen variant answered: its prompt, reference and each variant's output."""
+
+    prompt: str
+    reference: str
+    outputs: dict[str, str]  # variant_id -> its output
+
+
+def _outputs(data: RunData, suite: str, variant_ids: list[str]) -> dict[str, Pooled]:
     """example_id -> {prompt, reference, outputs: {variant_id: text}} for items every chosen variant answered."""
     ex = data.examples[(data.examples["suite"] == suite) & data.examples["variant_id"].isin(variant_ids)]
-    items: dict[str, dict[str, Any]] = {}
+    items: dict[str, Pooled] = {}
     for r in ex.to_dict("records"):
         if is_missing(r["output"]):
             continue
-        it = items.setdefault(str(r["example_id"]), {"prompt": str(r["prompt"] or ""),
-                                                      "reference": "" if is_missing(r["reference"]) else
-                                                      str(r["reference"]), "outputs": {}})
+        it = items.setdefault(str(r["example_id"]), Pooled(prompt=str(r["prompt"] or ""),
+                                                           reference="" if is_missing(r["reference"]) else
+                                                           str(r["reference"]), outputs={}))
         it["outputs"].setdefault(str(r["variant_id"]), str(r["output"]))
     return {k: v for k, v in items.items() if len(v["outputs"]) == len(variant_ids)}
 
@@ -116,7 +124,7 @@ def _item_rng(seed: int, example_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(hashlib.sha256(example_id.encode()).hexdigest()[:12], 16)])
 
 
-def _pick(pool: dict[str, dict[str, Any]], variant_ids: list[str], n: int, seed: int, stratify: Stratify,
+def _pick(pool: dict[str, Pooled], variant_ids: list[str], n: int, seed: int, stratify: Stratify,
           priority: dict[str, float] | None = None) -> list[str]:
     ids = sorted(pool)
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]

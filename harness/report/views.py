@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 
-from harness.report.data import KIND_ORDER, ci_cell, fmt, opt, primary_metric
+from harness.report.data import KIND_ORDER, Cell, ci_cell, fmt, opt, primary_metric
+from harness.scores import JSONDict, JSONValue
 from harness.store.db import Store
 from harness.store.reads import RunData, is_missing, load_run, num, sample_index
 
@@ -18,11 +19,10 @@ from harness.store.reads import RunData, is_missing, load_run, num, sample_index
 MAX_TRAIN_POINTS = 200  # per variant; the loss curve is downsampled beyond this
 
 
-def _r(x: Any) -> float | None:
+def _r(x: object) -> float | None:
     """A float rounded to 4 significant digits for the page (None for missing)."""
-    if not isinstance(x, float | int):
-        x = num(x)
-    return float(f"{x:.4g}") if math.isfinite(x) else None
+    f = x if isinstance(x, float | int) else num(x)
+    return float(f"{f:.4g}") if math.isfinite(f) else None
 
 
 class Strings:
@@ -32,27 +32,27 @@ class Strings:
         self.index: dict[str, int] = {}
         self.items: list[str] = []
 
-    def add(self, s: Any) -> int:
+    def add(self, s: object) -> int:
         if s is None or (isinstance(s, float) and math.isnan(s)) or s is pd.NA:
             return -1
-        s = str(s)
-        i = self.index.get(s)
+        text = str(s)
+        i = self.index.get(text)
         if i is None:
-            i = self.index[s] = len(self.items)
-            self.items.append(s)
+            i = self.index[text] = len(self.items)
+            self.items.append(text)
         return i
 
 
-def variant_list(data: RunData) -> list[dict[str, Any]]:
+def variant_list(data: RunData) -> list[JSONDict]:
     return [{"id": str(v["variant_id"]), "name": str(v["name"]), "method": str(v["method"]),
              "status": str(v["status"]), "rank": opt(v["rank"]), "epochs": opt(v["epochs"])}
             for v in data.variants.to_dict("records")]
 
 
 # -- plots ---------------------------------------------------------------------------------------------------
-def loss_curves(data: RunData, vindex: dict[str, int]) -> list[dict[str, Any]]:
+def loss_curves(data: RunData, vindex: dict[str, int]) -> list[JSONDict]:
     """Per variant: train and validation loss by epoch (train downsampled), and the best validation epoch."""
-    out: list[dict[str, Any]] = []
+    out: list[JSONDict] = []
     log = data.train_log
     if log.empty:
         return out
@@ -76,7 +76,7 @@ def loss_curves(data: RunData, vindex: dict[str, int]) -> list[dict[str, Any]]:
     return out
 
 
-def _scored_point(data: RunData, vid: str, part: Any) -> list[Any] | None:
+def _scored_point(data: RunData, vid: str, part: pd.DataFrame) -> list[JSONValue] | None:
     """[epoch, loss, why] of the checkpoint the variant was scored at (train.select), where its row records one."""
     row = data.variants[data.variants["variant_id"] == vid]
     if row.empty or "scored_step" not in row or is_missing(row["scored_step"].iloc[0]):
@@ -91,12 +91,12 @@ def _scored_point(data: RunData, vid: str, part: Any) -> list[Any] | None:
 
 
 def pareto(data: RunData, vindex: dict[str, int], forget: dict[str, tuple[float, float, float, int]]
-           ) -> dict[str, Any]:
+           ) -> JSONDict:
     """Held-out score against forgetting delta per variant, with the Pareto front (maximise both) marked."""
     metric, suite = primary_metric(data), data.suite_of("heldout")
     if metric is None or not forget:
         return {"metric": metric, "points": []}
-    pts: list[tuple[float, float, dict[str, Any]]] = []
+    pts: list[tuple[float, float, JSONDict]] = []
     for vid, idx in vindex.items():
         s = data.score(vid, suite, metric)
         f = (0.0, 0.0, 0.0, 0) if vid == data.base_id else forget.get(vid)
@@ -112,7 +112,7 @@ def pareto(data: RunData, vindex: dict[str, int], forget: dict[str, tuple[float,
     return {"metric": metric, "points": [p for _, _, p in pts]}
 
 
-def heatmap(data: RunData) -> dict[str, Any]:
+def heatmap(data: RunData) -> JSONDict:
     """Mean held-out score by (method, rank) x epochs, over learning rates and seeds."""
     metric, suite = primary_metric(data), data.suite_of("heldout")
     v = data.variants[(data.variants["status"] == "finished") & data.variants["epochs"].notna()]
@@ -140,9 +140,9 @@ def heatmap(data: RunData) -> dict[str, Any]:
             "base": _r(base[0]) if base else None}
 
 
-def suite_scores(data: RunData, vindex: dict[str, int]) -> list[dict[str, Any]]:
+def suite_scores(data: RunData, vindex: dict[str, int]) -> list[JSONDict]:
     """Every (suite, metric) with each variant's value and CI, for the per-suite bar chart."""
-    out = []
+    out: list[JSONDict] = []
     sc = data.scores[data.scores["variant_id"].isin(vindex)]
     for (suite, metric), g in sc.groupby(["suite", "metric"], sort=False):
         vals = [[vindex[str(r.variant_id)], _r(r.value), _r(r.ci_low), _r(r.ci_high)]
@@ -153,18 +153,18 @@ def suite_scores(data: RunData, vindex: dict[str, int]) -> list[dict[str, Any]]:
 
 
 # -- the example explorer ------------------------------------------------------------------------------------
-def _detail_columns(details: list[Any]) -> dict[str, tuple[str, list[Any]]]:
+def _detail_columns(details: list[JSONValue]) -> dict[str, tuple[str, list[JSONValue]]]:
     """Flatten per-example detail objects into typed columns: key -> (type, values); type: bool | num | text."""
     parsed = [d if isinstance(d, dict) else ({} if d is None else {"detail": d}) for d in details]
     keys: dict[str, None] = {}
     for d in parsed:
         keys.update(dict.fromkeys(d))
-    cols: dict[str, tuple[str, list[Any]]] = {}
+    cols: dict[str, tuple[str, list[JSONValue]]] = {}
     for k in keys:
         vals = [d.get(k) for d in parsed]
         present = [x for x in vals if x is not None]
         if present and all(isinstance(x, bool) for x in present):
-            cols[str(k)] = ("bool", [None if x is None else int(x) for x in vals])
+            cols[str(k)] = ("bool", [None if x is None else int(bool(x)) for x in vals])
         elif present and all(isinstance(x, int | float) and not isinstance(x, bool) for x in present):
             cols[str(k)] = ("num", [_r(x) if x is not None else None for x in vals])
         else:
@@ -173,7 +173,7 @@ def _detail_columns(details: list[Any]) -> dict[str, tuple[str, list[Any]]]:
     return cols
 
 
-def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[dict[str, Any]]:
+def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[JSONDict]:
     """Per suite: example ids, prompts, references and, per variant, outputs, pass flags and detail columns.
 
     Texts are indexes into `strings`; arrays are aligned on the suite's examples, so the page can filter and
@@ -190,7 +190,7 @@ def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[di
     for (vid, suite, metric), by_example in sample_index(data.samples).items():
         for eid, value in by_example.items():
             sample_values.setdefault(suite, {}).setdefault((vid, eid), {})[metric] = _r(value)
-    out = []
+    out: list[JSONDict] = []
     for suite in suites:
         part = ex[ex["suite"] == suite]
         codes, ids = pd.factorize(part["example_id"].astype(str))
@@ -206,7 +206,7 @@ def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[di
         passed[rows, codes] = [-1 if opt(p) is None else int(bool(p)) for p in part["passed"]]
         dkeys, dvals = [], []
         values = sample_values.get(str(suite), {})
-        shown = [{**values.get((str(v), str(e)), {}), **(d if isinstance(d, dict) else {} if d is None else {"detail": d})}
+        shown: list[JSONValue] = [{**values.get((str(v), str(e)), {}), **(d if isinstance(d, dict) else {} if d is None else {"detail": d})}
                  for v, e, d in zip(part["variant_id"], part["example_id"], part["detail"], strict=True)]
         for key, (typ, vals) in _detail_columns(shown).items():
             grid = np.full(shape, None, dtype=object)
@@ -230,7 +230,7 @@ def _kind_order(kind: str) -> int:
 
 
 # -- across runs ---------------------------------------------------------------------------------------------
-def compare(store: Store, main: RunData, others: list[str]) -> dict[str, Any]:
+def compare(store: Store, main: RunData, others: list[str]) -> JSONDict:
     """Scores of variants matched by name across runs, oldest run first, for tables and line charts."""
     runs = [main] + [load_run_scores(store, r) for r in others if r != main.run["run_id"]]
     runs.sort(key=lambda d: (pd.Timestamp(d.run["started_at"]) if opt(d.run.get("started_at")) is not None
@@ -257,7 +257,7 @@ def compare(store: Store, main: RunData, others: list[str]) -> dict[str, Any]:
     heldout = main.suite_of("heldout")
     key = (heldout, primary) if heldout and primary else None
     default = mlist.index(key) if key in metrics else 0
-    table = []
+    table: list[JSONDict] = []
     for ni, name in enumerate(names):
         cells: list[dict[str, str]] = []
         prev: float | None = None
@@ -281,7 +281,24 @@ def load_run_scores(store: Store, run_id: str) -> RunData:
     return load_run(store, run_id, tables=("variants", "scores"))
 
 
-def score_tables(data: RunData) -> list[dict[str, Any]]:
+class ScoreRow(TypedDict):
+    """A row of a suite's score table: the variant's name and one cell per metric."""
+
+    name: str
+    cells: list[Cell]
+
+
+class ScoreTable(TypedDict):
+    """One suite's stored scores: metrics as columns, variants as rows."""
+
+    suite: str
+    kind: str
+    metrics: list[str]
+    rows: list[ScoreRow]
+    version: str
+
+
+def score_tables(data: RunData) -> list[ScoreTable]:
     """Every stored score, generically: one table per suite, metrics as columns, variants as rows."""
     out = []
     names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
@@ -292,7 +309,7 @@ def score_tables(data: RunData) -> list[dict[str, Any]]:
         for vid in data.variants["variant_id"]:
             if not (sub["variant_id"] == vid).any():
                 continue
-            rows.append({"name": str(names[vid]), "cells": [ci_cell(data.score(vid, suite, m)) for m in metrics]})
-        out.append({"suite": str(suite), "kind": data.kinds.get(suite, ""), "metrics": metrics, "rows": rows,
-                    "version": str(opt(sub["suite_version"].iloc[0]) or "")})
+            rows.append(ScoreRow(name=str(names[vid]), cells=[ci_cell(data.score(vid, suite, m)) for m in metrics]))
+        out.append(ScoreTable(suite=str(suite), kind=data.kinds.get(suite, ""), metrics=metrics, rows=rows,
+                              version=str(opt(sub["suite_version"].iloc[0]) or "")))
     return out

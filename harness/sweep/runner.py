@@ -377,5 +377,5 @@ def derive_findings(store: Store, run_id: str, spec_findings: dict[str, Any] | N
     rows = findings.derive_run([(v, variant_rows(store, v["variant_id"])) for v in variants], base_rows,
                                spec_findings)
     store.replace_findings([v["variant_id"] for v in variants], sorted({*findings.checks(), *(r["check"] for r in rows)}),
-                           rows)
+                           [dict(r) for r in rows])
     return len(rows)

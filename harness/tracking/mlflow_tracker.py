@@ -6,7 +6,9 @@ import logging
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError
 from harness.spec.tracking import MlflowSpec
@@ -24,7 +26,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 BATCH_METRICS, BATCH_PARAMS = 1000, 100  # MLflow's limits per log_batch call
 
 
-def library() -> Any:
+def library() -> ModuleType:
     """The mlflow module, or an error saying how to install it."""
     try:
         import mlflow
@@ -66,7 +68,7 @@ def find_run(client: MlflowClient, experiment_id: str, run_id: str, variant_id: 
     return next(iter(complete or found), None)
 
 
-def _log(client: MlflowClient, run_id: str, params: dict[str, Any], metrics: list[tuple[str, float, int]],
+def _log(client: MlflowClient, run_id: str, params: Mapping[str, object], metrics: list[tuple[str, float, int]],
          when: int) -> None:
     from mlflow.entities import Metric, Param
 

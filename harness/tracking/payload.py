@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from harness.scores import JSONDict, JSONValue
 from harness.store.db import Store
-from harness.store.reads import RunData, is_missing, load_run
+from harness.store.reads import RunData, is_missing, load_run, num
 
 Scalar = str | int | float | bool
 # `variants` columns sent as parameters (the variant's config) and as metrics (what running it measured)
@@ -97,7 +98,7 @@ def metric_name(*parts: str) -> str:
     return _UNSAFE.sub("_", ".".join(parts))
 
 
-def millis(ts: Any) -> int | None:
+def millis(ts: object) -> int | None:
     """A stored timestamp (naive UTC) as epoch milliseconds."""
     if is_missing(ts):
         return None
@@ -106,33 +107,39 @@ def millis(ts: Any) -> int | None:
     return int(t.timestamp() * 1000)
 
 
-def jsonable(x: Any) -> Any:
-    """Plain JSON: NaN and infinities as null, timestamps as ISO text, numpy scalars as numbers."""
+def _plain(x: object) -> object:
+    """A numpy scalar as its Python value; anything else as it is."""
+    item = getattr(x, "item", None)
+    return item() if callable(item) and not isinstance(x, str | bytes) else x
+
+
+def jsonable(x: object) -> JSONValue:
+    """Plain JSON: NaN and infinities as null, timestamps as ISO text, numpy scalars as numbers (else as text)."""
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
         return [jsonable(v) for v in x]
     if isinstance(x, datetime | pd.Timestamp):
         return x.isoformat()
-    if hasattr(x, "item") and not isinstance(x, str | bytes):
-        x = x.item()
+    x = _plain(x)
     if isinstance(x, float) and not math.isfinite(x):
         return None
-    return None if is_missing(x) else x
+    if x is None or is_missing(x):
+        return None
+    return x if isinstance(x, str | int | float | bool) else str(x)
 
 
-def _scalar(x: Any) -> Scalar | None:
+def _scalar(x: object) -> Scalar | None:
     if is_missing(x):
         return None
-    if hasattr(x, "item") and not isinstance(x, str | bytes):
-        x = x.item()
+    x = _plain(x)
     if isinstance(x, bool | int | float):
         return x
     text = x if isinstance(x, str) else json.dumps(jsonable(x), sort_keys=True)
     return text if len(text) <= MAX_PARAM_CHARS else text[: MAX_PARAM_CHARS - 1] + "…"
 
 
-def flatten(config: Any, prefix: str) -> dict[str, Scalar]:
+def flatten(config: object, prefix: str) -> dict[str, Scalar]:
     """A nested config as `prefix.a.b` parameters; lists as JSON text; empty values left out."""
     out: dict[str, Scalar] = {}
     if isinstance(config, dict):
@@ -145,7 +152,7 @@ def flatten(config: Any, prefix: str) -> dict[str, Scalar]:
     return out
 
 
-def variant_payload(data: RunData, row: dict[str, Any]) -> VariantPayload:
+def variant_payload(data: RunData, row: Mapping[str, object]) -> VariantPayload:
     """One variant's parameters, metrics, curves and findings, from the run's tables."""
     vid = str(row["variant_id"])
     params: dict[str, Scalar] = {"variant_id": vid, "name": str(row["name"])}
@@ -154,14 +161,14 @@ def variant_payload(data: RunData, row: dict[str, Any]) -> VariantPayload:
         if value is not None:
             params[col] = value
     raw = row.get("config")
-    config: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    config: JSONDict = raw if isinstance(raw, dict) else {}
     params.update(flatten({k: v for k, v in config.items() if k not in params and k not in ("variant_id", "name")},
                           "config"))
     metrics: dict[str, float] = {}
     for col in METRIC_COLUMNS:
-        x = row.get(col)
-        if x is not None and not is_missing(x) and math.isfinite(float(x)):
-            metrics[col] = float(x)
+        x = num(row.get(col))
+        if math.isfinite(x):
+            metrics[col] = x
     scores = data.scores[data.scores["variant_id"] == vid]
     for suite, metric, value, lo, hi, n in scores[["suite", "metric", "value", "ci_low", "ci_high", "n"]].itertuples(
             index=False):
@@ -178,7 +185,7 @@ def variant_payload(data: RunData, row: dict[str, Any]) -> VariantPayload:
                           "evidence": f.get("evidence")}) for f in found.to_dict("records")]
     metrics["findings.count"] = float(len(findings))
     ended = millis(row.get("finished_at"))
-    spent = sum(float(row[c]) for c in ("train_seconds", "score_seconds") if not is_missing(row.get(c)))
+    spent = sum(num(row[c]) for c in ("train_seconds", "score_seconds") if not is_missing(row.get(c)))
     started = ended - int(spent * 1000) if ended is not None else None
     return VariantPayload(vid, str(row["name"]), str(row.get("status") or ""), None if is_missing(row.get("error"))
                           else str(row["error"]), params, metrics, curves, json.dumps(findings, indent=2), len(findings),

@@ -7,10 +7,12 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
+
+from harness.scores import JSONDict
 
 BLOCK, HEADER = 32768, 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
@@ -29,9 +31,9 @@ class LocalRun:
     job_type: str = ""
     name: str = ""
     tags: list[str] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    config: JSONDict = field(default_factory=dict)
+    history: list[JSONDict] = field(default_factory=list)
+    summary: JSONDict = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     exit_code: int | None = None  # None: the run never finished
 
@@ -70,7 +72,14 @@ def records(path: Path) -> Iterator[bytes]:
             pending = b""
 
 
-def _key(item: Any) -> str:
+class _Item(Protocol):
+    """A config, history or summary item of wandb's protobuf `Record`: a key, or a nested key's parts."""
+
+    key: str
+    nested_key: Sequence[str]
+
+
+def _key(item: _Item) -> str:
     return str(item.key) if item.key else ".".join(item.nested_key)
 
 

@@ -8,13 +8,17 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError
 from harness.spec.tracking import WandbSpec
 from harness.tracking.delivery import Delivery
-from harness.tracking.payload import EXPORT_TAG, LossPoint, Scalar, SweepPayload
+from harness.tracking.payload import EXPORT_TAG, LossPoint, Scalar, SweepPayload, VariantPayload
 from harness.tracking.wandb_files import local_runs
+
+if TYPE_CHECKING:
+    from wandb import Api, Run
 
 INSTALL = "pip install 'finetune-harness[wandb]'"
 COMPLETE = {EXPORT_TAG: "complete"}
@@ -30,7 +34,7 @@ def project_name(name: str) -> str:
     return re.sub(r"[/\\#?%:\s]+", "-", name).strip("-")[:128] or "finetune-harness"
 
 
-def library() -> Any:
+def library() -> ModuleType:
     """The wandb module, or an error saying how to install it."""
     try:
         import wandb
@@ -54,12 +58,12 @@ def _rows(curves: list[LossPoint]) -> list[tuple[int, dict[str, float]]]:
 class _Sender:
     """One export's W&B session: where runs go, and how to tell one that is already there."""
 
-    def __init__(self, wandb: Any, settings: WandbSpec, payload: SweepPayload):
+    def __init__(self, wandb: ModuleType, settings: WandbSpec, payload: SweepPayload):
         self.wandb, self.settings, self.payload = wandb, settings, payload
         self.root = Path(settings.dir or os.environ.get("WANDB_DIR") or ".")
         self.project = settings.project or os.environ.get("WANDB_PROJECT") or project_name(payload.name)
         self.entity = settings.entity or os.environ.get("WANDB_ENTITY")
-        self._api: Any = None
+        self._api: Api | None = None
 
     def complete(self, key: str) -> bool:
         """Already sent in full: a finished local run folder says so, or (online) the server's run does."""
@@ -77,7 +81,7 @@ class _Sender:
         return bool(run.summary.get(EXPORT_TAG) == "complete")
 
     def send(self, key: str, name: str, job_type: str, config: dict[str, Scalar], tags: list[str],
-             fill: Callable[[Any], None], failed: bool = False) -> None:
+             fill: Callable[[Run], None], failed: bool = False) -> None:
         """Create (or resume) the run, let `fill` log into it, mark it complete and finish it."""
         w = self.wandb
         self.root.mkdir(parents=True, exist_ok=True)
@@ -94,7 +98,7 @@ class _Sender:
             raise
         run.finish(exit_code=1 if failed else 0)
 
-    def save_text(self, run: Any, name: str, text: str) -> None:
+    def save_text(self, run: Run, name: str, text: str) -> None:
         """A file in the run's files folder (uploaded with the run)."""
         path = Path(run.dir) / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,7 @@ def send_wandb(payload: SweepPayload, settings: WandbSpec, delivery: Delivery) -
                 delivery.skipped.append(v.name)
                 continue
 
-            def fill(run: Any, v: Any = v) -> None:
+            def fill(run: Run, v: VariantPayload = v) -> None:
                 for step, row in _rows(v.curves):
                     run.log(row, step=step)
                 run.summary.update({**v.metrics, "harness.status": v.status, **({"harness.error": v.error[:2000]}
@@ -137,8 +141,8 @@ def send_wandb(payload: SweepPayload, settings: WandbSpec, delivery: Delivery) -
             delivery.notes.append(f"run {payload.run_id} is still {payload.status}: its sweep run is sent once it ends")
             return
 
-        def fill_parent(run: Any) -> None:
-            summary: dict[str, Any] = {"findings.count": payload.n_findings, "harness.status": payload.status}
+        def fill_parent(run: Run) -> None:
+            summary: dict[str, Scalar] = {"findings.count": payload.n_findings, "harness.status": payload.status}
             if payload.report_html is not None:
                 run.save(str(_copy(payload.report_html, Path(run.dir))), base_path=run.dir, policy="now")
             s.save_text(run, "findings.json", payload.findings_json)

@@ -15,13 +15,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from harness import stats
 from harness.scorers.judgments import Criterion, parse_rubric
+from harness.scores import JSONValue
+from harness.spec.review import Criterion as ReviewCriterion
+from harness.stats import FloatArray
+
+# A rubric: the judge's criteria, the review rubric's, or as a spec writes it (None: the judge's default; parse_rubric).
+Rubric = Sequence[Criterion] | Sequence[ReviewCriterion] | JSONValue
 
 RATING_COLUMNS = ("sheet_id", "rater", "example_id", "variant_id", "criterion", "value", "comment", "rated_at")
 JUDGE_COLUMNS = ("variant_id", "example_id", "criterion", "value")
@@ -30,7 +37,7 @@ AGREEMENT_COLUMNS = ["criterion", "n", "raters", "human_mean", "judge_mean", "sp
                      "spearman_high", "kappa", "kappa_low", "kappa_high"]
 
 
-def numeric(value: Any) -> float:
+def numeric(value: object) -> float:
     """A rating as a number: yes/true 1.0, no/false 0.0, numbers as they are, anything else NaN."""
     if isinstance(value, bool):
         return float(value)
@@ -70,12 +77,15 @@ def judge_scores(samples: pd.DataFrame, suite: str | None = None) -> pd.DataFram
                          "value": s["value"].astype(float)}, columns=list(JUDGE_COLUMNS)).reset_index(drop=True)
 
 
-def _criteria(rubric: Any) -> dict[str, Criterion]:
-    items = rubric if rubric and isinstance(rubric[0], Criterion) else parse_rubric(rubric)
+def _criteria(rubric: Rubric) -> dict[str, Criterion]:
+    if isinstance(rubric, list) and rubric and all(isinstance(c, Criterion) for c in rubric):
+        items = [c for c in rubric if isinstance(c, Criterion)]
+    else:
+        items = parse_rubric(rubric)
     return {c.name: c for c in items}
 
 
-def _scale(criterion: str, criteria: dict[str, Criterion], values: np.ndarray) -> tuple[int, int]:
+def _scale(criterion: str, criteria: dict[str, Criterion], values: FloatArray) -> tuple[int, int]:
     """The criterion's scale (yes/no as 0-1); for a criterion the rubric does not know, the observed range."""
     c = criteria.get(criterion)
     if c is not None:
@@ -84,7 +94,7 @@ def _scale(criterion: str, criteria: dict[str, Criterion], values: np.ndarray) -
     return (lo, hi if hi > lo else lo + 1)
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
+def spearman(x: FloatArray, y: FloatArray) -> float:
     """Spearman's rho: Pearson's correlation of the average ranks; NaN when either side is constant."""
     from scipy.stats import rankdata
 
@@ -95,7 +105,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
         return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
 
 
-def weighted_kappa(a: np.ndarray, b: np.ndarray, scale: tuple[int, int]) -> float:
+def weighted_kappa(a: npt.ArrayLike, b: npt.ArrayLike, scale: tuple[int, int]) -> float:
     """Cohen's kappa with quadratic weights for two integer ratings of the same items on the scale [low, high]:
     1 - sum(w * observed) / sum(w * expected), w = (i - j)^2; NaN when no disagreement was possible by chance."""
     low, high = scale
@@ -110,20 +120,23 @@ def weighted_kappa(a: np.ndarray, b: np.ndarray, scale: tuple[int, int]) -> floa
     return math.nan if chance == 0 else 1.0 - float((w * observed).sum()) / chance
 
 
-def round_half_up(x: np.ndarray) -> np.ndarray:
+def round_half_up(x: npt.ArrayLike) -> npt.NDArray[np.int_]:
     return np.floor(np.asarray(x, dtype=float) + 0.5).astype(int)
 
 
-def _agree(h: np.ndarray, j: np.ndarray, scale: tuple[int, int], **ci: Any) -> dict[str, float]:
+def _agree(h: FloatArray, j: FloatArray, scale: tuple[int, int], *, confidence: float, resamples: int, seed: int
+           ) -> dict[str, float]:
     """Both means, Spearman's rho and weighted kappa of one criterion's items, each with its bootstrap interval."""
     hr, jr = round_half_up(h), round_half_up(j)
-    rho = stats.bootstrap_ci(lambda i: spearman(h[i], j[i]), len(h), **ci)
-    kappa = stats.bootstrap_ci(lambda i: weighted_kappa(hr[i], jr[i], scale), len(h), **ci)
+    rho = stats.bootstrap_ci(lambda i: spearman(h[i], j[i]), len(h), confidence=confidence, resamples=resamples,
+                             seed=seed)
+    kappa = stats.bootstrap_ci(lambda i: weighted_kappa(hr[i], jr[i], scale), len(h), confidence=confidence,
+                               resamples=resamples, seed=seed)
     return {"human_mean": float(h.mean()), "judge_mean": float(j.mean()), "spearman": rho[0], "spearman_low": rho[1],
             "spearman_high": rho[2], "kappa": kappa[0], "kappa_low": kappa[1], "kappa_high": kappa[2]}
 
 
-def agreement(ratings: pd.DataFrame, judge: pd.DataFrame, *, rubric: Any = None, confidence: float = 0.95,
+def agreement(ratings: pd.DataFrame, judge: pd.DataFrame, *, rubric: Rubric = None, confidence: float = 0.95,
               resamples: int = stats.DEFAULT_RESAMPLES, seed: int = stats.DEFAULT_SEED) -> pd.DataFrame:
     """Judge-vs-human agreement per criterion, over the items both scored: n items, the most raters any item had,
     both means, Spearman's rho and quadratic-weighted kappa, each with its bootstrap interval (AGREEMENT_COLUMNS).
@@ -141,7 +154,7 @@ def agreement(ratings: pd.DataFrame, judge: pd.DataFrame, *, rubric: Any = None,
     return pd.DataFrame(rows, columns=AGREEMENT_COLUMNS)
 
 
-def disagreements(judge: pd.DataFrame, ratings: pd.DataFrame | None = None, *, rubric: Any = None,
+def disagreements(judge: pd.DataFrame, ratings: pd.DataFrame | None = None, *, rubric: Rubric = None,
                   k: int | None = None, by: str = "example") -> pd.DataFrame:
     """The items where judge and humans most likely disagree, most likely first (for a calibration sheet).
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,15 @@ import pandas as pd
 from harness import stats
 from harness.scorers import metric_info
 from harness.scores import JSONDict
+
+
+class Interval(TypedDict):
+    """A stored score as a comparison reads it: its value, 95% interval and n (None where missing)."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class Comparison:
     mde: float | None = None  # the smallest difference this comparison detects with 80% power
     clustered: bool = False
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self) -> JSONDict:
         """As stored in findings evidence (the keys findings have always had)."""
         d = asdict(self)
         d["variant"], d["base"] = d.pop("candidate"), d.pop("reference")
@@ -113,25 +122,28 @@ def _norm_cdf(x: float) -> float:
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
-def unpaired(candidate: Mapping[str, Any], reference: Mapping[str, Any], why: str, s: Settings) -> Comparison:
+def unpaired(candidate: Interval, reference: Interval, why: str, s: Settings) -> Comparison:
     """From two stored scores ({value, ci_low, ci_high, n}): the difference and a MOVER interval from their CIs."""
+    if candidate["value"] is None or reference["value"] is None:
+        raise ValueError("an unpaired comparison needs a value on both sides")
     c, b = float(candidate["value"]), float(reference["value"])
     d = c - b
     n = int(candidate.get("n") or 0)
-    if any(_missing(x.get(k)) for x in (candidate, reference) for k in ("ci_low", "ci_high")):
+    c_lo, c_hi, b_lo, b_hi = (candidate.get("ci_low"), candidate.get("ci_high"), reference.get("ci_low"),
+                              reference.get("ci_high"))
+    if c_lo is None or c_hi is None or b_lo is None or b_hi is None or any(map(_missing, (c_lo, c_hi, b_lo, b_hi))):
         return Comparison(c, b, d, d, d, s.confidence, n, False, f"point values only ({why}; no stored CI)")
-    lo = d - math.hypot(c - candidate["ci_low"], reference["ci_high"] - b)
-    hi = d + math.hypot(candidate["ci_high"] - c, b - reference["ci_low"])
+    lo = d - math.hypot(c - c_lo, b_hi - b)
+    hi = d + math.hypot(c_hi - c, b - b_lo)
     # the stored intervals are 95% ones: their half-widths over 1.96 are the two standard errors
-    se = math.hypot(candidate["ci_high"] - candidate["ci_low"], reference["ci_high"] - reference["ci_low"]) / (
-        2 * stats.z(0.95))
+    se = math.hypot(c_hi - c_lo, b_hi - b_lo) / (2 * stats.z(0.95))
     p = float(2 * (1 - _norm_cdf(abs(d) / se))) if se > 0 else (1.0 if d == 0 else 0.0)
     return Comparison(c, b, d, lo, hi, s.confidence, n, False, f"unpaired, from the stored 95% CIs ({why})",
                       None, p, stats.mde(se, confidence=s.confidence))
 
 
 def compare(kind: str | None, metric: str, candidate: Mapping[str, float] | None, reference: Mapping[str, float] | None,
-            s: Settings, *, scores: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+            s: Settings, *, scores: tuple[Interval, Interval] | None = None,
             unpaired_why: str | None = None, clusters: Mapping[str, str] | None = None,
             declared: JSONDict | None = None) -> Comparison | None:
     """candidate - reference on one metric: paired when the metric is per-example (the registry says so) and both
@@ -150,5 +162,5 @@ def compare(kind: str | None, metric: str, candidate: Mapping[str, float] | None
     return unpaired(scores[0], scores[1], why, s) if scores is not None else None
 
 
-def _missing(x: Any) -> bool:
+def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))

@@ -9,7 +9,6 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,8 @@ import pandas as pd
 from harness import stats
 from harness.data.rating_files import PREFERRED
 from harness.spec.review import Criterion
-from harness.verdicts.compare import Comparison, Settings, paired
+from harness.stats import FloatArray
+from harness.verdicts.compare import Comparison, Interval, Settings, paired
 
 ALPHA_RESAMPLES = 1000  # bootstrap resamples of alpha (each a full alpha; the means use the run's own setting)
 
@@ -130,7 +130,7 @@ def win_rates(ratings: pd.DataFrame, variant_ids: Sequence[str], *, confidence: 
     return out
 
 
-def reliability_matrix(ratings: pd.DataFrame, criterion: str) -> tuple[np.ndarray, list[str], list[str]]:
+def reliability_matrix(ratings: pd.DataFrame, criterion: str) -> tuple[FloatArray, list[str], list[str]]:
     """(raters x units matrix with NaN where a rater did not rate the unit, the raters, each unit's example_id).
     A unit is one item's output of one variant; a rater who rated it twice (two sheets) counts with the later."""
     r = _scores(ratings)
@@ -146,7 +146,7 @@ def reliability_matrix(ratings: pd.DataFrame, criterion: str) -> tuple[np.ndarra
     return m, raters, [str(u[0]) for u in units]
 
 
-def krippendorff_alpha(matrix: np.ndarray, c: Criterion) -> float:
+def krippendorff_alpha(matrix: FloatArray, c: Criterion) -> float:
     """Krippendorff's alpha (the `krippendorff` package) at the criterion's level: ordinal for a scale, nominal for
     yes/no; NaN where it is undefined (fewer than two ratings of any unit, or a single value throughout)."""
     import krippendorff
@@ -220,15 +220,21 @@ def summarize(ratings: pd.DataFrame, rubric: Sequence[Criterion], variant_ids: S
     return summary
 
 
-def rating_snapshot(ratings: pd.DataFrame, variant_id: str, s: Settings | None = None) -> dict[str, Any]:
+class RatingEntry(Interval):
+    """A criterion's ratings as the gate's baseline file keeps them: mean, interval, items rated, each item's mean."""
+
+    items: dict[str, float]
+
+
+def rating_snapshot(ratings: pd.DataFrame, variant_id: str, s: Settings | None = None) -> dict[str, RatingEntry]:
     """A variant's ratings as the gate's baseline file keeps them: per criterion its mean, interval, n and each
     item's mean (so a later gate pairs by item)."""
     s = s or Settings()
-    out: dict[str, Any] = {}
+    out: dict[str, RatingEntry] = {}
     r = _scores(ratings)
     for criterion in sorted(set(r["criterion"])) if not r.empty else []:
         m = criterion_mean(ratings, variant_id, str(criterion), s)
         if m is not None:
-            out[str(criterion)] = {"value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n_items,
-                                   "items": item_means(ratings, variant_id, str(criterion))}
+            out[str(criterion)] = RatingEntry(value=m.value, ci_low=m.ci_low, ci_high=m.ci_high, n=m.n_items,
+                                              items=item_means(ratings, variant_id, str(criterion)))
     return out

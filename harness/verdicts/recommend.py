@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+import numpy as np
 
 from harness import stats
 from harness.scorers import metric_info, primary_metric
 from harness.spec.findings import settings_from_text
 from harness.store.reads import RunData, ScoreCell
-from harness.verdicts.compare import Comparison, Settings, compare, paired
+from harness.verdicts.compare import Comparison, Interval, Settings, compare, paired
 from harness.verdicts.findings import declared_checks
+from harness.verdicts.rulebook import FindingsConfig
+
+Record = dict[str, object]  # a stored `variants` row (DataFrame.to_dict('records'))
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,7 @@ class Recommendation:
 
 def run_settings(data: RunData) -> Settings:
     """The comparison settings of the run's own spec (its `findings:` block), as its findings used them."""
-    cfg = settings_from_text(data.run.get("spec"), declared_checks([data.scores]))
-    return Settings(cfg["confidence"], cfg["resamples"], cfg["seed"])
+    return FindingsConfig.of(settings_from_text(data.run.get("spec"), declared_checks([data.scores]))).comparison
 
 
 def forgetting(data: RunData, s: Settings | None = None) -> dict[str, Comparison]:
@@ -62,6 +65,13 @@ def primary(data: RunData) -> tuple[str | None, str | None]:
     return suite, primary_metric(data.kinds.get(suite or ""), data.metrics_of(suite))
 
 
+def _number(x: object) -> float | None:
+    """A stored figure as a float; None where it is missing (None or NaN)."""
+    if not isinstance(x, int | float | np.integer | np.floating) or isinstance(x, bool):
+        return None
+    return None if math.isnan(float(x)) else float(x)
+
+
 def _fmt(x: float) -> str:
     return "" if math.isnan(x) else f"{x:.3f}"
 
@@ -82,7 +92,7 @@ def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Rec
     forget = forgetting(data) if forget is None else forget
     sign = -1.0 if metric and metric_info(data.kinds.get(suite or ""), metric).higher_is_better is False else 1.0
 
-    def key(iv: tuple[int, dict[str, Any]]) -> tuple[float, float, int]:
+    def key(iv: tuple[int, Record]) -> tuple[float, float, int]:
         i, v = iv
         s = data.score(str(v["variant_id"]), suite, metric) if metric else None
         value = -math.inf if s is None or math.isnan(s[0]) else sign * s[0]
@@ -120,7 +130,7 @@ def _flagged(data: RunData) -> dict[str, list[str]]:
     return {str(vid): sorted(set(map(str, part["check"]))) for vid, part in data.findings.groupby("variant_id")}
 
 
-def _why(data: RunData, best: dict[str, Any], suite: str | None, metric: str | None, pool: int) -> str:
+def _why(data: RunData, best: Record, suite: str | None, metric: str | None, pool: int) -> str:
     if metric is None:
         return (f"there is no held-out score to rank by, so it is the first of {pool} finished variant(s) in plan "
                 "order.")
@@ -134,7 +144,7 @@ def _why(data: RunData, best: dict[str, Any], suite: str | None, metric: str | N
     return text
 
 
-def _runner_up(data: RunData, clean: list[dict[str, Any]], suite: str | None, metric: str | None) -> str:
+def _runner_up(data: RunData, clean: list[Record], suite: str | None, metric: str | None) -> str:
     if len(clean) < 2 or metric is None:
         return ""
     best = data.score(str(clean[0]["variant_id"]), suite, metric)
@@ -150,8 +160,8 @@ def _runner_up(data: RunData, clean: list[dict[str, Any]], suite: str | None, me
             + ("; the intervals overlap, so the lead may be noise." if overlap else "; the intervals do not overlap."))
 
 
-def tie_group(data: RunData, ranked: list[dict[str, Any]], suite: str | None, metric: str | None
-              ) -> list[dict[str, Any]]:
+def tie_group(data: RunData, ranked: list[Record], suite: str | None, metric: str | None
+              ) -> list[Record]:
     """The best variant and those statistically indistinguishable from it on the primary metric: each compared
     with the best (paired where the metric is per-example), the p-values Holm-corrected together."""
     if metric is None or len(ranked) < 2:
@@ -159,12 +169,12 @@ def tie_group(data: RunData, ranked: list[dict[str, Any]], suite: str | None, me
     s, kind = run_settings(data), data.kinds.get(suite or "")
     best = ranked[0]
 
-    def values(v: dict[str, Any]) -> dict[str, float]:
+    def values(v: Record) -> dict[str, float]:
         return data.values(str(v["variant_id"]), suite, metric)
 
-    def stored(v: dict[str, Any]) -> dict[str, Any]:
-        cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan,) * 3 + (0,)
-        return {"value": cell[0], "ci_low": cell[1], "ci_high": cell[2], "n": cell[3]}
+    def stored(v: Record) -> Interval:
+        cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan, math.nan, math.nan, 0)
+        return Interval(value=cell[0], ci_low=cell[1], ci_high=cell[2], n=cell[3])
 
     ref = values(best)
     comps = [compare(kind, metric, values(v), ref, s, scores=(stored(v), stored(best))) for v in ranked[1:]]
@@ -180,14 +190,13 @@ TIE_BREAKS = (("trainable_params", "the fewest trainable parameters", "{:,.0f} t
               ("train_seconds", "the shortest training", "{:,.0f} s of wall-clock training"))
 
 
-def _break_tie(data: RunData, group: list[dict[str, Any]], suite: str | None, metric: str | None
-               ) -> tuple[dict[str, Any], str]:
+def _break_tie(data: RunData, group: list[Record], suite: str | None, metric: str | None
+               ) -> tuple[Record, str]:
     """Among indistinguishable variants: fewer trainable parameters, then fewer trained tokens, then less training
     time, then plan order; a figure decides only where every tied variant has it (a variant of a shared
     epochs_from_one_run training records none)."""
-    def cost(v: dict[str, Any], key: str) -> float | None:
-        x = v.get(key)
-        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    def cost(v: Record, key: str) -> float | None:
+        return _number(v.get(key))
 
     figures = [(k, words, unit) for k, words, unit in TIE_BREAKS if all(cost(v, k) is not None for v in group)]
     costs = {str(v["variant_id"]): [cost(v, k) or 0.0 for k, _, _ in figures] for v in group}
@@ -234,20 +243,20 @@ def prompt_vs_finetuning(data: RunData) -> PromptVerdict | None:
     kind = data.kinds.get(suite or "")
     sign = -1.0 if metric_info(kind, metric).higher_is_better is False else 1.0
 
-    def best(vs: list[dict[str, Any]]) -> dict[str, Any]:
-        def value(v: dict[str, Any]) -> float:
+    def best(vs: list[Record]) -> Record:
+        def value(v: Record) -> float:
             cell = data.score(str(v["variant_id"]), suite, metric)
             return -math.inf if cell is None or math.isnan(cell[0]) else sign * cell[0]
         return max(vs, key=value)  # the first of equals: plan order
 
     p, t = best(prompts), best(tuned)
 
-    def values(v: dict[str, Any]) -> dict[str, float]:
+    def values(v: Record) -> dict[str, float]:
         return data.values(str(v["variant_id"]), suite, metric)
 
-    def stored(v: dict[str, Any]) -> dict[str, Any]:
-        cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan,) * 3 + (0,)
-        return {"value": cell[0], "ci_low": cell[1], "ci_high": cell[2], "n": cell[3]}
+    def stored(v: Record) -> Interval:
+        cell = data.score(str(v["variant_id"]), suite, metric) or (math.nan, math.nan, math.nan, 0)
+        return Interval(value=cell[0], ci_low=cell[1], ci_high=cell[2], n=cell[3])
 
     c = compare(kind, metric, values(t), values(p), run_settings(data), scores=(stored(t), stored(p)))
     if c is None:
@@ -267,11 +276,10 @@ def prompt_vs_finetuning(data: RunData) -> PromptVerdict | None:
     return PromptVerdict(str(p["variant_id"]), str(t["variant_id"]), c, verdict + " " + _per_request(t, p))
 
 
-def _per_request(t: dict[str, Any], p: dict[str, Any]) -> str:
+def _per_request(t: Record, p: Record) -> str:
     """What each costs: prompt tokens and generation seconds per request, and training time."""
-    def num(v: dict[str, Any], key: str) -> float | None:
-        x = v.get(key)
-        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    def num(v: Record, key: str) -> float | None:
+        return _number(v.get(key))
 
     parts = []
     tp, pp = num(t, "prompt_tokens_per_request"), num(p, "prompt_tokens_per_request")

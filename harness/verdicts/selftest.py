@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,10 +15,12 @@ import pandas as pd
 from harness import stats
 from harness.results import LogPoint
 from harness.scorers import make_scorer, suite_kinds
-from harness.spec.findings import settings
+from harness.scores import JSONDict
+from harness.stats import FloatArray
 from harness.store.reads import RunData
 from harness.verdicts import findings
 from harness.verdicts.compare import per_example
+from harness.verdicts.rulebook import FindingsConfig, Rows
 
 # (suite kind, per-example metric, finding check, the direction of a defect: -1 a drop, +1 a rise)
 DEFECTS = (("format", "compliance", "format", -1), ("hallucination", "fabrication_rate", "hallucination", 1),
@@ -88,11 +89,11 @@ class SelfTest:
                 and self.false_alarm_rate <= 0.05)
 
 
-def _flip(x: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
+def _flip(x: FloatArray, rng: np.random.Generator, noise: float) -> FloatArray:
     return np.where(rng.random(x.size) < noise, 1.0 - x, x)
 
 
-def _plant(x: np.ndarray, size: float, direction: int, rng: np.random.Generator) -> np.ndarray | None:
+def _plant(x: FloatArray, size: float, direction: int, rng: np.random.Generator) -> FloatArray | None:
     """A copy of 0/1 outcomes with round(size * n) of them moved the bad way (None if too few can move)."""
     good = 1.0 if direction < 0 else 0.0
     idx = np.flatnonzero(x == good)
@@ -104,7 +105,7 @@ def _plant(x: np.ndarray, size: float, direction: int, rng: np.random.Generator)
     return y
 
 
-def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) -> dict[str, pd.DataFrame]:
+def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], FloatArray]]) -> Rows:
     """Findings' input rows for a variant whose per-example outcomes are `outcomes` ((suite, kind, metric) ->
     (example ids, values))."""
     scores, samples = [], []
@@ -122,10 +123,10 @@ def _rows(outcomes: dict[tuple[str, str, str], tuple[list[str], np.ndarray]]) ->
 def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int = 0) -> SelfTest:
     """Plant defects into the variant's stored outcomes and run the run's own findings settings on them."""
     spec_findings = _spec_findings(data)
-    cfg = settings(spec_findings, declared=findings.declared_checks([data.scores]))
+    cfg = findings.run_config(spec_findings, [data.scores])
     ex = data.samples[data.samples["variant_id"] == variant_id] if not data.samples.empty else data.samples
     kinds = suite_kinds(data.scores[data.scores["variant_id"] == variant_id])
-    stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = {}
+    stored: dict[tuple[str, str, str], tuple[list[str], FloatArray]] = {}
     for kind, metric, _, _ in DEFECTS:
         for suite in sorted(s for s, k in kinds.items() if k == kind):
             values = per_example(ex, suite, metric)
@@ -137,7 +138,7 @@ def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int
     planted = []
     for kind, metric, check, direction in DEFECTS:
         for key in [k for k in stored if k[1:] == (kind, metric)]:
-            mde = design_mde(stored[key][1].size, cfg["confidence"], family)
+            mde = design_mde(stored[key][1].size, cfg.confidence, family)
             planted += [_power(stored, key, check, direction, m * mde, mde, repetitions, spec_findings, rng)
                         for m in MULTIPLES]
     rows = [r for r in planted if r is not None]
@@ -152,7 +153,7 @@ def selftest(data: RunData, variant_id: str, *, repetitions: int = 40, seed: int
     return SelfTest(name, rows, alarms, repetitions * 2 if stored else 0, unchecked)
 
 
-def _spec_findings(data: RunData) -> dict[str, Any]:
+def _spec_findings(data: RunData) -> JSONDict:
     """The run's own `findings:` block (thresholds, correction), as its findings were made."""
     import yaml
 
@@ -175,8 +176,8 @@ def design_mde(n: int, confidence: float, family: int, noise: float = NOISE) -> 
     return min(size, 1.0)
 
 
-def _power(stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]], key: tuple[str, str, str], check: str,
-           direction: int, size: float, mde: float, repetitions: int, spec_findings: dict[str, Any],
+def _power(stored: dict[tuple[str, str, str], tuple[list[str], FloatArray]], key: tuple[str, str, str], check: str,
+           direction: int, size: float, mde: float, repetitions: int, spec_findings: JSONDict,
            rng: np.random.Generator) -> Row | None:
     ids, x = stored[key]
     detected = 0
@@ -192,12 +193,13 @@ def _power(stored: dict[tuple[str, str, str], tuple[list[str], np.ndarray]], key
                repetitions)
 
 
-def _overfitting_rows(data: RunData, variant_id: str, cfg: dict[str, Any], repetitions: int) -> list[Row]:
+def _overfitting_rows(data: RunData, variant_id: str, cfg: FindingsConfig, repetitions: int) -> list[Row]:
     """A falling train curve with a validation curve that turns up by `rise` after its minimum, through the real
     divergence scorer; its rule is a threshold (min_rise), so that is its detectable effect."""
-    if cfg["overfitting"] is False:
+    c = cfg.check("overfitting")
+    if c is None:
         return []
-    min_rise = float(cfg["overfitting"]["min_rise"])
+    min_rise = float(c.min_rise)
     fn, _ = make_scorer("divergence", {"min_rise": min_rise})
     rng = np.random.default_rng(1)
     out = []
@@ -220,7 +222,7 @@ class _Ctx:
 
     def __init__(self, log: list[LogPoint]):
         self.model, self.suite = None, None
-        self.test: list[Any] = []
-        self.cache: dict[str, Any] = {}
+        self.test: list[object] = []
+        self.cache: dict[str, dict[int, list[str]]] = {}
         self.train_log = log
         self.variant = type("V", (), {"name": "planted"})()
