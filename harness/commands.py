@@ -4,13 +4,21 @@ imports torch."""
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from harness.errors import HarnessInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.data.sources import DataLocation
+    from harness.spec.review import Criterion
+    from harness.store.db import Store
+    from harness.store.reads import RunData
 
 
 def show_runs(db: str) -> int:
@@ -19,7 +27,7 @@ def show_runs(db: str) -> int:
     with Store(db, read_only=True) as store:
         df = store.runs()
         running = store.runs_with_status("running")
-    df["status"] = [_live_status(r, running) for r in df.itertuples()]
+    df["status"] = [_live_status(r.status, r.run_id, running) for r in df.itertuples()]
     if df.empty:
         print(f"{db}: no runs yet")
         return 0
@@ -33,13 +41,13 @@ def show_runs(db: str) -> int:
     return 0
 
 
-def _live_status(row: Any, running: Any) -> str:
+def _live_status(status: str, run_id: str, running: pd.DataFrame) -> str:
     """A 'running' run whose process is gone shows as interrupted (stale); one on another host says where."""
-    if row.status != "running" or "pid" not in running.columns:
-        return str(row.status)
+    if status != "running" or "pid" not in running.columns:
+        return str(status)
     from harness.store.lock import liveness
 
-    r = running[running["run_id"] == row.run_id].iloc[0]
+    r = running[running["run_id"] == run_id].iloc[0]
     import pandas as pd
 
     pid = None if pd.isna(r["pid"]) else int(r["pid"])
@@ -87,7 +95,8 @@ def _tokenizer(model: str | None):  # type: ignore[no-untyped-def]
                                 "shipped with a model (trust_remote_code is never set).") from None
 
 
-def _data_sources(file: str, against: list[str], fmt: str, column: list[str]) -> tuple[list[Any], dict[str, str]]:
+def _data_sources(file: str, against: list[str], fmt: str, column: list[str]
+                  ) -> tuple[list[DataLocation], dict[str, str]]:
     """FILE and the --against sources as data locations, and --column FIELD=COLUMN as a mapping; bad ones raise."""
     from harness.data.sources import parse_location
     from harness.spec.formats import column_problems
@@ -126,50 +135,50 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
         raise HarnessInputError(f"--near-dup-threshold {threshold:g}: a Jaccard similarity in (0, 1], e.g. 0.8")
     report = check_files(locs[0], locs[1:], _tokenizer(model), max_seq_length, threshold=threshold, fmt=fmt,
                          columns=columns)
-    if report["format"] is None and report["problems"]:  # nothing could be read: no table of zeros
-        raise HarnessInputError(report["problems"], title=f"data {file} cannot be read")
+    if report.format is None and report.problems:  # nothing could be read: no table of zeros
+        raise HarnessInputError(report.problems, title=f"data {file} cannot be read")
     # Wide when piped, so that FILE:LINE references stay on one line for grep and for the reader.
     console = Console(width=max(140, shutil.get_terminal_size((200, 24)).columns) if sys.stdout.isatty() else 200)
     table = Table(title=f"data check: {file}")
     table.add_column("check", no_wrap=True)
     table.add_column("result", overflow="fold")
-    for name, info in [(report["file"], report["format"]), *[(o["file"], o["format"]) for o in report["against"]]]:
+    for name, info in [(report.file, report.format), *[(o.file, o.format) for o in report.against]]:
         if info is not None:
             table.add_row("read as", f"{info.describe()}; file {name}")
-    table.add_row("valid examples", str(report["examples"]))
+    table.add_row("valid examples", str(report.examples))
     from harness.stats import planning_note
 
-    table.add_row("as a test set", planning_note(int(report["examples"])))
-    table.add_row("messages by role", ", ".join(f"{k}: {v}" for k, v in report["messages_by_role"].items()))
-    if "tokens" in report:
-        t = report["tokens"]
-        table.add_row("tokens (chat template)", f"total {t['total']:,}, mean {t['mean']:.1f}, p50 {t['p50']:.0f}, "
-                      f"p95 {t['p95']:.0f}, max {t['max']}")
-    if "truncation" in report:
-        cut = report["truncation"]
+    table.add_row("as a test set", planning_note(report.examples))
+    table.add_row("messages by role", ", ".join(f"{k}: {v}" for k, v in report.messages_by_role.items()))
+    if report.tokens is not None:
+        t = report.tokens
+        table.add_row("tokens (chat template)", f"total {t.total:,}, mean {t.mean:.1f}, p50 {t.p50:.0f}, "
+                      f"p95 {t.p95:.0f}, max {t.max}")
+    if report.truncation is not None:
+        cut = report.truncation
         table.add_row(f"cut at {cut.max_len} tokens", f"{cut.share:.1%} of examples ({len(cut.partial)} answers cut "
                       f"in part, {len(cut.whole)} entirely)")
-    if "special_tokens" in report:
-        marks = report["special_tokens"]
+    if report.special_tokens is not None:
+        marks = report.special_tokens
         table.add_row("special tokens in content", "none" if not marks else f"{len(marks)} (a sweep refuses them unless "
                       "the spec sets data.allow_special_tokens): " + "; ".join(marks[:20]))
-    dups = report["duplicates"]
-    unit = report["unit"]
+    dups = report.duplicates
+    unit = report.unit
     table.add_row("exact duplicates in file", "none" if not dups else "; ".join(
         f"{unit}s " + ", ".join(map(str, d)) for d in dups[:20]))
-    checks = report["checks"]
-    for other in report["against"]:  # one row per file: exact copies and near-duplicates, never "none" alone
-        exact, theirs = other["exact"], other["unit"]
-        near = next((c for c in checks if c.check == "near_duplicates" and c.file == other["file"]), None)
-        table.add_row(f"leakage vs {other['file']}", (
+    checks = report.checks
+    for other in report.against:  # one row per file: exact copies and near-duplicates, never "none" alone
+        exact, theirs = other.exact, other.unit
+        near = next((c for c in checks if c.check == "near_duplicates" and c.file == other.file), None)
+        table.add_row(f"leakage vs {other.file}", (
             "exact copies: " + ("none" if not exact else f"{len(exact)} (" + ", ".join(
                 f"{unit} {a} = {theirs} {b}" for a, b in exact[:20]) + (", ..." if len(exact) > 20 else "") + ")")
             + "; near-duplicates: " + (f"none at Jaccard similarity >= {threshold:g} or sharing a run of "
                                        f"{RUN_WORDS} words" if near is None else
                                        f"{count(len(near.lines), 'example')} (below"
                                        + (", the exact copies among them)" if exact else ")"))))
-        same = other["same_prompt"]
-        table.add_row(f"same prompt vs {other['file']}", "none" if not same else f"{len(same)}: "
+        same = other.same_prompt
+        table.add_row(f"same prompt vs {other.file}", "none" if not same else f"{len(same)}: "
                       + ", ".join(f"{unit} {a} = {theirs} {b}" for a, b in same[:20]))
     for c in checks:
         table.add_row(Text(f"{c.severity}: {c.check.replace('_', ' ')}", style="bold"), Text(c.message))
@@ -177,9 +186,9 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
         table.add_row("data-quality warnings", "none (size, answer format, length outliers, personal data"
                       + (", near-duplicates" if against else "") + ")")
     console.print(table)
-    if report["problems"]:
-        raise HarnessInputError(report["problems"], title=f"data file {file} is invalid")
-    failed = [f"leakage: {len(o['exact'])} examples identical to {o['file']}" for o in report["against"] if o["exact"]]
+    if report.problems:
+        raise HarnessInputError(report.problems, title=f"data file {file} is invalid")
+    failed = [f"leakage: {len(o.exact)} examples identical to {o.file}" for o in report.against if o.exact]
     failed += [f"near-duplicate leakage: {c.message}" for c in checks if c.check == "near_duplicates"]
     if strict:
         failed += [f"--strict: {c.message}" for c in checks if c.check != "near_duplicates"]
@@ -260,7 +269,7 @@ def selftest_command(db: str, run: str | None, variant: str | None, repetitions:
     return code
 
 
-def _calibration_priority(store: Any, data: Any, rubric: Any) -> dict[str, float]:
+def _calibration_priority(store: Store, data: RunData, rubric: list[Criterion]) -> dict[str, float]:
     """example id -> how likely the judge and the raters disagree on it (verdicts.calibration.disagreements), for
     `review export --calibrate`; the run needs a judge suite."""
     from harness.store.review import run_ratings

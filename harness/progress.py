@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 
 class Progress:
     """Reports variants, training steps and examples scored."""
 
-    def __init__(self, *, live: bool | None = None, stream: Any = None):
+    def __init__(self, *, live: bool | None = None, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self._t0 = time.perf_counter()
-        self._bar: Any = None
-        self._task: Any = None
+        self._bar: RichProgress | None = None  # the live display of the current phase
+        self._task: TaskID | None = None
         self._last_plain = 0.0
         self._phase, self._done = "", 0
         self._total: int | None = None
@@ -54,7 +58,7 @@ class Progress:
 
     def advance(self, n: int = 1, extra: str = "") -> None:
         self._done += n
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, advance=n, extra=extra)
         elif time.perf_counter() - self._last_plain > 5 or (self._total and self._done >= self._total):
             self._last_plain = time.perf_counter()
@@ -63,7 +67,7 @@ class Progress:
 
     def step(self, step: int, total: int, loss: float | None) -> None:
         """A training step finished (called by the trainer's callback)."""
-        if self._total != total and self._bar is not None:
+        if self._total != total and self._bar is not None and self._task is not None:
             self._bar.update(self._task, total=total)
         self._total = total
         self.advance(step - self._done, f"loss {loss:.4f}" if loss is not None else "")

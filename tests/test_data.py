@@ -93,5 +93,5 @@ def test_check_finds_duplicates_and_leakage(tmp_path: Path) -> None:
     train = write_jsonl(tmp_path / "train.jsonl", rows + [rows[3]])
     test = write_jsonl(tmp_path / "test.jsonl", [rows[5], *make_rows(3, offset=50)])
     report = check_files(train, [test], tokenizer=None)
-    assert report["duplicates"] == [[4, 11]]
-    assert report["against"][0]["exact"] == [(6, 1)]
+    assert report.duplicates == [[4, 11]]
+    assert report.against[0].exact == [(6, 1)]

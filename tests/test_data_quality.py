@@ -178,8 +178,8 @@ def test_truncation_share_whole_and_partial_cuts(tmp_path: Path) -> None:
     assert check is not None and check.lines == [2, 5] and check.detail["share"] == 0.25
     assert "2 of 8 examples (25.0%)" in check.message
     report = check_files(path, [], WordTokenizer(), 10)
-    assert "train.jsonl:3 (prompt 10 tokens): the prompt alone fills max_seq_length" in report["problems"][0]
-    assert [c.check for c in report["checks"]] == ["truncation", "few_examples"]
+    assert "train.jsonl:3 (prompt 10 tokens): the prompt alone fills max_seq_length" in report.problems[0]
+    assert [c.check for c in report.checks] == ["truncation", "few_examples"]
 
 
 # -- the guides' rules ----------------------------------------------------------------------------------------

@@ -9,12 +9,16 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.data.formats import FormatInfo, convert, detect
 from harness.data.sources import HUB_PREFIX, DataLocation, hub_location, location, read_records, split_suffix
 from harness.errors import HarnessInputError
+from harness.scores import JSONDict
 from harness.spec.formats import REQUIRED
+
+if TYPE_CHECKING:
+    from harness.spec.schema import ExperimentSpec
 
 ROLES = ("system", "user", "assistant", "tool")
 MIN_EXAMPLES = 10
@@ -58,27 +62,30 @@ class Example:
         return json.dumps([[m["role"], m["content"].strip()] for m in self.messages], ensure_ascii=False)
 
 
-def check_messages(msgs: list[Any], labels: list[str], where: str, *, need_assistant: bool = True
+def check_messages(msgs: list[object], labels: list[str], where: str, *, need_assistant: bool = True
                    ) -> tuple[list[dict[str, str]] | None, list[str]]:
     """The messages as {role, content} pairs, or None and every problem as 'where: label ...'."""
     problems: list[str] = []
+    checked: list[dict[str, str]] = []
     for m, label in zip(msgs, labels, strict=True):
         if not isinstance(m, dict):
             problems.append(f"{where}: {label} is not an object")
             continue
         role = m.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             problems.append(f"{where}: {label} has unknown role {role!r}; allowed: {', '.join(ROLES)}")
         content = m.get("content")
         if content is not None and not isinstance(content, str):
             problems.append(f"{where}: {label} ({role}) holds {type(content).__name__}, not text; write it as a string")
         elif not content or not content.strip():
             problems.append(f"{where}: {label} ({role}) has empty content")
+        elif isinstance(role, str):
+            checked.append({"role": role, "content": content})
     if problems:
         return None, problems
-    if need_assistant and msgs[-1].get("role") != "assistant":
-        return None, [f"{where}: no final assistant message (the last message is {msgs[-1].get('role')!r})"]
-    return [{"role": m["role"], "content": m["content"]} for m in msgs], []
+    if need_assistant and checked[-1]["role"] != "assistant":
+        return None, [f"{where}: no final assistant message (the last message is {checked[-1]['role']!r})"]
+    return checked, []
 
 
 @dataclass
@@ -176,12 +183,12 @@ class DataBundle:
     paths: dict[str, str]
     formats: dict[str, FormatInfo] = field(default_factory=dict)
 
-    def format_records(self) -> list[dict[str, Any]]:
+    def format_records(self) -> list[JSONDict]:
         """One 'data_format' entry per split read from a source, for runs.data_checks."""
         return [info.record(name) for name, info in self.formats.items()]
 
 
-def spec_location(spec: Any, value: str, key: str) -> DataLocation:
+def spec_location(spec: ExperimentSpec, value: str, key: str) -> DataLocation:
     """A data path of the spec: hf:owner/name[:split], or a path inside the spec's folder (FOLDER:split for a
     `datasets` folder)."""
     if value.startswith(HUB_PREFIX):
@@ -193,7 +200,7 @@ def spec_location(spec: Any, value: str, key: str) -> DataLocation:
     return DataLocation(spec.resolve_path(base, key), None, split_name)
 
 
-def load_bundle(spec: Any, *, need_train: bool = True) -> DataBundle:
+def load_bundle(spec: ExperimentSpec, *, need_train: bool = True) -> DataBundle:
     """Load train/validation/test for a spec, reporting every problem of every source at once."""
     problems: list[str] = []
     loaded: dict[str, list[Example]] = {}

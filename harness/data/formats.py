@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from harness.data.sources import RecordSet
 from harness.errors import did_you_mean
+from harness.scores import JSONDict
 from harness.spec.formats import FORMATS, REQUIRED, fields_of
 
 SHAPES = {"chat": '{"messages": [{"role": ..., "content": ...}]}',
@@ -92,7 +92,7 @@ class FormatInfo:
         how = "detected from its fields" if self.detected else "as data.format says"
         return f"{self.format} ({how}; {self.kind}): {HOW[self.format]}{cols}"
 
-    def record(self, split: str) -> dict[str, Any]:
+    def record(self, split: str) -> JSONDict:
         """The entry kept in runs.data_checks (severity 'info'), so the run names how each split was read."""
         return {"check": "data_format", "severity": "info", "file": self.source, "lines": [],
                 "message": f"{split}: {self.examples} examples read from {self.source} as {self.describe()}",
@@ -100,10 +100,10 @@ class FormatInfo:
                 "columns": dict(self.columns)}
 
 
-Converted = tuple[list[Any], list[str]]  # the messages (still unchecked) and a label per message for errors
+Converted = tuple[list[object], list[str]]  # the messages (still unchecked) and a label per message for errors
 
 
-def convert(fmt: str, value: Any, columns: dict[str, str], rs: RecordSet) -> Converted | str:
+def convert(fmt: str, value: object, columns: dict[str, str], rs: RecordSet) -> Converted | str:
     """A record as chat messages and their labels, or a problem (without its location) when its fields are wrong."""
     col = {f: columns.get(f, f) for f in fields_of(fmt)}
     if not isinstance(value, dict) or any(value.get(col[f]) is None for f in REQUIRED[fmt]):
@@ -117,7 +117,7 @@ def convert(fmt: str, value: Any, columns: dict[str, str], rs: RecordSet) -> Con
     return _sharegpt(_cell(value[col["conversations"]], rs), value.get(col["system"]), col)
 
 
-def _missing(fmt: str, value: Any, col: dict[str, str], rs: RecordSet) -> str:
+def _missing(fmt: str, value: object, col: dict[str, str], rs: RecordSet) -> str:
     absent = [f for f in REQUIRED[fmt] if not isinstance(value, dict) or value.get(col[f]) is None]
     names = " and ".join(f'"{col[f]}"' for f in absent)
     mapped = [f"{f} to {col[f]!r}" for f in absent if col[f] != f]
@@ -127,7 +127,7 @@ def _missing(fmt: str, value: Any, col: dict[str, str], rs: RecordSet) -> str:
     return f"no value in column {names}{note}; {fmt} needs {' and '.join(col[f] for f in REQUIRED[fmt])} in every row"
 
 
-def _cell(value: Any, rs: RecordSet) -> Any:
+def _cell(value: object, rs: RecordSet) -> object:
     """A CSV cell that holds a JSON list (messages, conversations) as that list; any other value as it is."""
     if rs.text_cells and isinstance(value, str) and value.lstrip().startswith("["):
         try:
@@ -137,13 +137,13 @@ def _cell(value: Any, rs: RecordSet) -> Any:
     return value
 
 
-def _messages(msgs: Any, name: str) -> Converted | str:
+def _messages(msgs: object, name: str) -> Converted | str:
     if not isinstance(msgs, list) or not msgs:
         return f'"{name}" must be a non-empty list'
     return list(msgs), [f"{name}[{j}]" for j in range(len(msgs))]
 
 
-def _prompt_completion(prompt: Any, completion: Any) -> Converted | str:
+def _prompt_completion(prompt: object, completion: object) -> Converted | str:
     if isinstance(prompt, str) and isinstance(completion, str):
         return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], \
             ["prompt", "completion"]
@@ -159,25 +159,25 @@ def _prompt_completion(prompt: Any, completion: Any) -> Converted | str:
             f"[{{\"role\": ..., \"content\": ...}}]); got {kinds}")
 
 
-def _text(v: Any) -> str:
+def _text(v: object) -> str:
     """An optional field as text: '' when absent; a number as its digits."""
     return "" if v is None else v if isinstance(v, str) else str(v)
 
 
-def _alpaca(value: dict[str, Any], col: dict[str, str]) -> Converted:
+def _alpaca(value: dict[str, object], col: dict[str, str]) -> Converted:
     system, extra = _text(value.get(col["system"])), _text(value.get(col["input"]))
     instruction = value[col["instruction"]]
     user = f"{instruction}{ALPACA_SEPARATOR}{extra}" if isinstance(instruction, str) and extra.strip() else instruction
-    msgs = ([{"role": "system", "content": system}] if system.strip() else [])
+    msgs: list[object] = [{"role": "system", "content": system}] if system.strip() else []
     labels = ["system"] if msgs else []
     msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": value[col["output"]]}]
     return msgs, [*labels, "instruction" + (" + input" if extra.strip() else ""), "output"]
 
 
-def _sharegpt(turns: Any, system: Any, col: dict[str, str]) -> Converted | str:
+def _sharegpt(turns: object, system: object, col: dict[str, str]) -> Converted | str:
     if not isinstance(turns, list) or not turns:
         return f'"{col["conversations"]}" must be a non-empty list'
-    msgs: list[Any] = []
+    msgs: list[object] = []
     labels: list[str] = []
     if isinstance(system, str) and system.strip():
         msgs, labels = [{"role": "system", "content": system}], ["system"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.data.chat import Example
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
 # 13 to 19 digits, optionally grouped by single spaces or hyphens; a Luhn check keeps only card numbers
@@ -79,8 +82,8 @@ class Found:
     masked: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
 
 
-def scan(examples: list[Any]) -> Found:
-    """Every message of every example (data.chat.Example) searched for personal data."""
+def scan(examples: list[Example]) -> Found:
+    """Every message of every example searched for personal data."""
     out = Found()
     for e in examples:
         for kind, value in find("\n".join(m["content"] for m in e.messages)):

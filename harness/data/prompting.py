@@ -4,14 +4,17 @@ experiment's system prompt and those turns put before it."""
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError
+
+if TYPE_CHECKING:
+    from harness.data.chat import Example
 
 Message = dict[str, str]
 
 
-def few_shot_examples(train: list[Any], k: int, seed: int | None) -> list[Any]:  # harness.data.chat.Example
+def few_shot_examples(train: list[Example], k: int, seed: int | None) -> list[Example]:
     """k training examples drawn without replacement with `seed` (the same k and seed give the same examples).
 
     Only ever the training split: validation and test examples are not passed here, so a prompt variant never sees
@@ -25,7 +28,7 @@ def few_shot_examples(train: list[Any], k: int, seed: int | None) -> list[Any]: 
     return random.Random(seed).sample(list(train), k)
 
 
-def shot_turns(examples: list[Any]) -> list[Message]:
+def shot_turns(examples: list[Example]) -> list[Message]:
     """The examples as alternating user/assistant turns (their own system messages left out)."""
     return [{"role": m["role"], "content": m["content"]} for e in examples for m in e.messages if m["role"] != "system"]
 

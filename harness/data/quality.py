@@ -5,11 +5,13 @@ examples, one output format, no outlier answers, no personal data, no near-dupli
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol, overload
 
 from harness.data.chat import Example, read_examples
+from harness.data.formats import FormatInfo
 from harness.data.personal import KINDS, scan
 from harness.data.similarity import (
     NEAR_DUPLICATE_THRESHOLD,
@@ -19,6 +21,7 @@ from harness.data.similarity import (
     shared_run_pairs,
 )
 from harness.data.sources import DataLocation, location
+from harness.scores import JSONDict
 
 GUIDE_MINIMUM = 100  # "minimum 100 examples, 500+ recommended"
 JSON_MAJORITY = 0.8  # when at least this share of answers is JSON, the others are listed
@@ -34,9 +37,9 @@ class DataCheck:
     message: str
     file: str
     lines: list[int] = field(default_factory=list)
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: JSONDict = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """The JSON stored in runs.data_checks."""
         return {"check": self.check, "severity": self.severity, "message": self.message, "file": self.file,
                 "lines": self.lines, **self.detail}
@@ -59,6 +62,20 @@ def count(n: int, noun: str) -> str:
 
 
 # -- what the tokenizer does ----------------------------------------------------------------------------------
+class Tokenizer(Protocol):
+    """What the data checks use of a tokenizer (a transformers tokenizer, or a test's fake): its chat template, as
+    text, and its encoding of one text or of a batch."""
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], /, *, tokenize: bool,
+                            add_generation_prompt: bool = False) -> str: ...
+
+    @overload
+    def __call__(self, text: str, /, *, add_special_tokens: bool) -> Mapping[str, list[int]]: ...
+
+    @overload
+    def __call__(self, text: list[str], /, *, add_special_tokens: bool) -> Mapping[str, list[list[int]]]: ...
+
+
 @dataclass
 class Truncation:
     """Examples longer than max_seq_length: the answer cut entirely (an error) or in part (a warning)."""
@@ -93,7 +110,7 @@ class Truncation:
                           "cut_entirely": len(self.whole), **({"unit": self.unit} if self.unit != "line" else {})})
 
 
-def lengths(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, int]:
+def lengths(tokenizer: Tokenizer, messages: list[dict[str, str]]) -> tuple[int, int]:
     """(prompt tokens, full tokens) the way training tokenizes an example (harness.train.local.tokenize_chat)."""
     prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
     full = tokenizer.apply_chat_template(messages, tokenize=False)
@@ -104,7 +121,7 @@ def lengths(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[int, int]:
     return len(p_ids), len(f_ids)
 
 
-def truncation(tokenizer: Any, examples: list[Example], max_len: int) -> Truncation:
+def truncation(tokenizer: Tokenizer, examples: list[Example], max_len: int) -> Truncation:
     out = Truncation(max_len, len(examples), unit=examples[0].unit if examples else "line")
     for e in examples:
         n_prompt, n_full = lengths(tokenizer, e.messages)
@@ -115,7 +132,7 @@ def truncation(tokenizer: Any, examples: list[Example], max_len: int) -> Truncat
     return out
 
 
-def special_tokens(tokenizer: Any) -> list[str]:
+def special_tokens(tokenizer: Tokenizer) -> list[str]:
     """The tokenizer's special and added special tokens (turn markers, end of text, ...), longest first."""
     found = set(getattr(tokenizer, "all_special_tokens", []) or [])
     for tok in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values():
@@ -124,7 +141,7 @@ def special_tokens(tokenizer: Any) -> list[str]:
     return sorted((t for t in found if t), key=len, reverse=True)
 
 
-def special_token_lines(tokenizer: Any, examples: list[Example]) -> list[str]:
+def special_token_lines(tokenizer: Tokenizer, examples: list[Example]) -> list[str]:
     """'file:line: messages[i] (role) holds special token(s) ...' for each message that holds one."""
     markers = special_tokens(tokenizer)
     out = []
@@ -266,9 +283,51 @@ def dataset_checks(train: list[Example], held_out: dict[str, list[Example]], *,
     return [c for c in checks if c is not None]
 
 
-def check_files(path: Path | DataLocation, against: list[Path | DataLocation], tokenizer: Any | None,
+@dataclass(frozen=True)
+class TokenCounts:
+    """The chat-templated token counts of a source's examples."""
+
+    total: int
+    mean: float
+    p50: float
+    p95: float
+    max: int
+
+
+@dataclass
+class Leakage:
+    """One `--against` source: how it was read, and the pairs (line here, its line there) of identical examples and
+    of examples with the same prompt."""
+
+    file: str
+    exact: list[tuple[int, int]]
+    same_prompt: list[tuple[int, int]]
+    problems: list[str]
+    format: FormatInfo | None
+    unit: str
+
+
+@dataclass
+class FileReport:
+    """What `harness data check` found in one source; the tokenizer's findings are None without a tokenizer."""
+
+    file: str
+    examples: int
+    problems: list[str]
+    format: FormatInfo | None  # None: nothing could be read
+    unit: str  # 'line', or 'row' for a table or `datasets` split
+    duplicates: list[list[int]]  # the lines of each example written more than once
+    messages_by_role: dict[str, int]
+    against: list[Leakage] = field(default_factory=list)
+    checks: list[DataCheck] = field(default_factory=list)
+    tokens: TokenCounts | None = None
+    truncation: Truncation | None = None  # also None without a max_seq_length
+    special_tokens: list[str] | None = None
+
+
+def check_files(path: Path | DataLocation, against: Sequence[Path | DataLocation], tokenizer: Tokenizer | None,
                 max_seq_length: int | None = None, *, threshold: float = NEAR_DUPLICATE_THRESHOLD, fmt: str = "auto",
-                columns: dict[str, str] | None = None) -> dict[str, Any]:
+                columns: dict[str, str] | None = None) -> FileReport:
     """`harness data check`: how each source was read (format, mapping), counts, token lengths, truncation, special
     tokens, duplicates within the source and leakage into the `against` sources, and the data-quality checks (the
     source checked as training data)."""
@@ -276,33 +335,28 @@ def check_files(path: Path | DataLocation, against: list[Path | DataLocation], t
 
     got = read_examples(_location(path), role="train", fmt=fmt, columns=columns, min_examples=0)
     examples, problems = got.examples, got.problems
-    report: dict[str, Any] = {"file": got.info.source if got.info else str(path), "examples": len(examples),
-                              "problems": problems, "format": got.info,
-                              "unit": examples[0].unit if examples else "line"}
     keys: dict[str, list[int]] = {}
     for e in examples:
         keys.setdefault(e.key(), []).append(e.line)
-    report["duplicates"] = [lines for lines in keys.values() if len(lines) > 1]
     roles: dict[str, int] = {}
     for e in examples:
         for m in e.messages:
             roles[m["role"]] = roles.get(m["role"], 0) + 1
-    report["messages_by_role"] = roles
+    report = FileReport(got.info.source if got.info else str(path), len(examples), problems, got.info,
+                        examples[0].unit if examples else "line", [lines for lines in keys.values() if len(lines) > 1],
+                        roles)
     checks: list[DataCheck] = []
     if tokenizer is not None and examples:
         texts = [tokenizer.apply_chat_template(e.messages, tokenize=False) for e in examples]
         counts = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
-        report["tokens"] = {
-            "total": int(counts.sum()), "mean": float(counts.mean()), "p50": float(np.percentile(counts, 50)),
-            "p95": float(np.percentile(counts, 95)), "max": int(counts.max()),
-        }
+        report.tokens = TokenCounts(int(counts.sum()), float(counts.mean()), float(np.percentile(counts, 50)),
+                                    float(np.percentile(counts, 95)), int(counts.max()))
         if max_seq_length:
             cut = truncation(tokenizer, examples, max_seq_length)
-            report["truncation"] = cut
+            report.truncation = cut
             problems += cut.errors(f"--max-seq-length {max_seq_length}")
             checks += [c for c in [cut.check("train")] if c]
-        report["special_tokens"] = special_token_lines(tokenizer, examples)
-    leaks = []
+        report.special_tokens = special_token_lines(tokenizer, examples)
     held_out: dict[str, list[Example]] = {}
     for other in against:
         read = read_examples(_location(other), role="test", fmt=fmt, columns=columns, min_examples=0,
@@ -315,10 +369,9 @@ def check_files(path: Path | DataLocation, against: list[Path | DataLocation], t
         exact = [(lines[0], other_keys[k]) for k, lines in keys.items() if k in other_keys]
         prompt = [(e.line, other_prompts[p]) for e in examples
                   if (p := json.dumps(e.prompt_messages, sort_keys=True)) in other_prompts]
-        leaks.append({"file": label, "exact": exact, "same_prompt": prompt, "problems": read.problems,
-                      "format": read.info, "unit": other_examples[0].unit if other_examples else "line"})
-    report["against"] = leaks
-    report["checks"] = checks + dataset_checks(examples, held_out, threshold=threshold)
+        report.against.append(Leakage(label, exact, prompt, read.problems, read.info,
+                                      other_examples[0].unit if other_examples else "line"))
+    report.checks = checks + dataset_checks(examples, held_out, threshold=threshold)
     return report
 
 

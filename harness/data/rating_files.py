@@ -9,12 +9,14 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from harness.errors import HarnessInputError
+from harness.scores import JSONValue
 from harness.spec.review import Criterion
 from harness.textfiles import read_text
 
@@ -32,7 +34,7 @@ class Entry:
 
     example_id: str
     where: str  # "item <id>" or "line <n>": for messages
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> criterion -> raw value
+    scores: dict[str, dict[str, JSONValue]] = field(default_factory=dict)  # label -> criterion -> raw value
     comments: dict[str, str] = field(default_factory=dict)
     preferred: str | None = None  # a label, TIE, or None (not answered)
     rated_at: datetime | None = None
@@ -46,7 +48,22 @@ class RatingFile:
     entries: list[Entry]
 
 
-def _when(text: Any) -> datetime | None:
+class Rating(TypedDict):
+    """One row of the `ratings` table: a rater's value of one criterion for one variant's output of one item (the
+    `comment` criterion holds a comment only; `preferred` 1 for the chosen output, 0 for the others)."""
+
+    sheet_id: str
+    rater: str
+    example_id: str
+    variant_id: str
+    criterion: str
+    value: float | None
+    comment: str | None
+    rated_at: datetime | None
+    label: str
+
+
+def _when(text: object) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
     try:
@@ -110,10 +127,10 @@ def read_rating_file(path: str | Path) -> RatingFile:
     return RatingFile(path, data["sheet_id"].strip(), data["rater"].strip(), entries)
 
 
-def _unique_keys(path: Path) -> Any:
+def _unique_keys(path: Path) -> Callable[[list[tuple[str, JSONValue]]], dict[str, JSONValue]]:
     """A json object_pairs_hook that refuses a key written twice in one object (JSON would keep the last silently)."""
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def pairs(items: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+        out: dict[str, JSONValue] = {}
         for k, v in items:
             if k in out and out[k] != v:
                 raise HarnessInputError(f"{path}: key {k!r} is written twice in one object, with {out[k]!r} and "
@@ -185,7 +202,7 @@ def _read_csv(path: Path) -> RatingFile:
         e = entries.setdefault(r["example_id"], Entry(r["example_id"], f"line {n} (item {r['example_id']})",
                                                       rated_at=when))
         label = r["label"]
-        values = {c: r[c] for c in criteria if r.get(c)}
+        values: dict[str, JSONValue] = {c: r[c] for c in criteria if r.get(c)}
         if values:
             e.scores[label] = values
         if r.get("comment"):
@@ -211,7 +228,7 @@ def _read_csv(path: Path) -> RatingFile:
     return RatingFile(path, sheets.pop(), raters.pop(), list(entries.values()))
 
 
-def parse_value(c: Criterion, raw: Any) -> float | None:
+def parse_value(c: Criterion, raw: object) -> float | None:
     """A rater's value as stored (a scale point, or 1 for yes and 0 for no); None when it is not allowed."""
     if c.yes_no:
         text = str(raw).strip().lower()
@@ -225,15 +242,15 @@ def parse_value(c: Criterion, raw: Any) -> float | None:
     return x if math.isfinite(x) and x.is_integer() and int(x) in c.values else None
 
 
-def unblind(file: RatingFile, items: dict[str, dict[str, str]], rubric: list[Criterion]) -> list[dict[str, Any]]:
+def unblind(file: RatingFile, items: dict[str, dict[str, str]], rubric: list[Criterion]) -> list[Rating]:
     """The file's ratings as `ratings` rows (label -> variant through the stored mapping `items`:
     {example_id: {label: variant_id}}); every unknown item, label or criterion and every out-of-range value is
     reported together, each with the file and the item."""
     by_name = {c.name: c for c in rubric}
-    rows: list[dict[str, Any]] = []
+    rows: list[Rating] = []
     problems: list[str] = []
 
-    def row(e: Entry, label: str, criterion: str, value: float | None) -> dict[str, Any]:
+    def row(e: Entry, label: str, criterion: str, value: float | None) -> Rating:
         return {"sheet_id": file.sheet_id, "rater": file.rater, "example_id": e.example_id,
                 "variant_id": items[e.example_id][label], "criterion": criterion, "value": value,
                 "comment": e.comments.get(label), "rated_at": e.rated_at, "label": label}

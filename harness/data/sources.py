@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from harness.errors import HarnessInputError
 from harness.textfiles import not_utf8
@@ -28,7 +29,7 @@ def location(source: str, n: int, unit: str = "line") -> str:
 class Record:
     """One raw row or line: its value (None where it could not be read) and its line (from 1) or row (from 0)."""
 
-    value: Any
+    value: object  # a JSON value, or a table's row (column -> cell); the format's conversion checks its shape
     at: int
 
 
@@ -78,7 +79,7 @@ def hub_location(value: str) -> DataLocation:
     return DataLocation(None, name, split or None)
 
 
-def split_suffix(value: str, resolve: Any) -> tuple[str, str | None]:
+def split_suffix(value: str, resolve: Callable[[str], Path]) -> tuple[str, str | None]:
     """(path, split) of 'FOLDER:split' when FOLDER (through `resolve`) is a folder and the whole value is not a
     path; else (value, None)."""
     if ":" not in value or Path(resolve(value)).exists():
@@ -195,7 +196,7 @@ def _csv(path: Path) -> RecordSet:
     return out
 
 
-def _rows(label: str, kind: str, columns: list[str], rows: list[dict[str, Any]]) -> RecordSet:
+def _rows(label: str, kind: str, columns: list[str], rows: list[dict[str, object]]) -> RecordSet:
     return RecordSet(label, kind, "row", [Record(r, i) for i, r in enumerate(rows)], columns)
 
 

@@ -9,12 +9,16 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from harness.errors import MAX_LISTED, HarnessInputError, did_you_mean
+from harness.scores import JSONDict
 from harness.textfiles import read_text
+
+if TYPE_CHECKING:
+    from harness.spec.schema import ExperimentSpec
 
 FINGERPRINTED = (".jsonl", ".json", ".yaml", ".txt", ".py")  # a suite's files that enter its fingerprint
 BUILTIN_FOLDER = "_builtin_suites"  # inside the installed package: the repository's suites/ (setup.py maps it)
@@ -29,12 +33,12 @@ class Suite:
     kind: str
     description: str
     folder: Path
-    options: dict[str, Any] = field(default_factory=dict)
+    options: JSONDict = field(default_factory=dict)  # as the suite kind's scorer takes them (harness.scorers)
     items_file: str | None = None
     where: str = ""  # where the spec selects it, e.g. "spec.yaml: key 'suites[2]': " (for errors)
     spec_dir: Path | None = None  # the folder of the spec that selects it (options may name files there)
 
-    def items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[dict[str, Any]]:  # Any: free-form JSON each scorer reads its own way (harness.scorers)
         if not self.items_file:
             return []
         return read_jsonl(self.path(self.items_file))
@@ -55,13 +59,13 @@ class Suite:
                 h.update(p.read_bytes())
         return h.hexdigest()[:16]
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> JSONDict:
         """What enters variant ids and the runs table: a changed suite means new scores."""
         return {"name": self.name, "version": self.version, "kind": self.kind, "options": self.options,
                 "fingerprint": self.fingerprint()}
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:  # Any: as `Suite.items`
     rows = []
     for i, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
@@ -120,7 +124,7 @@ def _by_name(roots: list[Path]) -> dict[str, Path]:
     return found
 
 
-def load_suite(folder: Path, overrides: dict[str, Any] | None = None) -> Suite:
+def load_suite(folder: Path, overrides: JSONDict | None = None) -> Suite:
     f = folder / "suite.yaml"
     try:
         meta = yaml.safe_load(read_text(f)) or {}
@@ -139,7 +143,7 @@ def _plain_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..") and not name.startswith("~")
 
 
-def resolve_suites(spec: Any) -> list[Suite]:
+def resolve_suites(spec: ExperimentSpec) -> list[Suite]:
     """The spec's `suites:` list -> Suite objects; unknown names get 'did you mean' and the known list.
     (Whether a suite's kind and options fit a registered scorer is checked by `harness.scorers.check_suites`.)
     Linear in the entries: each folder is looked up and read once, however often the list names it."""
@@ -152,8 +156,15 @@ def resolve_suites(spec: Any) -> list[Suite]:
     unknown = 0
     for i, entry in enumerate(spec.suites):
         where = f"{spec.source_path}: key 'suites[{i}]': "
-        name, overrides = (entry, {}) if isinstance(entry, str) else (
-            entry.get("name") or entry.get("path"), dict(entry.get("options") or {}))
+        name: object = entry
+        overrides: JSONDict = {}
+        if isinstance(entry, dict):
+            name, options = entry.get("name") or entry.get("path"), entry.get("options") or {}
+            if not isinstance(options, dict):
+                problems.append(f"{where}'options' is a mapping of the suite kind's options (e.g. {{sample: 50}}); "
+                                f"got {options!r}")
+                continue
+            overrides = dict(options)
         folder = None
         plain = isinstance(entry, dict) and not entry.get("path") or isinstance(entry, str) and "/" not in entry
         if plain and not _plain_name(str(name)):
@@ -196,7 +207,7 @@ def resolve_suites(spec: Any) -> list[Suite]:
     return suites
 
 
-def with_free_checks(suites: list[Suite], spec: Any) -> list[Suite]:
+def with_free_checks(suites: list[Suite], spec: ExperimentSpec) -> list[Suite]:
     """The spec's suites plus the checks that cost nothing and every fine-tuning guide asks for first: overfitting
     (the built-in `divergence` suite reads each trained variant's train log, so it costs no model call and finds
     nothing where nothing trained or no validation split was held out), unless the spec lists a divergence suite

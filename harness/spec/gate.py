@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -92,7 +92,7 @@ class GateRules(BaseModel):
         return {"max_drop": self.max_drop, "max_rise": self.max_rise, "min": self.min_, "max": self.max_}[rule]
 
 
-def parse_rules(block: Any, where: str) -> GateRules:
+def parse_rules(block: object, where: str) -> GateRules:
     """Validate a `gate:` mapping; every problem named with its key."""
     if block is None:
         block = {}

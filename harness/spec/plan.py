@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from harness import __version__
 from harness.spec.schema import API_PREFIXES, RANKED_METHODS, ExperimentSpec
@@ -50,7 +50,7 @@ class Variant:
         """Trained or scored through an API (managed fine-tuning, or a `given` model id or deployment of an API)."""
         return self.method == "openai" or (self.method == "given" and (self.checkpoint or "").startswith(API_PREFIXES))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -58,20 +58,21 @@ def _fmt_lr(lr: float) -> str:
     return f"{lr:.0e}".replace("e-0", "e-").replace("e+0", "e")
 
 
-def variant_identity(method: str, params: dict[str, Any], spec: ExperimentSpec, model_identity: str,
-                     fingerprints: dict[str, str], suites: list[dict[str, Any]]) -> dict[str, Any]:
-    """Everything that decides a variant's stored result."""
-    ident: dict[str, Any] = {
+def variant_identity(method: str, params: Mapping[str, object], spec: ExperimentSpec, model_identity: str,
+                     fingerprints: dict[str, str], suites: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """Everything that decides a variant's stored result (hashed as JSON into its id)."""
+    ident: dict[str, object] = {
         "harness": __version__, "model": model_identity, "method": method, "params": params,
         "suites": suites, "test": fingerprints.get("test"),
     }
     if method in ("lora", "qlora", "full"):
         keys = _LOCAL_KEYS + (_LORA_KEYS if method in RANKED_METHODS else ())
-        ident["train"] = {k: getattr(spec.train, k) for k in keys}
+        train: dict[str, object] = {k: getattr(spec.train, k) for k in keys}
         for k, default in _CHECKPOINT_KEYS.items():
             value = getattr(spec.train, k)
             if value != default:
-                ident["train"][k] = value.model_dump() if hasattr(value, "model_dump") else value
+                train[k] = value.model_dump() if hasattr(value, "model_dump") else value
+        ident["train"] = train
         ident["data"] = {k: fingerprints.get(k) for k in ("train", "validation")}
     elif method == "prompt" and params.get("shots"):
         ident["data"] = {"train": fingerprints.get("train")}  # the shots are drawn from it
@@ -81,12 +82,12 @@ def variant_identity(method: str, params: dict[str, Any], spec: ExperimentSpec, 
     return ident
 
 
-def short_hash(obj: Any, n: int = 12) -> str:
+def short_hash(obj: object, n: int = 12) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
 def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str, str],
-              suites: list[dict[str, Any]], checkpoint_ids: dict[str, str] | None = None,
+              suites: Sequence[Mapping[str, object]], checkpoint_ids: dict[str, str] | None = None,
               checkpoint_paths: dict[str, str] | None = None) -> list[Variant]:
     """`base` first, then the sweep in spec order; duplicates (after pruning) appear once."""
     s = spec.sweep
@@ -98,7 +99,7 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
     for method in s.method:
         if method == "given":
             for ckpt in s.checkpoint:
-                params: dict[str, Any] = {"checkpoint": checkpoint_ids.get(ckpt, ckpt)}
+                params: dict[str, object] = {"checkpoint": checkpoint_ids.get(ckpt, ckpt)}
                 vid = short_hash(variant_identity(method, params, spec, model_identity, fingerprints, suites))
                 label = ckpt.rstrip("/").split("/")[-1].removeprefix("openai:")
                 if vid not in seen:
@@ -134,7 +135,7 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
 
 
 def _prompt_variants(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str, str],
-                     suites: list[dict[str, Any]], seen: set[str]) -> list[Variant]:
+                     suites: Sequence[Mapping[str, object]], seen: set[str]) -> list[Variant]:
     """One variant per shot count (and per seed where shots are drawn): the base model with the spec's prompt."""
     system = spec.system_prompt()
     multi_seed = len(spec.sweep.seed) > 1

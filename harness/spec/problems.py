@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from harness.errors import did_you_mean
-from harness.spec.yaml_lines import line_of
+from harness.spec.yaml_lines import Loc, line_of
 
 # loc parts pydantic adds for the member of a union it tried ("str", "dict[str,any]", "literal['a','b']")
 _MEMBER_TAG = re.compile(r"(str|int|float|bool|none|(literal|dict|list|function-\w+)\[.*\])")
@@ -19,7 +20,7 @@ _MEMBER_TAG = re.compile(r"(str|int|float|bool|none|(literal|dict|list|function-
 def validation_problems(exc: ValidationError, model: type[BaseModel], root: yaml.Node | None,
                         path: str | Path) -> list[str]:
     """Every problem of `exc`, with its line in `root`; a union's alternatives at one key are one problem."""
-    by_key: dict[tuple[Any, ...], list[str]] = {}
+    by_key: dict[Loc, list[str]] = {}
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _MEMBER_TAG.fullmatch(p)))
         msg = err["msg"].removeprefix("Value error, ")
@@ -42,18 +43,18 @@ def validation_problems(exc: ValidationError, model: type[BaseModel], root: yaml
     return problems
 
 
-def allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     """The keys a user may write at the mapping holding `loc` (fields set by the harness itself left out)."""
-    cur: Any = model
+    cur: object = model
     for part in loc[:-1]:
-        field = _fields(cur).get(part)
+        field = _fields(cur).get(str(part))  # a list position names no field
         if field is None:
             return []
         cur = field.annotation
     return [name for name, f in _fields(cur).items() if not f.exclude]
 
 
-def _fields(annotation: Any) -> dict[str, Any]:
+def _fields(annotation: object) -> dict[str, FieldInfo]:
     """The fields of the pydantic model in an annotation (`X`, `X | None`), else {}."""
     for t in (annotation, *get_args(annotation)):
         if isinstance(t, type) and issubclass(t, BaseModel):

@@ -4,7 +4,7 @@ problem named."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -88,11 +88,11 @@ class ReviewSpec(BaseModel):
 
     @field_validator("rubric", mode="before")
     @classmethod
-    def _by_name(cls, v: Any) -> Any:
+    def _by_name(cls, v: object) -> object:
         """A plain string names a default criterion; a mapping that names one inherits what it leaves out."""
         if not isinstance(v, list):
             return v
-        out: list[Any] = []
+        out: list[object] = []
         for item in v:
             name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
             if isinstance(item, str):
@@ -122,7 +122,7 @@ class ReviewSpec(BaseModel):
         return next((c for c in self.rubric if c.name == name), None)
 
 
-def parse_review(block: Any, where: str) -> ReviewSpec:
+def parse_review(block: object, where: str) -> ReviewSpec:
     """Validate a `review:` mapping; every problem named with its key."""
     if block is None:
         block = {}

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from datetime import date
 from pathlib import Path
-from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import HarnessInputError
-from harness.spec.formats import column_problems
+from harness.spec.gate import GateRules, parse_rules
 from harness.spec.problems import validation_problems
+from harness.spec.review import ReviewSpec, parse_review, rating_rule_problems
+from harness.spec.sections import (
+    AZURE_HOSTS,
+    AzureSpec,
+    DataSpec,
+    EarlyStoppingSpec,
+    OpenAITrainSpec,
+    PromptSpec,
+    SweepSpec,
+    TrainSpec,
+)
 from harness.spec.tracking import TrackingSpec
-from harness.spec.yaml_lines import line_of
+from harness.spec.yaml_lines import At, line_of
 from harness.spec.yaml_lines import parse as parse_yaml
 from harness.textfiles import read_text
+
+__all__ = ["API_PREFIXES", "AZURE_HOSTS", "MANAGED_PREFIXES", "METHODS", "RANKED_METHODS", "TRAINING_METHODS",
+           "AzureSpec", "DataSpec", "EarlyStoppingSpec", "ExperimentSpec", "OpenAITrainSpec", "PromptSpec", "SweepSpec",
+           "TrainSpec", "load_spec", "resolve_inside"]
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
 RANKED_METHODS = ("lora", "qlora")
@@ -27,204 +39,15 @@ TRAINING_METHODS = ("lora", "qlora", "full", "openai")
 # one backend module per provider in harness/managed/providers/), and every prefix scored through a chat API.
 MANAGED_PREFIXES = {"openai:": "OpenAI", "azure-openai:": "Azure OpenAI"}
 API_PREFIXES = (*MANAGED_PREFIXES, "openai-compatible:")
-AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
-_API_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2}(-preview)?|preview|v1)$")
-_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Blocks load_spec validates with their own parsers after the rest of the spec (so their messages name their keys
+# the way `harness gate --spec` and the stored spec's readers name them): harness.spec.gate, harness.spec.review.
+_OWN_PARSERS = ("gate", "review")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataSpec(_Strict):
-    """Where the data lives (files or `datasets` folders relative to the spec file, or hf:owner/name[:split]) and
-    its format (docs/data.md)."""
-
-    train: str | None = None
-    validation: float | str = 0.2
-    test: str
-    format: Literal["auto", "chat", "prompt-completion", "alpaca", "sharegpt"] = "auto"  # auto: detected per file
-    columns: dict[str, str] = Field(default_factory=dict)  # the format's field name -> the file's column name
-    # Content holding the tokenizer's special tokens (<|im_start|>, <|im_end|>, ...) is refused unless this is set:
-    # those strings become real turn markers, so an example could forge turns.
-    allow_special_tokens: bool = False
-    # Jaccard similarity of 3-word shingles at which a validation or test example counts as a near-duplicate of a
-    # training example (a data-quality warning before the sweep)
-    near_duplicate_threshold: float = 0.8
-
-    @field_validator("near_duplicate_threshold")
-    @classmethod
-    def _similarity(cls, v: float) -> float:
-        if not 0.0 < v <= 1.0:
-            raise ValueError("a Jaccard similarity in (0, 1], e.g. 0.8")
-        return v
-
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        problems = column_problems(v, info.data.get("format", "auto"))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return v
-
-    @field_validator("validation")
-    @classmethod
-    def _fraction(cls, v: float | str) -> float | str:
-        if isinstance(v, float | int) and not (0.0 < float(v) < 1.0):
-            raise ValueError("a validation fraction must lie strictly between 0 and 1, e.g. 0.2")
-        return v
-
-
-class SweepSpec(_Strict):
-    """Axes of the cartesian product; keys that do not apply to a method are pruned."""
-
-    method: list[Literal["lora", "qlora", "full", "openai", "given", "prompt"]] = Field(default_factory=lambda: ["lora"])  # type: ignore[arg-type]
-    rank: list[int] = Field(default_factory=lambda: [8])
-    epochs: list[int] = Field(default_factory=lambda: [1])
-    learning_rate: list[float] = Field(default_factory=lambda: [2.0e-4])
-    seed: list[int] = Field(default_factory=lambda: [0])
-    checkpoint: list[str] = Field(default_factory=list)
-    shots: list[int] = Field(default_factory=lambda: [0])  # method prompt: few-shot examples from the training split
-
-    @field_validator("shots")
-    @classmethod
-    def _shots(cls, v: list[int]) -> list[int]:
-        if not v or any(x < 0 for x in v):
-            raise ValueError("needs at least one value, each a whole number >= 0 (e.g. [0, 3, 8])")
-        return v
-
-    @field_validator("rank", "epochs")
-    @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(x <= 0 for x in v):
-            raise ValueError("needs at least one value, each a positive integer")
-        return v
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _lr(cls, v: list[float]) -> list[float]:
-        if not v or any(x <= 0 for x in v):
-            raise ValueError("needs at least one value, each > 0 (e.g. 2.0e-4)")
-        return v
-
-    @field_validator("method", "seed")
-    @classmethod
-    def _nonempty(cls, v: list[Any]) -> list[Any]:
-        if not v:
-            raise ValueError("needs at least one value")
-        return v
-
-
-class OpenAITrainSpec(_Strict):
-    """Hyperparameters passed to OpenAI fine-tuning jobs (None: the API's own default)."""
-
-    batch_size: int | None = None
-    learning_rate_multiplier: float | None = None
-    suffix: str | None = None
-    poll_seconds: float = 10.0
-    price_per_million_tokens: float | None = None
-
-
-class EarlyStoppingSpec(_Strict):
-    """Stop when validation loss has not improved by more than `min_delta` for `patience` evaluations."""
-
-    patience: int = Field(default=2, ge=1)  # evaluations without improvement before stopping
-    min_delta: float = Field(default=0.0, ge=0.0)  # the smallest fall in validation loss that counts
-
-
-class TrainSpec(_Strict):
-    """Fixed settings shared by every variant."""
-
-    max_seq_length: int = 256
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    lr_scheduler_type: str = "linear"
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_steps: int | None = None
-    eval_every_epochs: float = 1.0
-    eval_batch_size: int | Literal["auto"] = "auto"  # auto: 64 on a GPU, 32 on the CPU; halves on out-of-memory
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 (or fp16) on a GPU, fp32 on the CPU
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower steps
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    group_by_length: bool = False  # batches of similar lengths: less padding
-    packing: bool = False  # padding-free: each batch one row, sequences kept apart by position ids
-    # checkpoints: one at every validation pass and epoch boundary, under the variant's folder (docs/checkpoints.md)
-    select: Literal["last", "best"] = "last"  # best: score the checkpoint with the lowest validation loss
-    early_stopping: EarlyStoppingSpec | None = None
-    epochs_from_one_run: bool = False  # sweep.epochs from one training of the largest count, one variant each
-    keep_checkpoints: Literal["all", "scored"] = "scored"  # scored: delete the others once training is done
-    openai: OpenAITrainSpec = Field(default_factory=OpenAITrainSpec)
-
-    @field_validator("max_seq_length", "batch_size", "gradient_accumulation_steps", "lora_alpha")
-    @classmethod
-    def _pos(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be a positive integer")
-        return v
-
-
-class AzureSpec(_Strict):
-    """Azure OpenAI: the resource's endpoint and API version (else AZURE_OPENAI_ENDPOINT / OPENAI_API_VERSION) and the
-    deployments that serve models for scoring (variant name or id -> deployment name; `base` for the base model).
-    The key comes from AZURE_OPENAI_API_KEY only. The harness never creates a deployment (they bill by the hour)."""
-
-    endpoint: str | None = None
-    api_version: str | None = None
-    deployments: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from urllib.parse import urlsplit
-
-        url = urlsplit(v)
-        host = (url.hostname or "").lower()
-        if url.scheme != "https" or not host.endswith(AZURE_HOSTS) or url.path.strip("/") or url.query:
-            raise ValueError(
-                f"{v!r} is not an Azure OpenAI resource endpoint: use https://RESOURCE.openai.azure.com (or a "
-                f"{', '.join('*' + h for h in AZURE_HOSTS)} host) with no path. The Azure key is sent there, so a spec "
-                "names only Azure hosts; a gateway or private endpoint goes in the AZURE_OPENAI_ENDPOINT environment "
-                "variable instead")
-        return v
-
-    @field_validator("api_version", mode="before")
-    @classmethod
-    def _unquoted(cls, v: Any) -> Any:
-        return v.isoformat() if isinstance(v, date) else v  # YAML reads an unquoted 2024-10-21 as a date
-
-    @field_validator("api_version")
-    @classmethod
-    def _version(cls, v: str | None) -> str | None:
-        if v is not None and not _API_VERSION.match(v):
-            raise ValueError(f"{v!r} is not an Azure OpenAI API version; use a dated one such as 2024-10-21 or "
-                             "2025-04-01-preview")
-        return v
-
-    @field_validator("deployments")
-    @classmethod
-    def _deployments(cls, v: dict[str, str]) -> dict[str, str]:
-        bad = [f"{k}: {d!r}" for k, d in v.items() if not isinstance(d, str) or not _DEPLOYMENT.match(d)]
-        if bad:
-            raise ValueError(f"deployment names are 1-64 letters, digits, '.', '-' or '_' ({'; '.join(bad)})")
-        return v
-
-
-class PromptSpec(_Strict):
-    """`method: prompt`: the base model, untrained, given this system prompt (inline or from a file next to the spec)
-    and `sweep.shots` example conversations from the training split before each request."""
-
-    system: str | None = None
-    system_file: str | None = None
-
-
-class ExperimentSpec(_Strict):
+class ExperimentSpec(BaseModel):
     """A whole experiment: model, data, sweep, train settings, suites and gate rules."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     model: str = "smollm2-135m-instruct"
@@ -234,10 +57,13 @@ class ExperimentSpec(_Strict):
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     prompt: PromptSpec = Field(default_factory=PromptSpec)
-    suites: list[str | dict[str, Any]] = Field(default_factory=lambda: ["heldout"])  # type: ignore[arg-type]
-    findings: dict[str, Any] = Field(default_factory=dict)
-    gate: dict[str, Any] = Field(default_factory=dict)
-    review: dict[str, Any] = Field(default_factory=dict)  # the human rating sheet's rubric (harness.spec.review)
+    # a suite by name or path, or {name | path, options}: options are the suite kind's, checked against its scorer
+    suites: list[str | dict[str, object]] = Field(default_factory=lambda: ["heldout"])  # type: ignore[arg-type]
+    # the verdicts' thresholds, as written: which checks exist depends on the suites' declared metrics (a user's
+    # scorer adds its own), so harness.spec.findings.settings checks it once the suites are known
+    findings: dict[str, object] = Field(default_factory=dict)
+    gate: GateRules = Field(default_factory=GateRules)  # rules for `harness gate` (harness.spec.gate)
+    review: ReviewSpec = Field(default_factory=ReviewSpec)  # the human rating sheet's rubric (harness.spec.review)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # MLflow / W&B (harness.spec.tracking)
     description: str | None = None
 
@@ -305,6 +131,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         raise HarnessInputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(raw, dict):
         raise HarnessInputError(f"{path}: a spec is a YAML mapping with keys name, model, data, sweep, ...")
+    own = {key: raw.pop(key) for key in _OWN_PARSERS if key in raw}
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
@@ -312,11 +139,39 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                                 title=f"spec {path} is invalid") from None
     spec.source_path = str(path)
     spec.source_text = text
-    _check_semantics(spec, root, path)
+
+    def at(*loc: str | int) -> str:
+        return f"{path}:{line_of(root, loc)}"
+
+    problems = _semantic_problems(spec, at) + _own_blocks(spec, own, at)
+    if problems:
+        raise HarnessInputError(problems, title=f"spec {path} is invalid")
     return spec
 
 
-def _prompt_problems(spec: ExperimentSpec, at: Any) -> list[str]:
+def _own_blocks(spec: ExperimentSpec, own: dict[str, object], at: At) -> list[str]:
+    """The `gate:` and `review:` blocks through their parsers, set on the spec; then the gate's rules on ratings
+    against the rubric."""
+    problems: list[str] = []
+    rules_ok = review_ok = True
+    if "gate" in own:  # checked now, not after the sweep
+        try:
+            spec.gate = parse_rules(own["gate"], at("gate"))
+        except HarnessInputError as exc:
+            problems += exc.problems
+            rules_ok = False
+    if "review" in own:
+        try:
+            spec.review = parse_review(own["review"], at("review"))
+        except HarnessInputError as exc:
+            problems += exc.problems
+            review_ok = False
+    if rules_ok and review_ok:
+        problems += rating_rule_problems(spec.gate.ratings.criteria(), spec.review, at("gate", "ratings"))
+    return problems
+
+
+def _prompt_problems(spec: ExperimentSpec, at: At) -> list[str]:
     """`method: prompt` needs something to prompt with; few-shot turns need a training split."""
     p, problems = spec.prompt, []
     if p.system is not None and p.system_file is not None:
@@ -337,7 +192,7 @@ def _prompt_problems(spec: ExperimentSpec, at: Any) -> list[str]:
     return problems
 
 
-def _checkpoint_problems(spec: ExperimentSpec, at: Any) -> list[str]:
+def _checkpoint_problems(spec: ExperimentSpec, at: At) -> list[str]:
     """Checkpoint settings act on a local training's checkpoints; a spec with no local training would ignore them."""
     t = spec.train
     written = {"select": ("which checkpoint is scored", t.select == "best"),
@@ -351,7 +206,7 @@ def _checkpoint_problems(spec: ExperimentSpec, at: Any) -> list[str]:
             "change nothing. Remove it, or add a local method" for k, (why, on) in written.items() if on]
 
 
-def _azure_problems(spec: ExperimentSpec, at: Any) -> list[str]:
+def _azure_problems(spec: ExperimentSpec, at: At) -> list[str]:
     """The `azure:` block applies only where something runs on Azure OpenAI."""
     on_azure = spec.model.startswith("azure-openai:") or any(c.startswith("azure-openai:") for c in spec.sweep.checkpoint)
     written = spec.azure.model_dump(exclude_defaults=True)
@@ -367,12 +222,9 @@ def _azure_problems(spec: ExperimentSpec, at: Any) -> list[str]:
     return problems
 
 
-def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
+def _semantic_problems(spec: ExperimentSpec, at: At) -> list[str]:
+    """What no single key shows: methods against the data, the model and the sweep's other keys."""
     problems: list[str] = []
-
-    def at(*loc: Any) -> str:
-        return f"{path}:{line_of(root, loc)}"
-
     local = [m for m in spec.sweep.method if m not in ("openai", "given", "prompt")]
     managed = spec.model.startswith(tuple(MANAGED_PREFIXES))
     if local and spec.data.train is None:
@@ -392,21 +244,4 @@ def _check_semantics(spec: ExperimentSpec, root: yaml.Node, path: Path) -> None:
     for i, s in enumerate(spec.suites):
         if isinstance(s, dict) and "name" not in s and "path" not in s:
             problems.append(f"{at('suites', i)}: key 'suites[{i}]': a suite entry needs 'name' (or 'path')")
-    rules = review = None
-    if spec.gate:  # check the gate rules now, not after the sweep
-        from harness.spec.gate import parse_rules
-
-        try:
-            rules = parse_rules(spec.gate, at("gate"))
-        except HarnessInputError as exc:
-            problems += exc.problems
-    from harness.spec.review import parse_review, rating_rule_problems
-
-    try:  # the rating rubric, and the gate's rules on ratings against it
-        review = parse_review(spec.review, at("review"))
-    except HarnessInputError as exc:
-        problems += exc.problems
-    if rules is not None and review is not None:
-        problems += rating_rule_problems(rules.ratings.criteria(), review, at("gate", "ratings"))
-    if problems:
-        raise HarnessInputError(problems, title=f"spec {path} is invalid")
+    return problems

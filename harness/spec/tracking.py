@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
@@ -19,7 +19,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _no_secrets(raw: Any, tracker: str) -> Any:
+def _no_secrets(raw: object, tracker: str) -> object:
     """A credential written into the block is refused: the spec is stored with every run in the results file."""
     if isinstance(raw, dict):
         found = [str(k) for k in raw if str(k).lower() in SECRET_KEYS]
@@ -38,7 +38,7 @@ class MlflowSpec(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _secrets(cls, raw: Any) -> Any:
+    def _secrets(cls, raw: object) -> object:
         return _no_secrets(raw, "mlflow")
 
     @field_validator("tracking_uri")
@@ -62,7 +62,7 @@ class WandbSpec(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _secrets(cls, raw: Any) -> Any:
+    def _secrets(cls, raw: object) -> object:
         return _no_secrets(raw, "wandb")
 
     @field_validator("project", "entity")
@@ -81,7 +81,7 @@ class TrackingSpec(_Strict):
 
     @field_validator("mlflow", "wandb", mode="before")
     @classmethod
-    def _empty_is_defaults(cls, v: Any) -> Any:
+    def _empty_is_defaults(cls, v: object) -> object:
         return {} if v is None else v  # `mlflow:` with nothing under it: every default
 
     def trackers(self) -> list[str]:
@@ -89,7 +89,7 @@ class TrackingSpec(_Strict):
         return [name for name in ("mlflow", "wandb") if getattr(self, name) is not None]
 
 
-def parse_tracking(block: Any, where: str) -> TrackingSpec:
+def parse_tracking(block: object, where: str) -> TrackingSpec:
     """Validate a `tracking:` mapping; every problem named with its key, unknown keys with a "did you mean"."""
     if block is None:
         return TrackingSpec()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,7 @@ def sheet_ids(store: Store) -> list[str]:
     return [str(x) for x in store.query("SELECT sheet_id FROM review_sheets ORDER BY created_at DESC")["sheet_id"]]
 
 
-def store_ratings(store: Store, sheet_id: str, rater: str, rows: Sequence[dict[str, Any]]) -> ImportCounts:
+def store_ratings(store: Store, sheet_id: str, rater: str, rows: Sequence[Mapping[str, object]]) -> ImportCounts:
     """Store one rater's ratings of a sheet, in one transaction: every item the rows rate is replaced by them
     (so importing the same file twice stores it once, and a later file of the same rater updates it)."""
     new = pd.DataFrame(list(rows), columns=list(RATING_COLUMNS))

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import yaml
+
+from harness.data.chat import DataBundle
 from harness.data.quality import DataCheck, dataset_checks, special_token_lines, truncation
+from harness.data.suites import Suite
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.resolve import EMBEDDED, TINY_CONFIG, ModelRef
 from harness.spec.schema import API_PREFIXES, ExperimentSpec
-from harness.spec.yaml_lines import compose, line_of
+from harness.spec.yaml_lines import At, compose, line_of
 from harness.textfiles import read_text
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 LOCAL_TRAINING = ("lora", "qlora", "full")
 
@@ -33,14 +40,14 @@ def model_location(spec: ExperimentSpec) -> str:
     return str(path)
 
 
-def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], data: Any
+def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Suite], data: DataBundle | None
               ) -> tuple[list[str], list[DataCheck]]:
     """(problems, warnings) of a sweep: train settings, target modules, suite files, data lengths and special
     tokens, and the data-quality checks of harness.data.quality (warnings); what could not be resolved (model None,
     data None) is skipped, its own error says why."""
-    tree: list[Any] = []  # the spec's YAML nodes, composed the first time a problem needs a line
+    tree: list[yaml.Node | None] = []  # the spec's YAML nodes, composed the first time a problem needs a line
 
-    def at(*loc: Any) -> str:
+    def at(*loc: str | int) -> str:
         if not tree:
             tree.append(compose(spec.source_text) if spec.source_text else None)
         return f"{spec.source_path}:{line_of(tree[0], loc)}: key '{'.'.join(str(p) for p in loc)}'"
@@ -67,7 +74,7 @@ def preflight(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any], d
     return problems, warnings
 
 
-def _train_settings(spec: ExperimentSpec, at: Any) -> list[str]:
+def _train_settings(spec: ExperimentSpec, at: At) -> list[str]:
     from transformers import SchedulerType
 
     t = spec.train
@@ -101,7 +108,7 @@ def module_names(model: ModelRef) -> list[str] | None:
 
     converted = cache_dir() / model.name / "config.json"
     if model.kind == "tiny" or (model.kind == "embedded" and not converted.is_file()):
-        config: Any = LlamaConfig(vocab_size=256, **TINY_CONFIG)  # SmolLM2 is a Llama: the same module names
+        config: PretrainedConfig = LlamaConfig(vocab_size=256, **TINY_CONFIG)  # SmolLM2 is a Llama: the same names
     elif model.kind in ("local", "embedded"):
         try:
             config = AutoConfig.from_pretrained(str(converted.parent if model.kind == "embedded" else model.location))
@@ -114,7 +121,7 @@ def module_names(model: ModelRef) -> list[str] | None:
     return [n for n, m in skeleton.named_modules() if n and not list(m.children())]
 
 
-def _target_modules(spec: ExperimentSpec, model: ModelRef, at: Any) -> list[str]:
+def _target_modules(spec: ExperimentSpec, model: ModelRef, at: At) -> list[str]:
     targets = list(spec.train.target_modules)
     if targets == ["all-linear"]:
         return []
@@ -130,7 +137,7 @@ def _target_modules(spec: ExperimentSpec, model: ModelRef, at: Any) -> list[str]
     return problems
 
 
-def _suite_files(suites: list[Any]) -> list[str]:
+def _suite_files(suites: list[Suite]) -> list[str]:
     """A suite's items file and JSON Schema exist and parse (the scorer would fail on every variant otherwise)."""
     import jsonschema
 
@@ -159,7 +166,7 @@ def _suite_files(suites: list[Any]) -> list[str]:
     return problems
 
 
-def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> list[str]:
+def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Suite]) -> list[str]:
     """Every suite's judge (option `judge`) resolves, and is none of the compared models: the experiment's model
     (scored as base) or a given checkpoint. (The variant being scored is checked again when it is judged.)"""
     from harness.models.judge_model import model_identity, resolve_judge
@@ -194,7 +201,7 @@ def _judges(spec: ExperimentSpec, model: ModelRef | None, suites: list[Any]) -> 
     return problems
 
 
-def _tokenized(spec: ExperimentSpec, model: ModelRef, data: Any, at: Any, *, train: bool
+def _tokenized(spec: ExperimentSpec, model: ModelRef, data: DataBundle, at: At, *, train: bool
                ) -> tuple[list[str], list[DataCheck]]:
     """What the model's tokenizer does to the data: answers cut by max_seq_length, special tokens in content."""
     from harness.models.resolve import load_tokenizer

@@ -11,6 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
@@ -28,7 +29,7 @@ from harness.results import (
     planned_row,
 )
 from harness.spec.plan import Variant
-from harness.spec.schema import TrainSpec
+from harness.spec.schema import ExperimentSpec, TrainSpec
 
 
 @dataclass
@@ -47,6 +48,27 @@ class VariantTask:
     def planned(self) -> VariantRow:
         """The variant's `variants` row as the plan fixes it, before it has run."""
         return planned_row(self.variant, self.model.identity, self.train)
+
+
+class PreparedSweep(Protocol):
+    """What the scheduler and the executors use of a prepared sweep (harness.sweep.runner.Sweep)."""
+
+    @property
+    def spec(self) -> ExperimentSpec: ...
+
+    @property
+    def model(self) -> ModelRef: ...
+
+    @property
+    def data(self) -> DataBundle: ...
+
+    @property
+    def suites(self) -> list[Suite]: ...
+
+    @property
+    def base_outputs(self) -> dict[str, dict[str, str]]: ...
+
+    def task(self, v: Variant, out_dir: Path) -> VariantTask: ...
 
 
 def worker() -> Worker:

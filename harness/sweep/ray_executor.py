@@ -5,18 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
 
 from harness.errors import HarnessInputError
 from harness.progress import Progress
 from harness.results import VariantResult, failed_result
 from harness.spec.plan import Variant
-from harness.sweep.execute import VariantTask
+from harness.sweep.execute import PreparedSweep, VariantTask
 
 POLL_SECONDS = 1.0  # how often the driver looks up from Ray to hand out remote events
 
 
-def _connect() -> Any:
+def _connect() -> ModuleType:
+    """The `ray` module, connected to a cluster (RAY_ADDRESS) or a local one it starts."""
     try:
         import ray
     except ImportError:
@@ -34,7 +35,7 @@ def _run_variant(task: VariantTask) -> VariantResult:
     return execute_variant(task)
 
 
-def execute_ray(sweep: Any, variants: list[Variant], out_dir: Path, progress: Progress
+def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, progress: Progress
                 ) -> Iterator[tuple[Variant | None, VariantResult | None]]:
     """Submit every variant as a Ray task (asking for a GPU where the cluster has them); yield (variant, result)
     as each finishes, and (None, None) every POLL_SECONDS while none has, so the caller can do other work."""

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from harness import __version__
 from harness.data.chat import DataBundle, load_bundle
@@ -31,6 +31,9 @@ from harness.sweep.execute import VariantTask
 from harness.sweep.scheduler import JobRow, schedule
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
 from harness.sweep.summary import findings_line, print_summary
+
+if TYPE_CHECKING:
+    from harness.managed.backend import ManagedBackend
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given", "prompt")
 
@@ -104,7 +107,7 @@ class Sweep:
             check_suites(self.suites)
         except HarnessInputError as exc:
             problems += exc.problems
-        if self.spec.gate and hasattr(self, "suites"):  # a rule that contradicts its metric's direction, now
+        if "gate" in self.spec.model_fields_set and hasattr(self, "suites"):  # rules against their metrics' direction
             problems += gate_direction_problems(self.spec, self.suites)
         try:
             from harness.scorers import declared_findings
@@ -144,7 +147,7 @@ class Sweep:
         # what resolving the model ignored, provider cutoffs and retirements: warnings, not data checks
         self.notices: list[str] = [*self.model.notices, *self.managed_notices()]
 
-    def managed(self) -> Any:
+    def managed(self) -> ManagedBackend | None:
         """The managed fine-tuning provider of the spec's model (harness.managed.backend), or None for other models."""
         if not self.model.is_managed:
             return None
@@ -162,7 +165,8 @@ class Sweep:
         trainees = [(v.name, v.variant_id) for v in self.variants if v.method == "openai"]
         given = [c.removeprefix("openai:") for c in (v.checkpoint for v in self.variants if v.method == "given")
                  if c and c.startswith("openai:")]
-        return (self.managed().notices(trainees) if trainees else []) + plan_notices("openai", 0, given)
+        backend = self.managed() if trainees else None
+        return (backend.notices(trainees) if backend is not None else []) + plan_notices("openai", 0, given)
 
     def task(self, v: Variant, out_dir: Path) -> VariantTask:
         return VariantTask(v, self.model, self.spec.train, self.data, self.suites,
@@ -201,12 +205,6 @@ class Sweep:
 def gate_direction_problems(spec: ExperimentSpec, suites: list[Suite]) -> list[str]:
     """The spec's gate rules checked against the declared direction of the metrics they name."""
     from harness.gate.rules import plan_direction_problems
-    from harness.spec.gate import parse_rules
-
-    try:
-        rules = parse_rules(spec.gate, f"{spec.source_path}")
-    except HarnessInputError:
-        return []  # the spec's own validation reports these
     from harness.scorers import make_scorer
 
     kinds = {}  # the kind whose declarations apply (a `python` suite's is the user's scorer's)
@@ -215,7 +213,7 @@ def gate_direction_problems(spec: ExperimentSpec, suites: list[Suite]) -> list[s
             kinds[s.name] = str(make_scorer(s.kind, s.options, suite=s)[1]["kind"])
         except HarnessInputError:
             continue  # reported by check_suites
-    return plan_direction_problems(rules, kinds, str(spec.source_path))
+    return plan_direction_problems(spec.gate, kinds, str(spec.source_path))
 
 
 def print_plan(sweep: Sweep, out: TextIO) -> None:
@@ -245,8 +243,9 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
     for suite, n in suite_sizes(sweep).items():
         print(f"  {suite}: {planning_note(n)}", file=out)
     trainees = [v.to_dict() for v in sweep.variants if v.method == "openai"]
-    if trainees:
-        cost = sweep.managed().estimate(sweep.data.train, trainees)
+    backend = sweep.managed() if trainees else None
+    if backend is not None:
+        cost = backend.estimate(sweep.data.train, trainees)
         print("\n".join(cost.lines()), file=out)
 
 
@@ -265,7 +264,7 @@ def suite_sizes(sweep: Sweep) -> dict[str, int]:
     return sizes
 
 
-def _s(x: Any) -> str:
+def _s(x: object) -> str:
     return "" if x is None else str(x)
 
 
@@ -366,7 +365,7 @@ def _store(store: Store, run_id: str, v: Variant, result: VariantResult, progres
         progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.error}")
 
 
-def derive_findings(store: Store, run_id: str, spec_findings: dict[str, Any] | None) -> int:
+def derive_findings(store: Store, run_id: str, spec_findings: dict[str, object] | None) -> int:
     """The run's findings against base, all variants' comparisons corrected together as one family (the stored
     variants of the run, reused ones included); replaces what earlier derivations stored. Returns how many."""
     from harness.verdicts import findings

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.progress import Progress
 from harness.results import VariantResult
+from harness.scores import JSONDict
 from harness.spec.plan import Variant
 
 if TYPE_CHECKING:
+    from harness.sweep.execute import PreparedSweep
     from harness.train.remote import RemoteJobs
 
 
@@ -33,7 +35,7 @@ class Finished:
 class JobRow:
     """A managed fine-tuning job's row (the `jobs` table), to store as soon as it is known."""
 
-    row: dict[str, Any]
+    row: JSONDict
 
 
 Event = Finished | JobRow
@@ -59,13 +61,13 @@ class _BaseFirst:
             yield self.held.pop(0)
 
 
-def is_remote(sweep: Any, v: Variant) -> bool:
+def is_remote(sweep: PreparedSweep, v: Variant) -> bool:
     """Trained or scored through an API rather than on this machine (or a Ray worker)."""
     return v.is_remote or sweep.model.is_remote
 
 
-def schedule(sweep: Any, todo: list[Variant], out_dir: Path, executor: str, progress: Progress, *,
-             stored_jobs: dict[str, dict[str, Any]] | None = None, run_id: str | None = None) -> Iterator[Event]:
+def schedule(sweep: PreparedSweep, todo: list[Variant], out_dir: Path, executor: str, progress: Progress, *,
+             stored_jobs: dict[str, JSONDict] | None = None, run_id: str | None = None) -> Iterator[Event]:
     """Run `todo` (a prepared Sweep's variants); yield job rows and results as they come, `base` first."""
     remote = [v for v in todo if is_remote(sweep, v)]
     local = [v for v in todo if not is_remote(sweep, v)]
@@ -87,7 +89,7 @@ def schedule(sweep: Any, todo: list[Variant], out_dir: Path, executor: str, prog
             jobs.close()
 
 
-def _start_remote(sweep: Any, remote: list[Variant], out_dir: Path, stored_jobs: dict[str, dict[str, Any]],
+def _start_remote(sweep: PreparedSweep, remote: list[Variant], out_dir: Path, stored_jobs: dict[str, JSONDict],
                   run_id: str | None) -> RemoteJobs:
     from harness.train.remote import RemoteInputs, RemoteJobs
 
@@ -111,7 +113,7 @@ def _drain(jobs: RemoteJobs, order: _BaseFirst, progress: Progress, *, block: bo
             yield from order.add(Finished(event.variant, event.result))
 
 
-def _local(sweep: Any, local: list[Variant], out_dir: Path, executor: str, progress: Progress
+def _local(sweep: PreparedSweep, local: list[Variant], out_dir: Path, executor: str, progress: Progress
            ) -> Iterator[Finished | None]:
     """Local results as they finish; None now and then while Ray tasks run, so remote events are not held up."""
     if not local:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import io
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from harness.errors import HarnessInputError
 from harness.progress import Quiet
+from harness.spec.schema import ExperimentSpec
 from harness.store.db import Store
 
 PLANTS = (
@@ -27,34 +28,40 @@ SUBSET = 16
 EPOCHS = 20
 
 
-def _spec_of(db: str, run_id: str) -> tuple[dict[str, Any], Path]:
+def _spec_of(db: str, run_id: str) -> tuple[dict[str, object], ExperimentSpec, Path]:
+    """The run's stored spec: as written (the planted specs keep what they do not change) and validated."""
     with Store(db, read_only=True) as store:
         row = store.run_row(run_id)
     path = Path(str(row.get("spec_path") or ""))
     if not path.is_file():
         raise HarnessInputError(f"selftest --train: the run's spec {path} is not there any more; run it from a "
                                 "checkout that has it")
-    spec = yaml.safe_load(row.get("spec") or "") or {}
-    if not isinstance(spec, dict) or not spec.get("data", {}).get("train"):
+    raw = yaml.safe_load(row.get("spec") or "") or {}
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise HarnessInputError(f"selftest --train: run {run_id}'s stored spec is not valid for this harness "
+                                f"({exc.error_count()} problem(s); `harness sweep {path} --dry-run` lists them)"
+                                ) from None
+    if not spec.data.train:
         raise HarnessInputError(f"selftest --train: run {run_id}'s spec trains nothing (no data.train)")
-    return spec, path
+    return raw, spec, path
 
 
-def _planted_specs(spec: dict[str, Any], folder: Path, tag: str) -> list[tuple[str, set[str], Path]]:
-    sweep = spec.get("sweep") or {}
-    method = next((m for m in sweep.get("method", ["lora"]) if m in ("lora", "qlora", "full")), "lora")
-    lr = max(sweep.get("learning_rate") or [2e-4])
-    base = {**spec, "name": f"{spec.get('name', 'run')}-selftest", "gate": {}}
-    one = {"method": [method], "rank": (sweep.get("rank") or [8])[:1], "seed": [0]}
-    destructive = {**base, "sweep": {**one, "epochs": (sweep.get("epochs") or [1])[:1], "learning_rate": [lr * 100]}}
-    train = (folder / spec["data"]["train"]).read_text(encoding="utf-8").splitlines()
+def _planted_specs(raw: dict[str, object], spec: ExperimentSpec, folder: Path, tag: str
+                   ) -> list[tuple[str, set[str], Path]]:
+    method = next((m for m in spec.sweep.method if m in ("lora", "qlora", "full")), "lora")
+    lr = max(spec.sweep.learning_rate)
+    base = {**raw, "name": f"{spec.name}-selftest", "gate": {}}
+    one = {"method": [method], "rank": spec.sweep.rank[:1], "seed": [0]}
+    destructive = {**base, "sweep": {**one, "epochs": spec.sweep.epochs[:1], "learning_rate": [lr * 100]}}
+    train = (folder / str(spec.data.train)).read_text(encoding="utf-8").splitlines()
     subset = folder / f".selftest-{tag}-train.jsonl"
     subset.write_text("\n".join([ln for ln in train if ln.strip()][:SUBSET]) + "\n", encoding="utf-8")
-    data = {**spec["data"], "train": subset.name}
-    if not isinstance(data.get("validation"), str):
-        data["validation"] = 0.25
+    validation = spec.data.validation if isinstance(spec.data.validation, str) else 0.25
+    data = {**spec.data.model_dump(exclude_unset=True), "train": subset.name, "validation": validation}
     overfit = {**base, "data": data, "sweep": {**one, "epochs": [EPOCHS], "learning_rate": [lr]},
-               "train": {**(spec.get("train") or {}), "eval_every_epochs": 1.0}}
+               "train": {**spec.train.model_dump(exclude_unset=True), "eval_every_epochs": 1.0}}
     out: list[tuple[str, set[str], Path]] = []
     for (what, expected), body in zip(PLANTS, (destructive, overfit), strict=True):
         path = folder / f".selftest-{tag}-{len(out)}.yaml"
@@ -67,9 +74,9 @@ def train_selftest(db: str, run_id: str) -> int:
     """Run the planted sweeps; 0 when each raised a finding it should, else 1."""
     from harness.sweep.runner import run_sweep
 
-    spec, spec_path = _spec_of(db, run_id)
+    raw, spec, spec_path = _spec_of(db, run_id)
     tag = run_id.replace("/", "-")
-    planted = _planted_specs(spec, spec_path.parent, tag)
+    planted = _planted_specs(raw, spec, spec_path.parent, tag)
     code = 0
     try:
         with tempfile.TemporaryDirectory(prefix="harness-selftest-") as scratch:

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
 from harness.errors import Terminated
 
@@ -25,7 +24,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         if fired["n"] == 1:
             raise Terminated()
 
-    previous: Any = signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:

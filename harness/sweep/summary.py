@@ -4,7 +4,7 @@ recommendation (the same policy and words as the report and the gate)."""
 from __future__ import annotations
 
 import os
-from typing import Any, TextIO
+from typing import TextIO
 
 import pandas as pd
 
@@ -23,7 +23,7 @@ def summary_frame(data: RunData, rec: Recommendation | None = None) -> pd.DataFr
         vid = v["variant_id"]
         tied = rec is not None and len(rec.tie_group) > 1 and vid in rec.tie_group
         mark = " *" if rec is not None and vid == rec.variant_id else " =" if tied else ""
-        row: dict[str, Any] = {"variant": v["name"] + mark, "id": vid, "method": v["method"], "rank": v["rank"],
+        row: dict[str, object] = {"variant": v["name"] + mark, "id": vid, "method": v["method"], "rank": v["rank"],
                                "epochs": v["epochs"], "status": v["status"] + (" (reused)" if v["reused"] else ""),
                                "train s": v["train_seconds"], "tok/s": v["tokens_per_second"],
                                "prompt tok/req": v.get("prompt_tokens_per_request")}
@@ -76,7 +76,7 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
                   f"`harness report {run_id}` builds the HTML report", markup=False)
 
 
-def _cell(x: Any) -> str:
+def _cell(x: object) -> str:
     if x is None or (isinstance(x, float) and pd.isna(x)) or x is pd.NA:
         return ""
     if isinstance(x, float):
