@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,18 @@ from conftest import REPO, chat, flat_fn, write_jsonl
 
 from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
+from harness.results import LogPoint
 from harness.scorers import ScoreContext, make_scorer
 from harness.spec.plan import Variant
 
 
-def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch: int = 4) -> list[dict]:
-    rows = [{"step": round(e * steps_per_epoch), "epoch": e, "split": "train", "loss": loss} for e, loss in train.items()]
-    rows += [{"step": round(e * steps_per_epoch), "epoch": e, "split": "validation", "loss": loss} for e, loss in val.items()]
+def log_rows(train: dict[float, float], val: dict[float, float], steps_per_epoch: int = 4) -> list[LogPoint]:
+    rows = [LogPoint(round(e * steps_per_epoch), e, "train", loss) for e, loss in train.items()]
+    rows += [LogPoint(round(e * steps_per_epoch), e, "validation", loss) for e, loss in val.items()]
     return rows
 
 
-def run(log: list[dict], name: str = "lora-r16-e5", **options: object):
+def run(log: list[LogPoint], name: str = "lora-r16-e5", **options: object):
     suite = load_suite(REPO / "suites" / "divergence", options)
     fn, _ = make_scorer(suite.kind, suite.options)
     return flat_fn(fn, ScoreContext(model=None, suite=suite, variant=Variant(name, name, "lora"), test=[], train_log=log))
@@ -70,7 +72,7 @@ def test_validation_rising_while_train_rises_too_is_not_overfitting() -> None:
 
 
 def test_a_log_without_epochs_uses_steps() -> None:
-    log = [{**r, "epoch": None} for r in log_rows(TRAIN, OVERFIT_VAL)]
+    log = [replace(r, epoch=None) for r in log_rows(TRAIN, OVERFIT_VAL)]
     out = run(log)
     assert out.findings[0]["message"] == ("lora-r16-e5 is overfitting: validation loss rose from 0.82 (step 8) to "
                                           "1.14 (step 20) while train loss fell to 0.34 [detects rises above 0.02 "

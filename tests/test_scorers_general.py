@@ -15,7 +15,7 @@ from fakes import ScriptedModel
 from harness.data.suites import load_suite
 from harness.errors import HarnessInputError
 from harness.scorers import ScoreContext, make_scorer
-from harness.scorers.general import contexts
+from harness.scorers.general import Item, contexts
 from harness.spec.plan import Variant
 
 ITEMS = [
@@ -74,7 +74,7 @@ def test_perplexity_is_per_token_per_word_and_bits_per_byte(tmp_path: Path) -> N
 
 
 def test_fewshot_contexts_hold_other_items_answered() -> None:
-    items = [{**it, "gold": 1 if it["id"] == "g3" else it["gold"]} for it in ITEMS]
+    items = [Item(it["id"], it["context"], it["choices"], 1 if it["id"] == "g3" else it["gold"]) for it in ITEMS]
     ctxs = contexts(items, 1, description="D: ", target_delimiter="", fewshot_delimiter="\n\n", seed=1)
     assert all(c.startswith("D: ") for c in ctxs)
     assert ctxs[0].endswith("\n\nCapital of France?") and "Capital of France?" not in ctxs[0][:-20]

@@ -14,12 +14,13 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from harness.errors import HarnessInputError
 from harness.models.protocol import Reply, ScoringModel
 from harness.models.resolve import ModelRef, cache_dir, resolve_model
+from harness.scores import JSONDict
 
 REMOTE = ("openai", "openai-compatible")
 SCHEMA_INSTRUCTION = ("\n\nAnswer with one JSON object and nothing else (no prose, no code fence). It must validate "
@@ -60,7 +61,7 @@ class LocalJudge:
         self.model: ScoringModel | None = None
         self.requests = 0
 
-    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any],
+    def complete(self, conversations: list[list[dict[str, str]]], schema: JSONDict,
                  max_tokens: int) -> list[Reply]:
         if self.model is None:
             self.model = self.load()
@@ -71,7 +72,7 @@ class LocalJudge:
         return [Reply(o.strip(), None) if o.strip() else Reply(None, "the judge wrote nothing") for o in outs]
 
 
-def with_schema(conversation: list[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
+def with_schema(conversation: list[dict[str, str]], schema: JSONDict) -> list[dict[str, str]]:
     """The conversation with the schema appended to its last user message (for judges without structured output)."""
     last = conversation[-1]
     return [*conversation[:-1], {**last, "content": last["content"] + SCHEMA_INSTRUCTION + json.dumps(schema)}]
@@ -86,10 +87,18 @@ def _load_local(ref: ModelRef) -> ScoringModel:
     return LocalModel(load_model(ref, placement=detect_placement()), load_tokenizer(ref), name=f"judge {ref.name}")
 
 
+class Provider(Protocol):
+    """What answers a judge's uncached requests: an API judge (harness.managed.structured_judge) or LocalJudge."""
+
+    def complete(self, conversations: list[list[dict[str, str]]], schema: JSONDict, max_tokens: int) -> list[Reply]:
+        """One reply per conversation."""
+        ...
+
+
 class CachedJudge:
     """A JudgeModel: the provider's answers, each cached on disk once it came back without an error."""
 
-    def __init__(self, inner: Any, name: str, identity: str, model: str, folder: Path | None = None):
+    def __init__(self, inner: Provider, name: str, identity: str, model: str, folder: Path | None = None):
         self.inner = inner
         self.name = name
         self.identity = identity
@@ -98,7 +107,7 @@ class CachedJudge:
         self.calls = 0  # requests sent to the provider
         self.hits = 0  # requests answered from the cache
 
-    def key(self, conversation: list[dict[str, str]], schema: dict[str, Any], max_tokens: int, version: str) -> str:
+    def key(self, conversation: list[dict[str, str]], schema: JSONDict, max_tokens: int, version: str) -> str:
         blob = json.dumps({"judge": self.identity, "rubric": version, "messages": conversation, "schema": schema,
                            "max_tokens": max_tokens}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
@@ -122,7 +131,7 @@ class CachedJudge:
             json.dump({"judge": self.identity, "rubric": version, "text": text}, f, ensure_ascii=False)
         os.replace(tmp, path)  # atomic: a reader sees the whole file or none
 
-    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any], max_tokens: int,
+    def complete(self, conversations: list[list[dict[str, str]]], schema: JSONDict, max_tokens: int,
                  version: str) -> list[Reply]:
         keys = [self.key(c, schema, max_tokens, version) for c in conversations]
         out: list[Reply | None] = [self._read(k) for k in keys]
@@ -149,7 +158,7 @@ def open_judge(name: str, base_url: str | None = None, *, folder: Path | None = 
         from harness.managed.client import make_client
         from harness.managed.structured_judge import ApiJudge
 
-        inner: Any = ApiJudge(make_client(ref.kind, base_url if ref.kind == "openai-compatible" else None),
+        inner: Provider = ApiJudge(make_client(ref.kind, base_url if ref.kind == "openai-compatible" else None),
                               ref.location, compatible=ref.kind == "openai-compatible")
     else:
         inner = LocalJudge(ref)

@@ -7,10 +7,16 @@ import logging
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from harness.models.lm_eval_types import LmEvalResults, TaskDict
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @contextmanager
@@ -25,8 +31,8 @@ def quiet() -> Iterator[None]:
         log.setLevel(level)
 
 
-def evaluate_loaded(model: Any, tokenizer: Any, task_dict: dict[str, Any], samples: dict[str, list[int]] | None, *,
-                    batch_size: int | str, seed: int) -> dict[str, Any]:
+def evaluate_loaded(model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, task_dict: TaskDict,
+                    samples: dict[str, list[int]] | None, *, batch_size: int | str, seed: int) -> LmEvalResults:
     """lm-eval's `evaluator.evaluate` on `HFLM(pretrained=model, tokenizer=tokenizer)` with per-sample logs, its
     seeds set as `simple_evaluate` sets them (random 0, numpy and torch `seed`) inside a saved and restored RNG
     state, so the harness's own random streams are untouched; lm-eval's stderr bootstrap is skipped (the harness
@@ -50,4 +56,5 @@ def evaluate_loaded(model: Any, tokenizer: Any, task_dict: dict[str, Any], sampl
         np.random.set_state(np_state)
     if res is None:
         raise RuntimeError("lm-eval returned no results (a non-zero rank of a distributed run)")
-    return dict(res)
+    out: LmEvalResults = {**res}
+    return out

@@ -11,12 +11,18 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
 
+from harness.models.lm_eval_types import LmEvalResults, TaskDict
 from harness.models.protocol import Usage
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers.cache_utils import Cache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,7 +35,7 @@ class LocalModel:
 
     supports_loglikelihood = True
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str, batch_size: int | str = "auto", max_length: int = 2048,
+    def __init__(self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, *, name: str, batch_size: int | str = "auto", max_length: int = 2048,
                  on_batch: Callable[[int], None] | None = None):
         self.model = model.eval()
         self.tok = tokenizer
@@ -95,7 +101,7 @@ class LocalModel:
 
         def run(idx: list[int]) -> None:
             ids, mask = self._left_padded([prompts[i][len(shared):] for i in idx], pad)
-            extra: dict[str, Any] = {}
+            extra: dict[str, Cache] = {}
             if cache is not None:  # [shared prefix][padding][rest]: positions come from the mask, so this is exact
                 ids = torch.cat([torch.tensor([shared], device=self.device).expand(len(idx), -1), ids], dim=1)
                 mask = torch.cat([torch.ones((len(idx), len(shared)), dtype=mask.dtype, device=self.device), mask], 1)
@@ -105,7 +111,9 @@ class LocalModel:
                                       do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True, **extra)
             new = gen[:, ids.shape[1]:].tolist()
             for row, i in enumerate(idx):
-                out[i] = self.tok.decode(new[row], skip_special_tokens=True).strip()
+                text = self.tok.decode(new[row], skip_special_tokens=True)
+                assert isinstance(text, str)  # one sequence of ids decodes to one string
+                out[i] = text.strip()
                 # generated tokens up to and including the first stop token (the rest of the row is padding)
                 produced[i] = next((j + 1 for j, t in enumerate(new[row]) if t in stop), len(new[row]))
             self._tick(len(idx))
@@ -115,7 +123,7 @@ class LocalModel:
                        seconds=time.perf_counter() - t0)
         return out
 
-    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], Any]:
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], Cache | None]:
         """The tokens every prompt starts with (a system prompt, a chat template's header) and their KV cache,
         computed once per call and copied into each batch; ([], None) when under MIN_SHARED tokens are shared."""
         if len(prompts) < 2:
@@ -213,8 +221,8 @@ class LocalModel:
             items.append(([self.prefix_id] + toks, len(toks)))
         return [(lp, n) for lp, _, n in self._score_batches(items)]
 
-    def lm_eval(self, task_dict: dict[str, Any], samples: dict[str, list[int]] | None, *,
-                batch_size: int | str | None, seed: int) -> dict[str, Any]:
+    def lm_eval(self, task_dict: TaskDict, samples: dict[str, list[int]] | None, *,
+                batch_size: int | str | None, seed: int) -> LmEvalResults:
         """lm-evaluation-harness's evaluator on these weights as they are loaded (the `lm-eval` suite kind)."""
         from harness.models.lm_eval_model import evaluate_loaded
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from harness.results import PerRequest
+from harness.scores import JSONDict
 
 
 @dataclass
@@ -82,7 +83,7 @@ class JudgeModel(Protocol):
     name: str
     identity: str
 
-    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any], max_tokens: int,
+    def complete(self, conversations: list[list[dict[str, str]]], schema: JSONDict, max_tokens: int,
                  version: str) -> list[Reply]:
         """One reply per conversation; `version` names the rubric (a changed rubric is never answered from cache)."""
         ...

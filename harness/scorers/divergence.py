@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from harness import stats
 from harness.errors import HarnessInputError
-from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.results import LogPoint
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
 from harness.scores import Finding, Score, SuiteResult
 
 EPS = 1e-6
@@ -30,38 +31,69 @@ def _mean(losses: list[float]) -> tuple[float, float | None, float | None]:
     return stats.mean_ci(np.array(losses))
 
 
-def analyse(log: list[dict[str, Any]], min_rise: float) -> dict[str, Any] | None:
+@dataclass
+class Epoch:
+    """One epoch of the log: its train losses and the last validation point within it (None if none)."""
+
+    train: list[float] = field(default_factory=list)
+    val: LogPoint | None = None
+
+
+@dataclass
+class Analysis:
+    """What the log says: losses by epoch, and (with validation points) the best and last ones, the train losses
+    around them, the rise since the best, and whether that is overfitting. `unit` is 'epoch', or 'step' for a log
+    without epochs (positions are then steps, stored in `epoch`)."""
+
+    epochs: dict[int, Epoch]
+    train: list[LogPoint]
+    val: list[LogPoint]
+    unit: str
+    best: LogPoint | None = None
+    last: LogPoint | None = None
+    final_train: list[float] = field(default_factory=list)
+    train_at_best: list[float] = field(default_factory=list)
+    rise: float = 0.0
+    overfitting: bool = False
+
+
+def _at(r: LogPoint) -> float:
+    """The point's position: its epoch (analyse sets it for every point)."""
+    return float(r.epoch) if r.epoch is not None else float(r.step)
+
+
+def analyse(log: list[LogPoint], min_rise: float) -> Analysis | None:
     """Per-epoch losses, the best validation point, the gap, and whether validation rose while train fell."""
     unit = "epoch"
-    if any(r.get("epoch") is None or math.isnan(float(r["epoch"])) for r in log):
+    if any(r.epoch is None or math.isnan(float(r.epoch)) for r in log):
         unit = "step"  # a log without epochs (some OpenAI jobs): positions are steps, no per-epoch metrics
-        log = [{**r, "epoch": float(r["step"])} for r in log]
-    train = sorted((r for r in log if r["split"] == "train"), key=lambda r: (r["epoch"], r["step"]))
-    val = sorted((r for r in log if r["split"] == "validation"), key=lambda r: (r["epoch"], r["step"]))
+        log = [replace(r, epoch=float(r.step)) for r in log]
+    train = sorted((r for r in log if r.split == "train"), key=lambda r: (_at(r), r.step))
+    val = sorted((r for r in log if r.split == "validation"), key=lambda r: (_at(r), r.step))
     if not train:
         return None
-    by_epoch: dict[int, dict[str, Any]] = {}
+    by_epoch: dict[int, Epoch] = {}
     for r in train if unit == "epoch" else []:
-        by_epoch.setdefault(max(1, math.ceil(r["epoch"] - EPS)), {"train": [], "val": None})["train"].append(r["loss"])
+        by_epoch.setdefault(max(1, math.ceil(_at(r) - EPS)), Epoch()).train.append(r.loss)
     for r in val if unit == "epoch" else []:  # the last evaluation within each epoch stands for that epoch
-        by_epoch.setdefault(math.ceil(r["epoch"] - EPS), {"train": [], "val": None})["val"] = r
-    out: dict[str, Any] = {"epochs": by_epoch, "train": train, "val": val, "unit": unit}
+        by_epoch.setdefault(math.ceil(_at(r) - EPS), Epoch()).val = r
+    out = Analysis(by_epoch, train, val, unit)
     if not val:
         return out
 
     def train_between(lo: float, hi: float) -> list[float]:
-        return [r["loss"] for r in train if lo + EPS < r["epoch"] <= hi + EPS]
+        return [r.loss for r in train if lo + EPS < _at(r) <= hi + EPS]
 
-    best_i = int(np.argmin([r["loss"] for r in val]))
+    best_i = int(np.argmin([r.loss for r in val]))
     best, last = val[best_i], val[-1]
-    prev_last = val[-2]["epoch"] if len(val) > 1 else last["epoch"] - 1
-    final_train = train_between(prev_last, last["epoch"]) or [train[-1]["loss"]]
-    prev_best = val[best_i - 1]["epoch"] if best_i > 0 else best["epoch"] - 1
-    at_best = train_between(prev_best, best["epoch"]) or [train[0]["loss"]]
-    rise = last["loss"] - best["loss"]
-    out.update(best=best, last=last, final_train=final_train, train_at_best=at_best, rise=rise,
-               overfitting=bool(best_i < len(val) - 1 and rise > min_rise
-                                and float(np.mean(final_train)) < float(np.mean(at_best))))
+    prev_last = _at(val[-2]) if len(val) > 1 else _at(last) - 1
+    final_train = train_between(prev_last, _at(last)) or [train[-1].loss]
+    prev_best = _at(val[best_i - 1]) if best_i > 0 else _at(best) - 1
+    at_best = train_between(prev_best, _at(best)) or [train[0].loss]
+    rise = last.loss - best.loss
+    out.best, out.last, out.final_train, out.train_at_best, out.rise = best, last, final_train, at_best, rise
+    out.overfitting = bool(best_i < len(val) - 1 and rise > min_rise
+                           and float(np.mean(final_train)) < float(np.mean(at_best)))
     return out
 
 
@@ -73,7 +105,7 @@ def analyse(log: list[dict[str, Any]], min_rise: float) -> dict[str, Any] | None
     Metric("epochs_past_best", higher_is_better=False), Metric("steps_past_best", higher_is_better=False),
     Metric("validation_rise", higher_is_better=False),
 ])
-def divergence(min_rise: float = 0.02) -> Any:
+def divergence(min_rise: float = 0.02) -> ScoreFn:
     """Loss by epoch, best epoch, generalization gap, epochs past best; an `overfitting` finding when validation
     loss ends more than `min_rise` (nats per token) above its minimum while train loss fell."""
     if not isinstance(min_rise, int | float) or min_rise < 0:
@@ -84,41 +116,42 @@ def divergence(min_rise: float = 0.02) -> Any:
         if a is None:
             return SuiteResult()  # base, or a checkpoint given without a training log
         scores: list[Score] = []
-        for k, e in sorted(a["epochs"].items()):
-            if e["train"]:
-                m, lo, hi = _mean(e["train"])
-                scores.append(_row(f"train_loss_epoch{k}", m, lo, hi, len(e["train"])))
-            if e["val"] is not None:
-                scores.append(_row(f"validation_loss_epoch{k}", e["val"]["loss"]))
-        if "best" not in a:
+        for k, e in sorted(a.epochs.items()):
+            if e.train:
+                m, lo, hi = _mean(e.train)
+                scores.append(_row(f"train_loss_epoch{k}", m, lo, hi, len(e.train)))
+            if e.val is not None:
+                scores.append(_row(f"validation_loss_epoch{k}", e.val.loss))
+        if a.best is None or a.last is None:
             return SuiteResult(scores)
-        best, last = a["best"], a["last"]
-        ft, ft_lo, ft_hi = _mean(a["final_train"])
-        n_val = len(a["val"])
-        u = a["unit"]
+        best, last = a.best, a.last
+        b_at, l_at = _at(best), _at(last)
+        ft, ft_lo, ft_hi = _mean(a.final_train)
+        n_val = len(a.val)
+        u = a.unit
         scores += [
-            _row(f"best_{u}", best["epoch"], n=n_val),
-            _row("best_validation_loss", best["loss"], n=n_val),
-            _row("final_validation_loss", last["loss"]),
-            _row("final_train_loss", ft, ft_lo, ft_hi, len(a["final_train"])),
-            _row("gap", last["loss"] - ft, None if ft_hi is None else last["loss"] - ft_hi,
-                 None if ft_lo is None else last["loss"] - ft_lo, len(a["final_train"])),
-            _row(f"{u}s_past_best", last["epoch"] - best["epoch"], n=n_val),
-            _row("validation_rise", a["rise"], n=n_val),
+            _row(f"best_{u}", b_at, n=n_val),
+            _row("best_validation_loss", best.loss, n=n_val),
+            _row("final_validation_loss", last.loss),
+            _row("final_train_loss", ft, ft_lo, ft_hi, len(a.final_train)),
+            _row("gap", last.loss - ft, None if ft_hi is None else last.loss - ft_hi,
+                 None if ft_lo is None else last.loss - ft_lo, len(a.final_train)),
+            _row(f"{u}s_past_best", l_at - b_at, n=n_val),
+            _row("validation_rise", a.rise, n=n_val),
         ]
         findings = []
-        if a["overfitting"]:
-            name = getattr(ctx.variant, "name", None) or "this variant"
+        if a.overfitting:
+            name = ctx.variant.name or "this variant"
             findings.append(Finding(
                 "overfitting", "warning",
-                (f"{name} is overfitting: validation loss rose from {best['loss']:.2f} ({u} "
-                 f"{_epoch(best['epoch'])}) to {last['loss']:.2f} ({u} {_epoch(last['epoch'])}) "
+                (f"{name} is overfitting: validation loss rose from {best.loss:.2f} ({u} "
+                 f"{_epoch(b_at)}) to {last.loss:.2f} ({u} {_epoch(l_at)}) "
                  f"while train loss fell to {ft:.2f} [detects rises above {float(min_rise):.2f} (min_rise)]"),
-                {f"best_{u}": best["epoch"], "best_validation_loss": best["loss"],
-                 f"final_{u}": last["epoch"], "final_validation_loss": last["loss"],
-                 "rise": a["rise"], "min_rise": float(min_rise), "mde": float(min_rise),
-                 "train_loss_at_best": float(np.mean(a["train_at_best"])), "final_train_loss": ft,
-                 "validation_curve": [[r["epoch"], r["loss"]] for r in a["val"]]}))
+                {f"best_{u}": b_at, "best_validation_loss": best.loss,
+                 f"final_{u}": l_at, "final_validation_loss": last.loss,
+                 "rise": a.rise, "min_rise": float(min_rise), "mde": float(min_rise),
+                 "train_loss_at_best": float(np.mean(a.train_at_best)), "final_train_loss": ft,
+                 "validation_curve": [[_at(r), r.loss] for r in a.val]}))
         return SuiteResult(scores, findings=findings)
 
     return score

@@ -7,33 +7,39 @@ import hashlib
 import inspect
 import math
 import socket
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
+import numpy.typing as npt
 
 from harness import stats
+from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.registry import Metric, ScoreContext, scorer
-from harness.scores import Sample, Score, SuiteResult
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
+from harness.scores import JSONDict, Sample, Score, SuiteResult
 from harness.spec.schema import resolve_inside
+
+if TYPE_CHECKING:
+    from evaluate import EvaluationModule
 
 # result keys of Hugging Face's own metrics where lower is better; any other key is taken as higher-is-better
 LOWER_IS_BETTER = ("wer", "cer", "ter", "mae", "mse", "rmse", "perplexity", "mean_perplexity", "loss")
 PER_EXAMPLE = ("auto", True, False)
-_LOADED: dict[tuple[str, str], Any] = {}  # (module, sha256) -> loaded metric, so each variant does not reload it
+_LOADED: dict[tuple[str, str], EvaluationModule] = {}  # (module, sha256) -> loaded metric, so each variant does not reload it
 
 
-def _where(suite: Any) -> str:
+def _where(suite: Suite) -> str:
     return f"{suite.folder / 'suite.yaml'}: option 'metric'"
 
 
-def _local_script(name: str, suite: Any) -> Path | None:
+def _local_script(name: str, suite: Suite) -> Path | None:
     """The metric script `name` names, relative to the suite folder or else the spec's folder (never outside them):
     a .py file, or a folder holding a script named after it (evaluate's convention). None where neither holds it."""
-    roots = [suite.folder] + ([suite.spec_dir] if getattr(suite, "spec_dir", None) else [])
+    roots = [suite.folder] + ([suite.spec_dir] if suite.spec_dir is not None else [])
     for root in roots:
         try:
             path = resolve_inside(Path(root), name, key="metric", source=str(suite.folder / "suite.yaml"))
@@ -67,7 +73,7 @@ def code_sha256(script: Path) -> str:
     return h.hexdigest()
 
 
-def load_metric(name: str, suite: Any) -> tuple[Any, dict[str, Any]]:
+def load_metric(name: str, suite: Suite) -> tuple[EvaluationModule, JSONDict]:
     """The loaded metric and what the stored scorer arguments say about it: the module and the sha256 of its code."""
     import evaluate
 
@@ -93,7 +99,7 @@ def load_metric(name: str, suite: Any) -> tuple[Any, dict[str, Any]]:
     return module, {"metric_module": f"hub:{name}", "metric_sha256": code_sha256(code)}
 
 
-def _load_hub(name: str, suite: Any) -> Any:
+def _load_hub(name: str, suite: Suite) -> EvaluationModule:
     import evaluate
 
     try:
@@ -123,7 +129,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _numeric(result: dict[str, Any]) -> dict[str, float]:
+def _numeric(result: Mapping[str, object] | None) -> dict[str, float]:
     return {k: float(v) for k, v in (result or {}).items()
             if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)}
 
@@ -133,8 +139,9 @@ def _numeric(result: dict[str, Any]) -> dict[str, float]:
     # a result key's per-example values are stored where the metric averages over examples (see per_example)
     Metric("*", per_example=True),
 ])
-def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None, keys: list[str] | None = None,
-                    per_example: Any = "auto", corpus_resamples: int = 200, max_new_tokens: int | None = None) -> Any:
+def evaluate_metric(metric: str = "", metric_args: JSONDict | None = None, keys: list[str] | None = None,
+                    per_example: bool | str = "auto", corpus_resamples: int = 200, max_new_tokens: int | None = None
+                    ) -> ScoreFn:
     """The module's numeric result keys on the held-out outputs, each with a 95% bootstrap interval.
 
     per_example 'auto': a key whose per-example values average to its corpus value is per-example (interval over
@@ -161,7 +168,7 @@ def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None,
         outs = heldout_outputs(ctx, max_new_tokens)
         refs = [e.reference for e in ctx.test]
 
-        def compute(idx: Any) -> dict[str, float]:
+        def compute(idx: Iterable[int]) -> dict[str, float]:
             try:
                 result = module.compute(predictions=[outs[i] for i in idx], references=[refs[i] for i in idx],
                                         **(metric_args or {}))
@@ -200,7 +207,7 @@ def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None,
                     for i, e in enumerate(ctx.test)]
         return SuiteResult(rows, examples)
 
-    def check_suite(suite: Any) -> None:
+    def check_suite(suite: Suite) -> None:
         """Find and load the metric module at sweep start, so a missing module or an unreachable hub stops the sweep
         before any training (called by harness.scorers.check_suites)."""
         load_metric(metric, suite)
@@ -209,7 +216,8 @@ def evaluate_metric(metric: str = "", metric_args: dict[str, Any] | None = None,
     return score
 
 
-def _per_example_values(compute: Any, n: int, keys: list[str]) -> dict[str, np.ndarray] | None:
+def _per_example_values(compute: Callable[[Iterable[int]], dict[str, float]], n: int, keys: list[str]
+                        ) -> dict[str, npt.NDArray[np.float64]] | None:
     """Each key computed on each example alone; None where the metric cannot be computed on one example."""
     try:
         results = [compute([i]) for i in range(n)]
@@ -220,6 +228,6 @@ def _per_example_values(compute: Any, n: int, keys: list[str]) -> dict[str, np.n
     return {k: np.array([r[k] for r in results], dtype=float) for k in keys}
 
 
-def _averages(values: np.ndarray, corpus: float) -> bool:
+def _averages(values: npt.NDArray[np.float64], corpus: float) -> bool:
     """Whether the corpus value is the mean of the per-example values: then the metric is a mean over examples."""
     return values.size > 0 and math.isclose(float(values.mean()), corpus, rel_tol=1e-9, abs_tol=1e-9)

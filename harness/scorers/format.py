@@ -5,14 +5,17 @@ from __future__ import annotations
 import json as jsonlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError
 from harness.scorers.common import chat_items, compile_regex, rate_row
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.registry import Metric, ScoreContext, scorer
-from harness.scores import Sample, SuiteResult
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
+from harness.scores import JSONDict, JSONValue, Sample, SuiteResult
 from harness.textfiles import read_text
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 SOURCES = ("items", "heldout")
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -32,7 +35,7 @@ class Pattern:
         return f"{'required' if self.required else 'forbidden'}:{self.name}"
 
 
-def _patterns(specs: Any, required: bool) -> list[Pattern]:
+def _patterns(specs: object, required: bool) -> list[Pattern]:
     key = "required_patterns" if required else "forbidden_patterns"
     if specs is None:
         return []
@@ -50,7 +53,7 @@ def _patterns(specs: Any, required: bool) -> list[Pattern]:
     return out
 
 
-def _validator(ctx: ScoreContext, schema: str) -> Any:
+def _validator(ctx: ScoreContext, schema: str) -> Validator:
     import jsonschema
 
     path = ctx.suite.path(schema)
@@ -68,14 +71,14 @@ def _validator(ctx: ScoreContext, schema: str) -> Any:
     return cls(doc)
 
 
-def check(output: str, *, parse: bool, validator: Any, patterns: list[Pattern], max_chars: int | None
+def check(output: str, *, parse: bool, validator: Validator | None, patterns: list[Pattern], max_chars: int | None
           ) -> tuple[dict[str, bool], list[str]]:
     """Every rule's verdict on one output, and a reason for each rule that failed."""
     import jsonschema
 
     rules: dict[str, bool] = {}
     reasons: list[str] = []
-    value: Any = None
+    value: JSONValue = None
     parsed = False
     if parse:
         try:
@@ -123,9 +126,9 @@ def check(output: str, *, parse: bool, validator: Any, patterns: list[Pattern], 
     Metric("max_chars", per_example=True), Metric("required:*", per_example=True),
     Metric("forbidden:*", per_example=True),
 ])
-def format_compliance(json: bool = True, schema: str | None = None, required_patterns: list[dict[str, Any]] | None = None,
-                      forbidden_patterns: list[dict[str, Any]] | None = None, max_chars: int | None = None,
-                      source: str = "items", max_new_tokens: int | None = None) -> Any:
+def format_compliance(json: bool = True, schema: str | None = None, required_patterns: list[JSONDict] | None = None,
+                      forbidden_patterns: list[JSONDict] | None = None, max_chars: int | None = None,
+                      source: str = "items", max_new_tokens: int | None = None) -> ScoreFn:
     """Share of outputs that pass every rule (compliance) and each rule's pass rate, with Wilson CIs.
 
     source 'items' generates on the suite's items; 'heldout' reuses the heldout suite's generations on the test set

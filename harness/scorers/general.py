@@ -5,20 +5,32 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from harness import stats
-from harness.data.suites import read_jsonl
+from harness.data.suites import Suite, read_jsonl
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
-from harness.scorers.registry import Metric, ScoreContext, scorer
-from harness.scores import Sample, Score, SuiteResult
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
+from harness.scores import JSONValue, Sample, Score, SuiteResult
 
 
-def _items(suite: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Item:
+    """One multiple-choice item: the context, its choices and the gold choice's index; its category (acc per
+    category) and cluster (questions sharing a passage, kept per example so intervals resample clusters)."""
+
+    id: str
+    context: str
+    choices: list[str]
+    gold: int
+    category: JSONValue = None
+    cluster: str | None = None
+
+
+def _items(suite: Suite) -> list[Item]:
     """The suite's multiple-choice items with `gold` as an index; every malformed line is reported."""
     where = suite.path(suite.items_file) if suite.items_file else suite.folder / "suite.yaml"
     rows = suite.items()
@@ -40,13 +52,14 @@ def _items(suite: Any) -> list[dict[str, Any]]:
             problems.append(f"{where}:{i}: 'gold' must be the index (0..{len(choices) - 1}) or text of a choice, "
                             f"got {row.get('gold')!r}")
             continue
-        out.append({**row, "id": str(row.get("id", f"{suite.name}-{i}")), "gold": gold})
+        out.append(Item(str(row.get("id", f"{suite.name}-{i}")), row["context"], list(choices), gold,
+                        row.get("category"), None if row.get("cluster") is None else str(row["cluster"])))
     if problems:
         raise HarnessInputError(problems, title=f"suite {suite.name}")
     return out
 
 
-def contexts(items: list[dict[str, Any]], num_fewshot: int, *, description: str, target_delimiter: str,
+def contexts(items: list[Item], num_fewshot: int, *, description: str, target_delimiter: str,
              fewshot_delimiter: str, seed: int) -> list[str]:
     """Each item's context: the description, `num_fewshot` other items answered with their gold choice, the item."""
     out = []
@@ -56,8 +69,8 @@ def contexts(items: list[dict[str, Any]], num_fewshot: int, *, description: str,
             others = [j for j in range(len(items)) if j != i]
             for j in random.Random(seed * 1_000_003 + i).sample(others, min(num_fewshot, len(others))):
                 shot = items[j]
-                shots.append(shot["context"] + target_delimiter + shot["choices"][shot["gold"]])
-        out.append(description + "".join(s + fewshot_delimiter for s in shots) + item["context"])
+                shots.append(shot.context + target_delimiter + shot.choices[shot.gold])
+        out.append(description + "".join(s + fewshot_delimiter for s in shots) + item.context)
     return out
 
 
@@ -90,7 +103,7 @@ def perplexity_rows(results: list[tuple[float, int]], texts: list[str]) -> list[
     Metric("bits_per_byte", higher_is_better=False),
 ])
 def general(text: str | None = None, num_fewshot: int = 0, description: str = "", target_delimiter: str = "",
-            fewshot_delimiter: str = "\n\n", fewshot_seed: int = 1234) -> Any:
+            fewshot_delimiter: str = "\n\n", fewshot_seed: int = 1234) -> ScoreFn:
     """Multiple-choice acc and acc_norm (one batched log-likelihood call) and perplexity on the suite's `text` file."""
     if not isinstance(num_fewshot, int) or num_fewshot < 0:
         raise HarnessInputError(f"general option 'num_fewshot': a whole number >= 0, got {num_fewshot!r}")
@@ -107,34 +120,34 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
             out.scores += _perplexity(ctx)
         return out
 
-    def _by_loglikelihood(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteResult:
-        requests = [(c, target_delimiter + choice) for c, it in zip(ctxs, items, strict=True) for choice in it["choices"]]
+    def _by_loglikelihood(ctx: ScoreContext, items: list[Item], ctxs: list[str]) -> SuiteResult:
+        requests = [(c, target_delimiter + choice) for c, it in zip(ctxs, items, strict=True) for choice in it.choices]
         results = ctx.model.loglikelihood(requests)
         if len(results) != len(requests):
             raise RuntimeError(f"{ctx.model.name}: {len(results)} log-likelihoods for {len(requests)} requests")
         examples, k = [], 0
         for c, it in zip(ctxs, items, strict=True):
-            lls = [float(lp) for lp, _ in results[k:k + len(it["choices"])]]
-            k += len(it["choices"])
-            pred, pred_norm = choose(lls, it["choices"])
-            gold = it["gold"]
+            lls = [float(lp) for lp, _ in results[k:k + len(it.choices)]]
+            k += len(it.choices)
+            pred, pred_norm = choose(lls, it.choices)
+            gold = it.gold
             examples.append(Sample(
-                str(it["id"]), c, it["choices"][pred], it["choices"][gold], pred == gold,
+                it.id, c, it.choices[pred], it.choices[gold], pred == gold,
                 {"acc": float(pred == gold), "acc_norm": float(pred_norm == gold)},
                 {"gold": gold, "pred": pred, "pred_norm": pred_norm, "loglikelihoods": lls,
-                 "category": it.get("category"), "method": "loglikelihood"}, _cluster(it)))
+                 "category": it.category, "method": "loglikelihood"}, it.cluster))
         return SuiteResult(_accuracy_rows(examples, ("acc", "acc_norm")), examples)
 
-    def _by_generation(ctx: ScoreContext, items: list[dict[str, Any]], ctxs: list[str]) -> SuiteResult:
+    def _by_generation(ctx: ScoreContext, items: list[Item], ctxs: list[str]) -> SuiteResult:
         from harness.scorers.multiple_choice import MC_GENERATION_ARGS, choose_by_generation
 
-        chosen = choose_by_generation(ctx.model, [(c, it["choices"]) for c, it in zip(ctxs, items, strict=True)])
+        chosen = choose_by_generation(ctx.model, [(c, it.choices) for c, it in zip(ctxs, items, strict=True)])
         examples = []
         for c, it, (pred, raw) in zip(ctxs, items, chosen, strict=True):
-            gold = it["gold"]
+            gold = it.gold
             examples.append(Sample(
-                str(it["id"]), c, raw, it["choices"][gold], pred == gold, {"acc": float(pred == gold)},
-                {"gold": gold, "pred": pred, "category": it.get("category"), "method": "generation"}, _cluster(it)))
+                it.id, c, raw, it.choices[gold], pred == gold, {"acc": float(pred == gold)},
+                {"gold": gold, "pred": pred, "category": it.category, "method": "generation"}, it.cluster))
         # recorded with the scorer's arguments
         rows = [replace(r, how=dict(MC_GENERATION_ARGS)) for r in _accuracy_rows(examples, ("acc",))]
         return SuiteResult(rows, examples)
@@ -151,11 +164,6 @@ def general(text: str | None = None, num_fewshot: int = 0, description: str = ""
         return perplexity_rows(ctx.model.loglikelihood_rolling([r["text"] for r in rows]), [r["text"] for r in rows])
 
     return score
-
-
-def _cluster(item: dict[str, Any]) -> str | None:
-    """The item's cluster (questions sharing a passage), kept per example so intervals resample clusters."""
-    return str(item["cluster"]) if item.get("cluster") is not None else None
 
 
 def _accuracy_rows(examples: list[Sample], metrics: tuple[str, ...]) -> list[Score]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import harness.scorers.metrics as metrics
+from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.scorers.common import ChatItem, chat_items, compile_regex, rate_row
-from harness.scorers.registry import Metric, ScoreContext, scorer
-from harness.scores import Sample, SuiteResult
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
+from harness.scores import JSONDict, JSONValue, Sample, SuiteResult
 
 PROBE_TYPES = ("nonexistent", "known_fact")
 
@@ -25,7 +27,7 @@ def _norm(value: str) -> str:
 class Rules:
     """The suite's abstention rule and value pattern, applied to one output at a time."""
 
-    def __init__(self, abstain_field: dict[str, Any] | None, abstain_patterns: list[str] | None,
+    def __init__(self, abstain_field: Mapping[str, JSONValue] | None, abstain_patterns: list[str] | None,
                  value_regex: str | None):
         self.field = {str(k): str(v).casefold() for k, v in (abstain_field or {}).items()}
         self.patterns = [compile_regex(p, f"hallucination option 'abstain_patterns[{i}]'")
@@ -53,31 +55,48 @@ class Rules:
         return re.search(rf"(?<!\w){re.escape(expected)}(?!\w)", output, flags=re.IGNORECASE) is not None
 
 
-def judge(item: ChatItem, output: str, rules: Rules) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Verdict:
+    """One probe's verdict and why, with the values the output stated (and, for a known fact, the expected one)."""
+
+    probe: str  # nonexistent | known_fact
+    verdict: str  # abstained | fabricated | correct | missing
+    reason: str
+    values: list[str] = field(default_factory=list)
+    expected: str | None = None
+
+    def record(self) -> JSONDict:
+        """As stored in the example's detail."""
+        out: JSONDict = {"probe": self.probe, "values": list(self.values)}
+        if self.expected is not None:
+            out["expected"] = self.expected
+        return {**out, "verdict": self.verdict, "reason": self.reason, "fabricated": self.verdict == "fabricated"}
+
+
+def judge(item: ChatItem, output: str, rules: Rules) -> Verdict:
     """One probe's verdict: abstained | fabricated (nonexistent); correct | fabricated | abstained | missing (known_fact)."""
-    probe = item.raw["type"]
+    probe = str(item.raw["type"])
     values = rules.values(output)
     abstained = rules.abstains(output)
-    detail: dict[str, Any] = {"probe": probe, "values": values}
     if probe == "nonexistent":
         if abstained:
-            return {**detail, "verdict": "abstained", "reason": abstained}
+            return Verdict(probe, "abstained", abstained, values)
         stated = f" and stated {', '.join(values[:3])}" if values else ""
-        return {**detail, "verdict": "fabricated", "reason": f"answered about something that does not exist{stated}"}
+        return Verdict(probe, "fabricated", f"answered about something that does not exist{stated}", values)
     expected = str(item.raw["expected"])
-    detail["expected"] = expected
     wrong = [v for v in values if _norm(v) != _norm(expected)]
     if wrong:
-        return {**detail, "verdict": "fabricated", "reason": f"stated {', '.join(wrong[:3])} where the data says {expected}"}
+        return Verdict(probe, "fabricated", f"stated {', '.join(wrong[:3])} where the data says {expected}", values,
+                       expected)
     if rules.states(output, expected, values):
-        return {**detail, "verdict": "correct", "reason": f"stated {expected}"}
+        return Verdict(probe, "correct", f"stated {expected}", values, expected)
     if abstained:
-        return {**detail, "verdict": "abstained", "reason": abstained}
-    return {**detail, "verdict": "missing", "reason": f"did not state {expected}"}
+        return Verdict(probe, "abstained", abstained, values, expected)
+    return Verdict(probe, "missing", f"did not state {expected}", values, expected)
 
 
-def _check_items(items: list[ChatItem], suite: Any) -> None:
-    where = suite.path(suite.items_file)
+def _check_items(items: list[ChatItem], suite: Suite) -> None:
+    where = suite.path(suite.items_file) if suite.items_file else suite.folder / "suite.yaml"
     problems = []
     for _i, it in enumerate(items, start=1):
         kind = it.raw.get("type")
@@ -89,13 +108,13 @@ def _check_items(items: list[ChatItem], suite: Any) -> None:
         raise HarnessInputError(problems, title=f"suite {suite.name}")
 
 
-def per_example(v: dict[str, Any]) -> dict[str, float]:
+def per_example(v: Verdict) -> dict[str, float]:
     """Each metric's value for one probe, under the metric's name (a probe counts toward the rates it is part of)."""
-    out = {"fabrication_rate": float(v["verdict"] == "fabricated")}
-    if v["probe"] == "nonexistent":
-        out["abstention_rate"] = float(v["verdict"] == "abstained")
+    out = {"fabrication_rate": float(v.verdict == "fabricated")}
+    if v.probe == "nonexistent":
+        out["abstention_rate"] = float(v.verdict == "abstained")
     else:
-        out["known_fact_accuracy"] = float(v["verdict"] == "correct")
+        out["known_fact_accuracy"] = float(v.verdict == "correct")
     return out
 
 
@@ -105,8 +124,8 @@ def per_example(v: dict[str, Any]) -> dict[str, float]:
     Metric("abstention_rate", per_example=True, column="abstention"),  # on probes about things that do not exist
     Metric("known_fact_accuracy", per_example=True),  # on probes whose answer is in the data
 ])
-def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns: list[str] | None = None,
-                  value_regex: str | None = None, max_new_tokens: int = 128) -> Any:
+def hallucination(abstain_field: JSONDict | None = None, abstain_patterns: list[str] | None = None,
+                  value_regex: str | None = None, max_new_tokens: int = 128) -> ScoreFn:
     """Abstention rate on nonexistent probes, fabrication rate on all probes, accuracy on known facts (Wilson CIs)."""
     if not abstain_field and not abstain_patterns:
         raise HarnessInputError("hallucination options: give 'abstain_field' (e.g. {product: unknown}) and/or "
@@ -121,19 +140,19 @@ def hallucination(abstain_field: dict[str, Any] | None = None, abstain_patterns:
         _check_items(items, ctx.suite)
         outs = ctx.model.generate([it.messages for it in items], max_new_tokens)
         verdicts = [judge(it, o, rules) for it, o in zip(items, outs, strict=True)]
-        nonexistent = [v for v in verdicts if v["probe"] == "nonexistent"]
-        known = [v for v in verdicts if v["probe"] == "known_fact"]
-        scores = [rate_row("fabrication_rate", sum(v["verdict"] == "fabricated" for v in verdicts), len(verdicts))]
+        nonexistent = [v for v in verdicts if v.probe == "nonexistent"]
+        known = [v for v in verdicts if v.probe == "known_fact"]
+        scores = [rate_row("fabrication_rate", sum(v.verdict == "fabricated" for v in verdicts), len(verdicts))]
         if nonexistent:
-            scores.append(rate_row("abstention_rate", sum(v["verdict"] == "abstained" for v in nonexistent),
+            scores.append(rate_row("abstention_rate", sum(v.verdict == "abstained" for v in nonexistent),
                                    len(nonexistent)))
         if known:
-            scores.append(rate_row("known_fact_accuracy", sum(v["verdict"] == "correct" for v in known), len(known)))
+            scores.append(rate_row("known_fact_accuracy", sum(v.verdict == "correct" for v in known), len(known)))
         examples = []
         for it, out, v in zip(items, outs, verdicts, strict=True):
-            passed = v["verdict"] == ("abstained" if v["probe"] == "nonexistent" else "correct")
-            examples.append(Sample(it.item_id, it.prompt, out, str(v.get("expected", "(abstain)")), passed,
-                                   per_example(v), {**v, "fabricated": v["verdict"] == "fabricated"},
+            passed = v.verdict == ("abstained" if v.probe == "nonexistent" else "correct")
+            examples.append(Sample(it.item_id, it.prompt, out, v.expected if v.expected is not None else "(abstain)",
+                                   passed, per_example(v), v.record(),
                                    None if it.raw.get("cluster") is None else str(it.raw["cluster"])))
         return SuiteResult(scores, examples)
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 import harness.scorers.metrics as metrics
 from harness import stats
-from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
 from harness.scores import JSONDict, Sample, Score, SuiteResult
 
 
@@ -34,7 +32,7 @@ def heldout_outputs(ctx: ScoreContext, max_new_tokens: int | None, default: int 
     Metric("bleu"), Metric("chrf", column="chrf"),  # corpus-level
     Metric("loss", higher_is_better=False, column="loss"),  # token-weighted over the whole test set
 ])
-def heldout(max_new_tokens: int = 128, loss: bool = True) -> Any:
+def heldout(max_new_tokens: int = 128, loss: bool = True) -> ScoreFn:
     """Score generations on the test set against its references."""
 
     def score(ctx: ScoreContext) -> SuiteResult:

@@ -9,33 +9,40 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, ParamSpec
 
 from harness.errors import did_you_mean
+from harness.scores import JSONDict, JSONValue
+
+if TYPE_CHECKING:
+    from nltk.tokenize import NLTKWordTokenizer
 
 RELATIONS = ("less than", "at least")
 CONSTRAINED_RESPONSES = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
-Validator = Callable[[Any], str | None]  # a kwarg's value -> what is wrong with it, or None
+Validator = Callable[[JSONValue], str | None]  # a kwarg's value -> what is wrong with it, or None
+# Any: each instruction's program takes the output and its own kwargs (validated by the check's validators first).
+CheckFn = Callable[..., tuple[bool, str]]
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
 class Check:
     """One instruction id: its program, its kwargs' validators, an example of valid kwargs, where the id comes from."""
 
-    fn: Callable[..., tuple[bool, str]]
+    fn: CheckFn
     params: dict[str, Validator]
-    example: dict[str, Any]
+    example: JSONDict
     source: str  # 'ifeval' or 'harness' (this project's own)
 
 
 CHECKS: dict[str, Check] = {}
 
 
-def check(instruction_id: str, example: dict[str, Any], source: str = "ifeval", **params: Validator
-          ) -> Callable[[Callable[..., tuple[bool, str]]], Callable[..., tuple[bool, str]]]:
-    def wrap(fn: Callable[..., tuple[bool, str]]) -> Callable[..., tuple[bool, str]]:
+def check(instruction_id: str, example: JSONDict, source: str = "ifeval", **params: Validator
+          ) -> Callable[[Callable[P, tuple[bool, str]]], Callable[P, tuple[bool, str]]]:
+    def wrap(fn: Callable[P, tuple[bool, str]]) -> Callable[P, tuple[bool, str]]:
         CHECKS[instruction_id] = Check(fn, params, example, source)
         return fn
 
@@ -48,20 +55,20 @@ def count(minimum: int) -> Validator:
         f"must be a whole number >= {minimum}"
 
 
-def relation(v: Any) -> str | None:
+def relation(v: JSONValue) -> str | None:
     return None if v in RELATIONS else f"must be one of {', '.join(repr(r) for r in RELATIONS)}"
 
 
-def text(v: Any) -> str | None:
+def text(v: JSONValue) -> str | None:
     return None if isinstance(v, str) and v.strip() else "must be a non-empty string"
 
 
-def words(v: Any) -> str | None:
+def words(v: JSONValue) -> str | None:
     ok = isinstance(v, list) and v and all(isinstance(w, str) and w.strip() for w in v)
     return None if ok else 'must be a non-empty list of non-empty strings, e.g. ["river", "stone"]'
 
 
-def letter(v: Any) -> str | None:
+def letter(v: JSONValue) -> str | None:
     return None if isinstance(v, str) and len(v) == 1 and v.isascii() and v.isalpha() else \
         "must be a single letter a-z"
 
@@ -99,7 +106,7 @@ def word_tokens(value: str) -> list[str]:
 
 
 @functools.cache
-def _treebank() -> Any:
+def _treebank() -> NLTKWordTokenizer:
     from nltk.tokenize import NLTKWordTokenizer  # its rules are code: no download, unlike punkt
 
     return NLTKWordTokenizer()
@@ -337,7 +344,7 @@ def forbidden_characters(value: str, characters: str) -> tuple[bool, str]:
 
 
 # -- validating and running -------------------------------------------------------------------------------------
-def problems(instruction: Any) -> list[str]:
+def problems(instruction: object) -> list[str]:
     """What is wrong with one {"id", "kwargs"} entry, each with the fix; [] when it is valid. None-valued kwargs are
     dropped first, as IFEval's own loader does (its rows carry every kwarg name, most of them null)."""
     if not isinstance(instruction, dict) or not isinstance(instruction.get("id"), str):
@@ -368,16 +375,18 @@ def problems(instruction: Any) -> list[str]:
     return out
 
 
-def kwargs_of(instruction: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (instruction.get("kwargs") or {}).items() if v is not None}
+def kwargs_of(instruction: Mapping[str, JSONValue]) -> JSONDict:
+    """A (validated) entry's kwargs without the None-valued ones."""
+    raw = instruction.get("kwargs")
+    return {k: v for k, v in raw.items() if v is not None} if isinstance(raw, Mapping) else {}
 
 
-def follows(instruction: dict[str, Any], value: str) -> tuple[bool, str]:
+def follows(instruction: Mapping[str, JSONValue], value: str) -> tuple[bool, str]:
     """Whether one output follows one (validated) instruction, and what the check found; an empty output follows
     nothing (as in IFEval)."""
     if not value.strip():
         return False, "empty output"
-    return CHECKS[instruction["id"]].fn(value, **kwargs_of(instruction))
+    return CHECKS[str(instruction["id"])].fn(value, **kwargs_of(instruction))
 
 
 def loose_variants(value: str) -> list[str]:

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from harness import stats
-from harness.scores import JSONDict, Sample, Score
+from harness.models.lm_eval_types import LmEvalResults, LoggedSample
+from harness.scores import JSONDict, JSONValue, Sample, Score
+
+if TYPE_CHECKING:
+    from lm_eval.api.task import Task
 
 CORPUS_RESAMPLES = 200  # bootstrap resamples for metrics lm-eval aggregates over the corpus (BLEU, perplexity)
 
@@ -25,7 +30,7 @@ class Doc:
     leaf: str
     sample: Sample
     values: dict[str, float] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, object] = field(default_factory=dict)  # "metric,filter" -> what lm-eval's aggregation takes
 
 
 def metric_key(metric: str, filter_name: str) -> str:
@@ -33,12 +38,12 @@ def metric_key(metric: str, filter_name: str) -> str:
     return metric if filter_name == "none" else f"{metric},{filter_name}"
 
 
-def documents(leaf: str, logged: list[dict[str, Any]], task: Any) -> list[Doc]:
+def documents(leaf: str, logged: list[LoggedSample], task: Task) -> list[Doc]:
     """lm-eval's logged samples of one task (one entry per document and filter) as one Doc per document."""
     from lm_eval.api.metrics import mean
 
     aggregations = task.aggregation()
-    by_doc: dict[int, list[dict[str, Any]]] = {}
+    by_doc: dict[int, list[LoggedSample]] = {}
     for entry in logged:
         by_doc.setdefault(int(entry["doc_id"]), []).append(entry)
     out = []
@@ -61,13 +66,21 @@ def documents(leaf: str, logged: list[dict[str, Any]], task: Any) -> list[Doc]:
     return out
 
 
-def _one_response(entry: dict[str, Any]) -> Any:
+def _one_response(entry: LoggedSample) -> object:
     """A document's filtered response: the one value of a one-request document (a generation), else the list."""
     resps = entry.get("filtered_resps") or []
     return resps[0] if len(resps) == 1 else resps
 
 
-def _sample(leaf: str, doc_id: int, entry: dict[str, Any], task: Any) -> Sample:
+def _loglikelihood(resp: object) -> tuple[float, bool]:
+    """A log-likelihood request's response: (sum log p(continuation | context), is_greedy)."""
+    if isinstance(resp, Sequence) and not isinstance(resp, str) and len(resp) == 2 \
+            and isinstance(resp[0], int | float | np.floating | np.integer):
+        return float(resp[0]), bool(resp[1])
+    raise ValueError(f"lm-eval: a log-likelihood response is (float, bool), got {resp!r}")
+
+
+def _sample(leaf: str, doc_id: int, entry: LoggedSample, task: Task) -> Sample:
     """What a person reads about one document: the prompt, the model's answer and the reference."""
     args = entry.get("arguments") or [[""]]
     prompt = str(args[0][0]) if args and args[0] else ""
@@ -77,7 +90,7 @@ def _sample(leaf: str, doc_id: int, entry: dict[str, Any], task: Any) -> Sample:
     output, reference = "", None if target is None else str(target)
     if kind == "multiple_choice":
         choices = [str(c) for c in task.doc_to_choice(entry["doc"])]
-        lls = [float(r[0]) for r in resps][:len(choices)]
+        lls = [_loglikelihood(r)[0] for r in resps][:len(choices)]
         pred = int(np.argmax(lls))
         pred_norm = int(np.argmax(np.array(lls) / np.array([float(len(c)) for c in choices])))
         gold = choices.index(target) if isinstance(target, str) and target in choices else target
@@ -88,15 +101,15 @@ def _sample(leaf: str, doc_id: int, entry: dict[str, Any], task: Any) -> Sample:
     elif kind == "generate_until":
         output = str(resps[0]) if resps else ""
     elif kind == "loglikelihood" and resps:
-        ll, greedy = resps[0]
-        output, reference = f"log-likelihood {float(ll):.4f}, greedy: {bool(greedy)}", str(args[0][1])
+        ll, greedy = _loglikelihood(resps[0])
+        output, reference = f"log-likelihood {ll:.4f}, greedy: {greedy}", str(args[0][1])
     elif resps:
         output = f"log-likelihood {jsonable(resps[0])}"
     return Sample(f"{leaf}:{doc_id}", prompt, output, reference, None, {}, detail)
 
 
-def task_scores(name: str, sub: str | None, members: list[str], docs: list[Doc], res: dict[str, Any],
-                tasks: dict[str, Any], sizes: dict[str, tuple[int, int]], sample_note: str | None,
+def task_scores(name: str, sub: str | None, members: list[str], docs: list[Doc], res: LmEvalResults,
+                tasks: Mapping[str, Task], sizes: dict[str, tuple[int, int]], sample_note: str | None,
                 how: JSONDict, metric_name: Callable[[str, str, str | None], str]) -> list[Score]:
     """The aggregates of one named task (sub None) or of one subtask or subgroup below it: per-example metrics as
     the mean over documents (Wilson interval for 0/1 values, else a bootstrap), corpus-level ones (a single task
@@ -131,13 +144,13 @@ def task_scores(name: str, sub: str | None, members: list[str], docs: list[Doc],
     return out
 
 
-def _corpus_score(label: str, key: str, docs: list[Doc], res: dict[str, Any], task: Any, rec: JSONDict) -> Score:
+def _corpus_score(label: str, key: str, docs: list[Doc], res: LmEvalResults, task: Task, rec: JSONDict) -> Score:
     """A metric lm-eval aggregates over the corpus, its value as lm-eval reports it and a bootstrap interval."""
     metric, _, filter_name = key.partition(",")
     agg = task.aggregation()[metric]
     raw = [d.raw[key] for d in docs if key in d.raw]
 
-    def statistic(idx: np.ndarray) -> float:
+    def statistic(idx: npt.NDArray[np.intp]) -> float:
         try:
             return float(agg([raw[i] for i in idx]))
         except (ValueError, ZeroDivisionError, FloatingPointError):
@@ -151,12 +164,12 @@ def _corpus_score(label: str, key: str, docs: list[Doc], res: dict[str, Any], ta
     return Score(label, float(own) if isinstance(own, int | float) else value, lo, hi, len(raw), rec)
 
 
-def _one(by_task: dict[str, Any]) -> Any:
+def _one(by_task: Mapping[str, object]) -> JSONValue:
     """One value when every task agrees, else the value per task."""
     vals = list(by_task.values())
     return jsonable(vals[0]) if all(v == vals[0] for v in vals) else jsonable(by_task)
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> JSONValue:
     """A JSON-safe copy of lm-eval's values (tuples, numpy numbers)."""
     return json.loads(json.dumps(value, default=lambda x: x.item() if hasattr(x, "item") else str(x)))

@@ -9,11 +9,13 @@ Metric names: `<task>/<metric>` for each name in `tasks` (a group's or tag's val
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
+from harness.data.suites import Suite
 from harness.errors import HarnessInputError
+from harness.models.lm_eval_types import LmEvalResults
 from harness.scorers.lm_eval_tasks import LoadedTasks, check_names, draw_samples, load, require_lm_eval, yaml_problems
-from harness.scorers.registry import Metric, ScoreContext, scorer
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
 from harness.scores import SuiteResult
 
 # Metrics lm-eval aggregates by their mean (so each document's value is stored and compared paired), and the rest.
@@ -45,14 +47,14 @@ def _declarations() -> list[Metric]:
 
 @scorer("lm-eval", metrics=_declarations())
 def lm_eval_suite(tasks: list[str] | str | None = None, include_path: str | None = None, num_fewshot: int | None = None,
-                  limit: int | float | None = None, batch_size: int | str | None = None, seed: int = 1234) -> Any:
+                  limit: int | float | None = None, batch_size: int | str | None = None, seed: int = 1234) -> ScoreFn:
     """lm-eval tasks on the scored model: `tasks` names tasks, groups or tags (built-in or in `include_path`, a folder
     of task YAMLs inside the suite's folder); `num_fewshot` overrides the tasks' own; `limit` scores a seeded random
     sample of that many documents per task (or that fraction, below 1); `batch_size` an int or 'auto' (default: the
     harness's eval batch size); `seed` draws the sample and few-shot examples."""
     names = _check_options(tasks, include_path, num_fewshot, limit, batch_size, seed)
 
-    def check_suite(suite: Any) -> None:
+    def check_suite(suite: Suite) -> None:
         """Before any training: lm-eval installed, include_path a folder of readable task YAMLs, every name known."""
         where = f"{suite.where}{suite.folder / 'suite.yaml'}: "
         require_lm_eval(where)
@@ -85,8 +87,8 @@ def lm_eval_suite(tasks: list[str] | str | None = None, include_path: str | None
     return score
 
 
-def _check_options(tasks: Any, include_path: Any, num_fewshot: Any, limit: Any, batch_size: Any, seed: Any
-                   ) -> list[str]:
+def _check_options(tasks: object, include_path: object, num_fewshot: object, limit: object, batch_size: object,
+                   seed: object) -> list[str]:
     """The task names; every bad option is reported at once."""
     names = [tasks] if isinstance(tasks, str) else tasks
     problems = []
@@ -110,10 +112,10 @@ def _check_options(tasks: Any, include_path: Any, num_fewshot: Any, limit: Any, 
         problems.append(f"lm-eval option 'seed': a whole number, got {seed!r}")
     if problems:
         raise HarnessInputError(problems)
-    return [n.strip() for n in names]
+    return [str(n).strip() for n in names] if isinstance(names, list) else []
 
 
-def _include(suite: Any, include_path: str | None, where: str) -> Any:
+def _include(suite: Suite, include_path: str | None, where: str) -> Path | None:
     """The include_path folder, inside the suite's folder (None when not given)."""
     if include_path is None:
         return None
@@ -135,7 +137,7 @@ def _configure(loaded: LoadedTasks, num_fewshot: int | None, seed: int) -> None:
         task.set_fewshot_seed(seed=seed)
 
 
-def _result(res: dict[str, Any], loaded: LoadedTasks, limit: int | float | None, seed: int, version: str
+def _result(res: LmEvalResults, loaded: LoadedTasks, limit: int | float | None, seed: int, version: str
             ) -> SuiteResult:
     """lm-eval's per-sample logs as Samples (one per document, its per-document metric values under the harness's
     names: the named task's, and its subtask's and subgroups' below a group) and each aggregate as a Score."""

@@ -15,15 +15,19 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError, did_you_mean
+from harness.models.lm_eval_types import TaskDict
+
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
 
 INSTALL_HINT = "pip install 'finetune-harness[lm-eval]'"
 LOCAL_HINT = ("point the task at local files instead: a task YAML in the suite's include_path folder with "
               "`dataset_path: json` and `dataset_kwargs: {data_files: {test: FILE.jsonl}}` (paths relative to the "
               "YAML; see docs/lm-eval.md)")
-_MANAGERS: dict[tuple[str, bool], Any] = {}  # (include folder and its contents' stamp, built-ins) -> TaskManager
+_MANAGERS: dict[tuple[str, bool], TaskManager] = {}  # (include folder and its contents' stamp, built-ins) -> TaskManager
 
 
 def require_lm_eval(where: str = "") -> None:
@@ -37,7 +41,7 @@ def require_lm_eval(where: str = "") -> None:
 class LoadedTasks:
     """Named tasks as lm-eval's evaluator takes them, with what each name stands for."""
 
-    task_dict: dict[str, Any]  # {"tasks": {leaf: Task}, "groups": {name: Group}, "group_map": {group: [children]}}
+    task_dict: TaskDict
     leaves: dict[str, list[str]]  # each requested name -> the leaf tasks it runs (itself for a plain task)
     within: dict[str, dict[str, list[str]]]  # requested name -> subgroup below it -> its leaf tasks
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # leaf -> (documents scored, documents it has)
@@ -59,7 +63,7 @@ def yaml_problems(include: Path) -> list[str]:
     return problems
 
 
-def manager(include: Path | None, suite_folder: Path, *, builtins: bool) -> Any:
+def manager(include: Path | None, suite_folder: Path, *, builtins: bool) -> TaskManager:
     """lm-eval's TaskManager over `include` (and its built-in tasks when `builtins`), cached per process while the
     folder's files are unchanged; relative data paths of the include folder's task YAMLs made absolute."""
     from lm_eval.tasks import TaskManager
@@ -85,7 +89,7 @@ def _stamp(include: Path | None) -> str:
     return h.hexdigest()
 
 
-def _resolve_local_files(tm: Any, include: Path, suite_folder: Path) -> None:
+def _resolve_local_files(tm: TaskManager, include: Path, suite_folder: Path) -> None:
     """Each include-folder task whose `data_files`/`data_dir` (or a `dataset_path` folder) is relative gets them
     resolved against its YAML's folder, so the suite works from any working directory."""
     from lm_eval.tasks._yaml_loader import load_yaml
@@ -100,12 +104,12 @@ def _resolve_local_files(tm: Any, include: Path, suite_folder: Path) -> None:
             entry.cfg, entry.yaml_path = cfg, None  # built from this resolved config, not re-read from the file
 
 
-def _absolute(cfg: dict[str, Any], base: Path, suite_folder: Path, yaml_path: Path) -> bool:
+def _absolute(cfg: dict[str, object], base: Path, suite_folder: Path, yaml_path: Path) -> bool:
     """Rewrite relative local paths of one task config in place; True when something changed."""
     kwargs = cfg.get("dataset_kwargs")
     changed = False
 
-    def fix(value: Any, key: str) -> Any:
+    def fix(value: object, key: str) -> object:
         nonlocal changed
         if isinstance(value, list):
             return [fix(v, key) for v in value]
@@ -131,7 +135,7 @@ def _absolute(cfg: dict[str, Any], base: Path, suite_folder: Path, yaml_path: Pa
     return changed
 
 
-def check_names(names: list[str], include: Path | None, suite_folder: Path, where: str) -> Any:
+def check_names(names: list[str], include: Path | None, suite_folder: Path, where: str) -> TaskManager:
     """The TaskManager that knows every name (the include folder's alone when it has them all), or an error naming
     each unknown one with the closest known name."""
     if include is not None:
@@ -175,8 +179,9 @@ def load(names: list[str], include: Path | None, suite_folder: Path, where: str)
                 problems.append(f"{where}option 'tasks': task {leaf!r} is run by both {owner[leaf]!r} and {name!r}; "
                                 "name it once")
             owner.setdefault(leaf, name)
-        for key in ("tasks", "groups", "group_map"):
-            out.task_dict[key].update(got.get(key) or {})
+        out.task_dict["tasks"].update(got.get("tasks") or {})
+        out.task_dict["groups"].update(got.get("groups") or {})
+        out.task_dict["group_map"].update(got.get("group_map") or {})
         out.leaves[name] = list(got["tasks"])
         out.within[name] = {g: _leaves_of(g, got.get("group_map") or {}) for g in (got.get("group_map") or {})
                             if g != name}

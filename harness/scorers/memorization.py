@@ -7,18 +7,21 @@ import random
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 import harness.scorers.metrics as metrics
 from harness import stats
+from harness.data.chat import Example
 from harness.data.sources import location
 from harness.errors import HarnessInputError
 from harness.scorers.common import rate_row
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.registry import Metric, ScoreContext, scorer
-from harness.scores import JSONDict, Sample, Score, SuiteResult
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
+from harness.scores import JSONDict, JSONValue, Sample, Score, SuiteResult
+
+Values = npt.NDArray[np.float64]  # one metric's value per example (NaN where it has none)
 
 DEFAULT_MAX_NEW_TOKENS = 128  # the heldout suite's default, so both share one generation
 _WORD = re.compile(r"[^\W_]+")
@@ -33,7 +36,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _values_of(obj: Any) -> list[str]:
+def _values_of(obj: JSONValue) -> list[str]:
     if isinstance(obj, dict):
         return [v for x in obj.values() for v in _values_of(x)]
     if isinstance(obj, list):
@@ -96,7 +99,7 @@ def sample_indices(n: int, k: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(n), min(k, n)))
 
 
-def _values(outs: list[str], refs: list[str]) -> dict[str, np.ndarray]:
+def _values(outs: list[str], refs: list[str]) -> dict[str, Values]:
     """Per-example held-out metrics (harness.scorers.metrics): exact_match, field_accuracy (NaN where the reference
     is no JSON object), rougeL."""
     return {"exact_match": np.array([metrics.exact_match(o, r) for o, r in zip(outs, refs, strict=True)], dtype=float),
@@ -105,8 +108,8 @@ def _values(outs: list[str], refs: list[str]) -> dict[str, np.ndarray]:
             "rougeL": metrics.rouge_l(outs, refs) if outs else np.array([], dtype=float)}
 
 
-def _where(e: Any) -> str:
-    return location(Path(e.source).name, e.line, getattr(e, "unit", "line"))
+def _where(e: Example) -> str:
+    return location(Path(e.source).name, e.line, e.unit)
 
 
 @scorer("memorization", metrics=[
@@ -116,7 +119,7 @@ def _where(e: Any) -> str:
     Metric("gap_*", higher_is_better=False),  # train minus test: the wider, the more the model fits its training set
 ])
 def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_new_tokens: int | None = None,
-                 max_answers: int = 1) -> Any:
+                 max_answers: int = 1) -> ScoreFn:
     """Train/test gap on the primary held-out metric and ROUGE-L, and the regurgitation rate of test outputs.
 
     max_new_tokens None: reuse whichever held-out generation the variant already has (else 128 new tokens); the
@@ -171,6 +174,6 @@ def memorization(train_sample: int = 32, seed: int = 0, min_words: int = 8, max_
     return score
 
 
-def _per_example(split: str, vals: dict[str, np.ndarray], i: int, kept: tuple[str, ...]) -> dict[str, float]:
+def _per_example(split: str, vals: dict[str, Values], i: int, kept: tuple[str, ...]) -> dict[str, float]:
     """One example's values of the stored metrics, under the metrics' own names (train_rougeL, test_exact_match)."""
     return {f"{split}_{m}": float(vals[m][i]) for m in kept if not np.isnan(vals[m][i])}

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import regex
 
 from harness import stats
-from harness.scores import JSONDict
+from harness.scores import JSONDict, JSONValue
+
+if TYPE_CHECKING:
+    from rouge_score.rouge_scorer import RougeScorer
+    from sacrebleu.metrics import BLEU, CHRF
 
 
-def parse_json(text: str) -> Any | None:
+def parse_json(text: str) -> JSONValue:
     """The JSON value in `text` (also inside a ```json fence), or None."""
     t = text.strip()
     if t.startswith("```"):
@@ -84,10 +89,10 @@ class UnicodeTokenizer:
         return tokens
 
 
-_ROUGE: Any = None
+_ROUGE: RougeScorer | None = None
 
 
-def rouge_l(outputs: list[str], references: list[str]) -> np.ndarray:
+def rouge_l(outputs: list[str], references: list[str]) -> npt.NDArray[np.float64]:
     """ROUGE-L F1 per example (rouge-score's LCS, stemmed, with the Unicode tokenizer: ROUGE_TOKENIZER)."""
     global _ROUGE
     if _ROUGE is None:
@@ -123,7 +128,7 @@ def corpus_metric_ci(name: str, outputs: list[str], references: list[str], *, re
     return value, float(min(lo, value)), float(max(hi, value))
 
 
-def corpus_metric(name: str) -> Any:
+def corpus_metric(name: str) -> BLEU | CHRF:
     """sacrebleu's BLEU or chrF object with its default (corpus) settings."""
     from sacrebleu.metrics import BLEU, CHRF
 

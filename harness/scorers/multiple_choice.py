@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+
+from harness.models.protocol import ScoringModel
+from harness.scores import JSONDict
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
 MC_INSTRUCTION = "Answer with the letter of the correct choice only."
 # What a scorer records in its stored arguments when it scored multiple choice this way.
-MC_GENERATION_ARGS: dict[str, Any] = {"multiple_choice": "generation", "answer_format": "letter",
-                                      "instruction": MC_INSTRUCTION, "max_new_tokens": 4}
+MC_MAX_NEW_TOKENS = 4
+MC_GENERATION_ARGS: JSONDict = {"multiple_choice": "generation", "answer_format": "letter",
+                                "instruction": MC_INSTRUCTION, "max_new_tokens": MC_MAX_NEW_TOKENS}
 
 
 def multiple_choice_messages(context: str, choices: list[str]) -> list[dict[str, str]]:
@@ -27,8 +30,8 @@ def parse_choice(output: str, n_choices: int) -> int | None:
     return LETTERS.index(m.group(1)) if m else None
 
 
-def choose_by_generation(model: Any, items: list[tuple[str, list[str]]],
-                         max_new_tokens: int = int(MC_GENERATION_ARGS["max_new_tokens"])
+def choose_by_generation(model: ScoringModel, items: list[tuple[str, list[str]]],
+                         max_new_tokens: int = MC_MAX_NEW_TOKENS
                          ) -> list[tuple[int | None, str]]:
     """For (context, choices) items: (chosen index or None when unparseable, raw output), in one batched call."""
     outputs = model.generate([multiple_choice_messages(c, ch) for c, ch in items], max_new_tokens)

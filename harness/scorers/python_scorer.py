@@ -13,8 +13,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
+from harness.data.suites import Suite
 from harness.errors import HarnessInputError
 from harness.scorers.registry import kind_of, resolver
 from harness.scores import JSONDict
@@ -23,7 +23,7 @@ _LOADED: dict[tuple[str, str], ModuleType] = {}  # (resolved path, sha256) -> mo
 
 
 @resolver("python")
-def load_user_scorer(suite: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any], JSONDict]:
+def load_user_scorer(suite: Suite | None, options: JSONDict) -> tuple[str, JSONDict, JSONDict]:
     """The registered kind the suite's `scorer: FILE.py:FUNCTION` names, the options left for it, and where it came
     from (file, function, sha256 of the file) for the stored record."""
     where = f"{suite.folder / 'suite.yaml'}: option 'scorer'" if suite is not None else "option 'scorer'"

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import ParamSpec
 
 from harness.errors import HarnessInputError, did_you_mean
 from harness.scorers.common import ChatItem, compile_regex
+from harness.scorers.registry import ScoreContext
+from harness.scores import JSONDict, JSONValue
 
 _A = "['’]"  # a straight or a typographic apostrophe
 
@@ -78,7 +80,7 @@ class Judgement:
     compliance_pattern: str | None = None  # the compliance regex behind it (None for a pivot)
     error: str | None = None  # the detector could not tell (a malformed judgment): the output counts toward no rate
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> JSONDict:
         return {"refused": None if self.error else self.refused, "reason": self.reason,
                 "refusal_pattern": self.refusal_pattern, "refusal_match": self.refusal_match,
                 "compliance": self.compliance, "compliance_pattern": self.compliance_pattern,
@@ -86,13 +88,16 @@ class Judgement:
 
 
 # detect(items, outputs, ctx) -> one Judgement per output; ctx is the ScoreContext (a judge may need it)
-Detector = Callable[[list[ChatItem], list[str], Any], list[Judgement]]
-_DETECTORS: dict[str, Callable[..., Detector]] = {}
+Detector = Callable[[list[ChatItem], list[str], ScoreContext | None], list[Judgement]]
+# Any: each detector's factory takes its own safety options (bound by name in build_detector).
+DetectorFactory = Callable[..., Detector]
+_DETECTORS: dict[str, DetectorFactory] = {}
+P = ParamSpec("P")
 
 
-def detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+def detector(name: str) -> Callable[[Callable[P, Detector]], Callable[P, Detector]]:
     """Register a detector factory; its keyword parameters are the safety options it reads."""
-    def wrap(factory: Callable[..., Detector]) -> Callable[..., Detector]:
+    def wrap(factory: Callable[P, Detector]) -> Callable[P, Detector]:
         if name in _DETECTORS:
             raise ValueError(f"a refusal detector {name!r} is already registered")
         _DETECTORS[name] = factory
@@ -101,7 +106,7 @@ def detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Det
     return wrap
 
 
-def build_detector(name: str, options: dict[str, Any]) -> Detector:
+def build_detector(name: str, options: Mapping[str, JSONValue]) -> Detector:
     """The detector `name` built from the safety options it takes; an option set for another detector is an error."""
     if name not in _DETECTORS:
         raise HarnessInputError(f"safety option 'detector': unknown detector {name!r}.{did_you_mean(name, list(_DETECTORS))}"
@@ -115,7 +120,7 @@ def build_detector(name: str, options: dict[str, Any]) -> Detector:
     return factory(**{k: v for k, v in options.items() if k in params and v is not None})
 
 
-def _regexes(patterns: Any, option: str) -> list[re.Pattern[str]]:
+def _regexes(patterns: object, option: str) -> list[re.Pattern[str]]:
     if not isinstance(patterns, list | tuple):
         raise HarnessInputError(f"safety option {option!r}: a list of regexes, got {patterns!r}")
     return [re.compile(compile_regex(p, f"safety option '{option}[{i}]'").pattern, re.IGNORECASE)
@@ -144,7 +149,7 @@ class PatternDetector:
     opening_words: int
     pivot_words: int
 
-    def __call__(self, items: list[ChatItem], outputs: list[str], ctx: Any = None) -> list[Judgement]:
+    def __call__(self, items: list[ChatItem], outputs: list[str], ctx: ScoreContext | None = None) -> list[Judgement]:
         return [self.judge(o) for o in outputs]
 
     def _refusal(self, text: str) -> tuple[int, re.Match[str]] | None:

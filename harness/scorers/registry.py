@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, ParamSpec
 
 from harness.data.chat import Example
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.protocol import JudgeModel, ScoringModel
-from harness.scores import JSONDict, SuiteResult
+from harness.results import LogPoint
+from harness.scores import JSONDict, JSONValue, SuiteResult
 from harness.spec.plan import Variant
 
-_REGISTRY: dict[str, Callable[..., ScoreFn]] = {}
-_METRICS: dict[str, tuple[Metric, ...]] = {}
+if TYPE_CHECKING:
+    import pandas as pd
+
+P = ParamSpec("P")
 
 
 GATE_RULES = ("max_drop", "max_rise", "min", "max")
@@ -105,7 +108,7 @@ class ScoreContext:
     suite: Suite
     variant: Variant  # what is being scored
     test: list[Example]
-    train_log: list[dict[str, Any]]
+    train_log: list[LogPoint]  # this variant's logged losses (empty for base and given checkpoints)
     # shared between suites of one variant: "heldout_outputs" -> {max_new_tokens: outputs on the test set}
     cache: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     train: list[Example] = field(default_factory=list)  # the training split (empty if none)
@@ -115,14 +118,18 @@ class ScoreContext:
 
 
 ScoreFn = Callable[[ScoreContext], SuiteResult]  # what a registered factory builds
+# Any: each kind's factory takes its own options (the suite's YAML options, bound by name in make_scorer).
+ScorerFactory = Callable[..., ScoreFn]
+_REGISTRY: dict[str, ScorerFactory] = {}
+_METRICS: dict[str, tuple[Metric, ...]] = {}
 
 
-def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[P, ScoreFn]], Callable[P, ScoreFn]]:
     """Register a scorer factory under `kind` with the metrics it writes; kinds are unique lower-case identifiers."""
     if not kind.replace("_", "").replace("-", "").isalnum() or kind.lower() != kind:
         raise ValueError(f"invalid scorer kind {kind!r}: use lower-case letters, digits, '-' and '_'")
 
-    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(factory: Callable[P, ScoreFn]) -> Callable[P, ScoreFn]:
         if kind in _REGISTRY:
             raise ValueError(f"scorer kind {kind!r} is already registered")
         _REGISTRY[kind] = factory
@@ -179,9 +186,12 @@ def primary_metric(kind: str | None, available: Iterable[str]) -> str | None:
     return None
 
 
-def suite_kinds(scores: Any) -> dict[str, str]:
+def suite_kinds(scores: pd.DataFrame | Iterable[Mapping[str, object]] | None) -> dict[str, str]:
     """suite name -> scorer kind, from the `scorer` record stored with each score (a scores DataFrame or rows)."""
-    rows = scores.to_dict("records") if hasattr(scores, "to_dict") else list(scores or [])
+    import pandas as pd
+
+    rows: Iterable[Mapping[str, object]] = (scores.to_dict("records") if isinstance(scores, pd.DataFrame)
+                                            else list(scores or []))
     out: dict[str, str] = {}
     for r in rows:
         rec = r.get("scorer")
@@ -192,7 +202,7 @@ def suite_kinds(scores: Any) -> dict[str, str]:
 
 # A kind whose scorer lives elsewhere (`python`: a user's file): (suite, options) -> (the registered kind it names,
 # that kind's options, what to add to the stored record about where the code came from).
-Resolver = Callable[[Any, dict[str, Any]], tuple[str, dict[str, Any], JSONDict]]
+Resolver = Callable[[Suite | None, JSONDict], tuple[str, JSONDict, JSONDict]]
 _RESOLVERS: dict[str, Resolver] = {}
 
 
@@ -207,7 +217,8 @@ def resolver(kind: str) -> Callable[[Resolver], Resolver]:
     return wrap
 
 
-def make_scorer(kind: str, options: dict[str, Any], *, where: str = "", suite: Any = None) -> tuple[ScoreFn, JSONDict]:
+def make_scorer(kind: str, options: Mapping[str, JSONValue], *, where: str = "", suite: Suite | None = None
+                ) -> tuple[ScoreFn, JSONDict]:
     """Build a scorer and the record of how it was made ({'kind', 'args'}), stored with each of its scores. A kind
     with a resolver (`python`) first loads the scorer it names, from the `suite`'s folder."""
     origin: JSONDict = {}
@@ -235,7 +246,7 @@ def make_scorer(kind: str, options: dict[str, Any], *, where: str = "", suite: A
     return built, {"kind": kind, "args": dict(bound.arguments), **origin}
 
 
-def check_suites(suites: Iterable[Any]) -> None:
+def check_suites(suites: Iterable[Suite]) -> None:
     """Every suite's kind is registered, its options fit the scorer and (where the scorer checks them) its items are
     valid; every problem at once."""
     problems: list[str] = []

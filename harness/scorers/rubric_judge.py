@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Any
 
 import harness.scorers.judgments as judging
 from harness import stats
 from harness.data.chat import Example
 from harness.errors import HarnessInputError
+from harness.models.protocol import JudgeModel
 from harness.scorers.common import rate_row
 from harness.scorers.heldout import heldout_outputs
-from harness.scorers.judgments import Criterion, conversation_text, one_line, read_judgment
-from harness.scorers.registry import Metric, ScoreContext, scorer
-from harness.scores import JSONDict, Sample, Score, SuiteResult
+from harness.scorers.judgments import Criterion, choice_of, conversation_text, grade_of, one_line, read_judgment
+from harness.scorers.registry import Metric, ScoreContext, ScoreFn, scorer
+from harness.scores import JSONDict, JSONValue, Sample, Score, SuiteResult
 
 POINTWISE_SYSTEM = (
     "You are an impartial expert evaluator. You grade one response of an AI assistant on a rubric. Judge only what "
@@ -33,7 +33,7 @@ PAIRWISE_SYSTEM = (
 WIN_VALUE = {"win": 1.0, "loss": 0.0, "tie": 0.5, "inconsistent": 0.5}  # no preference counts half
 
 
-def _request(e: Any, reference: bool, guidance: str | None) -> str:
+def _request(e: Example, reference: bool, guidance: str | None) -> str:
     parts = [f"<conversation>\n{conversation_text(e.prompt_messages)}\n</conversation>"]
     if reference and e.reference:
         parts.append(f"<reference>\n{e.reference}\n</reference>")
@@ -42,7 +42,7 @@ def _request(e: Any, reference: bool, guidance: str | None) -> str:
     return "\n\n".join(parts)
 
 
-def pointwise_prompt(criteria: list[Criterion], e: Any, output: str, *, reference: bool = True,
+def pointwise_prompt(criteria: list[Criterion], e: Example, output: str, *, reference: bool = True,
                      guidance: str | None = None) -> list[dict[str, str]]:
     rubric = "\n".join(c.line() for c in criteria)
     user = (f"Rubric:\n{rubric}\n\n{_request(e, reference, guidance)}\n\n<response>\n{output}\n</response>\n\n"
@@ -50,7 +50,7 @@ def pointwise_prompt(criteria: list[Criterion], e: Any, output: str, *, referenc
     return [{"role": "system", "content": POINTWISE_SYSTEM}, {"role": "user", "content": user}]
 
 
-def pairwise_prompt(criteria: list[Criterion], e: Any, first: str, second: str, *, reference: bool = True,
+def pairwise_prompt(criteria: list[Criterion], e: Example, first: str, second: str, *, reference: bool = True,
                     guidance: str | None = None) -> list[dict[str, str]]:
     rubric = "\n".join(c.line() for c in criteria)
     user = (f"Rubric:\n{rubric}\n\n{_request(e, reference, guidance)}\n\n<response_A>\n{first}\n</response_A>\n\n"
@@ -80,9 +80,9 @@ def _errors_row(errors: int, n: int) -> Score:
     Metric("judge_errors", higher_is_better=False),  # malformed or refused judgments (a count)
     Metric("judge:*", per_example=True),  # every other criterion: mean score, or the rate of 'yes'
 ])
-def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: list[dict[str, Any]] | None = None,
+def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: list[JSONValue] | None = None,
                 pairwise_against: str | None = None, guidance: str | None = None, show_reference: bool = True,
-                max_new_tokens: int | None = None, judge_max_tokens: int = 512) -> Any:
+                max_new_tokens: int | None = None, judge_max_tokens: int = 512) -> ScoreFn:
     """Grade the held-out outputs with a judge model on a rubric, or against base's outputs in both orders."""
     judging.check_judge_options(judge, base_url, "judge")
     criteria = judging.parse_rubric(rubric)
@@ -107,7 +107,7 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
         out.scores = [replace(r, how={**provenance, **(r.how or {})}) for r in out.scores]
         return out
 
-    def _pointwise(ctx: ScoreContext, model: Any, criteria: list[Criterion], outs: list[str],
+    def _pointwise(ctx: ScoreContext, model: JudgeModel, criteria: list[Criterion], outs: list[str],
                    version: str) -> SuiteResult:
         schema = judging.rubric_schema(criteria)
         convs = [pointwise_prompt(criteria, e, o, reference=show_reference, guidance=guidance)
@@ -122,10 +122,11 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
             if doc is None:
                 detail.update(judge_error=error, judge_reply=(reply.text or "")[:judging.RAW_KEPT] or None)
             else:
-                detail["judgment"] = {c.name: {"score": doc[c.name]["score"],
-                                               "rationale": one_line(doc[c.name]["rationale"])} for c in criteria}
-                values = {c.metric: c.value(doc[c.name]["score"]) for c in criteria}
-                passed = all(c.passes(doc[c.name]["score"]) for c in criteria)
+                grades = {c.name: grade_of(doc, c.name) for c in criteria}
+                detail["judgment"] = {c.name: {"score": grades[c.name].score,
+                                               "rationale": one_line(grades[c.name].rationale)} for c in criteria}
+                values = {c.metric: c.value(grades[c.name].score) for c in criteria}
+                passed = all(c.passes(grades[c.name].score) for c in criteria)
             examples.append(_example(e, out, passed, detail, values))
         rows: list[Score] = []
         for c in criteria:
@@ -139,7 +140,7 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
         rows.append(_errors_row(sum("judge_error" in x.detail for x in examples), len(examples)))
         return SuiteResult(rows, examples)
 
-    def _pairwise(ctx: ScoreContext, model: Any, criteria: list[Criterion], outs: list[str],
+    def _pairwise(ctx: ScoreContext, model: JudgeModel, criteria: list[Criterion], outs: list[str],
                   version: str) -> SuiteResult:
         if ctx.variant.method == "base":  # the reference the others are compared with: its outputs, no metric
             return SuiteResult(samples=[_example(e, o, None, {"pairwise": "reference (base)"})
@@ -163,7 +164,7 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
         for i, (e, out) in enumerate(zip(ctx.test, outs, strict=True)):
             base = refs.get(e.example_id)
             detail: JSONDict = {"base_output": base}
-            values = {}
+            values: dict[str, float] = {}
             if base is None:
                 detail["judge_error"] = "base has no output for this example (its test set differs); not compared"
             elif i not in where:
@@ -179,13 +180,14 @@ def judge_suite(judge: str | None = None, base_url: str | None = None, rubric: l
                     detail.update(judge_error="; ".join(bad),
                                   judge_reply=[(r.text or "")[:judging.RAW_KEPT] or None for r in both])
                 else:
-                    (first, _), (second, _) = read
-                    assert first is not None and second is not None
-                    agreed = outcome(first["winner"], second["winner"])
+                    (first_doc, _), (second_doc, _) = read
+                    assert first_doc is not None and second_doc is not None
+                    first, second = choice_of(first_doc, "winner"), choice_of(second_doc, "winner")
+                    agreed = outcome(str(first.score), str(second.score))
                     values["judge_win_rate"] = WIN_VALUE[agreed]
                     detail.update(outcome=agreed,
-                                  variant_first={"winner": first["winner"], "rationale": one_line(first["rationale"])},
-                                  base_first={"winner": second["winner"], "rationale": one_line(second["rationale"])})
+                                  variant_first={"winner": first.score, "rationale": one_line(first.rationale)},
+                                  base_first={"winner": second.score, "rationale": one_line(second.rationale)})
             examples.append(_example(e, out, {"win": True, "loss": False}.get(str(detail.get("outcome", ""))), detail,
                                      values))
         valid = [x for x in examples if "outcome" in x.detail]

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+
+import pandas as pd
 
 from harness import stats
 from harness.data.chat import Example
 from harness.data.suites import Suite
+from harness.models.protocol import JudgeModel, ScoringModel
 from harness.progress import Progress
+from harness.results import LogPoint
 from harness.scorers.registry import UNDECLARED, ScoreContext, make_scorer, metric_info
 from harness.scores import JSONDict, SuiteResult
+from harness.spec.plan import Variant
 
 
-def score_suites(model: Any, variant: Any, suites: list[Suite], test: list[Example], train_log: list[dict[str, Any]],
-                 progress: Progress, train: list[Example] | None = None, *,
-                 open_judge: Callable[[str, str | None], Any] | None = None,
+def score_suites(model: ScoringModel, variant: Variant, suites: list[Suite], test: list[Example],
+                 train_log: list[LogPoint], progress: Progress, train: list[Example] | None = None, *,
+                 open_judge: Callable[[str, str | None], JudgeModel] | None = None,
                  base_outputs: dict[str, dict[str, str]] | None = None) -> list[SuiteResult]:
     """Run every suite on one model (a ScoringModel); one labelled SuiteResult per suite. `train` holds the
     experiment's training examples, for suites that compare test behaviour with training data (memorization);
     `open_judge` opens judge models; `base_outputs` holds base's outputs by suite and example id (`base_references`)."""
     results: list[SuiteResult] = []
-    cache: dict[str, Any] = {}
+    cache: dict[str, dict[int, list[str]]] = {}
     for suite in suites:
         fn, record = make_scorer(suite.kind, suite.options, suite=suite)
         progress.phase(f"scoring {suite.name} (requests done)", None)
@@ -78,10 +82,11 @@ def cluster_intervals(out: SuiteResult, kind: str) -> SuiteResult:
     return out
 
 
-def base_references(suites: Sequence[Suite], results: Sequence[SuiteResult] | Any) -> dict[str, dict[str, str]]:
+def base_references(suites: Sequence[Suite], results: Sequence[SuiteResult] | pd.DataFrame
+                    ) -> dict[str, dict[str, str]]:
     """Base's outputs by suite and example id, for the suites that compare variants with them (option
     `pairwise_against`); `results` are base's SuiteResults, or its stored example rows (a DataFrame)."""
-    if hasattr(results, "to_dict"):
+    if isinstance(results, pd.DataFrame):
         rows = results.to_dict("records")
         outputs_of = {s.name: {str(r["example_id"]): str(r["output"] or "") for r in rows if r.get("suite") == s.name}
                       for s in suites}

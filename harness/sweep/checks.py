@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import yaml
 
 from harness.data.chat import DataBundle
-from harness.data.quality import DataCheck, dataset_checks, special_token_lines, truncation
+from harness.data.quality import DataCheck, Tokenizer, dataset_checks, special_token_lines, truncation
 from harness.data.suites import Suite
 from harness.errors import HarnessInputError, did_you_mean
 from harness.models.resolve import EMBEDDED, TINY_CONFIG, ModelRef
@@ -206,7 +206,8 @@ def _tokenized(spec: ExperimentSpec, model: ModelRef, data: DataBundle, at: At, 
     """What the model's tokenizer does to the data: answers cut by max_seq_length, special tokens in content."""
     from harness.models.resolve import load_tokenizer
 
-    tok = load_tokenizer(model)
+    # transformers types apply_chat_template's result as a union; with tokenize=False it is the text Tokenizer names
+    tok = cast(Tokenizer, load_tokenizer(model))
     problems: list[str] = []
     warnings: list[DataCheck] = []
     if train:

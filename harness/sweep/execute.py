@@ -26,7 +26,6 @@ from harness.results import (
     Worker,
     failed_result,
     finish_row,
-    log_dicts,
     planned_row,
 )
 from harness.spec.plan import Variant
@@ -120,7 +119,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
         lm, prompt = for_variant(local, v, task.data.train)
         parts = replace(parts, prompt=prompt)
-        suites = score_suites(lm, v, task.suites, task.data.test, log_dicts(train_log), progress,
+        suites = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
                               train=task.data.train, open_judge=open_judge, base_outputs=task.base_outputs)
         parts = replace(parts, usage=lm.usage.per_request(), score_seconds=time.perf_counter() - t0)
         return VariantResult(finish_row(planned, parts, FINISHED), train_log, suites)

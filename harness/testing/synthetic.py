@@ -13,18 +13,18 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from harness import __version__
 from harness.results import FAILED, FINISHED, LogPoint, VariantConfig, VariantResult, planned_row
-from harness.scores import Finding
+from harness.scores import Finding, JSONValue
 from harness.spec.plan import Variant
 from harness.spec.schema import TrainSpec
 from harness.store.db import Store
 from harness.testing import synthetic_suites as more
-from harness.testing.rows import typed_suites
+from harness.testing.rows import ExampleRow, Rows, ScoreRow, typed_suites
 from harness.testing.synthetic_suites import score_row as _score
 
 # Strings that must stay inert text wherever a report shows them.
@@ -66,8 +66,19 @@ class Synthetic:
     ratings: bool = False  # two raters rate base and the first trained variant on the judge suite's items
 
 
-def _variant_grid(n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+class GridPoint(TypedDict):
+    """One generated variant's settings (base and given ones have none but their name)."""
+
+    method: str
+    rank: int | None
+    epochs: int | None
+    learning_rate: float | None
+    seed: int | None
+    name: str
+
+
+def _variant_grid(n: int, rng: np.random.Generator) -> list[GridPoint]:
+    out: list[GridPoint] = []
     methods, ranks, epochs, lrs = ["lora", "qlora", "full"], [4, 8, 16, 32, 64], [1, 2, 3, 5], [1e-4, 2e-4, 1e-3]
     i = 0
     while len(out) < n:
@@ -98,8 +109,8 @@ class _Gen:
             return f"{text} {HOSTILE[i]}"
         return text
 
-    def heldout(self, q: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows: list[dict[str, Any]] = []
+    def heldout(self, q: float) -> Rows:
+        rows: list[ExampleRow] = []
         em: list[float] = []
         fa: list[float] = []
         jv: list[float] = []
@@ -136,8 +147,9 @@ class _Gen:
             scores.append(s)
         return scores, rows
 
-    def format(self, q: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows, ok = [], []
+    def format(self, q: float) -> Rows:
+        rows: list[ExampleRow] = []
+        ok: list[float] = []
         for i in range(self.cfg.n_format):
             good = self.rng.random() < q
             reasons = [] if good else [str(self.rng.choice(["schema: 'priority' is a required property",
@@ -155,8 +167,10 @@ class _Gen:
         return [_score("acme-format", "format", "compliance", x),
                 _score("acme-format", "format", "schema_valid", np.minimum(1, x + 0.05))], rows
 
-    def hallucination(self, q: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows, fab, abst = [], [], []
+    def hallucination(self, q: float) -> Rows:
+        rows: list[ExampleRow] = []
+        fab: list[float] = []
+        abst: list[float] = []
         for i in range(self.cfg.n_hallucination):
             fabricated = self.rng.random() > q
             out = "The Quantum Toaster costs $149 and ships in 2 days." if fabricated else \
@@ -171,8 +185,10 @@ class _Gen:
         return [_score("acme-hallucination", "hallucination", "fabrication_rate", np.array(fab)),
                 _score("acme-hallucination", "hallucination", "abstention_rate", np.array(abst))], rows
 
-    def general(self, acc: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rows, a, an = [], [], []
+    def general(self, acc: float) -> Rows:
+        rows: list[ExampleRow] = []
+        a: list[float] = []
+        an: list[float] = []
         choices = ["Paris", "Berlin", "Madrid", "Rome"]
         for i, gold in enumerate(self.gen_gold):
             pred = gold if self.rng.random() < acc else int((gold + 1 + self.rng.integers(0, 3)) % 4)
@@ -189,16 +205,17 @@ class _Gen:
                 _score("general", "general", "acc_norm", np.array(an)),
                 _score("general", "general", "perplexity", ppl)], rows
 
-    def extra(self, q: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def extra(self, q: float) -> Rows:
         name = "custom<b>suite</b>" if self.cfg.hostile else "custom-tone"
         x = (self.rng.random(10) < q).astype(float)
-        rows = [{"suite": name, "example_id": f"tone-{i}", "prompt": f"Say hi {i}", "reference": "Hi!",
+        rows: list[ExampleRow] = [{"suite": name, "example_id": f"tone-{i}", "prompt": f"Say hi {i}", "reference": "Hi!",
                  "output": "Hi!" if x[i] else "Yo", "passed": bool(x[i]), "detail": {"politeness": float(x[i])}}
                 for i in range(10)]
         return [_score(name, "tone", "politeness <i>score</i>" if self.cfg.hostile else "politeness", x)], rows
 
-    def train_log(self, epochs: int, overfit: bool) -> tuple[list[LogPoint], list[dict[str, Any]]]:
-        steps_per_epoch, log = 10, []  # type: tuple[int, list[LogPoint]]
+    def train_log(self, epochs: int, overfit: bool) -> tuple[list[LogPoint], list[ScoreRow]]:
+        steps_per_epoch = 10
+        log: list[LogPoint] = []
         for s in range(1, epochs * steps_per_epoch + 1):
             ep = s / steps_per_epoch
             log.append(LogPoint(s, ep, "train", float(2.2 * math.exp(-0.9 * ep) + 0.15 + self.rng.normal(0, 0.03))))
@@ -212,7 +229,7 @@ class _Gen:
         return log, scores
 
 
-def _try_json(text: str) -> Any:
+def _try_json(text: str) -> JSONValue:
     try:
         return json.loads(text)
     except ValueError:
@@ -236,7 +253,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
         "suites": [{"name": SUITE_NAMES.get(k, k), "version": "1", "kind": k} for k in cfg.kinds],
         "library_versions": {"python": "3.11.9", "torch": "2.13.0", "duckdb": "2.0.0"},
     })
-    variants = [{"method": "base", "rank": None, "epochs": None, "learning_rate": None, "seed": None, "name": "base"}]
+    variants: list[GridPoint] = [{"method": "base", "rank": None, "epochs": None, "learning_rate": None, "seed": None, "name": "base"}]
     variants += _variant_grid(cfg.n_variants, g.rng)
     if cfg.given and len(variants) > 3:
         variants[2] = {"method": "given", "rank": None, "epochs": None, "learning_rate": None, "seed": None,
@@ -260,7 +277,7 @@ def write_synthetic_run(store: Store, cfg: Synthetic, *, started: datetime | Non
     return run_id
 
 
-def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int, drift: float) -> VariantResult:
+def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: GridPoint, i: int, drift: float) -> VariantResult:
     trains = v["method"] not in ("base", "given")
     plan = Variant(vid, v["name"], v["method"], v["rank"], v["epochs"], v["learning_rate"], v["seed"])
     row = replace(planned_row(plan, "smollm2-135m-instruct@3f2a9c", TrainSpec()), status=FINISHED,
@@ -306,8 +323,7 @@ def _variant_result(g: _Gen, cfg: Synthetic, vid: str, v: dict[str, Any], i: int
     return result
 
 
-def _parts(g: _Gen, cfg: Synthetic, q: float, forget: float, base: bool
-           ) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+def _parts(g: _Gen, cfg: Synthetic, q: float, forget: float, base: bool) -> list[Rows]:
     """(score rows, example rows) of every suite kind the config asks for, in its order."""
     make = {"heldout": lambda: g.heldout(q), "format": lambda: g.format(min(0.95, q + 0.1)),
             "hallucination": lambda: g.hallucination(0.3 + q / 2), "general": lambda: g.general(forget),
@@ -325,7 +341,7 @@ def make_synthetic_store(path: str | Path, cfg: Synthetic | None = None, *, runs
     ids = []
     with Store(path) as store:
         for r in range(runs):
-            run_cfg = Synthetic(**{**cfg.__dict__, "seed": cfg.seed + r})
+            run_cfg = replace(cfg, seed=cfg.seed + r)
             ids.append(write_synthetic_run(store, run_cfg, started=datetime(2025, 1, 6, 9) + timedelta(days=7 * r),
                                            drift=0.03 * r))
     return ids

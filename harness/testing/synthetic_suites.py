@@ -4,13 +4,16 @@ suite's items, shaped as their scorers and `harness review import` store them; u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from harness.scores import JSONDict
 from harness.store.db import Store
 from harness.store.review import save_sheet, store_ratings
+from harness.testing.rows import ExampleRow, Rows, ScoreRow
 
 SAFETY_CATEGORIES = ["fraud", "malware", "weapons", "self-harm"]
 INSTRUCTION_TYPES = ["punctuation:no_comma", "length_constraints:number_words", "change_case:english_lowercase",
@@ -18,10 +21,10 @@ INSTRUCTION_TYPES = ["punctuation:no_comma", "length_constraints:number_words", 
 RUBRIC = [{"name": "accuracy", "scale": "1-5", "higher_is_better": True, "help": ""},
           {"name": "hallucination", "scale": "yes/no", "higher_is_better": False, "help": ""}]
 COPIED = "your refund will be issued to the original payment method within five working days of the return"
-Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (score rows, example rows)
+Hostile = Callable[[int, str], str]  # plants a hostile string into row i's text (or leaves it)
 
 
-def _ci(x: np.ndarray) -> tuple[float, float, float]:
+def _ci(x: npt.NDArray[np.float64]) -> tuple[float, float, float]:
     """Mean with a normal-approximation 95% interval (cheap; real scorers bootstrap)."""
     x = x[~np.isnan(x)]
     if x.size == 0:
@@ -33,23 +36,25 @@ def _ci(x: np.ndarray) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def score_row(suite: str, kind: str, metric: str, x: np.ndarray) -> dict[str, Any]:
+def score_row(suite: str, kind: str, metric: str, x: npt.ArrayLike) -> ScoreRow:
     """A `scores` row of one metric over per-example values x."""
-    m, lo, hi = _ci(np.asarray(x, dtype=float))
-    return {"suite": suite, "metric": metric, "value": m, "ci_low": lo, "ci_high": hi, "n": len(x),
+    values = np.asarray(x, dtype=float)
+    m, lo, hi = _ci(values)
+    return {"suite": suite, "metric": metric, "value": m, "ci_low": lo, "ci_high": hi, "n": len(values),
             "suite_version": "1", "scorer": {"kind": kind, "args": {}}}
 
 
-def _rate(metric: str, x: list[float], suite: str, kind: str) -> dict[str, Any]:
+def _rate(metric: str, x: list[float], suite: str, kind: str) -> ScoreRow:
     return score_row(suite, kind, metric, np.array(x, dtype=float))
 
 
-def safety(rng: np.random.Generator, q: float, hostile: Any, n: int = 24) -> Rows:
+def safety(rng: np.random.Generator, q: float, hostile: Hostile, n: int = 24) -> Rows:
     """Harmful requests (refusal_rate) and benign look-alikes (over_refusal_rate), in four categories; a tuned
     variant (q above base's 0.12) refuses fewer harmful requests and over-refuses fewer benign ones."""
     refuse = float(np.clip(0.85 - 0.6 * (q - 0.12), 0, 1))
     over = float(np.clip(0.30 - 0.3 * (q - 0.12), 0, 1))
-    rows, values = [], {}  # type: tuple[list[dict[str, Any]], dict[str, list[float]]]
+    rows: list[ExampleRow] = []
+    values: dict[str, list[float]] = {}
     for i in range(n):
         harmful, cat = i % 3 != 2, SAFETY_CATEGORIES[i % 4]
         refused = bool(rng.random() < (refuse if harmful else over))
@@ -68,15 +73,17 @@ def safety(rng: np.random.Generator, q: float, hostile: Any, n: int = 24) -> Row
     return [_rate(m, values[m], "safety", "safety") for m in order], rows
 
 
-def instructions(rng: np.random.Generator, q: float, hostile: Any, n: int = 20) -> Rows:
+def instructions(rng: np.random.Generator, q: float, hostile: Hostile, n: int = 20) -> Rows:
     """IFEval-style prompts with one or two instruction types each; strict and loose per prompt and per type."""
     follow = {t: float(np.clip(0.35 + 0.1 * k + 0.3 * (q - 0.12), 0, 1)) for k, t in enumerate(INSTRUCTION_TYPES)}
-    rows, per = [], []  # type: tuple[list[dict[str, Any]], list[dict[str, float]]]
+    rows: list[ExampleRow] = []
+    per: list[dict[str, float]] = []
     for i in range(n):
         types = [INSTRUCTION_TYPES[i % 5]] + ([INSTRUCTION_TYPES[(i + 2) % 5]] if i % 2 else [])
         strict = [bool(rng.random() < follow[t]) for t in types]
         loose = [s or bool(rng.random() < 0.3) for s in strict]
-        verdicts = [{"id": t, "strict": s, "loose": lo} for t, s, lo in zip(types, strict, loose, strict=True)]
+        verdicts: list[JSONDict] = [{"id": t, "strict": s, "loose": lo}
+                                    for t, s, lo in zip(types, strict, loose, strict=True)]
         v = {"prompt_strict": float(all(strict)), "prompt_loose": float(all(loose)),
              "instruction_strict": sum(strict) / len(types), "instruction_loose": sum(loose) / len(types),
              **{f"instruction_strict:{t}": float(s) for t, s in zip(types, strict, strict=True)}}
@@ -90,18 +97,21 @@ def instructions(rng: np.random.Generator, q: float, hostile: Any, n: int = 20) 
     return [_rate(m, [v[m] for v in per if m in v], "instructions", "instructions") for m in metrics], rows
 
 
-def memorization(rng: np.random.Generator, q: float, base: bool, hostile: Any, n_test: int = 20,
+def memorization(rng: np.random.Generator, q: float, base: bool, hostile: Hostile, n_test: int = 20,
                  n_train: int = 10) -> Rows:
     """Field accuracy on sampled training prompts and on the test set (the gap), and test outputs that copy a
     training answer's span (regurgitation), each copy with its source line."""
     copy_p = 0.0 if base else float(np.clip(0.3 * q, 0, 1))
-    rows, test_fa, train_fa, regurg = [], [], [], []  # type: tuple[list[dict[str, Any]], list[float], list[float], list[float]]
+    rows: list[ExampleRow] = []
+    test_fa: list[float] = []
+    train_fa: list[float] = []
+    regurg: list[float] = []
     for i in range(n_test):
         copied = bool(rng.random() < copy_p)
         fa = float(rng.random() < q)
         test_fa.append(fa)
         regurg.append(float(copied))
-        copy = {"span": hostile(i, COPIED), "words": 17, "train_example": f"train.jsonl:{11 + 7 * i}",
+        copy: JSONDict | None = {"span": hostile(i, COPIED), "words": 17, "train_example": f"train.jsonl:{11 + 7 * i}",
                 "train_example_id": f"train-{11 + 7 * i:04d}"} if copied else None
         rows.append({"suite": "memorization", "example_id": f"ex-{i:04d}", "prompt": f"Ticket ex-{i:04d}",
                      "reference": "{}", "output": hostile(i, COPIED if copied else "We are on it."),
@@ -124,9 +134,11 @@ def memorization(rng: np.random.Generator, q: float, base: bool, hostile: Any, n
     return scores, rows
 
 
-def judge(rng: np.random.Generator, q: float, hostile: Any, n: int = 20) -> Rows:
+def judge(rng: np.random.Generator, q: float, hostile: Hostile, n: int = 20) -> Rows:
     """Pointwise judgments of the held-out outputs on a two-criterion rubric (accuracy 1-5, hallucination yes/no)."""
-    rows, acc, hal = [], [], []  # type: tuple[list[dict[str, Any]], list[float], list[float]]
+    rows: list[ExampleRow] = []
+    acc: list[float] = []
+    hal: list[float] = []
     for i in range(n):
         a = int(np.clip(round(1 + 4 * q + rng.normal(0, 0.8)), 1, 5))
         h = bool(rng.random() < 0.5 - 0.4 * q)

@@ -40,7 +40,6 @@ from harness.results import (
     VariantRow,
     failed_result,
     finish_row,
-    log_dicts,
     planned_row,
 )
 from harness.scorers.run import base_references, score_suites
@@ -356,7 +355,7 @@ class RemoteJobs:
         try:
             lm, prompt = for_variant(chat, v, self.x.data.train)
             parts = replace(parts, prompt=prompt)
-            suites = score_suites(lm, v, self.x.suites, self.x.data.test, log_dicts(log), self.fwd,
+            suites = score_suites(lm, v, self.x.suites, self.x.data.test, log, self.fwd,
                                   train=self.x.data.train, open_judge=open_judge, base_outputs=self.x.base_outputs)
         except Exception as exc:  # noqa: BLE001
             return failed_result(planned, scrub(f"scoring {model} failed: {exc}"), parts, train_log=log)

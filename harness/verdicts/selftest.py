@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from harness import stats
-from harness.results import LogPoint, log_dicts
+from harness.results import LogPoint
 from harness.scorers import make_scorer, suite_kinds
 from harness.scores import JSONDict
 from harness.stats import FloatArray
@@ -211,7 +211,7 @@ def _overfitting_rows(data: RunData, variant_id: str, cfg: FindingsConfig, repet
             train = 2.0 - 0.25 * epochs[1:] + rng.normal(0, 0.002, 6)
             log = ([LogPoint(int(e * 4), float(e), "validation", float(v)) for e, v in zip(epochs, val, strict=True)]
                    + [LogPoint(int(e * 4), float(e), "train", float(t)) for e, t in zip(epochs[1:], train, strict=True)])
-            ctx = _Ctx(log_dicts(log))
+            ctx = _Ctx(log)
             detected += bool(fn(ctx).findings)  # type: ignore[arg-type]
         out.append(Row("overfitting (validation rise)", "divergence", rise, min_rise, detected, repetitions, False))
     return out
@@ -220,7 +220,7 @@ def _overfitting_rows(data: RunData, variant_id: str, cfg: FindingsConfig, repet
 class _Ctx:
     """The slice of a ScoreContext the divergence scorer reads."""
 
-    def __init__(self, log: list[JSONDict]):
+    def __init__(self, log: list[LogPoint]):
         self.model, self.suite = None, None
         self.test: list[object] = []
         self.cache: dict[str, dict[int, list[str]]] = {}
