@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.managed.client import api_messages, describe_error, error_fields, request_concurrency, scrub
 from harness.models.protocol import Reply, Usage
+from harness.scores import JSONDict
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -36,9 +37,9 @@ class ApiJudge:
         self.requests = 0
         self.usage = Usage()
 
-    def _one(self, conversation: list[dict[str, str]], schema: dict[str, object], max_tokens: int) -> Reply:
+    def _one(self, conversation: list[dict[str, str]], schema: JSONDict, max_tokens: int) -> Reply:
         fmt: ResponseFormatJSONSchema = {"type": "json_schema",
-                                         "json_schema": {"name": "judgment", "strict": True, "schema": schema}}
+                                         "json_schema": {"name": "judgment", "strict": True, "schema": dict[str, object](schema)}}
         messages = api_messages(conversation)
         try:
             if self.compatible:  # compatible servers (vLLM, llama.cpp) know max_tokens; OpenAI max_completion_tokens
@@ -69,7 +70,7 @@ class ApiJudge:
             return Reply(text, f"the judgment was cut off at {max_tokens} tokens (raise judge_max_tokens)")
         return Reply(text, None if text else "the judge returned an empty message")
 
-    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, object],
+    def complete(self, conversations: list[list[dict[str, str]]], schema: JSONDict,
                  max_tokens: int) -> list[Reply]:
         """One reply per conversation, `concurrency` in flight; a JudgeUnavailable cancels the rest and raises."""
         if not conversations:

@@ -113,7 +113,7 @@ def header(data: RunData) -> Header:
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
     stored = r.get("suites")
-    suites: list[object] = stored if isinstance(stored, list) else []
+    suites: list[object] = list(stored) if isinstance(stored, list) else []
     return {
         "name": str(r.get("name") or ""), "run_id": str(r["run_id"]), "status": str(r.get("status") or ""),
         "spec": str(r.get("spec") or ""), "spec_hash": str(r.get("spec_hash") or ""),

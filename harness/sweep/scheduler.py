@@ -8,7 +8,7 @@ yields what the runner must store; it never writes the store itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,7 +67,7 @@ def is_remote(sweep: PreparedSweep, v: Variant) -> bool:
 
 
 def schedule(sweep: PreparedSweep, todo: list[Variant], out_dir: Path, executor: str, progress: Progress, *,
-             stored_jobs: dict[str, JSONDict] | None = None, run_id: str | None = None) -> Iterator[Event]:
+             stored_jobs: Mapping[str, Mapping[str, object]] | None = None, run_id: str | None = None) -> Iterator[Event]:
     """Run `todo` (a prepared Sweep's variants); yield job rows and results as they come, `base` first."""
     remote = [v for v in todo if is_remote(sweep, v)]
     local = [v for v in todo if not is_remote(sweep, v)]
@@ -89,7 +89,7 @@ def schedule(sweep: PreparedSweep, todo: list[Variant], out_dir: Path, executor:
             jobs.close()
 
 
-def _start_remote(sweep: PreparedSweep, remote: list[Variant], out_dir: Path, stored_jobs: dict[str, JSONDict],
+def _start_remote(sweep: PreparedSweep, remote: list[Variant], out_dir: Path, stored_jobs: Mapping[str, Mapping[str, object]],
                   run_id: str | None) -> RemoteJobs:
     from harness.train.remote import RemoteInputs, RemoteJobs
 

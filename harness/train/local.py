@@ -160,11 +160,11 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     if method == "qlora":
         _check_4bit()
     lora, quant = lora_config(variant, train), quantization_config(placement) if method == "qlora" else None
-    model = load_model(ref, quantization=quant, placement=placement, method=method,
-                       attn_implementation=train.attn_implementation)
-    model.config.use_cache = False
-    attn = getattr(model.config, "_attn_implementation", None)
-    model = _wrap(model, method, lora, train)
+    loaded = load_model(ref, quantization=quant, placement=placement, method=method,
+                        attn_implementation=train.attn_implementation)
+    loaded.config.use_cache = False
+    attn = getattr(loaded.config, "_attn_implementation", None)
+    model = _wrap(loaded, method, lora, train)
     train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
     val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
