@@ -156,3 +156,11 @@ def test_chat_model_scores_multiple_choice_by_generation_and_the_score_says_so(t
     assert record["args"]["multiple_choice"] == "generation"
     assert record["args"]["items"] == items and record["kind"] == "test-mc-by-generation"
     assert [r.body["max_tokens"] for r in srv.requests("POST", "/v1/chat/completions")] == [4, 4]
+
+
+def test_api_messages_keep_every_turn_the_data_allows() -> None:
+    from harness.managed.client import api_messages
+
+    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+             {"role": "assistant", "content": "a"}, {"role": "tool", "content": "42"}]
+    assert api_messages(turns) == turns  # a tool turn (data/chat.py allows it) is sent as written, never refused

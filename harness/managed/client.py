@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from harness.errors import HarnessInputError
 from harness.models.protocol import Usage
@@ -97,9 +97,8 @@ def api_messages(conversation: list[dict[str, str]]) -> list[ChatCompletionMessa
             out.append({"role": "user", "content": content})
         elif role == "assistant":
             out.append({"role": "assistant", "content": content})
-        else:
-            raise ValueError(f"a message with role {role!r}: chat completions are sent system, user and assistant "
-                             "turns only")
+        else:  # a tool turn (data/chat.py allows it) goes as the data wrote it; the API judges its fields
+            out.append(cast("ChatCompletionMessageParam", dict(m)))
     return out
 
 
