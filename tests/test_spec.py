@@ -27,6 +27,12 @@ def test_minimal_spec_gets_defaults(tmp_path: Path) -> None:
     assert spec.sweep.method == ["lora"] and spec.data.validation == 0.2 and spec.train.batch_size == 8
 
 
+def test_sections_with_every_line_commented_out_get_their_defaults(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, GOOD + "findings:\n  # forgetting: {margin: 0.02}\ngate:\n  # max_drop: {}\n"
+                           "review:\n  # rubric: []\n"))
+    assert spec.findings == {} and spec.gate == load_spec(write(tmp_path, GOOD)).gate
+
+
 def test_unknown_key_suggests_the_right_one_with_line(tmp_path: Path) -> None:
     text = GOOD + "sweep:\n  method: [lora]\n  rnak: [4]\n"
     with pytest.raises(HarnessInputError) as err:

@@ -71,6 +71,11 @@ class ExperimentSpec(BaseModel):
     source_path: str | None = Field(default=None, exclude=True, validation_alias="(set by load_spec) source_path")
     source_text: str | None = Field(default=None, exclude=True, validation_alias="(set by load_spec) source_text")
 
+    @field_validator("findings", mode="before")
+    @classmethod
+    def _findings(cls, v: object) -> object:
+        return {} if v is None else v  # `findings:` with every line under it commented out: the defaults
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
