@@ -5,6 +5,7 @@ is gated, and is in the report, with no other file changed. Real CLI processes o
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -133,3 +134,22 @@ def test_a_rule_against_the_declared_direction_exits_2(swept: Path) -> None:
     out = _harness("sweep", "wrong.yaml", "--dry-run", cwd=swept)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "key 'gate.max_drop.tone.rudeness'" in out.stderr and "use 'gate.max_rise.tone.rudeness'" in out.stderr
+
+
+def test_code_enters_the_fingerprint_of_a_python_suite_only(tmp_path: Path) -> None:
+    """A `kind: python` suite's scorer file is an input of its scores (edited: new variant ids); a built-in suite's
+    generator script (suites/general/build_items.py) is not, so adding one leaves ids as they were."""
+    from harness.data.suites import load_suite
+
+    user = tmp_path / "tone"
+    user.mkdir()
+    (user / "suite.yaml").write_text("name: tone\nversion: 1\nkind: python\noptions:\n  scorer: tone.py:tone_check\n")
+    (user / "tone.py").write_text(SCORER)
+    before = load_suite(user).fingerprint()
+    (user / "tone.py").write_text(SCORER + "\n# edited\n")
+    assert load_suite(user).fingerprint() != before
+    builtin = tmp_path / "general"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "suites" / "general", builtin)
+    kept = load_suite(builtin).fingerprint()
+    (builtin / "build_items.py").write_text("# regenerated\n")
+    assert load_suite(builtin).fingerprint() == kept

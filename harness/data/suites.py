@@ -20,7 +20,10 @@ from harness.textfiles import read_text
 if TYPE_CHECKING:
     from harness.spec.schema import ExperimentSpec
 
-FINGERPRINTED = (".jsonl", ".json", ".yaml", ".txt", ".py")  # a suite's files that enter its fingerprint
+FINGERPRINTED = (".jsonl", ".json", ".yaml", ".txt")  # a suite's data files: they enter its fingerprint
+# A `kind: python` suite's code runs from its folder, so its .py files enter the fingerprint too; a built-in suite's
+# generator script (build_items.py) made its items and is no input of its scores (its ids stay as they were).
+CODE_KINDS = ("python",)
 BUILTIN_FOLDER = "_builtin_suites"  # inside the installed package: the repository's suites/ (setup.py maps it)
 
 
@@ -54,7 +57,7 @@ class Suite:
         h = hashlib.sha256(json.dumps([self.name, self.version, self.kind, self.options], sort_keys=True,
                                       default=str).encode())
         for p in sorted(self.folder.rglob("*")):
-            if p.is_file() and p.suffix in FINGERPRINTED:
+            if p.is_file() and (p.suffix in FINGERPRINTED or (p.suffix == ".py" and self.kind in CODE_KINDS)):
                 h.update(p.name.encode())
                 h.update(p.read_bytes())
         return h.hexdigest()[:16]
