@@ -47,7 +47,7 @@ def test_the_example_spec_scores_the_fine_tune_beside_lora_and_qlora() -> None:
 
     spec = load_spec(EXAMPLE / "spec.yaml")
     assert spec.sweep.method == ["given", "lora", "qlora"] and spec.sweep.checkpoint == [f"openai:{FINE_TUNE}"]
-    assert spec.data.train == "data/train.jsonl" and spec.gate["max_drop"]["heldout.field_accuracy"] == 0.05
+    assert spec.data.train == "data/train.jsonl" and spec.gate.max_drop["heldout.field_accuracy"] == 0.05
     given = subprocess.run(["bash", "-c", "sed -n 's/^  checkpoint: \\[\"openai:\\([^\"]*\\)\"\\].*/\\1/p' "
                             f"{EXAMPLE / 'spec.yaml'}"], capture_output=True, text=True, check=True).stdout.strip()
     assert given == FINE_TUNE  # migrate.sh derives the baseline's variant name so

@@ -152,6 +152,19 @@ class Store(Connection):
         """)
 
     # -- writes ------------------------------------------------------------------------------
+    def mark_stale_runs(self) -> list[str]:
+        """Mark this store's 'running' runs whose process is gone (or that predate pids) as 'interrupted'; returns
+        their ids. Call it holding the sweep lock: then no other sweep on this store can be running."""
+        from harness.store.lock import liveness
+
+        with self.transaction():
+            df = self.query("SELECT run_id, pid, host, started_at FROM runs WHERE status = 'running'")
+            stale = [str(r.run_id) for r in df.itertuples()
+                     if pd.isna(r.pid) or liveness(int(r.pid), r.host, r.started_at) == "gone"]
+            for run_id in stale:
+                self.con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
+        return stale
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._session() as con:

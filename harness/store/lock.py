@@ -9,12 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, SupportsInt
+from typing import SupportsInt
 
 from harness.errors import HarnessInputError
-
-if TYPE_CHECKING:
-    from harness.store.db import Store
 
 
 def lock_path(db: Path) -> Path:
@@ -73,17 +70,3 @@ def liveness(pid: SupportsInt | str | None, host: object, started_at: object) ->
         if created > started + 5:  # the pid was reused by a process that started after the run
             return "gone"
     return "alive"
-
-
-def mark_stale_runs(store: Store) -> list[str]:
-    """Mark a store's 'running' runs whose process is gone (or that predate pids) as 'interrupted'; returns their
-    ids. Call it holding the sweep lock: then no other sweep on this store can be running."""
-    import pandas as pd
-
-    with store.transaction():
-        df = store.query("SELECT run_id, pid, host, started_at FROM runs WHERE status = 'running'")
-        stale = [str(r.run_id) for r in df.itertuples()
-                 if pd.isna(r.pid) or liveness(int(r.pid), r.host, r.started_at) == "gone"]
-        for run_id in stale:
-            store.con.execute("UPDATE runs SET status = 'interrupted' WHERE run_id = ?", [run_id])
-    return stale

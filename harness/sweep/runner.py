@@ -24,7 +24,7 @@ from harness.spec.plan import Variant, make_plan, select
 from harness.spec.schema import API_PREFIXES, TRAINING_METHODS, ExperimentSpec, load_spec
 from harness.stats import planning_note
 from harness.store.db import Store
-from harness.store.lock import mark_stale_runs, sweep_lock
+from harness.store.lock import sweep_lock
 from harness.store.reads import variant_rows
 from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import VariantTask
@@ -298,7 +298,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
     sha, dirty = git_state(sweep.spec.spec_dir)
     # The store is open only while reading or committing, so `harness runs` and `report` can read it in between.
     with Store(db, hold=False) as store:
-        stale = mark_stale_runs(store)
+        stale = store.mark_stale_runs()
         if stale:
             progress.info(f"marked {len(stale)} earlier run(s) whose process is gone as interrupted: {', '.join(stale)}")
         ids = [v.variant_id for v in sweep.variants]
