@@ -29,11 +29,6 @@ class LogPoint:
     loss: float  # mean cross-entropy per token (nats)
 
 
-def log_dicts(points: list[LogPoint]) -> list[JSONDict]:
-    """train_log points as the plain rows scorers read ({'step', 'epoch', 'split', 'loss'})."""
-    return [asdict(p) for p in points]
-
-
 @dataclass(frozen=True)
 class Worker:
     """config.worker: the process that ran a variant (Ray tasks run in other processes, or on other hosts)."""
