@@ -27,7 +27,10 @@ def show_runs(db: str) -> int:
     with Store(db, read_only=True) as store:
         df = store.runs()
         running = store.runs_with_status("running")
-    df["status"] = [_live_status(r.status, r.run_id, running) for r in df.itertuples()]
+    df["status"] = [_live_status(r.status, r.run_id, running)
+                    + "".join(f" ({n} {what})" for n, what in ((r.failed, "failed"), (r.incomplete, "incomplete")) if n)
+                    for r in df.itertuples()]  # an incomplete variant: some suites failed; a rerun scores them
+    df = df.drop(columns=["failed", "incomplete"])
     if df.empty:
         print(f"{db}: no runs yet")
         return 0
@@ -198,7 +201,8 @@ def data_check(file: str, against: list[str], model: str | None, max_seq_length:
 
 
 def sweep_exit_code(db: str, run_id: str | None) -> int:
-    """3 when a variant of the run failed (its error is stored; the others finished), else 0."""
+    """3 when a variant of the run failed or is incomplete (some suites failed; the rest of it and the other
+    variants are stored), else 0."""
     if run_id is None:
         return 0
     import sys
@@ -207,12 +211,13 @@ def sweep_exit_code(db: str, run_id: str | None) -> int:
 
     with Store(db, read_only=True) as store:
         variants = store.run_table(run_id, "variants")
-    failed = variants[variants["status"] == "failed"]
+    failed = variants[variants["status"].isin(["failed", "incomplete"])]
     if failed.empty:
         return 0
-    print(f"{len(failed)} variant(s) of run {run_id} failed; the others are stored:", file=sys.stderr)
+    print(f"{len(failed)} variant(s) of run {run_id} failed or are incomplete; the rest is stored, and running the "
+          "sweep again redoes only what is missing:", file=sys.stderr)
     for r in failed.itertuples():
-        print(f"  {r.name} ({r.variant_id}): {str(r.error)[:300]}", file=sys.stderr)
+        print(f"  {r.name} ({r.variant_id}) {r.status}: {str(r.error)[:300]}", file=sys.stderr)
     return 3
 
 

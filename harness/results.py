@@ -17,6 +17,7 @@ from harness.spec.plan import Variant
 from harness.spec.schema import TrainSpec
 
 FINISHED, FAILED = "finished", "failed"
+INCOMPLETE = "incomplete"  # some suites failed; the others are stored, and a rerun scores only the failed ones
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ class VariantRow:
     learning_rate: float | None = None
     seed: int | None = None
     base_model: str | None = None  # the base model's identity
-    status: str | None = None  # finished | failed
+    status: str | None = None  # finished | failed | incomplete (some suites failed: `suite_failed` findings)
     train_seconds: float | None = None
     train_tokens: int | None = None
     tokens_per_second: float | None = None
@@ -336,6 +337,7 @@ class VariantResult:
     train_log: list[LogPoint] = field(default_factory=list)
     suites: list[SuiteResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    rescored: list[str] | None = None  # the suites this result replaces in a stored incomplete variant; None: all
 
     @property
     def variant_id(self) -> str:
@@ -344,6 +346,11 @@ class VariantResult:
     @property
     def finished(self) -> bool:
         return self.variant.status == FINISHED
+
+    @property
+    def failed_suites(self) -> dict[str, str]:
+        """Suite name -> why it failed, for the suites that did not finish."""
+        return {s.suite: s.error for s in self.suites if s.error is not None}
 
     @property
     def n_scores(self) -> int:
@@ -360,3 +367,13 @@ def failed_result(planned: VariantRow, error: str, parts: RunParts | None = None
     stages returned before the failure (a traceback, the API job, training's figures), keeping any train_log points
     made before the failure."""
     return VariantResult(finish_row(planned, parts or RunParts(), FAILED, error), list(train_log or []))
+
+
+def scored_result(planned: VariantRow, parts: RunParts, train_log: list[LogPoint], suites: list[SuiteResult],
+                  rescored: list[str] | None = None) -> VariantResult:
+    """A variant whose suites were scored: finished, or incomplete when a suite failed (its `error` names each failed
+    suite and why; the finished suites' rows are kept). `rescored`: the suites a rerun scored (harness.sweep)."""
+    failed = {s.suite: s.error for s in suites if s.error is not None}
+    error = "; ".join(f"suite {name} failed: {why}" for name, why in failed.items()) or None
+    return VariantResult(finish_row(planned, parts, INCOMPLETE if failed else FINISHED, error), list(train_log),
+                         suites, rescored=rescored)

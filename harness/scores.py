@@ -64,6 +64,11 @@ class Sample:
                 if v is not None and math.isfinite(float(v))]
 
 
+JUDGE_ERRORS = "judge_errors"  # findings check: a suite's judge (or refusal detector) could not read some judgments
+SUITE_FAILED = "suite_failed"  # findings check: a suite failed on a variant (evidence: suite, error); rerun scores it
+MEASUREMENT_CHECKS = (JUDGE_ERRORS, SUITE_FAILED)  # about how a variant was measured, not about the variant itself
+
+
 @dataclass(frozen=True)
 class Finding:
     """A verdict on a variant (`findings` table): the check, its severity, a sentence, and the evidence behind it."""
@@ -86,6 +91,7 @@ class SuiteResult:
     suite_version: str | None = None
     scorer: JSONDict = field(default_factory=dict)
     records: dict[str, JSONDict] = field(default_factory=dict)  # metric -> its stored scorer record (the runner's)
+    error: str | None = None  # why the suite failed (a `suite_failed` finding says so); None when it finished
 
     def score(self, metric: str) -> Score | None:
         return next((s for s in self.scores if s.metric == metric), None)

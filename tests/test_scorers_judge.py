@@ -621,3 +621,87 @@ def test_judge_calibration_against_imported_ratings_in_the_report_and_calibrate_
     assert row is not None and "1.00" in row.group(0)  # the judge ranks exactly as the rater does
     assert harness.cli.main(["review", "export", "--db", str(db), "-o", str(tmp_path / "cal"), "--sample", "3",
                              "--calibrate"]) == 0
+
+
+# -- malformed judgments and failing judges are loud (issue 23, items 6 and 7) ----------------------------------------
+
+def test_judge_errors_give_a_warning_per_suite_and_none_readable_fails_the_suite() -> None:
+    from harness.scorers.run import judged
+    from harness.scores import Sample, Score, SuiteResult
+
+    def result(bad: list[str], n: int) -> SuiteResult:
+        samples = [Sample(str(i), "p", "o", detail={"judge_error": e} if e else {})
+                   for i, e in enumerate(bad + [""] * (n - len(bad)))]
+        return SuiteResult([Score("judge_errors", float(len(bad)), n=n)], samples, suite="judge")
+
+    clean = judged(result([], 6))
+    assert clean.findings == [] and clean.error is None
+    one = judged(result(["not JSON (Expecting value: line 1 column 1 (char 0)): 'meh'"], 6))
+    assert [(f.check, f.severity, f.message) for f in one.findings] == [
+        ("judge_errors", "warning", "judge: 1 of 6 judgments failed (reply not JSON)")]
+    assert one.findings[0].evidence == {"suite": "judge", "metric": "judge_errors", "errors": 1, "n": 6,
+                                        "reasons": {"reply not JSON": 1}}
+    assert one.error is None  # one readable judgment is enough for the suite to count
+    every = judged(result(["not JSON (x): 'a'"] * 4 + ["the judgment was cut off at 64 tokens (raise ...)"] * 2, 6))
+    assert every.findings[0].message == ("judge: 6 of 6 judgments failed (reply not JSON 4, reply cut off at "
+                                         "judge_max_tokens 2)")
+    assert every.error is not None and "no judgment succeeded" in every.error
+    assert [f.check for f in every.findings] == ["judge_errors", "suite_failed"]
+    assert every.findings[1].evidence["suite"] == "judge"
+
+
+def test_a_suite_that_raises_keeps_the_suites_that_finished(server: FakeOpenAI) -> None:
+    from harness.progress import Quiet
+    from harness.scorers.run import score_suites
+
+    def down(name: str, base_url: str | None) -> Any:
+        raise judge_models.HarnessInputError(f"judge {name}: APIConnectionError: Connection error. key {CANARY}")
+
+    heldout = Suite("heldout", "1", "heldout", "", Path("."), {"max_new_tokens": 4, "loss": False})
+    out = score_suites(ScriptedModel(lambda prompt: GOOD), Variant("v1", "lora-r4", "lora"),
+                       [judge_suite(), heldout], examples(), [], Quiet(), open_judge=down)
+    judge, held = out
+    assert judge.error is not None and judge.scores == [] and "Connection error" in judge.error
+    assert CANARY not in judge.error and [f.check for f in judge.findings] == ["suite_failed"]
+    assert judge.findings[0].evidence["suite"] == "judge"
+    assert held.error is None and held.score("exact_match") is not None and len(held.samples) == 4
+
+
+@pytest.mark.api
+@pytest.mark.parametrize("content_type", ["text/html", "application/json"])
+def test_a_judge_server_answering_non_json_says_so(content_type: str, isolated_cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from harness.managed.client import make_client
+    from harness.managed.structured_judge import ApiJudge, JudgeUnavailable
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = f"<html>  <h1>Welcome to nginx!</h1>\n {CANARY} {'x' * 500}</html>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", CANARY)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        judge = ApiJudge(make_client("openai-compatible", f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                                     max_retries=0), "judge-model", compatible=True)
+        with pytest.raises(JudgeUnavailable) as err:
+            judge.complete([[{"role": "user", "content": "grade this"}]], rubric_schema(parse_rubric(None)), 32)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = str(err.value)
+    assert f"the judge server's reply was not JSON (HTTP 200, {content_type})" in message
+    assert "<html> <h1>Welcome to nginx!</h1>" in message and CANARY not in message and "sk-***" in message
+    assert "JSONDecodeError" not in message and "Expecting value" not in message and len(message) < 400

@@ -162,10 +162,11 @@ def _listing(variants: pd.DataFrame) -> str:
     return ", ".join(f"{r['name']} ({r['variant_id']}, {r['status']})" for _, r in variants.iterrows()) or "(none)"
 
 
-def finished_snapshot(store: Store, run_id: str, variant_id: str) -> Snapshot:
-    """A snapshot of a finished variant; a failed one is a bad-input error that says what failed."""
+def finished_snapshot(store: Store, run_id: str, variant_id: str, *, incomplete: bool = False) -> Snapshot:
+    """A snapshot of a finished variant (or, with `incomplete`, of one whose failed suites the gate fails); a failed
+    one is a bad-input error that says what failed."""
     snap = snapshot(store, run_id, variant_id)
-    if snap["variant"]["status"] != "finished":
+    if snap["variant"]["status"] not in (("finished", "incomplete") if incomplete else ("finished",)):
         err = variant_record(store, run_id, variant_id).variant.get("error")
         raise HarnessInputError(f"variant {snap['variant']['name']} ({variant_id}) of run {run_id} is "
                                 f"{snap['variant']['status']}: {err}. Choose a finished variant.")

@@ -8,9 +8,10 @@ from collections import defaultdict
 
 from harness.gate.ratings import RatingRule, rating_comparison, rating_rules
 from harness.gate.result import FAIL, PASS, SKIP, Check, GateResult, num, with_ci
-from harness.gate.rules import MetricRule, expand, finding_checks
+from harness.gate.rules import METRIC_RULES, MetricRule, expand, finding_checks
 from harness.gate.snapshot import SnapExample, SnapScore, Snapshot
 from harness.scorers import metric_info
+from harness.scores import SUITE_FAILED
 from harness.spec.gate import GateRules
 from harness.verdicts.compare import Comparison, Interval, Settings, compare
 
@@ -224,6 +225,16 @@ def _finding_checks(base: Snapshot, cand: Snapshot, rules: GateRules) -> list[Ch
     return out
 
 
+def failed_suites(snap: Snapshot) -> dict[str, str]:
+    """Suite -> why it failed, from a snapshot's `suite_failed` findings (an incomplete variant's)."""
+    out = {}
+    for f in snap["findings"]:
+        evidence = f.get("evidence")
+        if f["check"] == SUITE_FAILED and isinstance(evidence, dict) and evidence.get("suite"):
+            out[str(evidence["suite"])] = str(evidence.get("error") or f.get("message") or "")
+    return out
+
+
 def rule_confidence(rules: GateRules, k: int) -> tuple[float, str]:
     """The confidence of each drop/rise rule's interval, and a note saying which correction applies and why."""
     if rules.correction == "none" or k <= 1:
@@ -246,6 +257,15 @@ def evaluate(baseline: Snapshot, candidate: Snapshot, rules: GateRules, *, where
     metrics = {k: metric_info(kinds.get(s["suite"]), s["metric"], {"metric": s["declared"]} if s.get("declared")
                               else None) for k, s in cand.scores.items()}
     who = f"candidate {candidate['variant'].get('name')} ({candidate['variant'].get('variant_id')})"
+    failed = failed_suites(candidate)  # an incomplete candidate: rules on these suites' metrics fail, never pass
+    checks += [Check("suite_scored", suite, "", "failed", "", "scored", FAIL,
+                     f"suite {suite} failed on the candidate ({error}): its metrics have no value, so no rule on them "
+                     "can pass; run the sweep again, which scores only the missing suites")
+               for suite, error in failed.items()]
+    for key in {*base.scores, *(k for kind in METRIC_RULES for k in rules.table(kind))}:
+        suite, _, metric = key.partition(".")
+        if suite in failed and key not in metrics and metric and not any(ch in key for ch in "*?["):
+            metrics[key] = metric_info(kinds.get(suite) or base.kinds.get(suite), metric)
     metric_rules = expand(rules, metrics, set(base.scores), where, who)
     rated = rating_rules(rules, baseline, candidate)
     confidence, note = rule_confidence(rules, sum(r.kind in ("max_drop", "max_rise") for r in metric_rules)
@@ -254,6 +274,11 @@ def evaluate(baseline: Snapshot, candidate: Snapshot, rules: GateRules, *, where
         notes.append(note)
     for r in metric_rules:
         t0 = time.perf_counter()
+        if r.metric not in cand.scores:  # its suite failed on the candidate
+            checks.append(Check(r.kind, r.metric, with_ci(base.scores[r.metric]) if r.metric in base.scores else "",
+                                "not scored", "", f"{r.limit:g}", FAIL,
+                                f"{r.metric} has no value: suite {r.metric.partition('.')[0]} failed on the candidate"))
+            continue
         check = _metric_check(r, base, cand, suite_state, test_changed, rules, confidence)
         check.seconds = time.perf_counter() - t0
         if check.verdict == FAIL and r.source == "default":

@@ -35,7 +35,7 @@ def gate_result(db: str | Path, run: str | None = "latest", *, baseline: str | P
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run)
         variant_id, how = resolve_variant(store, run_id, variant)
-        cand = finished_snapshot(store, run_id, variant_id)
+        cand = finished_snapshot(store, run_id, variant_id, incomplete=True)  # its failed suites fail the gate
         row = store.run_row(run_id)
     if spec:
         rules, where = rules_from_file(spec), str(spec)

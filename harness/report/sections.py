@@ -11,7 +11,7 @@ from typing import TypedDict
 from harness.report.data import Cell, cell, ci_cell, fmt
 from harness.report.ratings import CalibrationRow
 from harness.scorers import metric_info
-from harness.scores import JSONDict, JSONValue
+from harness.scores import MEASUREMENT_CHECKS, JSONDict, JSONValue
 from harness.store.reads import RunData, is_missing
 from harness.verdicts.compare import Interval, Settings, compare
 from harness.verdicts.recommend import run_settings
@@ -222,10 +222,37 @@ def judge_sections(data: RunData, calibration: list[CalibrationRow], s: Settings
         metrics = [*criteria, *pairwise, ("judge_errors", "malformed judgments")]
         head = _headline(data, suite, "judge", metrics, s, tuple(m for m, _ in criteria))
         args = _scorer_args(data, suite)
-        out.append({"suite": suite, "head": head, "judge": str(args.get("judge_identity") or args.get("judge") or ""),
+        out.append({"suite": suite, "head": head, "warnings": [w for w in measurement_warnings(data)
+                                                               if w["suite"] == suite], "judge": str(args.get("judge_identity") or args.get("judge") or ""),
                     "rubric": str(args.get("rubric_version") or ""), "pairwise": bool(pairwise),
                     "calibration": calibration})
     return out
+
+
+class MeasurementWarning(TypedDict):
+    """A problem with how a suite was measured on a variant: its judge could not read some judgments, or it failed."""
+
+    variant: str
+    suite: str
+    check: str
+    message: str
+
+
+def measurement_warnings(data: RunData) -> list[MeasurementWarning]:
+    """The run's `judge_errors` and `suite_failed` findings, in variant order: shown at the top of the report and
+    beside their suite's section."""
+    f = data.findings
+    if f.empty:
+        return []
+    names = dict(zip(data.variants["variant_id"].astype(str), data.variants["name"].astype(str), strict=True))
+    order = {v: i for i, v in enumerate(names)}
+    out = []
+    for r in f[f["check"].isin(MEASUREMENT_CHECKS)].to_dict("records"):
+        evidence = r.get("evidence") if isinstance(r.get("evidence"), dict) else {}
+        out.append((order.get(str(r["variant_id"]), len(order)),
+                    MeasurementWarning(variant=names.get(str(r["variant_id"]), str(r["variant_id"])),
+                             suite=str(evidence.get("suite") or ""), check=str(r["check"]), message=str(r["message"]))))
+    return [w for _, w in sorted(out, key=lambda x: x[0])]
 
 
 def _scorer_args(data: RunData, suite: str) -> JSONDict:
@@ -242,4 +269,5 @@ def sections(data: RunData, recommended: str | None, calibration: list[Calibrati
     return {"safety": safety_sections(data, recommended, s),
             "instructions": instructions_sections(data, recommended, s),
             "memorization": memorization_sections(data, s),
-            "judge": judge_sections(data, calibration, s)}
+            "judge": judge_sections(data, calibration, s),
+            "measurement": list(measurement_warnings(data))}

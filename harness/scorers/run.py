@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -10,12 +11,16 @@ import pandas as pd
 from harness import stats
 from harness.data.chat import Example
 from harness.data.suites import Suite
+from harness.managed.client import scrub
 from harness.models.protocol import JudgeModel, ScoringModel
 from harness.progress import Progress
 from harness.results import LogPoint
 from harness.scorers.registry import UNDECLARED, ScoreContext, make_scorer, metric_info
-from harness.scores import JSONDict, SuiteResult
+from harness.scores import JUDGE_ERRORS, SUITE_FAILED, Finding, JSONDict, SuiteResult
 from harness.spec.plan import Variant
+
+ERROR_COUNTS = ("judge_errors", "detector_errors")  # metrics counting outputs whose judgment could not be read
+ERROR_KEPT = 2000  # characters of a failed suite's error kept
 
 
 def score_suites(model: ScoringModel, variant: Variant, suites: list[Suite], test: list[Example],
@@ -24,18 +29,73 @@ def score_suites(model: ScoringModel, variant: Variant, suites: list[Suite], tes
                  base_outputs: dict[str, dict[str, str]] | None = None) -> list[SuiteResult]:
     """Run every suite on one model (a ScoringModel); one labelled SuiteResult per suite. `train` holds the
     experiment's training examples, for suites that compare test behaviour with training data (memorization);
-    `open_judge` opens judge models; `base_outputs` holds base's outputs by suite and example id (`base_references`)."""
+    `open_judge` opens judge models; `base_outputs` holds base's outputs by suite and example id (`base_references`).
+    Each suite is scored on its own: one that raises comes back empty with its `error` and a `suite_failed`
+    finding, and the next suite is scored; a judge whose judgments failed gets a `judge_errors` warning."""
     results: list[SuiteResult] = []
     cache: dict[str, dict[int, list[str]]] = {}
     for suite in suites:
-        fn, record = make_scorer(suite.kind, suite.options, suite=suite)
-        progress.phase(f"scoring {suite.name} (requests done)", None)
-        out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log, cache=cache,
-                              train=list(train or []), open_judge=open_judge,
-                              base_outputs=None if base_outputs is None else base_outputs.get(suite.name)))
+        try:
+            fn, record = make_scorer(suite.kind, suite.options, suite=suite)
+            progress.phase(f"scoring {suite.name} (requests done)", None)
+            out = fn(ScoreContext(model=model, suite=suite, variant=variant, test=test, train_log=train_log,
+                                  cache=cache, train=list(train or []), open_judge=open_judge,
+                                  base_outputs=None if base_outputs is None else base_outputs.get(suite.name)))
+        except Exception as exc:  # noqa: BLE001 - one suite's failure must not discard the suites that finished
+            progress.close_phase()
+            failed = failed_suite(suite, f"{exc.__class__.__name__}: {exc}")
+            progress.info(f"{variant.name}: suite {suite.name} FAILED ({failed.error}); the other suites go on")
+            results.append(failed)
+            continue
         progress.close_phase()
-        results.append(label(cluster_intervals(out, str(record["kind"])), suite, record))
+        out = judged(label(cluster_intervals(out, str(record["kind"])), suite, record))
+        for f in out.findings:
+            if f.check == JUDGE_ERRORS:
+                progress.info(f"{variant.name}: suite {suite.name}: warning: {f.message}")
+        results.append(out)
     return results
+
+
+def failed_suite(suite: Suite, error: str) -> SuiteResult:
+    """A suite that failed: no rows, its error, and the `suite_failed` finding that records it in the store."""
+    error = scrub(error)[:ERROR_KEPT]
+    return SuiteResult(findings=[Finding(SUITE_FAILED, "error", f"suite {suite.name} failed: {error}",
+                                         {"suite": suite.name, "kind": suite.kind, "error": error})],
+                       suite=suite.name, suite_version=suite.version, error=error)
+
+
+def judged(out: SuiteResult) -> SuiteResult:
+    """A warning per suite whose judge (or refusal detector) could not read some judgments, with the count and the
+    reasons; when none at all could be read the suite has failed (its rows are kept, for reading the replies)."""
+    row = next((s for s in out.scores if s.metric in ERROR_COUNTS), None)
+    if row is None or not row.value or not row.n:
+        return out
+    errors, n = int(row.value), int(row.n)
+    reasons = Counter(_reason(str(x.detail.get(key)))
+                      for x in out.samples for key in ("judge_error", "detector_error") if x.detail.get(key))
+    why = ", ".join(f"{r} {k}" if len(reasons) > 1 else r for r, k in reasons.most_common()) or "no reason kept"
+    message = f"{out.suite}: {errors} of {n} judgments failed ({why})"
+    evidence: JSONDict = {"suite": out.suite, "metric": row.metric, "errors": errors, "n": n,
+                          "reasons": dict(reasons.most_common())}
+    out.findings = [*out.findings, Finding(JUDGE_ERRORS, "warning", message, evidence)]
+    if errors >= n:
+        out.error = (f"{message}: no judgment succeeded, so the suite has no score (the replies are kept in "
+                     "examples.detail); fix the judge or its endpoint and run the sweep again")
+        out.findings.append(Finding(SUITE_FAILED, "error", f"suite {out.suite} failed: {out.error}",
+                                    {"suite": out.suite, "error": out.error}))
+    return out
+
+
+REASONS = (("not JSON", "reply not JSON"), ("not a JSON object", "reply not a JSON object"),
+           ("does not fit", "reply does not fit the schema"), ("refused the request", "request refused by the API"),
+           ("refused to answer", "judge refused"), ("cut off", "reply cut off at judge_max_tokens"),
+           ("empty", "empty reply"), ("wrote nothing", "empty reply"), ("no choice", "empty reply"),
+           ("base has no output", "base has no output"))
+
+
+def _reason(error: str) -> str:
+    """A judgment's error, in the few words a warning counts it under."""
+    return next((label for needle, label in REASONS if needle in error), "unreadable reply")
 
 
 def label(out: SuiteResult, suite: Suite, record: JSONDict) -> SuiteResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import duckdb
 import pandas as pd
 
 from harness.errors import HarnessInputError
-from harness.results import VariantResult
+from harness.results import LogPoint, VariantResult
+from harness.scores import SUITE_FAILED
 from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error, check_orphan_wal
@@ -32,6 +34,15 @@ __all__ = ["JSON_COLUMNS", "SCHEMA_VERSION", "TABLES", "VARIANT_TABLES", "VARIAN
            "VariantResult", "decode_json", "result_rows", "stored_variant"]
 
 _column_types = column_types  # the name the schema tests import
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """A stored incomplete variant: the suites that failed on it, the artifact it was scored at, its train log."""
+
+    suites: list[str]
+    artifact: str | None
+    train_log: list[LogPoint]
 
 
 def _now() -> datetime:
@@ -222,17 +233,37 @@ class Store(Connection):
             con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", [status, at or _now(), run_id])
 
     def write_variant(self, result: VariantResult) -> None:
-        """Store a finished (or failed) variant and all its rows in one transaction, replacing an older try."""
+        """Store a finished (or failed, or incomplete) variant and all its rows in one transaction, replacing an
+        older try; a result that rescored some suites of a stored incomplete variant (`rescored`) replaces only
+        those suites' rows and the variant's status, keeping its other suites and its train log."""
         vid = result.variant_id
         variant = stored_variant(result.variant)
         if variant["finished_at"] is None:
             variant["finished_at"] = _now()
+        if result.rescored is not None:
+            self._write_rescored(result, variant)
+            return
         with self.transaction():
             for table in ("variant_results", *VARIANT_TABLES):
                 self.con.execute(f"DELETE FROM {table} WHERE variant_id = ?", [vid])
             self._insert("variant_results", [variant])
             for table, rows in result_rows(result).items():
                 self._insert(table, rows)
+
+    def _write_rescored(self, result: VariantResult, variant: Row) -> None:
+        vid, suites = result.variant_id, list(result.rescored or [])
+        with self.transaction():
+            for table in ("scores", "examples", "sample_scores"):
+                self.con.execute(f"DELETE FROM {table} WHERE variant_id = ? AND suite IN (SELECT unnest(?))",
+                                 [vid, suites])
+            self.con.execute("""DELETE FROM findings WHERE variant_id = ? AND (json_extract_string(evidence, '$.suite')
+                                IN (SELECT unnest(?)) OR "check" = ?)""", [vid, suites, SUITE_FAILED])
+            self.con.execute("UPDATE variant_results SET status = ?, error = ?, run_id = ?, finished_at = ? "
+                             "WHERE variant_id = ?", [variant["status"], variant["error"], variant["run_id"],
+                                                      variant["finished_at"], vid])
+            for table, rows in result_rows(result).items():
+                if table != "train_log":  # the stored training's log stays; nothing was trained again
+                    self._insert(table, rows)
 
     def replace_findings(self, variant_ids: Sequence[str], checks: Sequence[str],
                          rows: Sequence[Mapping[str, object]]) -> None:
@@ -264,6 +295,28 @@ class Store(Connection):
         )
         return set(df["variant_id"])
 
+    def incomplete_variants(self, ids: Sequence[str]) -> dict[str, Incomplete]:
+        """The stored incomplete variants among `ids`: the suites that failed on each (its `suite_failed` findings),
+        its artifact and its train log, for a rerun that scores only those suites."""
+        if not ids:
+            return {}
+        rows = self.query("""SELECT v.variant_id, v.artifact, json_extract_string(f.evidence, '$.suite') AS suite
+                             FROM variant_results v JOIN findings f USING (variant_id)
+                             WHERE v.status = 'incomplete' AND f."check" = ? AND v.variant_id IN (SELECT unnest(?))
+                             ORDER BY v.variant_id""", [SUITE_FAILED, list(ids)])
+        out: dict[str, Incomplete] = {}
+        for r in rows.itertuples():
+            vid = str(r.variant_id)
+            if vid not in out:
+                log = self.query("SELECT step, epoch, split, loss FROM train_log WHERE variant_id = ? ORDER BY step",
+                                 [vid])
+                out[vid] = Incomplete([], None if pd.isna(r.artifact) else str(r.artifact),
+                                      [LogPoint(int(x.step), None if pd.isna(x.epoch) else float(x.epoch), str(x.split),
+                                                float(x.loss)) for x in log.itertuples()])
+            if isinstance(r.suite, str) and r.suite not in out[vid].suites:
+                out[vid].suites.append(r.suite)
+        return out
+
     def resolve_run(self, run: str | None = "latest") -> str:
         """'latest' (or None) -> the newest run id; a prefix of an id -> that id; errors name the choices."""
         runs = self.query("SELECT run_id, name, started_at FROM runs ORDER BY started_at DESC")
@@ -282,8 +335,10 @@ class Store(Connection):
         return self.query(
             """
             SELECT r.run_id, r.name, r.status, count(rv.variant_id) AS variants,
-                   count(*) FILTER (WHERE rv.reused) AS reused, r.started_at, r.finished_at
-            FROM runs r LEFT JOIN run_variants rv USING (run_id)
+                   count(*) FILTER (WHERE rv.reused) AS reused, r.started_at, r.finished_at,
+                   count(*) FILTER (WHERE vr.status = 'failed') AS failed,
+                   count(*) FILTER (WHERE vr.status = 'incomplete') AS incomplete
+            FROM runs r LEFT JOIN run_variants rv USING (run_id) LEFT JOIN variant_results vr USING (variant_id)
             GROUP BY ALL ORDER BY r.started_at DESC
             """
         )

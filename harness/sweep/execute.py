@@ -11,25 +11,39 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from harness.data.chat import DataBundle
 from harness.data.suites import Suite
 from harness.models.resolve import ModelRef
 from harness.progress import Progress, Quiet
 from harness.results import (
-    FINISHED,
     LogPoint,
     RunParts,
     VariantResult,
     VariantRow,
     Worker,
     failed_result,
-    finish_row,
     planned_row,
+    scored_result,
 )
 from harness.spec.plan import Variant
 from harness.spec.schema import ExperimentSpec, TrainSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from harness.store.db import Incomplete
+
+
+@dataclass(frozen=True)
+class Rescore:
+    """The rerun of an incomplete variant: only `suites` (the ones that failed) are scored, on its stored artifact
+    (nothing is trained again), with its stored train log for the suites that read it."""
+
+    suites: list[str]
+    artifact: str | None  # the adapter or model folder it was scored at (None: nothing trained, e.g. base)
+    train_log: list[LogPoint]
 
 
 @dataclass
@@ -44,6 +58,7 @@ class VariantTask:
     out_dir: str
     base_url: str | None = None
     base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
+    rescore: Rescore | None = None  # an incomplete variant: score only its failed suites (`suites` holds just them)
 
     def planned(self) -> VariantRow:
         """The variant's `variants` row as the plan fixes it, before it has run."""
@@ -71,6 +86,21 @@ class PreparedSweep(Protocol):
     def task(self, v: Variant, out_dir: Path) -> VariantTask: ...
 
 
+def rescores(todo: list[Variant], suites: list[Suite], remote_model: bool,
+             incomplete: Mapping[str, Incomplete]) -> dict[str, Rescore]:
+    """What a rerun scores of each stored incomplete variant: its failed suites, on its stored artifact. A variant
+    scored through an API, or whose trained artifact is gone, is run again whole instead."""
+    names, out = {s.name for s in suites}, {}
+    for v in todo:
+        found = incomplete.get(v.variant_id)
+        if found is None or v.is_remote or remote_model or not found.suites or not set(found.suites) <= names:
+            continue
+        if v.trains and not (found.artifact and Path(found.artifact).is_dir()):
+            continue
+        out[v.variant_id] = Rescore(list(found.suites), found.artifact, found.train_log)
+    return out
+
+
 def worker() -> Worker:
     """Which process ran a variant (recorded in its config: Ray tasks run in other processes, or on other hosts)."""
     return Worker(os.getpid(), socket.gethostname())
@@ -94,8 +124,14 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
 
         hf_logging.disable_progress_bar()
         placement = detect_placement(train.dtype)
-        train_log: list[LogPoint] = []
-        if v.trains:
+        train_log: list[LogPoint] = list(task.rescore.train_log) if task.rescore else []
+        if v.trains and task.rescore is not None and task.rescore.artifact:
+            from harness.train.local import load_trained
+
+            progress.info(f"{v.name}: scoring suites {', '.join(task.rescore.suites)} on its stored artifact "
+                          f"{task.rescore.artifact} (not trained again; its other suites are stored)")
+            model, tok = load_trained(task.model, Path(task.rescore.artifact), v.method, placement)
+        elif v.trains:
             from harness.train.local import train_for_scoring
 
             progress.phase("training steps", None)
@@ -122,7 +158,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         suites = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
                               train=task.data.train, open_judge=open_judge, base_outputs=task.base_outputs)
         parts = replace(parts, usage=lm.usage.per_request(), score_seconds=time.perf_counter() - t0)
-        return VariantResult(finish_row(planned, parts, FINISHED), train_log, suites)
+        return scored_result(planned, parts, train_log, suites, task.rescore.suites if task.rescore else None)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
         progress.close_phase()
         return failed_result(planned, f"{exc.__class__.__name__}: {exc}",

@@ -17,7 +17,7 @@ from harness.data.suites import Suite, resolve_suites, with_free_checks
 from harness.errors import HarnessInputError, Terminated
 from harness.models.resolve import ModelRef, check_hub, folder_fingerprint, resolve_model
 from harness.progress import Progress
-from harness.results import VariantResult
+from harness.results import INCOMPLETE, VariantResult
 from harness.scorers import check_suites
 from harness.scorers.run import base_references
 from harness.spec.plan import Variant, make_plan, select
@@ -27,7 +27,7 @@ from harness.store.db import Store
 from harness.store.lock import sweep_lock
 from harness.store.reads import variant_rows
 from harness.sweep.checks import model_location, preflight
-from harness.sweep.execute import VariantTask
+from harness.sweep.execute import Rescore, VariantTask, rescores
 from harness.sweep.scheduler import JobRow, schedule
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
 from harness.sweep.summary import findings_line, print_summary
@@ -141,6 +141,7 @@ class Sweep:
         self.variants = select(self.all_variants, only)
         # base's outputs for suites that compare with them (pairwise judges): filled once base is stored
         self.base_outputs: dict[str, dict[str, str]] = {}
+        self.rescore: dict[str, Rescore] = {}  # incomplete variants stored earlier: only their failed suites run
         if only and len(self.variants) == 1 and len(self.all_variants) > 1:
             names = ", ".join(f"{v.name} ({v.variant_id})" for v in self.all_variants[1:])
             raise HarnessInputError(f"--only {' '.join(only)} matches no variant. The plan has: {names}")
@@ -169,8 +170,10 @@ class Sweep:
         return (backend.notices(trainees) if backend is not None else []) + plan_notices("openai", 0, given)
 
     def task(self, v: Variant, out_dir: Path) -> VariantTask:
-        return VariantTask(v, self.model, self.spec.train, self.data, self.suites,
-                           str(out_dir), self.spec.base_url, self.base_outputs)
+        rescore = self.rescore.get(v.variant_id)
+        suites = [s for s in self.suites if rescore is None or s.name in rescore.suites]
+        return VariantTask(v, self.model, self.spec.train, self.data, suites,
+                           str(out_dir), self.spec.base_url, self.base_outputs, rescore)
 
     def estimate_tokens(self) -> TokenEstimate:
         """Training tokens (examples' chat-templated length x epochs); an `epochs_from_one_run` group trains once,
@@ -313,11 +316,16 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
         todo = [v for v in sweep.variants if v.variant_id not in done]
+        sweep.rescore = rescores(todo, sweep.suites, sweep.model.is_remote,
+                                 store.incomplete_variants([v.variant_id for v in todo]))
         base = next((v for v in sweep.variants if v.method == "base"), None)
-        if base is not None and base.variant_id in done and any(s.options.get("pairwise_against") for s in sweep.suites):
+        if base is not None and base.variant_id in {*done, *sweep.rescore} and any(
+                s.options.get("pairwise_against") for s in sweep.suites):
             sweep.base_outputs.update(base_references(sweep.suites, store.variant_table(base.variant_id, "examples")))
         progress.info(f"run {run_id}: {len(sweep.variants)} variants, {len(done)} already stored, "
                       f"{len(todo)} to do (store: {db})")
+        for vid, r in sweep.rescore.items():
+            progress.info(f"{vid} is incomplete: scoring only its failed suite(s) {', '.join(r.suites)}")
         if not todo:
             progress.info("every variant is already stored; nothing to train or score")
         status = "finished"
@@ -360,7 +368,11 @@ def _store(store: Store, run_id: str, v: Variant, result: VariantResult, progres
     result.variant = replace(result.variant, run_id=run_id)
     store.write_variant(result)
     if result.finished:
-        progress.info(f"stored {v.name} ({v.variant_id}): {result.n_scores} scores, {result.n_samples} examples")
+        progress.info(f"stored {v.name} ({v.variant_id}): {result.n_scores} scores, {result.n_samples} examples"
+                      + (f" (rescored {', '.join(result.rescored)})" if result.rescored else ""))
+    elif result.variant.status == INCOMPLETE:
+        progress.info(f"INCOMPLETE {v.name} ({v.variant_id}): stored {result.n_scores} scores, {result.n_samples} "
+                      f"examples; {result.variant.error} (a rerun of the spec scores only the failed suites)")
     else:
         progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.error}")
 

@@ -8,6 +8,7 @@ from typing import TextIO
 
 import pandas as pd
 
+from harness.scores import MEASUREMENT_CHECKS
 from harness.store.db import Store
 from harness.store.reads import RunData, load_run
 from harness.verdicts.recommend import Recommendation, prompt_vs_finetuning, recommend
@@ -40,6 +41,7 @@ def summary_frame(data: RunData, rec: Recommendation | None = None) -> pd.DataFr
 
 def findings_line(findings: pd.DataFrame) -> str:
     """One count of a run's findings, by check: the sweep's closing line and the summary's heading say the same."""
+    findings = findings[~findings["check"].isin(MEASUREMENT_CHECKS)] if not findings.empty else findings
     if findings.empty:
         return "0 findings"
     by_check = ", ".join(f"{check} {n}" for check, n in sorted(findings["check"].value_counts().items()))
@@ -62,10 +64,17 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
         table.add_row(*[_cell(x) for x in r])
     console = Console(file=out, width=max(160, os.get_terminal_size().columns if out.isatty() else 200))
     console.print(table)
-    if not data.findings.empty:
-        names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
-        console.print(findings_line(data.findings) + ":", markup=False)
-        for row in data.findings.to_dict("records"):
+    names = dict(zip(data.variants["variant_id"], data.variants["name"], strict=True))
+    findings = data.findings
+    if not findings.empty:  # how a suite was measured (a judge's unreadable judgments, a failed suite) comes first
+        measured = findings["check"].isin(MEASUREMENT_CHECKS)
+        for row in findings[measured].to_dict("records"):
+            console.print(f"warning: {names.get(row['variant_id'], row['variant_id'])}: {row['message']}",
+                          markup=False, soft_wrap=True)
+        findings = findings[~measured]
+    if not findings.empty:
+        console.print(findings_line(findings) + ":", markup=False)
+        for row in findings.to_dict("records"):
             console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
                           f"{row['check']}: {row['message']}", markup=False)
     console.print(rec.reason, markup=False, soft_wrap=True)

@@ -291,6 +291,15 @@ def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Pla
     return load_model(local, placement=placement), load_tokenizer(local if has_tokenizer else ref)
 
 
+def load_trained(ref: ModelRef, artifact: Path, method: str, placement: Placement | None = None
+                 ) -> tuple[TrainedModel, PreTrainedTokenizerBase]:
+    """A variant's stored artifact (the adapter or model it was scored at), loaded as training would hand it to
+    scoring: for rescoring an incomplete variant without training it again."""
+    placement = placement or detect_placement()
+    model, tok = load_checkpoint(ref, artifact, method, placement)
+    return _for_scoring(model, method, placement), tok
+
+
 @dataclass
 class ForScoring:
     """A trained variant ready to score: the model at its selected checkpoint, its train log, and what training

@@ -31,7 +31,6 @@ from harness.models.prompted import for_variant
 from harness.models.resolve import MANAGED_KINDS, ModelRef
 from harness.progress import Quiet
 from harness.results import (
-    FINISHED,
     LogPoint,
     RemoteOutcome,
     RemoteRecord,
@@ -39,8 +38,8 @@ from harness.results import (
     VariantResult,
     VariantRow,
     failed_result,
-    finish_row,
     planned_row,
+    scored_result,
 )
 from harness.scorers.run import base_references, score_suites
 from harness.scores import JSONDict
@@ -365,7 +364,7 @@ class RemoteJobs:
                 e.output = scrub(e.output) or ""
         if v.method == "base" and self.x.base_outputs is not None:
             self.x.base_outputs.update(base_references(self.x.suites, suites))
-        return VariantResult(finish_row(planned, parts, FINISHED), log, suites)
+        return scored_result(planned, parts, log, suites)  # incomplete where a suite failed; the others kept
 
     # -- handing out events (the scheduler's thread) ---------------------------------------------------------
     def events(self, *, block: bool) -> list[RemoteEvent]:

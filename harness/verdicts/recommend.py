@@ -16,6 +16,7 @@ import numpy as np
 
 from harness import stats
 from harness.scorers import metric_info, primary_metric
+from harness.scores import MEASUREMENT_CHECKS
 from harness.spec.findings import settings_from_text
 from harness.store.reads import RunData, ScoreCell
 from harness.verdicts.compare import Comparison, Interval, Settings, compare, paired
@@ -127,7 +128,8 @@ def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Rec
 def _flagged(data: RunData) -> dict[str, list[str]]:
     if data.findings.empty:
         return {}
-    return {str(vid): sorted(set(map(str, part["check"]))) for vid, part in data.findings.groupby("variant_id")}
+    about = data.findings[~data.findings["check"].isin(MEASUREMENT_CHECKS)]  # the variant's, not its measurement's
+    return {str(vid): sorted(set(map(str, part["check"]))) for vid, part in about.groupby("variant_id")}
 
 
 def _why(data: RunData, best: Record, suite: str | None, metric: str | None, pool: int) -> str:
