@@ -270,4 +270,4 @@ def sections(data: RunData, recommended: str | None, calibration: list[Calibrati
             "instructions": instructions_sections(data, recommended, s),
             "memorization": memorization_sections(data, s),
             "judge": judge_sections(data, calibration, s),
-            "measurement": list(measurement_warnings(data))}
+            "measurement": [dict(w) for w in measurement_warnings(data)]}
