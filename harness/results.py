@@ -36,6 +36,7 @@ class Worker:
 
     pid: int
     host: str
+    attempt: int = 1  # 2 where Ray ran it again after the worker running it died (docs/ray.md)
 
 
 @dataclass(frozen=True)
@@ -290,6 +291,7 @@ class VariantRow:
     scored_epoch: float | None = None  # the epoch of the checkpoint scored
     scored_step: int | None = None  # its step
     stop_reason: str | None = None  # why training stopped early, if it did
+    node: str | None = None  # where it ran: this host's name, or the Ray node's host, address and id
 
 
 def planned_row(variant: Variant, base_model: str, train: TrainSpec) -> VariantRow:

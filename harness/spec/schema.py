@@ -20,6 +20,7 @@ from harness.spec.sections import (
     EarlyStoppingSpec,
     OpenAITrainSpec,
     PromptSpec,
+    ResourcesSpec,
     SweepSpec,
     TrainSpec,
 )
@@ -29,7 +30,7 @@ from harness.spec.yaml_lines import parse as parse_yaml
 from harness.textfiles import read_text
 
 __all__ = ["API_PREFIXES", "AZURE_HOSTS", "MANAGED_PREFIXES", "METHODS", "RANKED_METHODS", "TRAINING_METHODS",
-           "AzureSpec", "DataSpec", "EarlyStoppingSpec", "ExperimentSpec", "OpenAITrainSpec", "PromptSpec", "SweepSpec",
+           "AzureSpec", "DataSpec", "EarlyStoppingSpec", "ExperimentSpec", "OpenAITrainSpec", "PromptSpec", "ResourcesSpec", "SweepSpec",
            "TrainSpec", "load_spec", "resolve_inside"]
 
 METHODS = ("lora", "qlora", "full", "openai", "given", "prompt")
@@ -65,6 +66,9 @@ class ExperimentSpec(BaseModel):
     gate: GateRules = Field(default_factory=GateRules)  # rules for `harness gate` (harness.spec.gate)
     review: ReviewSpec = Field(default_factory=ReviewSpec)  # the human rating sheet's rubric (harness.spec.review)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # MLflow / W&B (harness.spec.tracking)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)  # what each variant asks Ray for (docs/ray.md)
+    # where variants' weights go that every Ray node can reach: an absolute shared path, or an fsspec URL (s3://...)
+    storage: str | None = None
     description: str | None = None
 
     # set by load_spec, not by the user: a spec that writes these keys gets "unknown key" (no input reaches them)
@@ -75,6 +79,16 @@ class ExperimentSpec(BaseModel):
     @classmethod
     def _findings(cls, v: object) -> object:
         return {} if v is None else v  # `findings:` with every line under it commented out: the defaults
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, v: str | None) -> str | None:
+        if v is None or "://" in v:
+            return v
+        if not Path(v).expanduser().is_absolute():
+            raise ValueError(f"{v!r}: a location every Ray node reaches by the same name: an absolute path on a "
+                             "shared file system (e.g. /mnt/shared/harness), or an fsspec URL (s3://bucket/harness)")
+        return str(Path(v).expanduser())
 
     @field_validator("name")
     @classmethod

@@ -206,3 +206,33 @@ class PromptSpec(_Strict):
 
     system: str | None = None
     system_file: str | None = None
+
+
+class ResourcesSpec(_Strict):
+    """What `--executor ray` asks Ray for, per local variant (docs/ray.md); never part of a variant's id."""
+
+    # None: 1 GPU where the cluster has GPUs, else 0 (the behaviour before this key); 0 pins variants to CPUs
+    gpus_per_variant: float | None = None
+    cpus_per_variant: float = 1.0
+    # custom resources a node was started with (`ray start --resources='{"big_disk": 1}'`): pins variants to those nodes
+    resources: dict[str, float] = Field(default_factory=dict)
+    # a variant still running after this many minutes is cancelled and stored as failed (None: no limit)
+    timeout_minutes: float | None = None
+
+    @field_validator("gpus_per_variant", "cpus_per_variant", "timeout_minutes")
+    @classmethod
+    def _nonnegative(cls, v: float | None) -> float | None:
+        if v is not None and v < 0:
+            raise ValueError("must be >= 0 (e.g. 1 or 0.5)")
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        reserved = sorted({"CPU", "GPU", "memory", "object_store_memory"} & set(v))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} are set by gpus_per_variant / cpus_per_variant, not here")
+        bad = [f"{k}: {x}" for k, x in v.items() if x <= 0]
+        if bad:
+            raise ValueError(f"each custom resource amount must be > 0 ({'; '.join(bad)})")
+        return v

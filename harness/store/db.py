@@ -119,8 +119,9 @@ class Store(Connection):
         # Create what is missing; an older file (version 1) gains the columns later versions added, as NULLs.
         for table, ddl in TABLES.items():
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-        if version is not None and version < SCHEMA_VERSION:
+        if version is not None:  # columns appended without a version bump reach files of the same version too
             self._add_missing_columns()
+        if version is not None and version < SCHEMA_VERSION:
             if version < 5:
                 self._backfill_samples()
         for column, kind in (("pid", "INTEGER"), ("host", "VARCHAR")):  # added without a version bump: optional

@@ -6,6 +6,7 @@ It never opens the store, so the same function runs in-process or as a Ray task.
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import time
 import traceback
@@ -59,6 +60,9 @@ class VariantTask:
     base_url: str | None = None
     base_outputs: dict[str, dict[str, str]] | None = None  # base's outputs by suite and example id (pairwise judges)
     rescore: Rescore | None = None  # an incomplete variant: score only its failed suites (`suites` holds just them)
+    storage: str | None = None  # the spec's `storage:`: where weights go that every Ray node reaches (docs/ray.md)
+    node: str | None = None  # where it runs, for the row's `node` (None: this host's name)
+    attempt: int = 1  # which try this is (Ray runs a variant again once if its worker dies)
 
     def planned(self) -> VariantRow:
         """The variant's `variants` row as the plan fixes it, before it has run."""
@@ -101,15 +105,15 @@ def rescores(todo: list[Variant], suites: list[Suite], remote_model: bool,
     return out
 
 
-def worker() -> Worker:
+def worker(attempt: int = 1) -> Worker:
     """Which process ran a variant (recorded in its config: Ray tasks run in other processes, or on other hosts)."""
-    return Worker(os.getpid(), socket.gethostname())
+    return Worker(os.getpid(), socket.gethostname(), attempt)
 
 
 def execute_variant(task: VariantTask, progress: Progress | None = None) -> VariantResult:
     """Train and score one local variant (base, lora, qlora, full, given); failures come back as a failed row."""
     progress = progress or Quiet()
-    planned, parts = task.planned(), RunParts(worker=worker())
+    planned, parts = replace(task.planned(), node=task.node or platform.node()), RunParts(worker=worker(task.attempt))
     v, train = task.variant, task.train
     out_dir = Path(task.out_dir) / v.variant_id
     try:

@@ -1,9 +1,15 @@
-"""`--executor ray`: each local variant is a Ray task; results come back to the driver, which alone writes DuckDB."""
+"""`--executor ray`: each local variant is a Ray task asking for the spec's `resources:`; results come back to the
+driver, which alone writes DuckDB. A task whose worker dies (process killed, node gone) runs once more, resuming from
+its checkpoints; then it is stored as failed with the reason. The driver's wait is bounded (docs/ray.md)."""
 
 from __future__ import annotations
 
 import os
+import socket
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -11,9 +17,33 @@ from harness.errors import HarnessInputError
 from harness.progress import Progress
 from harness.results import VariantResult, failed_result
 from harness.spec.plan import Variant
+from harness.spec.sections import ResourcesSpec
+from harness.sweep.cluster_files import NodeResult, attempts, check_storage, land, pack, record_attempt, work_folder
 from harness.sweep.execute import PreparedSweep, VariantTask
 
 POLL_SECONDS = 1.0  # how often the driver looks up from Ray to hand out remote events
+MAX_RETRIES = 1  # a task whose worker or node dies runs once more (Ray's own retry of system failures)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one variant asks Ray for."""
+
+    cpus: float
+    gpus: float
+    custom: dict[str, float]
+
+    def options(self) -> dict[str, object]:
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus, "resources": dict(self.custom),
+                "max_retries": MAX_RETRIES, "retry_exceptions": False}
+
+    def describe(self) -> str:
+        parts = [f"{self.cpus:g} CPU", f"{self.gpus:g} GPU", *(f"{v:g} {k}" for k, v in self.custom.items())]
+        return ", ".join(parts)
+
+    def fits(self, total: dict[str, float]) -> bool:
+        need = {"CPU": self.cpus, "GPU": self.gpus, **self.custom}
+        return all(total.get(k, 0.0) >= v for k, v in need.items() if v > 0)
 
 
 def _connect() -> ModuleType:
@@ -29,32 +59,116 @@ def _connect() -> ModuleType:
     return ray
 
 
-def _run_variant(task: VariantTask) -> VariantResult:
+def request(spec: ResourcesSpec, cluster: dict[str, float]) -> Request:
+    """The spec's per-variant request; without gpus_per_variant, one GPU where the cluster has any (as before)."""
+    gpus = spec.gpus_per_variant if spec.gpus_per_variant is not None else (1.0 if cluster.get("GPU", 0) >= 1 else 0.0)
+    return Request(spec.cpus_per_variant, gpus, dict(spec.resources))
+
+
+def node_label() -> str:
+    """This Ray worker's node: host name, address and (the start of) Ray's node id."""
+    import ray
+
+    return f"{socket.gethostname()} {ray.util.get_node_ip_address()} {ray.get_runtime_context().get_node_id()[:12]}"
+
+
+def _run_variant(task: VariantTask, marker: str) -> NodeResult:
+    """The Ray task: train and score in a folder this node can write (the driver's where it sees it), then send
+    back the result and, where the driver cannot read the adapter, its files."""
     from harness.sweep.execute import execute_variant
 
-    return execute_variant(task)
+    node = node_label()
+    folder = work_folder(task.out_dir, marker, task.storage)
+    attempt = record_attempt(folder.path, task.variant.variant_id, node)
+    result = execute_variant(replace(task, out_dir=str(folder.path), node=node, attempt=attempt))
+    return pack(result, folder, task.storage)
+
+
+def _feasible(ray: ModuleType, need: Request) -> str | None:
+    """None where some alive node has what a variant asks for; else why not, naming the nodes' resources."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if any(need.fits(n.get("Resources", {})) for n in nodes):
+        return None
+    have = "; ".join(f"{n.get('NodeManagerAddress')}: " + ", ".join(
+        f"{v:g} {k}" for k, v in sorted(n.get("Resources", {}).items()) if "memory" not in k and not k.startswith("node:"))
+        for n in nodes)
+    return (f"no node of the Ray cluster has {need.describe()} (spec key 'resources'); nodes: {have or 'none'}. "
+            "Lower resources.gpus_per_variant / cpus_per_variant, or start a node with what it asks for")
+
+
+def _lost(ray: ModuleType, exc: Exception, out_dir: Path, v: Variant) -> str:
+    """Why a variant's task came back without a result (its worker died on every try, it was cancelled, ...)."""
+    last = _last_node(out_dir, v)
+    where = f"; last on node {last}" if last else ""
+    if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
+        kind = "its node died" if isinstance(exc, ray.exceptions.NodeDiedError) else "the worker process died"
+        return (f"Ray: {kind} while running it, on each of {MAX_RETRIES + 1} tries (a retry resumes from the last "
+                f"checkpoint){where}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return f"Ray task failed{where}: {exc.__class__.__name__}: {exc}"
 
 
 def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, progress: Progress
                 ) -> Iterator[tuple[Variant | None, VariantResult | None]]:
-    """Submit every variant as a Ray task (asking for a GPU where the cluster has them); yield (variant, result)
-    as each finishes, and (None, None) every POLL_SECONDS while none has, so the caller can do other work."""
+    """Submit every variant as a Ray task with its resources; yield (variant, result) as each finishes, and
+    (None, None) every POLL_SECONDS while none has, so the caller can do other work."""
     ray = _connect()
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    remote_fn = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_run_variant)
-    pending = {remote_fn.remote(sweep.task(v, out_dir)): v for v in variants}
-    progress.info(f"submitted {len(pending)} variants to Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs, "
-                  f"{gpus and int(ray.cluster_resources()['GPU'])} GPUs)")
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-        if not ready:
-            yield None, None
-            continue
-        v = pending.pop(ready[0])
-        try:
-            result = ray.get(ready[0])
-        except Exception as exc:  # noqa: BLE001 - a lost worker fails its variant, not the sweep
-            planned = sweep.task(v, out_dir).planned()
-            result = failed_result(planned, f"Ray task failed: {exc.__class__.__name__}: {exc}")
-        progress.info(f"Ray: {v.name} {result.variant.status}")
-        yield v, result
+    check_storage(sweep.spec.storage)
+    cluster = ray.cluster_resources()
+    need = request(sweep.spec.resources, cluster)
+    limit = sweep.spec.resources.timeout_minutes
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / f".driver-{uuid.uuid4().hex}"  # a node that sees this file shares the driver's folder
+    marker.write_text(socket.gethostname(), encoding="utf-8")
+    remote_fn = ray.remote(_run_variant).options(**need.options())
+    pending: dict[object, tuple[Variant, float]] = {}
+    try:
+        impossible = _feasible(ray, need)
+        for v in variants:
+            if impossible:
+                yield v, failed_result(sweep.task(v, out_dir).planned(), impossible)
+                continue
+            pending[remote_fn.remote(sweep.task(v, out_dir), str(marker))] = (v, time.monotonic())
+        if pending:
+            progress.info(f"submitted {len(pending)} variants to Ray, each asking for {need.describe()} (cluster: "
+                          f"{len(ray.nodes())} nodes, {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs)")
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            if not ready:
+                yield from _overdue(ray, pending, limit, sweep, out_dir)
+                yield None, None
+                continue
+            v, _started = pending.pop(ready[0])
+            try:
+                reply: NodeResult = ray.get(ready[0])
+                result = land(reply, out_dir)
+                if reply.note:
+                    progress.info(f"Ray: {v.name}: {reply.note}")
+            except Exception as exc:  # noqa: BLE001 - a lost worker fails its variant, not the sweep
+                planned = replace(sweep.task(v, out_dir).planned(), node=_last_node(out_dir, v))
+                result = failed_result(planned, _lost(ray, exc, out_dir, v))
+            progress.info(f"Ray: {v.name} {result.variant.status} on {result.variant.node or 'an unknown node'}")
+            yield v, result
+    finally:
+        for ref in pending:  # the driver stops (Ctrl-C, an error): its tasks stop with it
+            ray.cancel(ref, force=True)
+        marker.unlink(missing_ok=True)
+
+
+def _overdue(ray: ModuleType, pending: dict[object, tuple[Variant, float]], limit: float | None,
+             sweep: PreparedSweep, out_dir: Path) -> Iterator[tuple[Variant, VariantResult]]:
+    """Variants past resources.timeout_minutes (counted from submission): cancelled, stored as failed."""
+    if limit is None:
+        return
+    now = time.monotonic()
+    for ref, (v, started) in list(pending.items()):
+        if now - started > limit * 60:
+            ray.cancel(ref, force=True)
+            del pending[ref]
+            why = (f"Ray: still running after resources.timeout_minutes={limit:g} minutes (from submission); "
+                   "cancelled. Raise the limit, or rerun: a rerun resumes from the last checkpoint")
+            yield v, failed_result(replace(sweep.task(v, out_dir).planned(), node=_last_node(out_dir, v)), why)
+
+
+def _last_node(out_dir: Path, v: Variant) -> str | None:
+    tries = attempts(out_dir, v.variant_id)
+    return str(tries[-1]["node"]) if tries else None

@@ -173,7 +173,8 @@ class Sweep:
         rescore = self.rescore.get(v.variant_id)
         suites = [s for s in self.suites if rescore is None or s.name in rescore.suites]
         return VariantTask(v, self.model, self.spec.train, self.data, suites,
-                           str(out_dir), self.spec.base_url, self.base_outputs, rescore)
+                           str(out_dir), self.spec.base_url, self.base_outputs, rescore,
+                           storage=self.spec.storage)
 
     def estimate_tokens(self) -> TokenEstimate:
         """Training tokens (examples' chat-templated length x epochs); an `epochs_from_one_run` group trains once,
