@@ -19,6 +19,7 @@ from harness.store.db import Store
 from harness.sweep.runner import run_sweep
 
 pytest.importorskip("ray")
+from conftest import make_rows, write_jsonl  # noqa: E402
 from ray_cluster import Cluster, start_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,14 @@ def cluster() -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """16 training conversations (12 train, 4 validation) and 4 test ones: the least that trains and scores."""
+    write_jsonl(tmp_path / "train.jsonl", make_rows(16))
+    write_jsonl(tmp_path / "test.jsonl", make_rows(4, offset=100))
+    return tmp_path
 
 
 @pytest.fixture
@@ -56,19 +65,31 @@ def node_id(row: dict[str, object]) -> str:
     return str(row["node"]).split()[-1]
 
 
+FOUR = """\
+name: four
+model: tiny-random-llama
+data: {train: train.jsonl, validation: 0.25, test: test.jsonl}
+sweep: {method: [lora], rank: [2, 4, 8], epochs: [1], learning_rate: [1.0e-3]}
+train: {max_seq_length: 64, batch_size: 8, max_steps: 2}
+suites: [{name: heldout, options: {max_new_tokens: 4}}]
+"""
+
+
 def test_a_sweep_spreads_over_both_nodes_with_the_local_executors_results(on_cluster: Cluster,
-                                                                          tiny_experiment: Path) -> None:
-    ray_db, local_db = tiny_experiment.parent / "ray.duckdb", tiny_experiment.parent / "local.duckdb"
-    ray_rows = variants(ray_db, sweep(tiny_experiment, ray_db, "ray"))
+                                                                          folder: Path) -> None:
+    spec = folder / "four.yaml"
+    spec.write_text(FOUR, encoding="utf-8")
+    ray_db, local_db = folder / "ray.duckdb", folder / "local.duckdb"
+    ray_rows = variants(ray_db, sweep(spec, ray_db, "ray"))
     assert len(ray_rows) == 4 and {r["status"] for r in ray_rows} == {"finished"}, [r["error"] for r in ray_rows]
     ran_on = {node_id(r) for r in ray_rows}
     assert ran_on == {i[:12] for i in on_cluster.node_ids.values()}, ran_on  # both nodes, from the stored rows
-    local_rows = variants(local_db, sweep(tiny_experiment, local_db, "local"))
+    local_rows = variants(local_db, sweep(spec, local_db, "local"))
     assert all(r["node"] and len(str(r["node"]).split()) == 1 for r in local_rows)  # platform.node() locally
     assert [r["variant_id"] for r in ray_rows] == [r["variant_id"] for r in local_rows]
     for r in ray_rows:  # adapters and models where the driver reads them (the nodes share this file system)
         if r["method"] != "base":
-            assert Path(str(r["artifact"])).is_dir() and str(r["artifact"]).startswith(str(tiny_experiment.parent))
+            assert Path(str(r["artifact"])).is_dir() and str(r["artifact"]).startswith(str(folder))
     q = "SELECT variant_id, suite, metric, value FROM scores ORDER BY 1, 2, 3"
     with Store(ray_db, read_only=True) as a, Store(local_db, read_only=True) as b:
         on_ray, here = a.query(q), b.query(q)
@@ -93,16 +114,16 @@ resources: {RESOURCES}
 """
 
 
-def test_a_custom_resource_pins_variants_to_the_node_that_has_it(on_cluster: Cluster, tiny_experiment: Path) -> None:
-    spec = tiny_experiment.parent / "pinned.yaml"
+def test_a_custom_resource_pins_variants_to_the_node_that_has_it(on_cluster: Cluster, folder: Path) -> None:
+    spec = folder / "pinned.yaml"
     spec.write_text(PINNED.replace("{RESOURCES}", "{resources: {node_b: 1}}"), encoding="utf-8")
-    db = tiny_experiment.parent / "pinned.duckdb"
+    db = folder / "pinned.duckdb"
     rows = variants(db, sweep(spec, db, "ray"))
     assert [r["status"] for r in rows] == ["finished", "finished"], [r["error"] for r in rows]
     assert {node_id(r) for r in rows} == {on_cluster.node_ids["node_b"][:12]}
     # what no node has fails at once, saying which key asks for it and what the nodes have
     spec.write_text(PINNED.replace("{RESOURCES}", "{gpus_per_variant: 2}"), encoding="utf-8")
-    db = tiny_experiment.parent / "gpus.duckdb"
+    db = folder / "gpus.duckdb"
     t0 = time.monotonic()
     rows = variants(db, sweep(spec, db, "ray"))
     assert time.monotonic() - t0 < 120
@@ -115,8 +136,8 @@ KILLED = """\
 name: killed
 model: tiny-random-llama
 data: {train: train.jsonl, validation: 0.25, test: test.jsonl}
-sweep: {method: [lora], rank: [2, 4], epochs: [1], learning_rate: [1.0e-3]}
-train: {max_seq_length: 64, batch_size: 8, max_steps: 80}
+sweep: {method: [lora], rank: [2, 4], epochs: [12], learning_rate: [1.0e-3]}
+train: {max_seq_length: 64, batch_size: 8}
 suites: [{name: heldout, options: {max_new_tokens: 4}}]
 """
 BOUND_SECONDS = 420  # the driver returns within this, whatever the kills
@@ -145,14 +166,14 @@ def _killer(runs: Path, kills: dict[str, int], stop: threading.Event, log: list[
 
 
 def test_a_killed_worker_is_retried_once_resuming_then_the_variant_is_stored_failed(on_cluster: Cluster,
-                                                                                   tiny_experiment: Path) -> None:
-    spec = tiny_experiment.parent / "killed.yaml"
+                                                                                   folder: Path) -> None:
+    spec = folder / "killed.yaml"
     spec.write_text(KILLED, encoding="utf-8")
-    db = tiny_experiment.parent / "killed.duckdb"
+    db = folder / "killed.duckdb"
     from harness.sweep.runner import Sweep
 
     plan = {v.name: v.variant_id for v in Sweep(spec).variants}
-    once, twice = plan["lora-r2-e1"], plan["lora-r4-e1"]
+    once, twice = plan["lora-r2-e12"], plan["lora-r4-e12"]
     stop, log = threading.Event(), []
     killer = threading.Thread(target=_killer, args=(db.parent / "runs", {once: 1, twice: 2}, stop, log), daemon=True)
     killer.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 import time
@@ -98,8 +99,9 @@ def pack(result: VariantResult, folder: WorkFolder, storage: str | None) -> Node
         target = f"{str(storage).rstrip('/')}/{result.variant_id}/{where.name}"
         fs, root = fsspec.core.url_to_fs(target)
         for f in files:
-            fs.makedirs(f"{root}/{f.parent.relative_to(where)}".rstrip("/."), exist_ok=True)
-            fs.put_file(str(f), f"{root}/{f.relative_to(where)}")
+            dest = f"{root}/{f.relative_to(where).as_posix()}"
+            fs.makedirs(posixpath.dirname(dest), exist_ok=True)
+            fs.put_file(str(f), dest)
         result.variant = replace(result.variant, artifact=target)
         return NodeResult(result)
     return NodeResult(result, note=f"its weights stay on node {result.variant.node} at {artifact}: set `storage:` "
