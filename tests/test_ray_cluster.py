@@ -36,9 +36,9 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    """16 training conversations (12 train, 4 validation) and 4 test ones: the least that trains and scores."""
+    """16 training conversations (12 train, 4 validation) and 10 test ones (the least a sweep accepts)."""
     write_jsonl(tmp_path / "train.jsonl", make_rows(16))
-    write_jsonl(tmp_path / "test.jsonl", make_rows(4, offset=100))
+    write_jsonl(tmp_path / "test.jsonl", make_rows(10, offset=100))
     return tmp_path
 
 
