@@ -125,7 +125,8 @@ def test_item11_unknown_key_messages_never_offer_internal_fields(tmp_path: Path)
     with pytest.raises(HarnessInputError) as err:
         load_spec(write(tmp_path, GOOD + "sourse: x\nsource_path: /etc\nsource_text: forged\n"))
     msg = err.value.render()
-    assert "key 'sourse': unknown key. Allowed here: name, model," in msg, msg
+    assert "key 'sourse': unknown key." in msg and "Allowed here: name, model," in msg, msg
+    assert "Did you mean 'source" not in msg, msg  # a public key may be offered ('resources'), an internal one never
     assert "key 'source_path': unknown key." in msg and "key 'source_text': unknown key." in msg, msg
     for line in msg.splitlines():
         assert "Allowed here" not in line or "source_" not in line.split("Allowed here")[1], line

@@ -115,7 +115,7 @@ def test_a_failed_row_keeps_the_plans_fields() -> None:
     assert row.train_seconds is None and row.artifact is None and not failed.finished
     assert row.config is not None
     config = row.config.to_json()
-    assert config["traceback"] == "Traceback ..." and config["worker"] == {"pid": 7, "host": "host"}
+    assert config["traceback"] == "Traceback ..." and config["worker"] == {"pid": 7, "host": "host", "attempt": 1}
     assert config["train"] == train.model_dump(mode="json") and config["rank"] == 4 and "scored" not in config
 
 
