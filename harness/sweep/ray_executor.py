@@ -100,11 +100,14 @@ def _lost(ray: ModuleType, exc: Exception, out_dir: Path, v: Variant) -> str:
     """Why a variant's task came back without a result (its worker died on every try, it was cancelled, ...)."""
     last = _last_node(out_dir, v)
     where = f"; last on node {last}" if last else ""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    # a task's own exception ends with the original error; Ray's system errors say it first
+    detail = (lines[-1] if isinstance(exc, ray.exceptions.RayTaskError) else lines[0]) if lines else ""
     if isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
         kind = "its node died" if isinstance(exc, ray.exceptions.NodeDiedError) else "the worker process died"
         return (f"Ray: {kind} while running it, on each of {MAX_RETRIES + 1} tries (a retry resumes from the last "
-                f"checkpoint){where}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    return f"Ray task failed{where}: {exc.__class__.__name__}: {exc}"
+                f"checkpoint){where}: {exc.__class__.__name__}: {detail}")
+    return f"Ray task failed{where}: {exc.__class__.__name__}: {detail}"
 
 
 def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, progress: Progress
