@@ -20,6 +20,7 @@ from harness.progress import Progress, Quiet
 from harness.results import (
     FINISHED,
     LogPoint,
+    RanOn,
     RunParts,
     VariantResult,
     VariantRow,
@@ -76,6 +77,18 @@ def worker() -> Worker:
     return Worker(os.getpid(), socket.gethostname())
 
 
+def ran_on(parts: RunParts, model: object) -> RanOn:
+    """How a local variant ran: training's processes and strategy, every device it trained or was scored on, the host."""
+    from harness.models.device import model_devices
+
+    stats = parts.training.stats if parts.training else None
+    devices = model_devices(model)
+    if stats is not None and stats.devices:
+        devices = sorted({*stats.devices.split(","), *devices})
+    return RanOn(stats.processes if stats else 1, stats.strategy if stats else None, ",".join(devices),
+                 socket.gethostname())
+
+
 def execute_variant(task: VariantTask, progress: Progress | None = None) -> VariantResult:
     """Train and score one local variant (base, lora, qlora, full, given); failures come back as a failed row."""
     progress = progress or Quiet()
@@ -94,6 +107,8 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
 
         hf_logging.disable_progress_bar()
         placement = detect_placement(train.dtype)
+        if train.distributed is not None and train.distributed.device_map == "auto":
+            placement = replace(placement, spread=True)  # scoring loads across every visible GPU
         train_log: list[LogPoint] = []
         if v.trains:
             from harness.train.local import train_for_scoring
@@ -114,7 +129,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         else:
             model = load_model(task.model, placement=placement, attn_implementation=train.attn_implementation)
             tok = load_tokenizer(task.model)
-        parts = replace(parts, placed=record_placement(model, placement))
+        parts = replace(parts, placed=record_placement(model, placement), ran_on=ran_on(parts, model))
         t0 = time.perf_counter()
         local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
         lm, prompt = for_variant(local, v, task.data.train)
@@ -125,5 +140,8 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         return VariantResult(finish_row(planned, parts, FINISHED), train_log, suites)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
         progress.close_phase()
+        d = train.distributed
+        tried = parts.ran_on or RanOn(d.processes if d and v.trains else 1, d.strategy if d and d.processes > 1 and
+                                      v.trains else None, None, socket.gethostname())
         return failed_result(planned, f"{exc.__class__.__name__}: {exc}",
-                             replace(parts, traceback=traceback.format_exc(limit=3)))
+                             replace(parts, traceback=traceback.format_exc(limit=3), ran_on=tried))
