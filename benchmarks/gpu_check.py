@@ -4,6 +4,8 @@
 2. The same LoRA variant in fp32 on the GPU and on the CPU (dropout off, so both see the same computation):
    its scores must agree within TOLERANCE.
 3. benchmarks/train_bench.py on the GPU: bare loop vs harness, batched vs one-at-a-time generation.
+4. With more than one GPU visible: LoRA and full fine-tuning under `train.distributed` (DDP, then FSDP) on every
+   GPU against one GPU: tokens/s per GPU and the scaling ratio (docs/distributed.md); else "skipped: 1 GPU visible".
 Prints one line per figure: tokens/s, peak memory and wall time per variant and stage.
 With --cpu everything runs on the CPU with tiny-random-llama (no QLoRA: 4-bit needs a pretrained folder), in
 under a minute, so CI keeps this script working.
@@ -34,7 +36,7 @@ def log(figure: str, value: object, unit: str = "") -> None:
 
 
 def write_spec(folder: Path, *, model: str, methods: list[str], dtype: str, n_train: int, n_test: int,
-               new_tokens: int, general: bool) -> Path:
+               new_tokens: int, general: bool, batch_size: int = 8, distributed: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, n in (("train", n_train), ("test", n_test)):
         lines = (DATA / f"{name}.jsonl").read_text().splitlines()[:n]
@@ -49,7 +51,7 @@ def write_spec(folder: Path, *, model: str, methods: list[str], dtype: str, n_tr
 model: {model}
 data: {{train: train.jsonl, validation: 0.2, test: test.jsonl}}
 sweep: {{method: [{', '.join(methods)}], rank: [8], epochs: [1], learning_rate: [1.0e-3], seed: [0]}}
-train: {{max_seq_length: 160, batch_size: 8, lora_dropout: 0.0, dtype: {dtype}}}
+train: {{max_seq_length: 160, batch_size: {batch_size}, lora_dropout: 0.0, dtype: {dtype}{distributed}}}
 suites:
 {chr(10).join(suites)}
 """)
@@ -139,6 +141,35 @@ def compare(gpu: dict[str, float], cpu: dict[str, float], label: str = "gpu") ->
     return bad
 
 
+def multi_gpu(model: str, out: Path, gpus: int) -> list[str]:
+    """DDP and FSDP (train.distributed) on every visible GPU against one GPU, LoRA and full fine-tuning, the same
+    per-GPU batch (8): tokens/s per GPU and the scaling ratio; returns what did not finish."""
+    if gpus < 2:
+        log("multi-gpu", f"skipped: {gpus} GPU{'' if gpus == 1 else 's'} visible (needs 2 or more)")
+        return []
+    failed: list[str] = []
+    per_gpu: dict[tuple[str, str], float] = {}
+    for label, n, strategy in (("1-gpu", 1, ""), (f"ddp-x{gpus}", gpus, "ddp"), (f"fsdp-x{gpus}", gpus, "fsdp")):
+        dist = f", distributed: {{processes: {n}, strategy: {strategy}}}" if strategy else ""
+        spec = write_spec(out / label, model=model, methods=["lora", "full"], dtype="auto", n_train=96, n_test=10,
+                          new_tokens=8, general=False, batch_size=8 * n, distributed=dist)
+        log(f"stage multi-gpu {label} wall time", f"{sweep(spec, out / f'{label}.duckdb', cpu=False):.1f}", "s")
+        rows = variants(out / f"{label}.duckdb")
+        failed += [f"{label} {name}" for name in report_variants(rows, f"multi-gpu {label}")]
+        for v in rows:
+            tps, procs = v.get("tokens_per_second"), v.get("processes") or 1
+            if v["method"] != "base" and tps is not None and not math.isnan(float(str(tps))):
+                per_gpu[(label, str(v["method"]))] = float(str(tps)) / float(str(procs))
+                log(f"multi-gpu {label} {v['method']} tokens per second per gpu", f"{per_gpu[(label, str(v['method']))]:.0f}")
+                log(f"multi-gpu {label} {v['method']} ran on", f"{v.get('processes')} processes {v.get('strategy')} "
+                    f"{v.get('devices')}")
+    for (label, method), value in sorted(per_gpu.items()):
+        one = per_gpu.get(("1-gpu", method))
+        if label != "1-gpu" and one:
+            log(f"multi-gpu {label} {method} scaling vs 1 gpu", f"{value * gpus / one:.2f}x (ideal {gpus}x)")
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", action="store_true", help="CPU and tiny-random-llama, under a minute (for CI)")
@@ -189,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rc = subprocess.run(bench, check=False).returncode
     log("stage train_bench wall time", f"{time.perf_counter() - t1:.1f}", "s")
+    failed += multi_gpu(model, out / "multi-gpu", 0 if args.cpu else torch.cuda.device_count())
     log("total wall time", f"{time.perf_counter() - t0:.1f}", "s")
     ok = not failed and not bad and rc == 0
     log("result", "PASS" if ok else f"FAIL (unfinished: {failed or '-'}; out of tolerance: {bad or '-'}; bench rc {rc})")

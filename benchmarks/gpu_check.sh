@@ -2,7 +2,8 @@
 # The GPU check: from a clean clone, install what is missing, then run a small full/LoRA/QLoRA sweep of the
 # embedded SmolLM2 (or --model FOLDER) end to end on one CUDA GPU, check every variant finished and a LoRA
 # variant's scores match a CPU run within a stated tolerance, and print tokens/s, peak GPU memory and wall time
-# per stage, one line per figure. A few minutes on one modern GPU.
+# per stage, one line per figure. A few minutes on one modern GPU. With more than one GPU visible it also trains
+# under train.distributed (DDP, FSDP) on every GPU: tokens/s per GPU and scaling vs one GPU (else "skipped").
 #
 #   benchmarks/gpu_check.sh                 # on the GPU
 #   benchmarks/gpu_check.sh --model /data/Llama-3.2-1B-Instruct

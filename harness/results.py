@@ -40,6 +40,16 @@ class Worker:
 
 
 @dataclass(frozen=True)
+class RanOn:
+    """How a local variant ran: the columns processes, strategy, devices and node."""
+
+    processes: int  # training processes (1 for a variant trained in one process, or not trained)
+    strategy: str | None  # ddp | fsdp where it trained on several processes
+    devices: str | None  # every device it trained or was scored on, e.g. cpu, cuda:0 or cuda:0,cuda:1
+    node: str  # the host it ran on
+
+
+@dataclass(frozen=True)
 class DevicePolicy:
     """config.placement's policy keys: the device, compute dtype, mixed-precision flags and attention kernel."""
 
@@ -98,6 +108,9 @@ class TrainStats:
     placement: DevicePolicy  # the policy it trained under, with the loaded model's attention kernel
     memory: MemorySettings
     timing: TrainingTimes
+    processes: int = 1  # ranks it trained on (train.distributed.processes)
+    strategy: str | None = None  # ddp | fsdp on several processes; None on one
+    devices: str | None = None  # the devices the ranks trained on, e.g. cpu or cuda:0,cuda:1
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,7 @@ class RunParts:
     usage: PerRequest | None = None
     score_seconds: float | None = None
     traceback: str | None = None  # config.traceback of a local failure
+    ran_on: RanOn | None = None  # how a local variant ran (processes, strategy, devices, node)
 
 
 @dataclass(frozen=True)
@@ -291,6 +305,9 @@ class VariantRow:
     scored_epoch: float | None = None  # the epoch of the checkpoint scored
     scored_step: int | None = None  # its step
     stop_reason: str | None = None  # why training stopped early, if it did
+    processes: int | None = None  # training processes of a local variant (1 unless train.distributed)
+    strategy: str | None = None  # ddp | fsdp when it trained on several processes
+    devices: str | None = None  # the devices it trained and was scored on, e.g. cpu or cuda:0,cuda:1
     node: str | None = None  # where it ran: this host's name, or the Ray node's host, address and id
 
 
@@ -321,6 +338,9 @@ def finish_row(planned: VariantRow, parts: RunParts, status: str, error: str | N
                       tokens_per_second=r.tokens_per_second)
     if parts.placed:
         row = replace(row, device=parts.placed.device, dtype=parts.placed.dtype)
+    if parts.ran_on:
+        ran = parts.ran_on
+        row = replace(row, processes=ran.processes, strategy=ran.strategy, devices=ran.devices, node=ran.node)
     if parts.prompt:  # a prompt variant trains nothing
         row = replace(row, trainable_params=0, train_seconds=0.0)
     if parts.usage:

@@ -8,6 +8,7 @@ asks for a Placement; nothing else picks a device or a dtype.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
@@ -37,11 +38,13 @@ class Placement:
     dtype: str  # fp32 | bf16 | fp16: the compute dtype of scoring, LoRA base weights and QLoRA
     bf16: bool  # TrainingArguments(bf16=...): autocast to bf16 while training
     fp16: bool  # TrainingArguments(fp16=...): autocast to fp16 with loss scaling while training
+    spread: bool = False  # train.distributed.device_map auto: load across every visible GPU (device_map="auto")
 
     @property
     def torch_device(self) -> str:
-        """The device string models and tensors go to (one GPU per local variant: cuda:0 of what is visible)."""
-        return "cuda:0" if self.device == "cuda" else self.device
+        """The device string models and tensors go to (one GPU per local variant: cuda:0 of what is visible; a rank
+        of a torchrun group its own GPU, cuda:LOCAL_RANK)."""
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if self.device == "cuda" else self.device
 
     def torch_dtype(self) -> torch.dtype:
         import torch
@@ -116,6 +119,27 @@ def attn_implementation(requested: str, placement: Placement) -> str | None:
     if placement.device == "cuda" and placement.dtype != "fp32" and importlib.util.find_spec("flash_attn"):
         return "flash_attention_2"
     return None
+
+
+def input_device(model: object) -> torch.device:
+    """The device a model's inputs go to: its input embedding's, which under device_map="auto" need not be where
+    its other layers are (or `model.device`)."""
+    import torch
+
+    embed = getattr(model, "get_input_embeddings", None)
+    weight = getattr(embed(), "weight", None) if callable(embed) else None
+    if isinstance(weight, torch.Tensor):
+        return weight.device
+    return torch.device(getattr(model, "device", "cpu"))
+
+
+def model_devices(model: object) -> list[str]:
+    """Every device a loaded model's layers sit on (hf_device_map under device_map="auto"), e.g. ['cuda:0', 'cuda:1']."""
+    spread = getattr(model, "hf_device_map", None)
+    if isinstance(spread, dict) and spread:
+        return sorted({f"cuda:{d}" if isinstance(d, int) else str(d) for d in spread.values()})
+    device = input_device(model)
+    return [device.type if device.type in ("cpu", "mps") else str(device)]
 
 
 def describe(model: object) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 import torch
 import torch.nn.functional as F
 
+from harness.models.device import input_device
 from harness.models.lm_eval_types import LmEvalResults, TaskDict
 from harness.models.protocol import Usage
 
@@ -49,8 +50,9 @@ class LocalModel:
 
     @property
     def device(self) -> torch.device:
-        """Where the model's weights are; every input tensor is created there."""
-        return torch.device(getattr(self.model, "device", "cpu"))
+        """Where the input embedding is (layers may sit on several GPUs, device_map="auto"); every input tensor is
+        created there."""
+        return input_device(self.model)
 
     def _batches(self, items: Sequence[T], run: Callable[[list[T]], None]) -> None:
         """Run `run` on consecutive batches of `items`; on out-of-memory halve the batch size and redo the batch."""

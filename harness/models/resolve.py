@@ -378,8 +378,8 @@ def load_model(ref: ModelRef, *, quantization: BitsAndBytesConfig | None = None,
     kwargs: dict[str, object] = {"dtype": dtype, "use_safetensors": True}
     if attn:
         kwargs["attn_implementation"] = attn
-    if placement.device != "cpu":
-        kwargs["device_map"] = {"": placement.torch_device}
+    if placement.device != "cpu":  # spread: a model larger than one GPU, its layers over every visible one
+        kwargs["device_map"] = "auto" if placement.spread and quantization is None else {"": placement.torch_device}
     if quantization is not None:
         kwargs["dtype"] = placement.torch_dtype()
         kwargs["quantization_config"] = quantization

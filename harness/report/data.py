@@ -303,14 +303,24 @@ def _headline_metrics(data: RunData) -> set[tuple[str, str]]:
     return out
 
 
+def _ran_on(v: Mapping[str, object]) -> str:
+    """The device cell's tooltip: peak memory, and how the variant ran (processes, strategy, devices, node)."""
+    parts = [f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"] if not is_missing(v.get("peak_memory_mb")) else []
+    processes = v.get("processes")
+    if not is_missing(processes):
+        strategy = "" if is_missing(v.get("strategy")) else f" ({v['strategy']})"
+        parts.append(f"{processes} training process{'es' if processes != 1 else ''}{strategy}")
+    parts += [f"{k} {v[k]}" for k in ("devices", "node") if not is_missing(v.get(k))]
+    return "; ".join(parts)
+
+
 def _cost_cells(v: Mapping[str, object]) -> dict[str, Cell]:
     """What a variant cost: training time, where it ran, tokens/s, parameters, artifact size, and per request."""
     where = " ".join(str(v[k]) for k in ("device", "dtype") if not is_missing(v.get(k)))
     share = v.get("real_token_share")
     return {
         "train_s": cell(human_seconds(v.get("train_seconds")), opt(v.get("train_seconds"))),
-        "device": cell(where, where, title=f"peak memory {fmt(v.get('peak_memory_mb'), 0)} MB"
-                        if not is_missing(v.get("peak_memory_mb")) else ""),
+        "device": cell(where, where, title=_ran_on(v)),
         "tps": cell(fmt(v.get("tokens_per_second"), 0), opt(v.get("tokens_per_second")),
                      title="" if is_missing(share) else f"real-token share {num(share or 0):.0%} (real / processed tokens)"),
         "params": cell(human_count(v.get("trainable_params")), opt(v.get("trainable_params")),

@@ -7,7 +7,7 @@ import re
 from datetime import date
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harness.spec.formats import column_problems
 
@@ -117,6 +117,16 @@ class EarlyStoppingSpec(_Strict):
     min_delta: float = Field(default=0.0, ge=0.0)  # the smallest fall in validation loss that counts
 
 
+class DistributedSpec(_Strict):
+    """One local variant on several processes (docs/distributed.md): N ranks launched by torchrun, one per GPU (gloo
+    processes on a CPU), Trainer doing the distributed work. Not part of the variant id: the global batch is the same."""
+
+    processes: int = Field(default=1, ge=1)  # ranks; on a GPU machine at most the visible GPUs
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # ddp: a replica per rank; fsdp: parameters, grads, optimizer sharded
+    timeout: int = Field(default=1800, ge=10)  # seconds a collective may wait on a rank before the group is ended
+    device_map: Literal["auto"] | None = None  # auto: score with the model's layers spread over the visible GPUs
+
+
 class TrainSpec(_Strict):
     """Fixed settings shared by every variant."""
 
@@ -143,6 +153,7 @@ class TrainSpec(_Strict):
     epochs_from_one_run: bool = False  # sweep.epochs from one training of the largest count, one variant each
     keep_checkpoints: Literal["all", "scored"] = "scored"  # scored: delete the others once training is done
     openai: OpenAITrainSpec = Field(default_factory=OpenAITrainSpec)
+    distributed: DistributedSpec | None = None  # absent: one process, as before
 
     @field_validator("max_seq_length", "batch_size", "gradient_accumulation_steps", "lora_alpha")
     @classmethod
@@ -150,6 +161,20 @@ class TrainSpec(_Strict):
         if v <= 0:
             raise ValueError("must be a positive integer")
         return v
+
+    @model_validator(mode="after")
+    def _split_batch(self) -> TrainSpec:
+        n = self.distributed.processes if self.distributed else 1
+        if self.batch_size % n:
+            raise ValueError(f"train.batch_size {self.batch_size} cannot be split over train.distributed.processes {n}: each "
+                             "process takes batch_size / processes examples per step (the global batch stays "
+                             f"batch_size x gradient_accumulation_steps); make batch_size a multiple of {n}")
+        return self
+
+    @property
+    def per_device_batch(self) -> int:
+        """Examples per process per forward pass: the global batch split over the processes."""
+        return self.batch_size // (self.distributed.processes if self.distributed else 1)
 
 
 class AzureSpec(_Strict):

@@ -39,7 +39,8 @@ TABLES: dict[str, str] = {
         artifact_bytes BIGINT, score_seconds DOUBLE, config JSON, finished_at TIMESTAMP,
         device VARCHAR, dtype VARCHAR, real_token_share DOUBLE, prompt_tokens_per_request DOUBLE,
         output_tokens_per_request DOUBLE, seconds_per_request DOUBLE, shots INTEGER, scored_epoch DOUBLE,
-        scored_step INTEGER, stop_reason VARCHAR, node VARCHAR""",
+        scored_step INTEGER, stop_reason VARCHAR, processes INTEGER, strategy VARCHAR, devices VARCHAR,
+        node VARCHAR""",
     "train_log": "variant_id VARCHAR, step INTEGER, epoch DOUBLE, split VARCHAR, loss DOUBLE",
     "scores": """
         variant_id VARCHAR, suite VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,

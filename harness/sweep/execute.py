@@ -20,6 +20,7 @@ from harness.models.resolve import ModelRef
 from harness.progress import Progress, Quiet
 from harness.results import (
     LogPoint,
+    RanOn,
     RunParts,
     VariantResult,
     VariantRow,
@@ -110,6 +111,18 @@ def worker(attempt: int = 1) -> Worker:
     return Worker(os.getpid(), socket.gethostname(), attempt)
 
 
+def ran_on(parts: RunParts, model: object, node: str) -> RanOn:
+    """How a local variant ran: training's processes and strategy, every device it trained or was scored on, the host."""
+    from harness.models.device import model_devices
+
+    stats = parts.training.stats if parts.training else None
+    devices = model_devices(model)
+    if stats is not None and stats.devices:
+        devices = sorted({*stats.devices.split(","), *devices})
+    return RanOn(stats.processes if stats else 1, stats.strategy if stats else None, ",".join(devices),
+                 node)
+
+
 def execute_variant(task: VariantTask, progress: Progress | None = None) -> VariantResult:
     """Train and score one local variant (base, lora, qlora, full, given); failures come back as a failed row."""
     progress = progress or Quiet()
@@ -128,6 +141,8 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
 
         hf_logging.disable_progress_bar()
         placement = detect_placement(train.dtype)
+        if train.distributed is not None and train.distributed.device_map == "auto":
+            placement = replace(placement, spread=True)  # scoring loads across every visible GPU
         train_log: list[LogPoint] = list(task.rescore.train_log) if task.rescore else []
         if v.trains and task.rescore is not None and task.rescore.artifact:
             from harness.train.local import load_trained
@@ -154,7 +169,7 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         else:
             model = load_model(task.model, placement=placement, attn_implementation=train.attn_implementation)
             tok = load_tokenizer(task.model)
-        parts = replace(parts, placed=record_placement(model, placement))
+        parts = replace(parts, placed=record_placement(model, placement), ran_on=ran_on(parts, model, planned.node or platform.node()))
         t0 = time.perf_counter()
         local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
         lm, prompt = for_variant(local, v, task.data.train)
@@ -165,5 +180,8 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
         return scored_result(planned, parts, train_log, suites, task.rescore.suites if task.rescore else None)
     except Exception as exc:  # noqa: BLE001 - one variant's failure must not end the sweep
         progress.close_phase()
+        d = train.distributed
+        tried = parts.ran_on or RanOn(d.processes if d and v.trains else 1, d.strategy if d and d.processes > 1 and
+                                      v.trains else None, None, planned.node or platform.node())
         return failed_result(planned, f"{exc.__class__.__name__}: {exc}",
-                             replace(parts, traceback=traceback.format_exc(limit=3)))
+                             replace(parts, traceback=traceback.format_exc(limit=3), ran_on=tried))

@@ -74,7 +74,10 @@ class EpochBoundaries(TrainerCallback):
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kw: object) -> TrainerControl:
         step = state.global_step
-        if not (Path(str(args.output_dir)) / f"{PREFIX_CHECKPOINT_DIR}-{step}").is_dir():
+        # decided from the schedule, not the disk, so every rank of a torchrun group decides alike (a save is
+        # collective under FSDP); a step-based save at this very step has already written this checkpoint
+        steps = args.save_strategy == "steps" and bool(args.save_steps)
+        if not (steps and (step % int(args.save_steps) == 0 or step >= state.max_steps)):
             control.should_save = True
         if self.has_validation and not any(h.get("step") == step and "eval_loss" in h for h in state.log_history[-4:]):
             control.should_evaluate = True  # unless this step's validation pass has run already

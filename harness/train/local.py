@@ -53,6 +53,7 @@ from harness.train.checkpoints import (
     stop_reason,
 )
 from harness.train.collate import TokenCounter, make_collator, tokenize_chat
+from harness.train.distributed_args import barrier, distributed_args, layer_class, rank_devices, summed
 from harness.train.measure import PeakMemory, time_evaluations
 from harness.train.peft_config import as_json, lora_config, quantization_config
 
@@ -113,7 +114,7 @@ def _wrap(model: PreTrainedModel, method: str, lora: LoraConfig | None, train: T
 
 
 def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir: Path, steps_per_epoch: int,
-               has_validation: bool, keep_all: bool) -> TrainingArguments:
+               has_validation: bool, keep_all: bool, model_class: str | None = None) -> TrainingArguments:
     """TrainingArguments from the variant, the spec's train settings and the device policy."""
     from harness.models.local import AUTO_BATCH
 
@@ -121,7 +122,7 @@ def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir
     eval_batch = AUTO_BATCH[placement.device] if train.eval_batch_size == "auto" else train.eval_batch_size
     return TrainingArguments(
         output_dir=str(out_dir / "trainer"), num_train_epochs=float(variant.epochs or 1),
-        max_steps=train.max_steps or -1, per_device_train_batch_size=train.batch_size,
+        max_steps=train.max_steps or -1, per_device_train_batch_size=train.per_device_batch,
         per_device_eval_batch_size=eval_batch, gradient_accumulation_steps=train.gradient_accumulation_steps,
         learning_rate=float(variant.learning_rate or 0.0), lr_scheduler_type=train.lr_scheduler_type,
         warmup_steps=math.ceil(train.warmup_ratio * steps_per_epoch * float(variant.epochs or 1)),
@@ -140,6 +141,7 @@ def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir
         gradient_checkpointing_kwargs={"use_reentrant": False},
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
         disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+        **distributed_args(train, model_class),
     )
 
 
@@ -171,7 +173,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     targets = tuple(sorted(set(targets or (int(variant.epochs or 1),))))
     keep_all = train.keep_checkpoints == "all" or len(targets) > 1 or (train.select == "best" and not val_ds)
     callback = _LogCallback(on_step)
-    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds), keep_all)
+    args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds), keep_all, layer_class(loaded))
     collator = make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn)
     trainer = _trainer(model, train_ds, val_ds, args, collator, callback)
     trainer.add_callback(EpochBoundaries(bool(val_ds)))
@@ -182,10 +184,12 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     folder = Path(str(args.output_dir))
     resume = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     start = folder / "start.json"  # the validation loss before the first step (not in Trainer's history)
+    main = args.process_index == 0  # under torchrun only rank 0 writes (Trainer's own checkpoints included)
     if val_ds and (resume is None or not start.is_file()):
         before = trainer.evaluate()
-        folder.mkdir(parents=True, exist_ok=True)
-        start.write_text(json.dumps(asdict(LogPoint(0, 0.0, "validation", before["eval_loss"]))))
+        if main:
+            folder.mkdir(parents=True, exist_ok=True)
+            start.write_text(json.dumps(asdict(LogPoint(0, 0.0, "validation", before["eval_loss"]))))
     hooked = trainer.model
     assert hooked is not None  # Trainer holds the model it was given
     counter, evals = TokenCounter(hooked), time_evaluations(trainer)
@@ -194,37 +198,49 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
         trainer.train(resume_from_checkpoint=resume)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     counter.close()
+    real, processed = summed(counter.real, counter.processed)  # every rank's tokens
     step_seconds = seconds - sum(w for w, _ in evals)  # training steps alone: validation passes are timed apart
     last = trainer.state.global_step
     if val_ds and not any(h.get("step") == last and "eval_loss" in h for h in trainer.state.log_history):
         trainer.evaluate()  # the end point (max_steps may end between epoch boundaries)
     rows = log_rows(trainer.state.log_history)
+    world = args.world_size
+    if world > 1:
+        barrier()  # rank 0 wrote start.json before the first step
     if start.is_file():
         rows.insert(0, LogPoint(**json.loads(start.read_text())))
     rows = sorted(rows, key=lambda r: (r.step, r.split))
-    tokens = int(counter.real)
+    tokens = real
     stop = stop_reason(trainer, stopper, train, rows)
-    scored = select_checkpoints(trainer, rows, targets, steps_per_epoch, train.select, out_dir)
+    scored = select_checkpoints(trainer, rows, targets, steps_per_epoch, train.select, out_dir) if main else {}
     artifact = out_dir / "model"
-    model.save_pretrained(str(artifact), safe_serialization=True)
-    tokenizer.save_pretrained(artifact)
-    if not train.keep_checkpoints == "all":
+    if world > 1:
+        trainer.save_model(str(artifact))  # every rank takes part (FSDP gathers the shards); rank 0 writes
+    else:
+        model.save_pretrained(str(artifact), safe_serialization=True)
+    if main:
+        tokenizer.save_pretrained(artifact)
+    if main and not train.keep_checkpoints == "all":
         shutil.rmtree(folder, ignore_errors=True)  # what a resume needed; the scored weights are exported
     stats = TrainStats(
         train_seconds=seconds, train_tokens=tokens, tokens_per_second=tokens / step_seconds if step_seconds > 0 else None,
         trainable_params=int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         total_params=int(sum(p.numel() for p in model.parameters())), peak_memory_mb=mem.peak,
-        real_token_share=counter.share, artifact=str(artifact),
-        artifact_bytes=sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file()),
+        real_token_share=real / processed if processed else None, artifact=str(artifact),
+        artifact_bytes=sum(f.stat().st_size for f in artifact.rglob("*") if f.is_file()) if main else 0,
         placement=placement.policy(attn),
         memory=MemorySettings(train.gradient_checkpointing, train.packing, train.group_by_length),
         timing=TrainingTimes(step_seconds=step_seconds, validation_seconds=sum(w for w, _ in evals),
-                             validation_passes=len(evals), processed_tokens=counter.processed,
+                             validation_passes=len(evals), processed_tokens=processed,
                              step_cpu_seconds=cpu_seconds - sum(c for _, c in evals), steps=trainer.state.global_step,
                              steps_per_epoch=steps_per_epoch, resumed_from=Path(resume).name if resume else None),
+        processes=world, strategy=train.distributed.strategy if world > 1 and train.distributed else None,
+        devices=rank_devices(args.device, world),
     )
     record = TrainRecord(rows, stats, scored, stop, peft=as_json(lora) if lora else None,
                          quantization=as_json(quant) if quant else None)
+    if world > 1:  # a rank of a torchrun group: the parent scores what rank 0 saved
+        return TrainOutput(model, tokenizer, record)
     return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
 
 
@@ -320,30 +336,45 @@ def train_for_scoring(ref: ModelRef, variant: Variant, train: TrainSpec, train_e
     read that training's record and load their own epoch's checkpoint."""
     placement = placement or detect_placement(train.dtype)
     if not variant.one_run:
-        out = train_variant(ref, variant, train, train_examples, val_examples, out_root / variant.variant_id,
-                            on_step, placement)
-        return _scoring(ref, variant, out.record, out, placement, shared=None)
+        record, out = _train(ref, variant, train, train_examples, val_examples, out_root / variant.variant_id,
+                             on_step, placement, None)
+        return _scoring(ref, variant, record, out, placement, shared=None)
     folder = out_root / f"group-{variant.train_group}"
     folder.mkdir(parents=True, exist_ok=True)
     with group_lock(folder / ".lock"):
         done = folder / "trained.json"
         trained: TrainOutput | None = None
-        if done.is_file():
+        here = not done.is_file()
+        if not here:
             record = TrainRecord.loads(done.read_text())  # another variant of the group trained it
         else:
             longest = replace(variant, epochs=max(variant.one_run))
-            trained = train_variant(ref, longest, train, train_examples, val_examples, folder, on_step, placement,
-                                    targets=variant.one_run)
-            record = replace(trained.record, trained_by=variant.variant_id)
+            record, trained = _train(ref, longest, train, train_examples, val_examples, folder, on_step, placement,
+                                     variant.one_run)
+            record = replace(record, trained_by=variant.variant_id)
             tmp = done.with_suffix(".tmp")
             tmp.write_text(record.dumps())
             tmp.replace(done)  # atomic: a group member never reads half a record
     shared = SharedTraining(
         group=variant.train_group, epochs=list(variant.one_run), trained_by=str(record.trained_by),
-        trained_here=trained is not None, folder=str(folder),
+        trained_here=here, folder=str(folder),
         schedule=f"the learning-rate schedule of the {max(variant.one_run)}-epoch run: this variant is its "
                  f"epoch-{variant.epochs} checkpoint, not a {variant.epochs}-epoch run with its own schedule")
     return _scoring(ref, variant, record, trained, placement, shared=shared)
+
+
+def _train(ref: ModelRef, variant: Variant, train: TrainSpec, train_examples: list[list[dict[str, str]]],
+           val_examples: list[list[dict[str, str]]], out_dir: Path,
+           on_step: Callable[[int, int, float | None], None] | None, placement: Placement,
+           targets: tuple[int, ...] | None) -> tuple[TrainRecord, TrainOutput | None]:
+    """Train in this process (the record and the model in memory), or as a torchrun group when train.distributed
+    asks for several processes (rank 0's record; the model is loaded from what it saved)."""
+    if train.distributed is not None and train.distributed.processes > 1:
+        from harness.train.distributed import train_distributed
+
+        return train_distributed(ref, variant, train, train_examples, val_examples, out_dir, on_step, targets), None
+    out = train_variant(ref, variant, train, train_examples, val_examples, out_dir, on_step, placement, targets)
+    return out.record, out
 
 
 def _scoring(ref: ModelRef, variant: Variant, record: TrainRecord, out: TrainOutput | None,
