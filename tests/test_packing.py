@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from harness.train.collate import real_token_share, tokenize_chat

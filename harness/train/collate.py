@@ -36,6 +36,12 @@ def tokenize_chat(tokenizer: PreTrainedTokenizerBase, messages: Messages, max_le
     return {"input_ids": f_ids[:max_len], "labels": labels[:max_len]}
 
 
+def with_loss(tokenizer: PreTrainedTokenizerBase, examples: list[Messages], max_len: int) -> list[Messages]:
+    """The examples that keep a completion token within max_len. trl drops the others while it prepares the data;
+    dropping them first lets the step count, and every setting counted in steps, be known before the trainer is."""
+    return [m for m in examples if any(x != -100 for x in tokenize_chat(tokenizer, m, max_len)["labels"])]
+
+
 class TokenCounter:
     """Counts real and processed tokens of every training forward pass (a forward pre-hook; eval passes and
     generation are not counted). real / processed is the real-token share: 1.0 when nothing is padding."""

@@ -55,7 +55,7 @@ from harness.train.checkpoints import (
     select_checkpoints,
     stop_reason,
 )
-from harness.train.collate import Messages, TokenCounter, prompt_completion, tokenize_chat
+from harness.train.collate import Messages, TokenCounter, prompt_completion, tokenize_chat, with_loss
 from harness.train.measure import PeakMemory, time_evaluations
 from harness.train.peft_config import as_json, lora_config, quantization_config
 
@@ -171,8 +171,8 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     loaded.config.use_cache = False
     attn = getattr(loaded.config, "_attn_implementation", None)
     model = _wrap(loaded, method, lora, train)
-    train_ds = _with_loss(tokenizer, train_examples, train.max_seq_length)
-    val_ds = _with_loss(tokenizer, val_examples, train.max_seq_length)
+    train_ds = with_loss(tokenizer, train_examples, train.max_seq_length)
+    val_ds = with_loss(tokenizer, val_examples, train.max_seq_length)
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
     targets = tuple(sorted(set(targets or (int(variant.epochs or 1),))))
     keep_all = train.keep_checkpoints == "all" or len(targets) > 1 or (train.select == "best" and not val_ds)
@@ -231,12 +231,6 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     record = TrainRecord(rows, stats, scored, stop, peft=as_json(lora) if lora else None,
                          quantization=as_json(quant) if quant else None)
     return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
-
-
-def _with_loss(tokenizer: PreTrainedTokenizerBase, examples: list[Messages], max_len: int) -> list[Messages]:
-    """The examples that keep a completion token within max_len. trl drops the others while it prepares the data;
-    dropping them first lets the step count, and every setting counted in steps, be known before the trainer is."""
-    return [m for m in examples if any(x != -100 for x in tokenize_chat(tokenizer, m, max_len)["labels"])]
 
 
 def _trainer(model: TrainedModel, tokenizer: PreTrainedTokenizerBase, train_ds: list[Messages],
