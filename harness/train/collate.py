@@ -3,6 +3,7 @@ chat template and puts the loss on the completion alone), and a count of real ve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -28,12 +29,20 @@ def tokenize_chat(tokenizer: PreTrainedTokenizerBase, messages: Messages, max_le
 
     For work outside a trainer that must see the tokens training sees (the benchmark's bare loop, tests); training
     itself tokenizes through trl (`prompt_completion`)."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)
-    p_ids, f_ids = list(prompt["input_ids"]), list(full["input_ids"])
+    p_ids = _chat_ids(tokenizer, messages[:-1], add_generation_prompt=True)
+    f_ids = _chat_ids(tokenizer, messages, add_generation_prompt=False)
     shared = next((i for i, (a, b) in enumerate(zip(p_ids, f_ids, strict=False)) if a != b), min(len(p_ids), len(f_ids)))
     labels = [-100] * shared + f_ids[shared:]
     return {"input_ids": f_ids[:max_len], "labels": labels[:max_len]}
+
+
+def _chat_ids(tokenizer: PreTrainedTokenizerBase, messages: Messages, *, add_generation_prompt: bool) -> list[int]:
+    """The chat template's token ids of `messages`, as trl tokenizes them (apply_chat_template, tokenize=True)."""
+    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
+                                        return_dict=True)
+    if not isinstance(out, Mapping):
+        raise TypeError(f"{type(tokenizer).__name__}.apply_chat_template(return_dict=True) returned no token ids")
+    return list(out["input_ids"])
 
 
 def with_loss(tokenizer: PreTrainedTokenizerBase, examples: list[Messages], max_len: int) -> list[Messages]:

@@ -244,10 +244,12 @@ def _trainer(model: TrainedModel, tokenizer: PreTrainedTokenizerBase, train_ds: 
         trainer = SFTTrainer(model=model, args=args, train_dataset=prompt_completion(train_ds),
                              eval_dataset=prompt_completion(val_ds) if val_ds else None, processing_class=tokenizer,
                              callbacks=[callback])
-    if len(trainer.train_dataset) != len(train_ds):
-        raise RuntimeError(f"trl kept {len(trainer.train_dataset)} of {len(train_ds)} training examples "
+    prepared, wrapped = trainer.train_dataset, trainer.model
+    assert isinstance(prepared, datasets.Dataset) and wrapped is not None  # trl prepared the list it was given
+    if len(prepared) != len(train_ds):
+        raise RuntimeError(f"trl kept {len(prepared)} of {len(train_ds)} training examples "
                            "(harness.train.collate.tokenize_chat no longer mirrors trl's preparation)")
-    for name, param in trainer.model.named_parameters():
+    for name, param in wrapped.named_parameters():
         if param.requires_grad and name in trainable and param.dtype != trainable[name]:
             # trl casts a 4-bit model's adapters to bf16; the harness keeps peft's fp32 adapter weights (the master
             # copy under bf16/fp16 autocast, as before), so a qlora variant trains as it did under Trainer
