@@ -9,6 +9,10 @@ share (real tokens over processed tokens). Generation: batched greedy generation
     python benchmarks/train_bench.py              # SmolLM2, 64 examples <= 128 tokens, batch 8, 8 steps (minutes)
     python benchmarks/train_bench.py --quick      # LoRA only, 3 steps, 8 prompts (about a minute)
     python benchmarks/train_bench.py --model tiny-random-llama --methods lora,full   # a smoke run
+
+It ends with one `goal ...` line per figure of issue 24: each method's harness / bare ratio per CPU second (goal
+>= 1.0) and the real-token share of padding-free training (`train.packing`, goal >= 0.95; the padded harness run's
+share where the packing run was not asked for).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+GOAL_RATIO = 1.0  # issue 24: the harness's training >= the bare loop, real tokens per CPU second
+GOAL_SHARE = 0.95  # issue 24: real tokens over processed tokens (padding-free batches: train.packing)
 DATA = REPO / "experiments" / "acme-support" / "data"
 
 
@@ -46,9 +52,9 @@ def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[i
               placement: Any) -> dict[str, float]:
     """The reference: load, wrap with peft, then forward / backward / AdamW step on padded batches."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from harness.models.resolve import load_model
-    from harness.train.collate import PadCollator
     from harness.train.peft_config import quantization_config
 
     torch.manual_seed(0)
@@ -62,7 +68,7 @@ def bare_loop(ref: Any, method: str, rank: int, tokenized: list[dict[str, list[i
                                                  target_modules=["q_proj", "v_proj"], bias="none"))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
-    collate, device = PadCollator(args.pad_id), placement.torch_device
+    collate, device = DataCollatorForLanguageModeling(pad_token_id=args.pad_id), placement.torch_device  # padded
     half = torch.bfloat16 if placement.bf16 else torch.float16 if placement.fp16 else None
     scaler = torch.amp.GradScaler("cuda") if placement.fp16 else None
     real = processed = 0
@@ -127,9 +133,11 @@ def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
     tokenized = [tokenize_chat(tok, m, args.seq_len) for m in train_rows]
     log("train data", f"{len(tokenized)} examples, {sum(len(t['input_ids']) for t in tokenized)} tokens, longest "
         f"{max(len(t['input_ids']) for t in tokenized)}; batch {args.batch}, {args.steps} steps, seq len {args.seq_len}")
+    goals: list[tuple[str, float, float]] = []
     for method in args.methods:
         if method == "qlora" and (not _qlora_possible() or ref.kind == "tiny"):
             log(f"{method}", "skipped (needs bitsandbytes 4-bit and a pretrained model)")
+            log(f"goal {method}: harness (trl SFTTrainer) / bare loop", "not measured (qlora skipped)")
             continue
         bare_loop(ref, method, args.rank, tokenized, argparse.Namespace(**{**vars(args), "steps": 1}), placement)
         best: dict[str, dict[str, float]] = {}  # after an untimed warm-up step: the first run pays no cold start
@@ -155,6 +163,15 @@ def train_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
                 if r.get("validation_s"):
                     log(f"{method} ratio {name} with its validation passes / bare",
                         f"{r['tps_with_validation'] / best['bare']['tps']:.3f}")
+        if "bare" in best and "harness" in best:
+            goals.append((f"{method}: harness (trl SFTTrainer) / bare loop, real tokens per CPU second",
+                          best["harness"]["tpcs"] / best["bare"]["tpcs"], GOAL_RATIO))
+        shares = {k: best[k]["share"] for k in ("harness-packing", "harness") if k in best}
+        if shares:
+            which = next(iter(shares))
+            goals.append((f"{method}: real-token share ({which})", shares[which], GOAL_SHARE))
+    for what, value, goal in goals:
+        log(f"goal {what}", f"{value:.3f} (goal >= {goal:g}: {'met' if value >= goal else 'NOT met'})")
 
 
 def _show(what: str, r: dict[str, float]) -> None:

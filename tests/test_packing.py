@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import torch
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-from harness.train.collate import make_collator, real_token_share, tokenize_chat
+from harness.train.collate import real_token_share, tokenize_chat
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN = REPO / "experiments" / "acme-support" / "data" / "train.jsonl"
@@ -56,7 +57,7 @@ def test_labels_keep_only_the_final_assistant_message(tok: Any, packing: bool) -
               {"role": "assistant", "content": f"Answer {i}."}, {"role": "user", "content": "And then?"},
               {"role": "assistant", "content": f"Final {i}, done."}] for i in range(3)]
     feats = [tokenize_chat(tok, c, 256) for c in convs]
-    batch = make_collator(tok.pad_token_id, packing=packing, attn_implementation=None)(feats)
+    batch = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=packing)(feats)  # trl's, as trained
     labels, ids = batch["labels"], batch["input_ids"]
     if packing:
         assert labels.shape[0] == 1 and "attention_mask" not in batch
@@ -81,8 +82,8 @@ def test_packed_loss_equals_padded_loss(tok: Any, examples: list[dict[str, list[
     model.config.use_cache = False  # as in training: packed attention needs no cache
     feats = examples[:8]
     with torch.no_grad():
-        padded = model(**make_collator(tok.pad_token_id, packing=False, attn_implementation=None)(feats)).loss
-        packed = model(**make_collator(tok.pad_token_id, packing=True, attn_implementation=None)(feats)).loss
+        padded = model(**DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(feats)).loss
+        packed = model(**DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)(feats)).loss
     assert float(packed) == pytest.approx(float(padded), rel=1e-5)
 
 

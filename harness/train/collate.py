@@ -1,55 +1,54 @@
-"""Training examples -> batches: chat tokenization with loss on the final assistant message, padded or
-padding-free (packed) collation, and a count of real versus processed tokens."""
+"""Training examples -> trl's data: conversational prompt-completion rows (trl's SFTTrainer tokenizes them with the
+chat template and puts the loss on the completion alone), and a count of real versus processed tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
+    from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
-    from transformers.data.data_collator import DataCollator
+
+Messages = list[dict[str, str]]
 
 
-def tokenize_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], max_len: int
-                  ) -> dict[str, list[int]]:
-    """input_ids with labels masked (-100) everywhere but the final assistant message."""
-    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not isinstance(prompt, str) or not isinstance(full, str):
-        raise TypeError(f"{type(tokenizer).__name__}.apply_chat_template(tokenize=False) returned no text")
-    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    f_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-    if f_ids[: len(p_ids)] != p_ids:  # templates that re-tokenize the boundary: fall back to the prompt length
-        f_ids = p_ids + tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
-    labels = [-100] * len(p_ids) + f_ids[len(p_ids):]
+def prompt_completion(examples: list[Messages]) -> Dataset:
+    """Chat examples as trl's conversational prompt-completion dataset: the prompt every message but the last, the
+    completion the final assistant message (so trl's completion-only loss trains on that message alone)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"prompt": [m[:-1] for m in examples], "completion": [m[-1:] for m in examples]})
+
+
+def tokenize_chat(tokenizer: PreTrainedTokenizerBase, messages: Messages, max_len: int) -> dict[str, list[int]]:
+    """What trl's SFTTrainer makes of one chat example: the chat template's tokens of the whole conversation, labels
+    -100 up to where they part from the prompt's tokens (with the generation prompt), cut to max_len.
+
+    For work outside a trainer that must see the tokens training sees (the benchmark's bare loop, tests); training
+    itself tokenizes through trl (`prompt_completion`)."""
+    p_ids = _chat_ids(tokenizer, messages[:-1], add_generation_prompt=True)
+    f_ids = _chat_ids(tokenizer, messages, add_generation_prompt=False)
+    shared = next((i for i, (a, b) in enumerate(zip(p_ids, f_ids, strict=False)) if a != b), min(len(p_ids), len(f_ids)))
+    labels = [-100] * shared + f_ids[shared:]
     return {"input_ids": f_ids[:max_len], "labels": labels[:max_len]}
 
 
-class PadCollator:
-    """Right-padded batches: input_ids, labels (-100 on padding) and attention_mask, built in one pass."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(b["input_ids"]) for b in batch)
-        ids = [b["input_ids"] + [self.pad_id] * (width - len(b["input_ids"])) for b in batch]
-        labels = [b["labels"] + [-100] * (width - len(b["labels"])) for b in batch]
-        mask = [[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch]
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+def _chat_ids(tokenizer: PreTrainedTokenizerBase, messages: Messages, *, add_generation_prompt: bool) -> list[int]:
+    """The chat template's token ids of `messages`, as trl tokenizes them (apply_chat_template, tokenize=True)."""
+    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
+                                        return_dict=True)
+    if not isinstance(out, Mapping):
+        raise TypeError(f"{type(tokenizer).__name__}.apply_chat_template(return_dict=True) returned no token ids")
+    return list(out["input_ids"])
 
 
-def make_collator(pad_id: int, *, packing: bool, attn_implementation: str | None) -> DataCollator:
-    """The padded collator, or transformers' padding-free one (one row per batch, positions restart per example,
-    so attention stays within each example; the first label of each example is masked, as the next-token loss
-    must not cross examples)."""
-    if not packing:
-        return PadCollator(pad_id)
-    from transformers import DataCollatorWithFlattening
-
-    return DataCollatorWithFlattening(return_flash_attn_kwargs=attn_implementation == "flash_attention_2")
+def with_loss(tokenizer: PreTrainedTokenizerBase, examples: list[Messages], max_len: int) -> list[Messages]:
+    """The examples that keep a completion token within max_len. trl drops the others while it prepares the data;
+    dropping them first lets the step count, and every setting counted in steps, be known before the trainer is."""
+    return [m for m in examples if any(x != -100 for x in tokenize_chat(tokenizer, m, max_len)["labels"])]
 
 
 class TokenCounter:

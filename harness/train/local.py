@@ -1,7 +1,8 @@
-"""Local training backend: load -> wrap (LoRA / QLoRA / full) -> train with transformers' Trainer -> save safetensors.
+"""Local training backend: load -> wrap (LoRA / QLoRA / full) -> train with trl's SFTTrainer -> save safetensors.
 
-Loss is on the final assistant message only. Train loss is logged every step and validation loss at least
-once per epoch; both come back as `train_log` rows.
+Examples go to trl as conversational prompt-completion data, so the loss is on the final assistant message only
+(trl's completion-only loss); `train.packing` is trl's padding-free batching. Train loss is logged every step and
+validation loss at least once per epoch; both come back as `train_log` rows.
 
 Checkpoints (Trainer's, safetensors weights) are saved at every validation pass and every epoch boundary under
 `<out_dir>/trainer/`. A run killed part way resumes from its last checkpoint (optimizer, schedule, RNG and data
@@ -17,7 +18,8 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -29,7 +31,6 @@ from transformers import (
     PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
-    Trainer,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -37,6 +38,8 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as hf_logging
+from trl import SFTConfig, SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from harness.models.device import Placement, detect_placement
 from harness.models.resolve import ModelRef, load_model, load_tokenizer
@@ -52,14 +55,13 @@ from harness.train.checkpoints import (
     select_checkpoints,
     stop_reason,
 )
-from harness.train.collate import TokenCounter, make_collator, tokenize_chat
+from harness.train.collate import Messages, TokenCounter, prompt_completion, tokenize_chat, with_loss
 from harness.train.distributed_args import barrier, distributed_args, layer_class, rank_devices, summed
 from harness.train.measure import PeakMemory, time_evaluations
 from harness.train.peft_config import as_json, lora_config, quantization_config
 
 if TYPE_CHECKING:
     from peft import LoraConfig, PeftModel
-    from transformers.data.data_collator import DataCollator
 
 TrainedModel: TypeAlias = "PreTrainedModel | PeftModel"  # a transformers model, or one wrapped with LoRA adapters
 
@@ -114,13 +116,14 @@ def _wrap(model: PreTrainedModel, method: str, lora: LoraConfig | None, train: T
 
 
 def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir: Path, steps_per_epoch: int,
-               has_validation: bool, keep_all: bool, model_class: str | None = None) -> TrainingArguments:
-    """TrainingArguments from the variant, the spec's train settings and the device policy."""
+               has_validation: bool, keep_all: bool, model_class: str | None = None) -> SFTConfig:
+    """trl's SFTConfig (TrainingArguments and trl's data settings) from the variant, the spec's train settings and
+    the device policy."""
     from harness.models.local import AUTO_BATCH
 
     seed = int(variant.seed or 0)
     eval_batch = AUTO_BATCH[placement.device] if train.eval_batch_size == "auto" else train.eval_batch_size
-    return TrainingArguments(
+    return SFTConfig(
         output_dir=str(out_dir / "trainer"), num_train_epochs=float(variant.epochs or 1),
         max_steps=train.max_steps or -1, per_device_train_batch_size=train.per_device_batch,
         per_device_eval_batch_size=eval_batch, gradient_accumulation_steps=train.gradient_accumulation_steps,
@@ -140,7 +143,10 @@ def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir
         gradient_checkpointing=train.gradient_checkpointing and variant.method != "qlora",  # qlora: peft sets it
         gradient_checkpointing_kwargs={"use_reentrant": False},
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
-        disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0,
+        disable_tqdm=True, dataloader_num_workers=0,
+        # trl: cut to max_seq_length, loss on the completion (the final assistant message); padding-free batches
+        # for train.packing are set on the built trainer (_trainer)
+        max_length=train.max_seq_length, completion_only_loss=True, padding_free=False,
         **distributed_args(train, model_class),
     )
 
@@ -167,15 +173,14 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     loaded.config.use_cache = False
     attn = getattr(loaded.config, "_attn_implementation", None)
     model = _wrap(loaded, method, lora, train)
-    train_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in train_examples]
-    val_ds = [tokenize_chat(tokenizer, m, train.max_seq_length) for m in val_examples]
+    train_ds = with_loss(tokenizer, train_examples, train.max_seq_length)
+    val_ds = with_loss(tokenizer, val_examples, train.max_seq_length)
     steps_per_epoch = math.ceil(len(train_ds) / (train.batch_size * train.gradient_accumulation_steps))
     targets = tuple(sorted(set(targets or (int(variant.epochs or 1),))))
     keep_all = train.keep_checkpoints == "all" or len(targets) > 1 or (train.select == "best" and not val_ds)
     callback = _LogCallback(on_step)
     args = _arguments(variant, train, placement, out_dir, steps_per_epoch, bool(val_ds), keep_all, layer_class(loaded))
-    collator = make_collator(tokenizer.pad_token_id, packing=train.packing, attn_implementation=attn)
-    trainer = _trainer(model, train_ds, val_ds, args, collator, callback)
+    trainer = _trainer(model, tokenizer, train_ds, val_ds, args, train.packing, callback)
     trainer.add_callback(EpochBoundaries(bool(val_ds)))
     stopper = None
     if train.early_stopping is not None and val_ds:
@@ -244,14 +249,50 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
 
 
-def _trainer(model: TrainedModel, train_ds: list[dict[str, list[int]]], val_ds: list[dict[str, list[int]]],
-             args: TrainingArguments, collator: DataCollator, callback: _LogCallback) -> Trainer:
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds or None,
-                      data_collator=collator, callbacks=[callback])
+def _trainer(model: TrainedModel, tokenizer: PreTrainedTokenizerBase, train_ds: list[Messages],
+             val_ds: list[Messages], args: SFTConfig, packing: bool, callback: _LogCallback) -> SFTTrainer:
+    """trl's SFTTrainer on the examples as conversational prompt-completion data, reporting through the harness."""
+    import datasets
+
+    datasets.disable_progress_bars()  # the harness reports progress itself
+    trainable = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    with _no_telemetry():
+        trainer = SFTTrainer(model=model, args=args, train_dataset=prompt_completion(train_ds),
+                             eval_dataset=prompt_completion(val_ds) if val_ds else None, processing_class=tokenizer,
+                             callbacks=[callback])
+    prepared, wrapped = trainer.train_dataset, trainer.model
+    assert isinstance(prepared, datasets.Dataset) and wrapped is not None  # trl prepared the list it was given
+    if len(prepared) != len(train_ds):
+        raise RuntimeError(f"trl kept {len(prepared)} of {len(train_ds)} training examples "
+                           "(harness.train.collate.tokenize_chat no longer mirrors trl's preparation)")
+    for name, param in wrapped.named_parameters():
+        if param.requires_grad and name in trainable and param.dtype != trainable[name]:
+            # trl casts a 4-bit model's adapters to bf16; the harness keeps peft's fp32 adapter weights (the master
+            # copy under bf16/fp16 autocast, as before), so a qlora variant trains as it did under Trainer
+            param.data = param.data.to(trainable[name])
+    if packing:
+        # trl's padding-free collator (one row per batch, position ids restarting per example). trl 1.16 refuses
+        # `padding_free` with `max_length` unless it packs too (its preparation still cuts each example to
+        # max_length), so the trainer is built padded and given the padding-free collator here.
+        trainer.data_collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
     for cb in (PrinterCallback, ProgressCallback):  # the harness reports progress itself
         trainer.remove_callback(cb)
     hf_logging.disable_progress_bar()
     return trainer
+
+
+@contextmanager
+def _no_telemetry() -> Iterator[None]:
+    """No usage ping from trl to the Hugging Face Hub while a trainer is built: the harness sends nothing anywhere
+    (the CLI sets HF_HUB_DISABLE_TELEMETRY=1 for the same reason; this holds for library callers too)."""
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_DISABLE_TELEMETRY
+    constants.HF_HUB_DISABLE_TELEMETRY = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_TELEMETRY = before
 
 
 def _for_scoring(model: TrainedModel, method: str, placement: Placement) -> TrainedModel:
