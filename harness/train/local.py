@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import (
@@ -57,15 +57,15 @@ from harness.train.checkpoints import (
 )
 from harness.train.collate import Messages, TokenCounter, prompt_completion, tokenize_chat, with_loss
 from harness.train.distributed_args import barrier, distributed_args, layer_class, rank_devices, summed
+from harness.train.loading import TrainedModel, check_4bit, for_scoring, load_checkpoint, load_given, load_trained
 from harness.train.measure import PeakMemory, time_evaluations
 from harness.train.peft_config import as_json, lora_config, quantization_config
 
 if TYPE_CHECKING:
-    from peft import LoraConfig, PeftModel
+    from peft import LoraConfig
 
-TrainedModel: TypeAlias = "PreTrainedModel | PeftModel"  # a transformers model, or one wrapped with LoRA adapters
 
-__all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "tokenize_chat", "train_variant"]
+__all__ = ["Scored", "TrainOutput", "load_checkpoint", "load_given", "load_trained", "tokenize_chat", "train_variant"]
 
 @dataclass
 class TrainOutput:
@@ -166,7 +166,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(ref)
     if method == "qlora":
-        _check_4bit()
+        check_4bit()
     lora, quant = lora_config(variant, train), quantization_config(placement) if method == "qlora" else None
     loaded = load_model(ref, quantization=quant, placement=placement, method=method,
                         attn_implementation=train.attn_implementation)
@@ -246,7 +246,7 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
                          quantization=as_json(quant) if quant else None)
     if world > 1:  # a rank of a torchrun group: the parent scores what rank 0 saved
         return TrainOutput(model, tokenizer, record)
-    return TrainOutput(_for_scoring(model, method, placement), tokenizer, record)
+    return TrainOutput(for_scoring(model, method, placement), tokenizer, record)
 
 
 def _trainer(model: TrainedModel, tokenizer: PreTrainedTokenizerBase, train_ds: list[Messages],
@@ -293,68 +293,6 @@ def _no_telemetry() -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_DISABLE_TELEMETRY = before
-
-
-def _for_scoring(model: TrainedModel, method: str, placement: Placement) -> TrainedModel:
-    """The trained model as scorers use it: cache on, LoRA merged, every variant in the compute dtype."""
-    from peft import PeftModel
-
-    model.config.use_cache = True
-    if method == "lora" and isinstance(model, PeftModel):  # the adapter is saved; merged weights generate faster
-        model = model.merge_and_unload()  # and give the same outputs
-    if method == "full":  # trained with fp32 master weights; scored in the compute dtype, like every variant
-        module: torch.nn.Module = model  # Module.to casts in place (transformers' own `to` hides its typed signature)
-        module.to(placement.torch_dtype())
-    return model.eval()
-
-
-def _check_4bit() -> None:
-    """Fail with a clear message where bitsandbytes cannot run 4-bit here."""
-    try:
-        import bitsandbytes as bnb
-    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken native library
-        raise RuntimeError(f"qlora needs bitsandbytes with 4-bit support: pip install 'finetune-harness[qlora]' ({exc})") from None
-    from packaging.version import Version
-
-    if not torch.cuda.is_available() and Version(bnb.__version__) < Version("0.49"):
-        raise RuntimeError(
-            f"qlora on the CPU needs bitsandbytes >= 0.49 (found {bnb.__version__}); "
-            "upgrade it or run qlora variants on a GPU"
-        )
-
-
-def load_given(ref: ModelRef, checkpoint: Path, placement: Placement | None = None
-               ) -> tuple[TrainedModel, PreTrainedTokenizerBase]:
-    """A given adapter or model folder (safetensors only) for scoring without training, on the placement's device."""
-    return load_checkpoint(ref, checkpoint, "given", placement)
-
-
-def load_checkpoint(ref: ModelRef, checkpoint: Path, method: str, placement: Placement | None = None
-                    ) -> tuple[TrainedModel, PreTrainedTokenizerBase]:
-    """An adapter folder (on the base model, 4-bit for qlora) or a whole-model folder, safetensors only, on the
-    placement's device, ready to score; the tokenizer is the folder's own, else the base model's."""
-    if (checkpoint / "adapter_config.json").is_file():
-        if not (checkpoint / "adapter_model.safetensors").is_file():
-            raise RuntimeError(f"{checkpoint}: adapter has no adapter_model.safetensors; only safetensors are loaded")
-        from peft import PeftModel
-
-        placement = placement or detect_placement()
-        quant = quantization_config(placement) if method == "qlora" else None
-        base = load_model(ref, placement=placement, quantization=quant)
-        model = PeftModel.from_pretrained(base, str(checkpoint))
-        return model, load_tokenizer(ref)
-    local = ModelRef(str(checkpoint), "local", str(checkpoint), "")
-    has_tokenizer = (checkpoint / "tokenizer_config.json").is_file()
-    return load_model(local, placement=placement), load_tokenizer(local if has_tokenizer else ref)
-
-
-def load_trained(ref: ModelRef, artifact: Path, method: str, placement: Placement | None = None
-                 ) -> tuple[TrainedModel, PreTrainedTokenizerBase]:
-    """A variant's stored artifact (the adapter or model it was scored at), loaded as training would hand it to
-    scoring: for rescoring an incomplete variant without training it again."""
-    placement = placement or detect_placement()
-    model, tok = load_checkpoint(ref, artifact, method, placement)
-    return _for_scoring(model, method, placement), tok
 
 
 @dataclass
@@ -429,7 +367,7 @@ def _scoring(ref: ModelRef, variant: Variant, record: TrainRecord, out: TrainOut
     else:
         where = Path(scored.path or stats.artifact)
         model, tok = load_checkpoint(ref, where, variant.method, placement)
-        model = _for_scoring(model, variant.method, placement)
+        model = for_scoring(model, variant.method, placement)
         stats = replace(stats, artifact=str(where),
                         artifact_bytes=sum(f.stat().st_size for f in where.rglob("*") if f.is_file()))
     outcome = TrainingOutcome(stats, scored, record.stop, shared, record.peft, record.quantization)
