@@ -117,10 +117,10 @@ def choose(store: Store, data: RunData, featured: str | None, limit: int | None)
         pair = (names.get(featured, featured), names.get(base, base))
         order = explore.paired_order(store, featured, base, int(room * PAIRED_SHARE) // 2)
         for suite, eid, differs in order.itertuples(index=False):
-            why = f"{pair[0]} vs base" + (": passed differs" if differs == 2 else ": output differs" if differs == 1
+            reason = f"{pair[0]} vs base" + (": passed differs" if differs == 2 else ": output differs" if differs == 1
                                           else "")
-            add(featured, str(suite), str(eid), why)
-            add(base, str(suite), str(eid), why)
+            add(featured, str(suite), str(eid), reason)
+            add(base, str(suite), str(eid), reason)
     # 3. the examples where variants disagree most, every variant's row
     by_variant = list(names)
     n_disagree = 0

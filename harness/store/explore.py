@@ -42,9 +42,9 @@ def agreement(store: Store, run_id: str) -> pd.DataFrame:
                WHERE isfinite(s.value)),
         scale AS (SELECT suite, metric, stddev_pop(value) AS sd FROM ss GROUP BY ALL HAVING stddev_pop(value) > 0),
         spread AS (
-            SELECT ss.suite, ss.example_id, max(x.sd / scale.sd) AS spread
+            SELECT x.suite, x.example_id, max(x.sd / scale.sd) AS spread
             FROM (SELECT suite, example_id, metric, stddev_pop(value) AS sd FROM ss GROUP BY ALL) x
-            JOIN scale USING (suite, metric) JOIN ss USING (suite, example_id, metric) GROUP BY ALL)
+            JOIN scale USING (suite, metric) GROUP BY ALL)
         SELECT ex.*, spread.spread FROM ex LEFT JOIN spread USING (suite, example_id)
         ORDER BY ex.pass_var DESC NULLS LAST, spread.spread DESC NULLS LAST, ex.suite, ex.example_id""", [run_id])
 
@@ -63,11 +63,11 @@ def outcome_rows(store: Store, run_id: str, prefer: Sequence[str]) -> pd.DataFra
             UNION ALL
             SELECT e.suite, 'passed', 0.0, e.variant_id, e.example_id FROM examples e JOIN rv USING (variant_id)
             WHERE NOT e.passed)
-        SELECT suite, metric, value, variant_id, example_id FROM (
-            SELECT x.*, row_number() OVER (PARTITION BY x.suite, x.metric, x.value
-                                           ORDER BY {order}, rv.position, x.example_id) AS k
-            FROM x JOIN rv USING (variant_id))
-        WHERE k = 1 ORDER BY suite, metric, value""", [run_id, *prefer])
+        SELECT suite, metric, value, pick.v AS variant_id, pick.e AS example_id FROM (
+            SELECT x.suite, x.metric, x.value,
+                   min(struct_pack(p := {order}, pos := rv.position, e := x.example_id, v := x.variant_id)) AS pick
+            FROM x JOIN rv USING (variant_id) GROUP BY ALL)
+        ORDER BY suite, metric, value""", [run_id, *prefer])
 
 
 def paired_order(store: Store, a: str, b: str, limit: int) -> pd.DataFrame:
@@ -120,5 +120,4 @@ def run_samples(store: Store, run_id: str, only: dict[str, list[str]]) -> pd.Dat
     return store.query("""
         SELECT s.* FROM sample_scores s JOIN run_variants rv USING (variant_id)
         WHERE rv.run_id = ? AND (s.suite NOT IN (SELECT unnest(?)) OR s.suite || chr(31) || s.metric IN
-                                 (SELECT unnest(?)))
-        ORDER BY rv.position""", [run_id, list(only), keep])
+                                 (SELECT unnest(?)))""", [run_id, list(only), keep])

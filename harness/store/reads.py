@@ -28,6 +28,8 @@ def is_missing(x: object) -> bool:
 
 def num(x: object) -> float:
     """A float, NaN for missing values."""
+    if type(x) is float or type(x) is int:  # the common case first: a runtime Protocol check is slow
+        return float(x)
     if is_missing(x):
         return math.nan
     if isinstance(x, SupportsFloat | str):
@@ -114,17 +116,22 @@ def sample_index(samples: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, 
     if samples is None or samples.empty:
         return out
     values = pd.to_numeric(samples["value"], errors="coerce").to_numpy(dtype=float, na_value=math.nan)
-    keep = np.isfinite(values)
-    keys = [samples[c].astype(str).to_numpy(dtype=object)[keep] for c in ("variant_id", "suite", "metric")]
-    eids, values = samples["example_id"].astype(str).to_numpy(dtype=object)[keep], values[keep]
-    codes, uniques = pd.factorize(pd.MultiIndex.from_arrays(keys), sort=False)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    keep = np.flatnonzero(np.isfinite(values))
+    codes, labels = [], []
+    for c in ("variant_id", "suite", "metric", "example_id"):
+        code, uniques = pd.factorize(samples[c].astype(str).to_numpy(dtype=object)[keep])
+        codes.append(code.astype(np.int64))
+        labels.append(uniques)
+    group = (codes[0] * len(labels[1]) + codes[1]) * len(labels[2]) + codes[2]
+    _, first = np.unique(group * len(labels[3]) + codes[3], return_index=True)  # an example's first row
+    first.sort()
+    group, eids, values = group[first], codes[3][first], values[keep][first]
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    names = labels[3]
     for part in np.split(order, bounds) if len(order) else []:
-        group: dict[str, float] = {}
-        for e, x in zip(eids[part].tolist(), values[part].tolist(), strict=True):
-            group.setdefault(e, x)
-        out[uniques[codes[part[0]]]] = group
+        v, s, m = np.unravel_index(int(group[part[0]]), (len(labels[0]), len(labels[1]), len(labels[2])))
+        out[(str(labels[0][v]), str(labels[1][s]), str(labels[2][m]))] = dict(zip(names[eids[part]].tolist(), values[part].tolist(), strict=True))
     return out
 
 
