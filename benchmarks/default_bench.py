@@ -38,7 +38,7 @@ suites:
 def tiny_spec(folder: Path) -> Path:
     """A two-variant spec (base and one LoRA) on the tiny random model, with its data, written into `folder`."""
     cats = ["login", "billing", "defect"]
-    for name, n, offset in (("train.jsonl", 16, 0), ("test.jsonl", 8, 100)):
+    for name, n, offset in (("train.jsonl", 16, 0), ("test.jsonl", 10, 100)):
         rows = [{"messages": [{"role": "user", "content": f"Ticket {i + offset}: about {cats[i % 3]}"},
                               {"role": "assistant", "content": json.dumps({"category": cats[i % 3]})}]}
                 for i in range(n)]

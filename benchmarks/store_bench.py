@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,36 +46,52 @@ def pool(rng: np.random.Generator, n: int, words: int, prefix: str) -> pa.Array:
     return pa.array([f"{prefix} {i}: " + " ".join(rng.choice(WORDS, size=words)) for i in range(n)])
 
 
-def batches(n_rows: int, batch: int, n_examples: int = 5_000, seed: int = 0) -> Iterator[pa.RecordBatch]:
-    """Example rows like the synthetic heldout suite's (about 300 bytes of text a row): variant v's row for example
-    e, texts drawn from pools built once (so the timing is the store's, not Python's string formatting)."""
+@dataclass
+class Pools:
+    """The texts batches draw from, built once (so the timing is the store's, not Python's string formatting)."""
+
+    prompts: pa.Array
+    refs: pa.Array
+    outputs: pa.Array
+    details: pa.Array
+    ids: pa.Array
+    variants: pa.Array
+
+
+def pools(n_rows: int, n_examples: int = 5_000, seed: int = 0) -> Pools:
     rng = np.random.default_rng(seed)
-    prompts, refs = pool(rng, n_examples, 9, "Ticket"), pool(rng, n_examples, 12, "Answer")
-    outputs = pool(rng, 50_000, 12, "Reply")
-    details = pa.array([json.dumps({"exact_match": bool(i % 3 == 0), "rougeL": round(float(x), 4), "loss": 1.5})
-                        for i, x in enumerate(rng.random(1000))])
-    ids = pa.array([f"ex-{i:05d}" for i in range(n_examples)])
-    variants = pa.array([f"{i:012x}" for i in range(n_rows // n_examples + 1)])
+    details = [json.dumps({"exact_match": bool(i % 3 == 0), "rougeL": round(float(x), 4), "loss": 1.5})
+               for i, x in enumerate(rng.random(1000))]
+    return Pools(pool(rng, n_examples, 9, "Ticket"), pool(rng, n_examples, 12, "Answer"), pool(rng, 50_000, 12, "Reply"),
+                 pa.array(details), pa.array([f"ex-{i:05d}" for i in range(n_examples)]),
+                 pa.array([f"{i:012x}" for i in range(n_rows // n_examples + 1)]))
+
+
+def batches(p: Pools, n_rows: int, batch: int, seed: int = 0) -> Iterator[pa.RecordBatch]:
+    """Example rows like the synthetic heldout suite's (about 380 bytes of text a row): variant v's row for example
+    e, texts drawn from the pools."""
+    rng = np.random.default_rng(seed)
+    n_examples = len(p.ids)
     suite = pa.array(["heldout"])
     for start in range(0, n_rows, batch):
         k = np.arange(start, min(start + batch, n_rows))
         ex = pa.array(k % n_examples)
         yield pa.record_batch({
-            "variant_id": variants.take(pa.array(k // n_examples)),
+            "variant_id": p.variants.take(pa.array(k // n_examples)),
             "suite": suite.take(pa.array(np.zeros(len(k), dtype=np.int64))),
-            "example_id": ids.take(ex),
-            "prompt": prompts.take(ex),
-            "reference": refs.take(ex),
-            "output": outputs.take(pa.array(rng.integers(0, len(outputs), len(k)))),
+            "example_id": p.ids.take(ex),
+            "prompt": p.prompts.take(ex),
+            "reference": p.refs.take(ex),
+            "output": p.outputs.take(pa.array(rng.integers(0, len(p.outputs), len(k)))),
             "passed": pa.array(rng.random(len(k)) < 0.6),
-            "detail": details.take(pa.array(rng.integers(0, len(details), len(k)))),
+            "detail": p.details.take(pa.array(rng.integers(0, len(p.details), len(k)))),
         })
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=GOAL_ROWS, help="example rows to ingest (default 10M)")
-    ap.add_argument("--batch", type=int, default=200_000, help="rows per Arrow record batch")
+    ap.add_argument("--batch", type=int, default=100_000, help="rows per Arrow record batch")
     ap.add_argument("--keep", type=Path, default=None, help="keep the store in this folder")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="store-bench-"))
@@ -88,14 +105,15 @@ def main() -> int:
         text_count = [0]
 
         def watched() -> Iterator[pa.RecordBatch]:
-            for i, b in enumerate(batches(args.rows, args.batch)):
+            for i, b in enumerate(batches(texts, args.rows, args.batch)):
                 if i in (2, 10) or (i and i % 10 == 0):
                     seen.append(rss_mb())
                 text_count[0] += sum(c.nbytes for c in b.columns if pa.types.is_string(c.type))
                 yield b
 
+        texts = pools(args.rows)
         c0 = time.process_time()
-        for _ in batches(min(args.rows, 1_000_000), args.batch):
+        for _ in batches(texts, min(args.rows, 1_000_000), args.batch):
             pass
         gen_cpu = (time.process_time() - c0) * args.rows / min(args.rows, 1_000_000)
         t0, c0 = time.perf_counter(), time.process_time()

@@ -156,3 +156,6 @@ def test_text_budget_caps_the_sample(sweep: tuple[Path, str], sampled: str, tmp_
     rows = embedded(payload(small))
     assert 10 < len(rows) < len(embedded(payload(sampled))) / 2 and len(small) < len(sampled)
     assert f"A sample: {len(rows):,} of" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", small))
+    # fewer rows than the limit, but more text than the budget: still a sample
+    roomy = build_report(db, run_id, output=tmp_path / "roomy.html", examples=100_000).read_text()
+    assert "A sample:" in roomy and len(embedded(payload(roomy))) < len(embedded(payload(sampled)))

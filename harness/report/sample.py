@@ -72,7 +72,8 @@ def parse_limit(value: str | int | None) -> int | None:
 
 
 def choose(store: Store, data: RunData, featured: str | None, limit: int | None) -> ExampleSample:
-    """The example rows to embed: every row when the run has at most `limit` (or limit is None), else a sample:
+    """The example rows to embed: every row when the run has at most `limit` and TEXT_BUDGET bytes of text (or
+    limit is None), else a sample:
     one row of each failure kind (with base's row of the example), `featured` (the recommended variant) against
     base, then the examples where variants disagree most with every variant's row, within `limit` rows and
     TEXT_BUDGET bytes of text."""
@@ -80,8 +81,9 @@ def choose(store: Store, data: RunData, featured: str | None, limit: int | None)
     counts = explore.example_counts(store, run_id)
     suites = [SuiteCount(str(r.suite), int(r.rows), int(r.examples)) for r in counts.itertuples(index=False)]
     sql = explore.examples_sql(run_id)
-    total = sum(s.rows for s in suites)
-    agree = explore.agreement(store, run_id) if limit is not None and total > limit else None
+    total, text = sum(s.rows for s in suites), float(counts["text_bytes"].fillna(0).sum()) if len(counts) else 0.0
+    big = limit is not None and (total > limit or text > TEXT_BUDGET)
+    agree = explore.agreement(store, run_id) if big else None
     if agree is None:
         rows, samples = store.run_table(run_id, "examples"), store.run_table(run_id, "sample_scores")
         out = ExampleSample(rows, samples, True, limit, sql, suites)

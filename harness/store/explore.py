@@ -22,9 +22,13 @@ def examples_sql(run_id: str) -> str:
 
 
 def example_counts(store: Store, run_id: str) -> pd.DataFrame:
-    """Per suite: example rows and distinct examples of the run (suite, rows, examples)."""
+    """Per suite: example rows, distinct examples and the UTF-8 bytes of their texts (suite, rows, examples,
+    text_bytes)."""
     return store.query(f"""
-        SELECT e.suite, count(*) AS rows, count(DISTINCT e.example_id) AS examples
+        SELECT e.suite, count(*) AS rows, count(DISTINCT e.example_id) AS examples,
+               sum(coalesce(octet_length(e.prompt::BLOB), 0) + coalesce(octet_length(e.reference::BLOB), 0)
+                   + coalesce(octet_length(e.output::BLOB), 0) + coalesce(octet_length(e.detail::BLOB), 0))
+                   AS text_bytes
         FROM examples e JOIN ({_RUN}) rv USING (variant_id) GROUP BY e.suite ORDER BY e.suite""", [run_id])
 
 

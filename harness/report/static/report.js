@@ -492,6 +492,11 @@
   Chart.defaults.font.family = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif";
   Chart.defaults.color = "#475467";
   initLeaderboard();
-  [initLoss, initPareto, initHeatmap, initBars, initExplorer, initCompare].forEach(function (f) { f(); });
-  document.body.setAttribute("data-ready", "1");
+  // The rest after the leaderboard has been painted: the page is readable while the charts and explorer build.
+  requestAnimationFrame(function () {
+    setTimeout(function () {
+      [initLoss, initPareto, initHeatmap, initBars, initExplorer, initCompare].forEach(function (f) { f(); });
+      document.body.setAttribute("data-ready", "1");
+    }, 0);
+  });
 })();
