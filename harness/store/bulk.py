@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 
 from harness.errors import HarnessInputError
 from harness.store.schema import TABLES, columns
 
-if TYPE_CHECKING:
-    from harness.store.db import Store
-
 _VIEW = "_harness_bulk_batches"  # the name the batches stream under while one append runs
 
 
-def append_batches(store: Store, table: str, batches: Iterable[pa.RecordBatch], *, memory_mb: int = 512) -> int:
-    """Append every batch to `table` in one transaction (all or nothing) and return how many rows went in.
+def append_batches(con: duckdb.DuckDBPyConnection, table: str, batches: Iterable[pa.RecordBatch], *,
+                   memory_mb: int = 512) -> int:
+    """Append every batch to `table` (inside the caller's transaction: all or nothing) and return how many rows
+    went in.
 
     Batches stream through one INSERT, so only the batch being read is held in memory; each batch names a subset of
     the table's columns (the rest are NULL), with the same schema as the first batch. DuckDB's buffer pool is capped
@@ -51,15 +50,13 @@ def append_batches(store: Store, table: str, batches: Iterable[pa.RecordBatch], 
 
     reader = pa.RecordBatchReader.from_batches(first.schema, checked())
     cols = ", ".join(f'"{c}"' for c in first.schema.names)
-    with store.transaction():
-        con = store.con  # the store never sets memory_limit otherwise: RESET gives DuckDB's default back
-        con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-        con.register(_VIEW, reader)
-        try:
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_VIEW}")
-        finally:
-            con.unregister(_VIEW)
-            con.execute("RESET memory_limit")
-        if mismatch:
-            raise HarnessInputError(mismatch[0])
+    con.execute(f"SET memory_limit = '{int(memory_mb)}MB'")  # the store sets no other: RESET restores DuckDB's
+    con.register(_VIEW, reader)
+    try:
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {_VIEW}")
+    finally:
+        con.unregister(_VIEW)
+        con.execute("RESET memory_limit")
+    if mismatch:
+        raise HarnessInputError(mismatch[0])
     return counted[0]

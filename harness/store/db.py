@@ -14,6 +14,7 @@ import pandas as pd
 
 from harness.errors import HarnessInputError
 from harness.results import VariantResult
+from harness.store.bulk import append_batches
 from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error, check_orphan_wal
@@ -249,9 +250,8 @@ class Store(Connection):
     def append_batches(self, table: str, batches: Iterable[pa.RecordBatch], *, memory_mb: int = 512) -> int:
         """Append Arrow record batches to a table in one transaction, streaming (memory bounded by a batch and
         `memory_mb` of DuckDB cache); returns the rows appended. For ingesting results made elsewhere."""
-        from harness.store.bulk import append_batches
-
-        return append_batches(self, table, batches, memory_mb=memory_mb)
+        with self.transaction():
+            return append_batches(self.con, table, batches, memory_mb=memory_mb)
 
     def upsert_job(self, job: Mapping[str, object]) -> None:
         """Store a managed fine-tuning job's `jobs` row (replacing the variant's earlier one), stamped now."""

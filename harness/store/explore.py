@@ -11,7 +11,6 @@ from harness.store.db import Store
 from harness.store.schema import decode_json
 
 _RUN = "SELECT variant_id, position FROM run_variants WHERE run_id = ?"
-_PICKS = "_harness_explorer_picks"  # the name picked (variant_id, suite, example_id) rows are read under
 
 
 def examples_sql(run_id: str) -> str:
@@ -92,18 +91,15 @@ def picked_rows(store: Store, picks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
     """The `examples` rows (JSON decoded, with `text_bytes`: their texts' UTF-8 size) and the `sample_scores` rows
     of the picked (variant_id, suite, example_id)."""
     keys = picks[["variant_id", "suite", "example_id"]].drop_duplicates()
-    with store._session() as con:
-        con.register(_PICKS, keys)
-        try:
-            rows = con.execute(f"""
-                SELECT e.*, coalesce(octet_length(e.prompt::BLOB), 0) + coalesce(octet_length(e.reference::BLOB), 0)
-                            + coalesce(octet_length(e.output::BLOB), 0) + coalesce(octet_length(e.detail::BLOB), 0)
-                            AS text_bytes
-                FROM examples e SEMI JOIN {_PICKS} USING (variant_id, suite, example_id)""").df()
-            samples = con.execute(f"SELECT s.* FROM sample_scores s SEMI JOIN {_PICKS} "
-                                  "USING (variant_id, suite, example_id)").df()
-        finally:
-            con.unregister(_PICKS)
+    params = [keys[c].astype(str).tolist() for c in ("variant_id", "suite", "example_id")]
+    picked = "(SELECT unnest(?) AS variant_id, unnest(?) AS suite, unnest(?) AS example_id)"
+    rows = store.query(f"""
+        SELECT e.*, coalesce(octet_length(e.prompt::BLOB), 0) + coalesce(octet_length(e.reference::BLOB), 0)
+                    + coalesce(octet_length(e.output::BLOB), 0) + coalesce(octet_length(e.detail::BLOB), 0)
+                    AS text_bytes
+        FROM examples e SEMI JOIN {picked} USING (variant_id, suite, example_id)""", params)
+    samples = store.query(f"SELECT s.* FROM sample_scores s SEMI JOIN {picked} USING (variant_id, suite, example_id)",
+                          params)
     return decode_json(rows), samples
 
 
