@@ -159,3 +159,10 @@ def test_text_budget_caps_the_sample(sweep: tuple[Path, str], sampled: str, tmp_
     # fewer rows than the limit, but more text than the budget: still a sample
     roomy = build_report(db, run_id, output=tmp_path / "roomy.html", examples=100_000).read_text()
     assert "A sample:" in roomy and len(embedded(payload(roomy))) < len(embedded(payload(sampled)))
+
+
+def test_a_sample_of_non_ascii_and_hostile_text_builds(tmp_path: Path) -> None:
+    (run_id,) = make_synthetic_store(tmp_path / "h.duckdb", Synthetic(n_variants=3, n_heldout=12, n_general=12,
+                                                                      hostile=True))
+    html = build_report(tmp_path / "h.duckdb", run_id, output=tmp_path / "h.html", examples=40).read_text()
+    assert "A sample:" in html and "<script>alert(1)</script>" not in html.split('id="report-data"')[1]

@@ -25,8 +25,8 @@ def example_counts(store: Store, run_id: str) -> pd.DataFrame:
     text_bytes)."""
     return store.query(f"""
         SELECT e.suite, count(*) AS rows, count(DISTINCT e.example_id) AS examples,
-               sum(coalesce(octet_length(e.prompt::BLOB), 0) + coalesce(octet_length(e.reference::BLOB), 0)
-                   + coalesce(octet_length(e.output::BLOB), 0) + coalesce(octet_length(e.detail::BLOB), 0))
+               sum(coalesce(strlen(e.prompt), 0) + coalesce(strlen(e.reference), 0)
+                   + coalesce(strlen(e.output), 0) + coalesce(strlen(e.detail::VARCHAR), 0))
                    AS text_bytes
         FROM examples e JOIN ({_RUN}) rv USING (variant_id) GROUP BY e.suite ORDER BY e.suite""", [run_id])
 
@@ -94,8 +94,8 @@ def picked_rows(store: Store, picks: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
     params = [keys[c].astype(str).tolist() for c in ("variant_id", "suite", "example_id")]
     picked = "(SELECT unnest(?) AS variant_id, unnest(?) AS suite, unnest(?) AS example_id)"
     rows = store.query(f"""
-        SELECT e.*, coalesce(octet_length(e.prompt::BLOB), 0) + coalesce(octet_length(e.reference::BLOB), 0)
-                    + coalesce(octet_length(e.output::BLOB), 0) + coalesce(octet_length(e.detail::BLOB), 0)
+        SELECT e.*, coalesce(strlen(e.prompt), 0) + coalesce(strlen(e.reference), 0)
+                    + coalesce(strlen(e.output), 0) + coalesce(strlen(e.detail::VARCHAR), 0)
                     AS text_bytes
         FROM examples e SEMI JOIN {picked} USING (variant_id, suite, example_id)""", params)
     samples = store.query(f"SELECT s.* FROM sample_scores s SEMI JOIN {picked} USING (variant_id, suite, example_id)",
