@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
+MULTINOMIAL_FROM, MULTINOMIAL_LEVELS = 2000, 64  # items and distinct values from/up to which mean_ci draws counts
 Indices = npt.NDArray[np.int64]  # item indices a bootstrap resample draws
 FloatArray = npt.NDArray[np.float64]  # per-item values
 
@@ -37,6 +38,12 @@ def mean_ci(values: npt.ArrayLike, *, confidence: float = 0.95, resamples: int =
         sums, counts = np.bincount(ids, weights=x), np.bincount(ids).astype(float)
         idx = rng.integers(0, sums.size, size=(resamples, sums.size))
         means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    elif x.size >= MULTINOMIAL_FROM and (levels := np.unique(x, return_counts=True))[0].size <= MULTINOMIAL_LEVELS:
+        # Few distinct values among many items (0/1 flags, field shares): drawing n items with replacement is
+        # drawing how many of each value, one multinomial per resample; the same bootstrap at O(values), not O(n).
+        values, counts = levels
+        draws = rng.multinomial(x.size, counts / x.size, size=resamples)
+        means = draws @ values / x.size
     else:
         idx = rng.integers(0, x.size, size=(resamples, x.size))
         means = x[idx].mean(axis=1)

@@ -143,8 +143,10 @@ def test_plots_explorer_and_compare_data(store: tuple[Path, list[str]], report: 
     col = heldout["variants"].index(base_idx)
     row = ex[(ex.variant_id == data["variants"][base_idx]["id"]) & (ex.suite == "heldout")].iloc[3]
     i = heldout["ids"].index(row.example_id)
-    assert data["strings"][heldout["out"][col][i]] == row.output
-    assert heldout["pass"][col][i] == int(row.passed)
+    cells = heldout["cols"][col]
+    k = cells["i"].index(i)
+    assert data["strings"][cells["out"][k]] == row.output
+    assert cells["pass"][k] == int(row.passed)
     keys = [k["key"] for k in heldout["dkeys"]]
     assert {"exact_match", "rougeL", "fields"} <= set(keys)
     cmp = data["compare"]

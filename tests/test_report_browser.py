@@ -191,3 +191,23 @@ def test_item19_leaderboard_fits_a_laptop_screen(browser: Any, tmp_path: Path) -
         assert page.locator(f"#{sid}").bounding_box()["width"] <= 1366
     assert page.evaluate(no_overflow) and errors == []
     page.close()
+
+
+def test_sampled_explorer_states_its_sample_and_shows_each_variants_rows(browser: Any, tmp_path: Path) -> None:
+    ids = make_synthetic_store(tmp_path / "s.duckdb", Synthetic(n_variants=12, n_heldout=40))
+    opened = Opened(browser, build_report(tmp_path / "s.duckdb", ids[0], output=tmp_path / "s.html", examples=150))
+    page = opened.page
+    note = page.locator("#ex-sample").inner_text()
+    assert "A sample:" in note and "--examples all" in note and "SELECT e.* FROM examples" in note
+    cards = page.locator("#ex-list .ex")
+    assert cards.count() == 5 and page.locator("#ex-list .badge.why").count() == 5  # why each example is shown
+    assert " of 40)" in page.locator("#ex-suite option").first.inner_text()  # heldout: n shown of 40 examples
+    options = page.locator("#ex-variant option").all_inner_texts()
+    sparse = next(i for i, t in enumerate(options) if " shown" in t and "(base)" not in t)
+    page.select_option("#ex-variant", index=sparse)
+    shown = int(options[sparse].split("·")[1].split()[0])
+    assert page.locator("#ex-page").inner_text().endswith(f"of {-(-shown // 5)}") or shown <= 5
+    assert cards.count() == min(5, shown) and all(b in ("pass", "fail") for b in
+                                                   page.locator("#ex-list .vbadge").all_inner_texts())
+    assert opened.errors == [] and opened.requests == [opened.url]
+    page.close()

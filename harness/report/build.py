@@ -37,7 +37,8 @@ from harness.report.data import (
 )
 from harness.report.findings_view import FindingGroup, findings_by_variant
 from harness.report.ratings import CalibrationRow, judge_calibration, ratings_view, run_rating_summary
-from harness.report.sections import View, sections
+from harness.report.sample import DEFAULT_EXAMPLES, ExampleSample, choose
+from harness.report.sections import View, sections, suites_of
 from harness.report.views import (
     ScoreTable,
     Strings,
@@ -51,8 +52,9 @@ from harness.report.views import (
     variant_list,
 )
 from harness.scores import JSONDict
+from harness.store import explore
 from harness.store.db import Store
-from harness.store.reads import load_run
+from harness.store.reads import RunData, load_run
 from harness.verdicts.recommend import PromptVerdict, forgetting, prompt_vs_finetuning, recommend
 
 PACKAGE = "harness.report"  # templates/ and static/ ship inside it as package data
@@ -135,11 +137,25 @@ class ReportContext:
     ratings: dict[str, object] | None
     calibration: list[CalibrationRow]
     sections: dict[str, list[View]]
+    sample: ExampleSample
 
 
-def build_context(store: Store, run_id: str, compare_ids: list[str]) -> ReportContext:
-    """Everything the template and the page's scripts need, read from the store."""
-    data = load_run(store, run_id)
+def report_data(store: Store, run_id: str) -> RunData:
+    """The run as the report reads it: every aggregate; the per-example values its paired comparisons use (of the
+    held-out suite only the ranking metric's); of the example rows only the memorization suites' copied spans (the
+    explorer's rows come from `sample.choose`)."""
+    data = load_run(store, run_id, tables=("variants", "scores", "findings", "train_log"))
+    suite, metric = data.suite_of("heldout"), primary_metric(data)
+    data.samples = explore.run_samples(store, run_id, {suite: [metric] if metric else []} if suite else {})
+    data.examples = explore.copied_rows(store, run_id, suites_of(data, "memorization"))
+    return data
+
+
+def build_context(store: Store, run_id: str, compare_ids: list[str], examples: int | None = DEFAULT_EXAMPLES
+                  ) -> ReportContext:
+    """Everything the template and the page's scripts need, read from the store; the explorer embeds at most
+    `examples` example rows (None: every row)."""
+    data = report_data(store, run_id)
     deltas = forgetting(data)
     forget = forgetting_cells(deltas)
     columns, rows = leaderboard(data, forget, forgetting_mde(deltas))
@@ -153,12 +169,13 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> ReportCo
         s = data.score(vid, heldout, metric) if metric else None
         rank[str(i)] = None if s is None or s[0] != s[0] else s[0]
     strings = Strings()
+    sample = choose(store, data, rec_id or rec.candidate_id, examples)
     cmp = compare(store, data, compare_ids) if compare_ids else None
     payload: JSONDict = {
         "variants": variant_list(data), "recommended": vindex.get(rec_id) if rec_id else None,
         "primary_metric": metric, "primary_suite": heldout, "rank": rank,
         "loss": loss_curves(data, vindex), "pareto": pareto(data, vindex, forget), "heatmap": heatmap(data),
-        "suite_scores": suite_scores(data, vindex), "explorer": explorer(data, vindex, strings),
+        "suite_scores": suite_scores(data, vindex), "explorer": explorer(sample, data, vindex, strings),
         "compare": cmp,
     }
     payload["strings"] = strings.items
@@ -182,7 +199,7 @@ def build_context(store: Store, run_id: str, compare_ids: list[str]) -> ReportCo
         findings=findings, n_findings=sum(len(g["entries"]) for g in findings),
         score_tables=score_tables(data), cmp=cmp, payload=payload, store_path=str(store.path),
         data_checks=data_checks(data), ratings=ratings_view(ratings, data) if ratings else None,
-        calibration=calibration, sections=sections(data, rec_id, calibration))
+        calibration=calibration, sections=sections(data, rec_id, calibration), sample=sample)
 
 
 def render(context: ReportContext) -> str:
@@ -198,12 +215,13 @@ def render(context: ReportContext) -> str:
 
 
 def build_report(db: str | Path, run: str | None = "latest", *, compare: list[str] | tuple[str, ...] = (),
-                 output: str | Path | None = None) -> Path:
-    """Build the report for `run` (optionally against other runs) and return the path of the HTML file."""
+                 output: str | Path | None = None, examples: int | None = DEFAULT_EXAMPLES) -> Path:
+    """Build the report for `run` (optionally against other runs) and return the path of the HTML file; its
+    example explorer embeds at most `examples` example rows, chosen by `sample.choose` (None: every row)."""
     with Store(db, read_only=True) as store:
         run_id = store.resolve_run(run)
         others = [store.resolve_run(r) for r in compare]
-        context = build_context(store, run_id, [r for r in dict.fromkeys(others) if r != run_id])
+        context = build_context(store, run_id, [r for r in dict.fromkeys(others) if r != run_id], examples)
     path = Path(output) if output is not None else default_output(context.h["name"], run_id)
     if path.is_dir():
         raise HarnessInputError(f"-o {path}: is a folder; give a file name such as {path / 'report.html'}")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.data import KIND_ORDER, Cell, ci_cell, fmt, opt, primary_metric
+from harness.report.sample import ExampleSample
 from harness.scores import JSONDict, JSONValue
 from harness.store.db import Store
 from harness.store.reads import RunData, is_missing, load_run, num, sample_index
@@ -57,6 +58,7 @@ def loss_curves(data: RunData, vindex: dict[str, int]) -> list[JSONDict]:
     if log.empty:
         return out
     log = log.dropna(subset=["loss"]).sort_values(["variant_id", "step"])
+    rows = {str(v["variant_id"]): v for v in data.variants.to_dict("records")} if "scored_step" in data.variants else {}
     for vid, part in log.groupby("variant_id", sort=False):
         if vid not in vindex:
             continue
@@ -72,22 +74,23 @@ def loss_curves(data: RunData, vindex: dict[str, int]) -> list[JSONDict]:
             b = va[int(np.argmin(y[va]))]
             best = [_r(x[b]), _r(y[b])]
         out.append({"v": vindex[vid], "train": [[_r(x[i]), _r(y[i])] for i in tr],
-                    "val": [[_r(x[i]), _r(y[i])] for i in va], "best": best, "scored": _scored_point(data, vid, part)})
+                    "val": [[_r(x[i]), _r(y[i])] for i in va], "best": best, "scored": _scored_point(rows.get(str(vid)), part)})
     return out
 
 
-def _scored_point(data: RunData, vid: str, part: pd.DataFrame) -> list[JSONValue] | None:
-    """[epoch, loss, why] of the checkpoint the variant was scored at (train.select), where its row records one."""
-    row = data.variants[data.variants["variant_id"] == vid]
-    if row.empty or "scored_step" not in row or is_missing(row["scored_step"].iloc[0]):
+def _scored_point(v: dict[str, object] | None, part: pd.DataFrame) -> list[JSONValue] | None:
+    """[epoch, loss, why] of the checkpoint the variant (its `variants` row) was scored at (train.select), where
+    its row records one."""
+    if v is None or is_missing(v.get("scored_step")):
         return None
-    step = int(row["scored_step"].iloc[0])
+    step = int(str(v["scored_step"]))
     at = part[(part["step"] == step)]
     val = at[at["split"] == "validation"]
     y = float((val if len(val) else at)["loss"].iloc[0]) if len(at) else None
-    config = row["config"].iloc[0] if isinstance(row["config"].iloc[0], dict) else {}
-    why = str(((config or {}).get("scored") or {}).get("why") or "")
-    return [_r(float(row["scored_epoch"].iloc[0])), None if y is None else _r(y), why]
+    config = v.get("config")
+    scored = config.get("scored") if isinstance(config, dict) else None
+    why = str((scored if isinstance(scored, dict) else {}).get("why") or "")
+    return [_r(num(v.get("scored_epoch"))), None if y is None else _r(y), why]
 
 
 def pareto(data: RunData, vindex: dict[str, int], forget: dict[str, tuple[float, float, float, int]]
@@ -173,21 +176,23 @@ def _detail_columns(details: list[JSONValue]) -> dict[str, tuple[str, list[JSONV
     return cols
 
 
-def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[JSONDict]:
-    """Per suite: example ids, prompts, references and, per variant, outputs, pass flags and detail columns.
+def explorer(sample: ExampleSample, data: RunData, vindex: dict[str, int], strings: Strings) -> list[JSONDict]:
+    """Per suite: the embedded examples' ids, prompts, references, why each is shown, how many variants pass it,
+    and per variant its rows (`cols`: positions into the suite's examples, outputs, pass flags, detail columns).
 
-    Texts are indexes into `strings`; arrays are aligned on the suite's examples, so the page can filter and
-    compare variants without joins.
+    Texts are indexes into `strings`; a variant lists only the examples it has a row for, so a sample of a large
+    sweep costs only its own rows.
     """
-    ex = data.examples
+    ex = sample.rows
     if ex.empty:
         return []
     base = data.base_id
     ex = ex[ex["variant_id"].isin(vindex)]
     ex = pd.concat([ex[ex["variant_id"] == base], ex[ex["variant_id"] != base]]) if base else ex
     suites = sorted(ex["suite"].unique(), key=lambda s: (_kind_order(data.kinds.get(s, "")), str(s)))
+    totals = {c.suite: c for c in sample.suites}
     sample_values: dict[str, dict[tuple[str, str], dict[str, float | None]]] = {}  # suite -> (variant, example) -> values
-    for (vid, suite, metric), by_example in sample_index(data.samples).items():
+    for (vid, suite, metric), by_example in sample_index(sample.samples).items():
         for eid, value in by_example.items():
             sample_values.setdefault(suite, {}).setdefault((vid, eid), {})[metric] = _r(value)
     out: list[JSONDict] = []
@@ -197,30 +202,34 @@ def explorer(data: RunData, vindex: dict[str, int], strings: Strings) -> list[JS
         first = part.assign(_c=codes).drop_duplicates("_c").sort_values("_c")
         present = set(part["variant_id"])
         vids = [v for v in vindex if v in present]
-        vrow = {v: i for i, v in enumerate(vids)}
-        rows = part["variant_id"].map(vrow).to_numpy()
-        shape = (len(vids), len(ids))
-        outs = np.full(shape, -1, dtype=np.int64)
-        outs[rows, codes] = [strings.add(o) for o in part["output"]]
-        passed = np.full(shape, -1, dtype=np.int64)
-        passed[rows, codes] = [-1 if opt(p) is None else int(bool(p)) for p in part["passed"]]
-        dkeys, dvals = [], []
         values = sample_values.get(str(suite), {})
         shown: list[JSONValue] = [{**values.get((str(v), str(e)), {}), **(d if isinstance(d, dict) else {} if d is None else {"detail": d})}
                  for v, e, d in zip(part["variant_id"], part["example_id"], part["detail"], strict=True)]
-        for key, (typ, vals) in _detail_columns(shown).items():
-            grid = np.full(shape, None, dtype=object)
-            if typ == "text":
-                vals = [None if x is None else strings.add(x) for x in vals]
-            grid[rows, codes] = vals
-            dkeys.append({"key": key, "type": typ})
-            dvals.append(grid)
+        columns = _detail_columns(shown)
+        dkeys = [{"key": key, "type": typ} for key, (typ, _) in columns.items()]
+        dvals = [[None if x is None else strings.add(x) for x in vals] if typ == "text" else vals
+                 for typ, vals in columns.values()]
+        outs = [strings.add(o) for o in part["output"]]
+        passed = [-1 if opt(p) is None else int(bool(p)) for p in part["passed"]]
+        where: dict[str, list[int]] = {}
+        for k, v in enumerate(part["variant_id"]):
+            where.setdefault(v, []).append(k)
+        cols: list[JSONDict] = []
+        for v in vids:
+            ks = where[v]
+            cols.append({"i": [int(codes[k]) for k in ks], "out": [outs[k] for k in ks],
+                         "pass": [passed[k] for k in ks], "d": [[vals[k] for k in ks] for vals in dvals]})
+        count = totals.get(str(suite))
+        why = [strings.add(sample.why.get((str(suite), str(i)))) for i in ids]
+        agree = [list(sample.agree[(str(suite), str(i))]) if (str(suite), str(i)) in sample.agree else None
+                 for i in ids]
         out.append({
             "suite": str(suite), "kind": data.kinds.get(suite, ""), "ids": [str(i) for i in ids],
             "prompt": [strings.add(p) for p in first["prompt"]],
             "reference": [strings.add(r) for r in first["reference"]],
-            "variants": [vindex[v] for v in vids], "out": outs.tolist(), "pass": passed.tolist(),
-            "dkeys": dkeys, "d": [[g[i].tolist() for g in dvals] for i in range(len(vids))],
+            "variants": [vindex[v] for v in vids], "cols": cols, "dkeys": dkeys,
+            "total": count.examples if count else len(ids), "why": why if any(w >= 0 for w in why) else None,
+            "agree": agree if any(a is not None for a in agree) else None,
         })
     return out
 
@@ -306,8 +315,9 @@ def score_tables(data: RunData) -> list[ScoreTable]:
         sub = data.scores[data.scores["suite"] == suite]
         metrics = [str(m) for m in sub["metric"].unique()]
         rows = []
+        have = set(sub["variant_id"])
         for vid in data.variants["variant_id"]:
-            if not (sub["variant_id"] == vid).any():
+            if vid not in have:
                 continue
             rows.append(ScoreRow(name=str(names[vid]), cells=[ci_cell(data.score(vid, suite, m)) for m in metrics]))
         out.append(ScoreTable(suite=str(suite), kind=data.kinds.get(suite, ""), metrics=metrics, rows=rows,

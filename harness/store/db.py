@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -15,6 +16,7 @@ import pandas as pd
 from harness.errors import HarnessInputError
 from harness.results import LogPoint, VariantResult
 from harness.scores import SUITE_FAILED
+from harness.store.bulk import append_batches
 from harness.store.check import refuse_truncated
 from harness.store.connection import Connection
 from harness.store.guard import as_input_error, check_orphan_wal
@@ -34,6 +36,9 @@ __all__ = ["JSON_COLUMNS", "SCHEMA_VERSION", "TABLES", "VARIANT_TABLES", "VARIAN
            "VariantResult", "decode_json", "result_rows", "stored_variant"]
 
 _column_types = column_types  # the name the schema tests import
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,12 @@ class Store(Connection):
             self.con.execute('DELETE FROM findings WHERE variant_id IN (SELECT unnest(?)) AND "check" IN '
                              "(SELECT unnest(?))", [list(variant_ids), list(checks)])
             self._insert("findings", list(rows))
+
+    def append_batches(self, table: str, batches: Iterable[pa.RecordBatch], *, memory_mb: int = 512) -> int:
+        """Append Arrow record batches to a table in one transaction, streaming (memory bounded by a batch and
+        `memory_mb` of DuckDB cache); returns the rows appended. For ingesting results made elsewhere."""
+        with self.transaction():
+            return append_batches(self.con, table, batches, memory_mb=memory_mb)
 
     def upsert_job(self, job: Mapping[str, object]) -> None:
         """Store a managed fine-tuning job's `jobs` row (replacing the variant's earlier one), stamped now."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
 
+import numpy as np
 import pandas as pd
 
 from harness.scorers import suite_kinds
@@ -27,6 +28,8 @@ def is_missing(x: object) -> bool:
 
 def num(x: object) -> float:
     """A float, NaN for missing values."""
+    if type(x) is float or type(x) is int:  # the common case first: a runtime Protocol check is slow
+        return float(x)
     if is_missing(x):
         return math.nan
     if isinstance(x, SupportsFloat | str):
@@ -55,6 +58,7 @@ class RunData:
         if not self.kinds:
             self.kinds = run_suite_kinds(self.run, self.scores)
         self._values: dict[tuple[str, str, str], dict[str, float]] | None = None
+        self._base: tuple[pd.DataFrame, str | None] | None = None
 
     def values(self, vid: str, suite: str | None, metric: str) -> dict[str, float]:
         """example_id -> one variant's per-sample value of a metric on a suite (empty where none is stored)."""
@@ -64,8 +68,10 @@ class RunData:
 
     @property
     def base_id(self) -> str | None:
-        base = self.variants[self.variants["method"] == "base"]
-        return str(base["variant_id"].iloc[0]) if len(base) else None
+        if self._base is None or self._base[0] is not self.variants:  # read once per variants frame
+            base = self.variants[self.variants["method"] == "base"]
+            self._base = (self.variants, str(base["variant_id"].iloc[0]) if len(base) else None)
+        return self._base[1]
 
     def suite_of(self, kind: str) -> str | None:
         """The run's suite of a kind (the one named like the kind preferred), or None."""
@@ -104,14 +110,28 @@ def load_run(store: Store, run_id: str, tables: tuple[str, ...] = RUN_TABLES) ->
 
 
 def sample_index(samples: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, float]]:
-    """(variant_id, suite, metric) -> {example_id: value}, from sample_scores rows (finite values only)."""
+    """(variant_id, suite, metric) -> {example_id: value}, from sample_scores rows (finite values only; the first
+    row of an example where it has several)."""
     out: dict[tuple[str, str, str], dict[str, float]] = {}
     if samples is None or samples.empty:
         return out
-    for vid, suite, eid, metric, value in samples[["variant_id", "suite", "example_id", "metric", "value"]].itertuples(
-            index=False):
-        if not is_missing(value) and math.isfinite(value):
-            out.setdefault((str(vid), str(suite), str(metric)), {}).setdefault(str(eid), float(value))
+    values = pd.to_numeric(samples["value"], errors="coerce").to_numpy(dtype=float, na_value=math.nan)
+    keep = np.flatnonzero(np.isfinite(values))
+    codes, labels = [], []
+    for c in ("variant_id", "suite", "metric", "example_id"):
+        code, uniques = pd.factorize(samples[c].astype(str).to_numpy(dtype=object)[keep])
+        codes.append(code.astype(np.int64))
+        labels.append(uniques)
+    group = (codes[0] * len(labels[1]) + codes[1]) * len(labels[2]) + codes[2]
+    _, first = np.unique(group * len(labels[3]) + codes[3], return_index=True)  # an example's first row
+    first.sort()
+    group, eids, values = group[first], codes[3][first], values[keep][first]
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    names = labels[3]
+    for part in np.split(order, bounds) if len(order) else []:
+        v, s, m = np.unravel_index(int(group[part[0]]), (len(labels[0]), len(labels[1]), len(labels[2])))
+        out[(str(labels[0][v]), str(labels[1][s]), str(labels[2][m]))] = dict(zip(names[eids[part]].tolist(), values[part].tolist(), strict=True))
     return out
 
 

@@ -309,13 +309,31 @@
     var empty = document.getElementById("ex-empty"), size = document.getElementById("ex-size");
     var st = { page: 0, hits: [] }, PAGE = 5;
     if (!suites.length) { empty.hidden = false; pageLbl.textContent = "no examples stored"; prev.disabled = next.disabled = true; return; }
-    suites.forEach(function (s, i) { option(sSel, i, s.suite + " (" + s.ids.length + ")"); });
+    suites.forEach(function (s, i) {
+      option(sSel, i, s.suite + " (" + s.ids.length + (s.total > s.ids.length ? " of " + s.total : "") + ")");
+    });
     function suite() { return suites[+sSel.value]; }
+    function col(s, j) {  // variant j's rows of suite s as arrays over the suite's examples (-1 / null: no row)
+      s._c = s._c || [];
+      if (!s._c[j]) {
+        var c = s.cols[j], n = s.ids.length, out = new Array(n).fill(-1), pass = new Array(n).fill(-1);
+        var d = s.dkeys.map(function () { return new Array(n).fill(null); });
+        c.i.forEach(function (i, k) {
+          out[i] = c.out[k]; pass[i] = c.pass[k];
+          for (var ki = 0; ki < d.length; ki++) d[ki][i] = c.d[ki][k];
+        });
+        s._c[j] = { out: out, pass: pass, d: d };
+      }
+      return s._c[j];
+    }
     var current = DATA.recommended;  // the variant shown, as an index into DATA.variants
     function fillVariants() {
       var s = suite();
       clear(vSel);
-      s.variants.forEach(function (vi, j) { option(vSel, j, vname(vi) + (V[vi].method === "base" ? " (base)" : "")); });
+      s.variants.forEach(function (vi, j) {
+        var shown = s.cols[j].i.length;
+        option(vSel, j, vname(vi) + (V[vi].method === "base" ? " (base)" : "") + (shown < s.ids.length ? " · " + shown + " shown" : ""));
+      });
       var want = s.variants.indexOf(current);
       if (want < 0) want = s.variants.length > 1 && V[s.variants[0]].method === "base" ? 1 : 0;
       vSel.value = String(want);
@@ -326,7 +344,7 @@
     }
     function compute() {
       var s = suite(), j = +vSel.value, b = baseCol(s), text = search.value.trim().toLowerCase(), hits = [];
-      var out = s.out[j], pass = s.pass[j], bout = b >= 0 ? s.out[b] : null, bpass = b >= 0 ? s.pass[b] : null;
+      var out = col(s, j).out, pass = col(s, j).pass, bout = b >= 0 ? col(s, b).out : null, bpass = b >= 0 ? col(s, b).pass : null;
       for (var i = 0; i < s.ids.length; i++) {
         if (out[i] < 0 && pass[i] < 0) continue;  // this variant has no row for the example
         if (failed.checked && pass[i] !== 0) continue;
@@ -350,21 +368,21 @@
       return el("span", "badge " + who + " " + (p === 1 ? "pass" : p === 0 ? "fail" : "muted"), p === 1 ? "pass" : p === 0 ? "fail" : "n/a");
     }
     function metricsTable(s, i, j, b) {
-      function val(col, k, ki) {
-        var x = s.d[col][ki][i];
+      function val(c, k, ki) {
+        var x = col(s, c).d[ki][i];
         if (x === null || x === undefined) return "";
         return k.type === "bool" ? (x ? "true" : "false") : k.type === "text" ? str(x) : String(Number(x.toPrecision(4)));
       }
-      var t = el("table"), head = el("tr"), cols = [j];
+      var t = el("table"), head = el("tr"), cols = [j];  // variant columns: base first
       if (b >= 0 && b !== j) cols.unshift(b);
       head.appendChild(el("th", null, "per-example metrics"));
       s.dkeys.forEach(function (k) { head.appendChild(el("th", null, k.key)); });
       t.appendChild(head);
-      cols.forEach(function (col) {
+      cols.forEach(function (c) {
         var tr = el("tr");
-        tr.appendChild(el("td", null, vname(s.variants[col])));
+        tr.appendChild(el("td", null, vname(s.variants[c])));
         s.dkeys.forEach(function (k, ki) {
-          var v = val(col, k, ki), td = el("td", k.type === "bool" ? (v === "true" ? "pass" : v === "false" ? "fail" : "") : "", v);
+          var v = val(c, k, ki), td = el("td", k.type === "bool" ? (v === "true" ? "pass" : v === "false" ? "fail" : "") : "", v);
           tr.appendChild(td);
         });
         t.appendChild(tr);
@@ -380,18 +398,21 @@
       st.hits.slice(st.page * PAGE, (st.page + 1) * PAGE).forEach(function (i) {
         var card = el("div", "ex"), head = el("div", "ex-head");
         head.appendChild(el("span", "eid", s.ids[i]));
-        if (b >= 0 && b !== j) { head.appendChild(el("span", "muted", "base")); head.appendChild(passBadge(s.pass[b][i], "bbadge")); }
-        head.appendChild(el("span", "muted", vname(s.variants[j]))); head.appendChild(passBadge(s.pass[j][i], "vbadge"));
-        if (b >= 0 && b !== j && s.out[b][i] !== s.out[j][i]) head.appendChild(el("span", "badge warn changed", "output changed"));
+        var mineC = col(s, j), baseC = b >= 0 ? col(s, b) : null;
+        if (b >= 0 && b !== j) { head.appendChild(el("span", "muted", "base")); head.appendChild(passBadge(baseC.pass[i], "bbadge")); }
+        head.appendChild(el("span", "muted", vname(s.variants[j]))); head.appendChild(passBadge(mineC.pass[i], "vbadge"));
+        if (b >= 0 && b !== j && baseC.out[i] !== mineC.out[i]) head.appendChild(el("span", "badge warn changed", "output changed"));
+        if (s.agree && s.agree[i]) head.appendChild(el("span", "muted why", "passed by " + s.agree[i][0] + " of " + s.agree[i][1] + " variants"));
+        if (s.why && s.why[i] >= 0) head.appendChild(el("span", "badge why", "shown: " + str(s.why[i])));
         card.appendChild(head);
         var grid = el("div", "ex-grid");
         grid.appendChild(panel("prompt", str(s.prompt[i])));
         grid.appendChild(panel("reference", str(s.reference[i])));
-        grid.appendChild(panel("base output", b >= 0 ? str(s.out[b][i]) : null));
-        grid.appendChild(panel(vname(s.variants[j]) + " output", str(s.out[j][i])));
+        grid.appendChild(panel("base output", baseC && baseC.out[i] >= 0 ? str(baseC.out[i]) : null));
+        grid.appendChild(panel(vname(s.variants[j]) + " output", str(mineC.out[i])));
         card.appendChild(grid);
-        var against = dSel.value === "reference" ? str(s.reference[i]) : (b >= 0 ? str(s.out[b][i]) : null);
-        var mine = str(s.out[j][i]);
+        var against = dSel.value === "reference" ? str(s.reference[i]) : (baseC && baseC.out[i] >= 0 ? str(baseC.out[i]) : null);
+        var mine = str(mineC.out[i]);
         if (against !== null && mine !== null) {
           var d = el("div", "ex-diff");
           d.appendChild(el("div", "lbl muted small", "word diff: " + (dSel.value === "reference" ? "reference" : "base") + " → " + vname(s.variants[j])));
@@ -471,6 +492,11 @@
   Chart.defaults.font.family = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif";
   Chart.defaults.color = "#475467";
   initLeaderboard();
-  [initLoss, initPareto, initHeatmap, initBars, initExplorer, initCompare].forEach(function (f) { f(); });
-  document.body.setAttribute("data-ready", "1");
+  // The rest after the leaderboard has been painted: the page is readable while the charts and explorer build.
+  requestAnimationFrame(function () {
+    setTimeout(function () {
+      [initLoss, initPareto, initHeatmap, initBars, initExplorer, initCompare].forEach(function (f) { f(); });
+      document.body.setAttribute("data-ready", "1");
+    }, 0);
+  });
 })();
