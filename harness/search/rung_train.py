@@ -13,6 +13,7 @@ from harness.progress import Progress
 from harness.results import LogPoint
 from harness.sweep.execute import VariantTask
 
+
 @dataclass(frozen=True)
 class Segment:
     """One call's training: up to which epoch, how many steps it reached, and its wall seconds."""

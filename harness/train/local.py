@@ -45,8 +45,8 @@ from harness.spec.plan import Variant
 from harness.spec.schema import TrainSpec
 from harness.train.checkpoints import (
     EpochBoundaries,
-    Paused,
     PauseAtEpoch,
+    Paused,
     Scored,
     TrainRecord,
     group_lock,
