@@ -128,3 +128,58 @@ def test_the_winner_is_never_chosen_on_test(tmp_path: Path, searched: bool) -> N
         assert "validation loss (1.5000)" in rec.reason and "Trained 4 of 4 planned steps" in rec.reason
     else:
         assert rec.variant_id == "t1", rec.reason
+
+
+@pytest.mark.slow  # three sweeps' setup and base scoring: about 40 s of CPU
+def test_tpe_replays_the_store_and_makes_the_uninterrupted_suggestions(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """TPE's suggestions after its 10 random start-up trials depend on the results told to it. Trials are planted
+    (their training replaced by a result whose validation loss is a function of the learning rate); a search killed at
+    trial 11 and rerun trains only trials 11 and 12, and they are the ones the uninterrupted search drew."""
+    from conftest import make_rows, write_jsonl
+
+    import harness.search.driver as driver
+    from harness.progress import Quiet
+    from harness.results import finish_row
+    from harness.sweep.runner import run_sweep
+
+    def planted(kill_at: int | None, calls: list[float]):  # noqa: ANN202
+        def train_whole(run: driver.SearchRun, v):  # noqa: ANN001, ANN202
+            calls.append(v.learning_rate)
+            if kill_at is not None and len(calls) == kill_at:
+                raise KeyboardInterrupt
+            loss = (math.log10(v.learning_rate) + 3.0) ** 2 + 1.0  # best at 1e-3
+            log = [LogPoint(0, 0.0, "validation", 5.0), LogPoint(1, 1.0, "validation", loss)]
+            result = VariantResult(replace(finish_row(run.task(v).planned(), driver.RunParts(), "finished"),
+                                           scored_step=1, train_seconds=1.0), log)
+            run.store_result(v, result)
+            return result
+        return train_whole
+
+    from dataclasses import replace
+
+    write_jsonl(tmp_path / "train.jsonl", make_rows(20))
+    write_jsonl(tmp_path / "test.jsonl", make_rows(10, offset=100))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(HEAD.replace("validation: 0.25", "validation: 0.5") + "sweep: {method: [lora], learning_rate: "
+                    "{loguniform: [1.0e-5, 1.0e-1]}}\nsearch: {algorithm: tpe, trials: 12, seed: 5}\nsuites: []\n",
+                    encoding="utf-8")
+    out = open(tmp_path / "out.txt", "w")  # noqa: SIM115
+
+    def lrs(db: Path) -> list[float]:
+        with Store(db, read_only=True) as s:
+            v = s.run_table(s.resolve_run("latest"), "variants")
+        return list(v[v.method == "lora"]["learning_rate"])
+
+    whole: list[float] = []
+    monkeypatch.setattr(driver, "_train_whole", planted(None, whole))
+    run_sweep(spec, tmp_path / "a.duckdb", progress=Quiet(), out=out)
+    killed: list[float] = []
+    monkeypatch.setattr(driver, "_train_whole", planted(11, killed))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, tmp_path / "b.duckdb", progress=Quiet(), out=out)
+    rerun: list[float] = []
+    monkeypatch.setattr(driver, "_train_whole", planted(None, rerun))
+    run_sweep(spec, tmp_path / "b.duckdb", progress=Quiet(), out=out)
+    assert len(whole) == 12 and killed == whole[:11] and rerun == whole[10:]
+    assert lrs(tmp_path / "b.duckdb") == lrs(tmp_path / "a.duckdb") == whole

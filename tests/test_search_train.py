@@ -34,6 +34,7 @@ suites:
 
 
 def folder(tmp_path: Path, sweep: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     write_jsonl(tmp_path / "train.jsonl", make_rows(10))  # 10 examples, batch 10: one step per epoch
     write_jsonl(tmp_path / "val.jsonl", make_rows(10, offset=50))
     write_jsonl(tmp_path / "test.jsonl", make_rows(10, offset=100))

@@ -10,6 +10,7 @@ after a kill makes the same ones and trains nothing twice.
 from __future__ import annotations
 
 import math
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from harness.errors import HarnessInputError
 from harness.progress import Progress
-from harness.results import LogPoint, RunParts, VariantResult, finish_row
+from harness.results import LogPoint, RunParts, VariantResult, failed_result, finish_row
 from harness.search import rung_train
 from harness.search.rungs import decide, rung_epochs, sort_key
 from harness.search.space import new_study, space, trial_variant
@@ -172,11 +173,14 @@ def _rungs(run: SearchRun) -> None:
         run.link(v, stored[vid][0] in ("finished", STOPPED))
     max_epochs = int(spec.sweep.values("epochs")[0])
     alive, pruned_at = list(trials), {}
-    values: dict[str, dict[int, float]] = {vid: {} for vid in trials}
+    values: dict[str, dict[int, float | None]] = {vid: {} for vid in trials}
     for i, epoch in enumerate(rung_epochs(search.grace_period, search.reduction_factor, max_epochs), start=1):
         for vid in alive:
             values[vid][epoch] = _rung_value(run, trials[vid], stored[vid], epoch, i)
-        decision = decide(epoch, i, {vid: values[vid][epoch] for vid in alive}, search.reduction_factor)
+        alive = [vid for vid in alive if values[vid][epoch] is not None]  # a failed trial is stored as failed
+        if not alive:
+            return
+        decision = decide(epoch, i, {vid: _value(values[vid][epoch]) for vid in alive}, search.reduction_factor)
         run.progress.info(f"rung {i} (epoch {epoch}): kept {', '.join(trials[v].name for v in decision.kept)}")
         for vid, reason in decision.stopped.items():
             pruned_at[vid] = epoch
@@ -197,22 +201,30 @@ def _rungs(run: SearchRun) -> None:
             assert trial is not None
             vid = v.variant_id
             at = pruned_at.get(vid)
-            _tell(study, trial, values[vid].get(at, math.nan) if at is not None else finals[vid], at)
+            value = values[vid].get(at) if at is not None else finals.get(vid)
+            _tell(study, trial, _value(value), at)
 
 
 def _rung_value(run: SearchRun, v: Variant, stored: tuple[str | None, list[LogPoint], int | None], epoch: int,
-                rung: int) -> float:
-    """A live trial's validation loss at the end of `epoch`: from its stored log, its checkpoint, or by training."""
+                rung: int) -> float | None:
+    """A live trial's validation loss at the end of `epoch`: from its stored log, its checkpoint, or by training;
+    None when its training failed (then stored as failed, with the error)."""
     status, log, _ = stored
     if status in ("finished", STOPPED):
         value = rung_train.value_at(log, epoch)
         if value is not None:
             return value
     run.progress.info(f"rung {rung}: training {v.name} ({v.variant_id}) to epoch {epoch}")
-    return _nan_if_none(rung_train.value_at(rung_train.train_to(run.task(v), epoch, run.progress), epoch))
+    task = run.task(v)
+    try:
+        return _value(rung_train.value_at(rung_train.train_to(task, epoch, run.progress), epoch))
+    except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the search
+        run.store_result(v, failed_result(task.planned(), f"{exc.__class__.__name__}: {exc}",
+                                          RunParts(worker=worker(), traceback=traceback.format_exc(limit=3))))
+        return None
 
 
-def _nan_if_none(x: float | None) -> float:
+def _value(x: float | None) -> float:
     return math.nan if x is None else x
 
 
