@@ -172,7 +172,7 @@ def _rungs(run: SearchRun) -> None:
     for vid, v in trials.items():
         run.link(v, stored[vid][0] in ("finished", STOPPED))
     max_epochs = int(spec.sweep.values("epochs")[0])
-    alive, pruned_at = list(trials), {}
+    alive, pruned_at = list(trials), dict[str, int]()
     values: dict[str, dict[int, float | None]] = {vid: {} for vid in trials}
     for i, epoch in enumerate(rung_epochs(search.grace_period, search.reduction_factor, max_epochs), start=1):
         for vid in alive:
@@ -194,6 +194,7 @@ def _rungs(run: SearchRun) -> None:
             run.progress.info(f"search: training {trials[vid].name} ({vid}) to epoch {max_epochs}")
             result = _train_whole(run, trials[vid])
             run.store.set_link_reused(run.run_id, vid, False)
+            run.store.release()
             log, step, status = result.train_log, result.variant.scored_step, result.variant.status
         finals[vid] = final_value(log, step) if status == "finished" else math.nan
     if study is not None:
@@ -234,9 +235,7 @@ def _store_stopped(run: SearchRun, v: Variant, epoch: int, reason: str) -> None:
     task = run.task(v)
     log = [r for r in rung_train.disk_log(task) if r.epoch is None or r.epoch <= epoch + 1e-3]
     row = finish_row(task.planned(), RunParts(worker=worker()), STOPPED)
-    steps = max((r.step for r in log), default=0)
-    row = replace(row, stop_reason=reason, train_seconds=rung_train.earlier_seconds(task), scored_step=steps,
-                  scored_epoch=float(epoch))
+    row = replace(row, stop_reason=reason, train_seconds=rung_train.earlier_seconds(task))
     run.store_result(v, VariantResult(row, log))
     rung_train.discard(task, keep=run.sweep.spec.train.keep_checkpoints == "all")
 
