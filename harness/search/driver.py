@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from optuna import Study
     from optuna.trial import Trial
 
-    from harness.sweep.runner import Sweep
-
 STOPPED = "stopped"
 StoreResult = Callable[[Variant, VariantResult], None]
 
@@ -248,16 +246,15 @@ def check_executor(spec: ExperimentSpec, executor: str) -> None:
                                 "--executor ray is not built yet), or remove the scheduler to run the trials on Ray")
 
 
-def start_search(sweep: Sweep, store: Store, run_id: str, out_dir: Path, executor: str, progress: Progress,
-                 store_result: StoreResult, linked: list[str], reused: list[bool]) -> None:
-    """Run the search of a prepared sweep whose plain variants (base) the runner has handled."""
+def start_search(sweep: PreparedSweep, plan: list[Variant], store: Store, run_id: str, out_dir: Path, executor: str,
+                 progress: Progress, store_result: StoreResult, linked: list[str], reused: list[bool]) -> None:
+    """Run the search of a prepared sweep whose plain variants (base) the runner has handled; plan: a grid search's
+    trials (`searched`)."""
     identity = (sweep.model.identity, sweep.data.fingerprints, [s.identity() for s in sweep.suites])
-    plan = searched(sweep)
     run_search(SearchRun(sweep, store, run_id, out_dir, executor, progress, store_result, list(linked), list(reused),
                          plan, identity))
 
 
-def searched(sweep: Sweep) -> list[Variant]:
+def searched(spec: ExperimentSpec, variants: list[Variant]) -> list[Variant]:
     """The plan's variants the search runs (a grid search's trials); none for a sweep without a driven search."""
-    search = sweep.spec.search
-    return [v for v in sweep.variants if v.trains] if search is not None and search.drives else []
+    return [v for v in variants if v.trains] if spec.search is not None and spec.search.drives else []

@@ -9,9 +9,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessInputError
+from harness.spec.distributions import Distribution
 from harness.spec.plan import Variant, make_plan
 from harness.spec.schema import ExperimentSpec
-from harness.spec.search import SEARCHABLE, Distribution, SearchSpec
+from harness.spec.search import SEARCHABLE, SearchSpec
 
 if TYPE_CHECKING:
     from optuna import Study

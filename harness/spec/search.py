@@ -1,59 +1,20 @@
-"""The spec's `search:` block and the distributions a `sweep:` value may be (docs/search.md)."""
+"""The spec's `search:` block: how a sweep samples its space, stops variants early and selects (docs/search.md)."""
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-if TYPE_CHECKING:
-    from harness.spec.sections import SweepSpec, TrainSpec
+from harness.spec.distributions import Distribution
+from harness.spec.sections import SweepSpec, TrainSpec
 
 SEARCHABLE = ("rank", "epochs", "learning_rate", "seed")  # the sweep keys that may be distributions
 VALIDATION_METRICS = ("validation_loss",)
 # Names that are measured on the test set (the held-out suite's metrics, or anything named after the test split):
 # a search never selects on them.
 _TEST_NAMED = ("test", "heldout", "exact_match", "field_accuracy", "rouge", "bleu", "chrf", "accuracy", "acc")
-
-
-class Distribution(BaseModel):
-    """One searched sweep value: exactly one of loguniform / uniform / int ([low, high]) or choice ([values])."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    loguniform: list[float] | None = None
-    uniform: list[float] | None = None
-    int: list[builtins.int] | None = None
-    choice: list[float] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Distribution:
-        given = [k for k in ("loguniform", "uniform", "int", "choice") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("a distribution is one of {loguniform: [low, high]}, {uniform: [low, high]}, "
-                             "{int: [low, high]} or {choice: [v1, v2, ...]}")
-        values = getattr(self, given[0])
-        if given[0] == "choice":
-            if not values:
-                raise ValueError("choice needs at least one value")
-        elif len(values) != 2 or not values[0] < values[1]:
-            raise ValueError(f"{given[0]} takes [low, high] with low < high")
-        elif given[0] == "loguniform" and values[0] <= 0:
-            raise ValueError("loguniform needs low > 0")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in ("loguniform", "uniform", "int", "choice") if getattr(self, k) is not None)
-
-    @property
-    def bounds(self) -> list[float]:
-        return list(getattr(self, self.kind))
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.bounds}"
 
 
 class SearchSpec(BaseModel):

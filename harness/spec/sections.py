@@ -9,8 +9,8 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from harness.spec.distributions import Distribution
 from harness.spec.formats import column_problems
-from harness.spec.search import Distribution
 
 AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 _API_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2}(-preview)?|preview|v1)$")

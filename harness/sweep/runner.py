@@ -303,7 +303,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
     from harness.search.driver import check_executor, searched, start_search
 
     check_executor(sweep.spec, executor)
-    trials = searched(sweep)  # a driven search's trials run below, through harness.search
+    trials = searched(sweep.spec, sweep.variants)  # a driven search's trials run below, through harness.search
     db = Path(db)
     out_dir = db.resolve().parent / "runs"
     sha, dirty = git_state(sweep.spec.spec_dir)
@@ -349,7 +349,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
                         sweep.base_outputs.update(base_references(sweep.suites, event.result.suites))
                 store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
             if sweep.spec.search is not None and sweep.spec.search.drives:
-                start_search(sweep, store, run_id, out_dir, executor, progress,
+                start_search(sweep, trials, store, run_id, out_dir, executor, progress,
                              lambda v, r: _store(store, run_id, v, r, progress), ids, [i in done for i in ids])
             derive_findings(store, run_id, sweep.spec.findings)
             progress.info(findings_line(store.run_table(run_id, "findings")) + ", listed with the summary "

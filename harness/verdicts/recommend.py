@@ -17,12 +17,12 @@ import numpy as np
 from harness import stats
 from harness.scorers import metric_info, primary_metric
 from harness.scores import MEASUREMENT_CHECKS
-from harness.search.select import SearchOutcome, search_outcome
 from harness.spec.findings import settings_from_text
 from harness.store.reads import RunData, ScoreCell
 from harness.verdicts.compare import Comparison, Interval, Settings, compare, paired
 from harness.verdicts.findings import declared_checks
 from harness.verdicts.rulebook import FindingsConfig
+from harness.verdicts.search_outcome import SearchOutcome, search_outcome
 
 Record = dict[str, object]  # a stored `variants` row (DataFrame.to_dict('records'))
 
@@ -87,7 +87,7 @@ def _cell_text(s: ScoreCell) -> str:
 def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Recommendation:
     """The recommended variant of a run, the gate's default candidate, and the reason."""
     searched = search_outcome(data.run, data.variants, data.train_log)
-    if searched is not None:  # a search's winner is picked on validation alone (harness.search.select)
+    if searched is not None:  # a search's winner is picked on validation alone (harness.verdicts.search_outcome)
         return _search_pick(data, searched)
     done = [v for v in data.variants.to_dict("records") if v["method"] != "base" and v["status"] == "finished"]
     if not done:
