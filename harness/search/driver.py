@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,7 +52,7 @@ class SearchRun:
     linked: list[str]  # the run's variant ids so far (base first), in order
     reused: list[bool]
     plan: list[Variant]  # a grid search's trials (the plan's training variants)
-    identity: tuple[str, dict[str, str], list[dict[str, object]]]  # model identity, data fingerprints, suites
+    identity: tuple[str, dict[str, str], Sequence[Mapping[str, object]]]  # model identity, data fingerprints, suites
 
     def link(self, v: Variant, reused: bool) -> None:
         if v.variant_id not in self.linked:
