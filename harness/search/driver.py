@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from optuna.trial import Trial
 
 STOPPED = "stopped"
+TRAINED = ("finished", "incomplete")  # trained to the end (an incomplete one's failed suites are scored again)
 StoreResult = Callable[[Variant, VariantResult], None]
 
 
@@ -139,7 +140,7 @@ def _sequential(run: SearchRun) -> None:
                 run.progress.info(f"search trial {k + 1}/{_trials(run)}: {v.name} ({v.variant_id})")
                 result = _train_whole(run, v)
                 log, step, status = result.train_log, result.variant.scored_step, result.variant.status
-            values[v.variant_id] = final_value(log, step) if status == "finished" else math.nan
+            values[v.variant_id] = final_value(log, step) if status in TRAINED else math.nan
         if study is not None and trial is not None:
             _tell(study, trial, values[v.variant_id])
 
@@ -182,7 +183,7 @@ def _rungs(run: SearchRun) -> None:
         run.progress.info(f"rung {i} (epoch {epoch}): kept {', '.join(trials[v].name for v in decision.kept)}")
         for vid, reason in decision.stopped.items():
             pruned_at[vid] = epoch
-            if stored[vid][0] not in (STOPPED, "finished"):  # a finished result of an earlier run stays as it is
+            if stored[vid][0] not in (STOPPED, *TRAINED):  # a trained result of an earlier run stays as it is
                 _store_stopped(run, trials[vid], epoch, reason)
         alive = decision.kept
     finals: dict[str, float] = {}
@@ -194,7 +195,7 @@ def _rungs(run: SearchRun) -> None:
             run.store.set_link_reused(run.run_id, vid, False)
             run.store.release()
             log, step, status = result.train_log, result.variant.scored_step, result.variant.status
-        finals[vid] = final_value(log, step) if status == "finished" else math.nan
+        finals[vid] = final_value(log, step) if status in TRAINED else math.nan
     if study is not None:
         for v, trial in asked:
             assert trial is not None
@@ -209,7 +210,7 @@ def _rung_value(run: SearchRun, v: Variant, stored: tuple[str | None, list[LogPo
     """A live trial's validation loss at the end of `epoch`: from its stored log, its checkpoint, or by training;
     None when its training failed (then stored as failed, with the error)."""
     status, log, _ = stored
-    if status in ("finished", STOPPED):
+    if status in (*TRAINED, STOPPED):
         value = rung_train.value_at(log, epoch)
         if value is not None:
             return value

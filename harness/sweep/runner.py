@@ -324,8 +324,8 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
         todo = [v for v in sweep.variants if v.variant_id not in done and v not in trials]
-        sweep.rescore = rescores(todo, sweep.suites, sweep.model.is_remote,
-                                 store.incomplete_variants([v.variant_id for v in todo]))
+        sweep.rescore = rescores([*todo, *trials], sweep.suites, sweep.model.is_remote,
+                                 store.incomplete_variants([v.variant_id for v in [*todo, *trials]]))
         base = next((v for v in sweep.variants if v.method == "base"), None)
         if base is not None and base.variant_id in {*done, *sweep.rescore} and any(
                 s.options.get("pairwise_against") for s in sweep.suites):

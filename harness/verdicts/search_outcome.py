@@ -113,7 +113,7 @@ def search_outcome(run: Mapping[str, object], variants: pd.DataFrame, train_log:
         if v["train_seconds"] is not None and not pd.isna(v["train_seconds"]) and steps:
             seconds += float(v["train_seconds"])
             pace.append((float(v["train_seconds"]), steps))
-        if v["status"] == "finished":
+        if v["status"] in ("finished", "incomplete"):  # trained to the end (incomplete: a suite failed to score)
             loss = validation_loss(log, v.get("scored_step"))
             key = math.inf if math.isnan(loss) else loss
             if best is None or key < best[0]:
