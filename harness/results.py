@@ -282,7 +282,8 @@ class VariantRow:
     learning_rate: float | None = None
     seed: int | None = None
     base_model: str | None = None  # the base model's identity
-    status: str | None = None  # finished | failed | incomplete (some suites failed: `suite_failed` findings)
+    status: str | None = None  # finished | failed | incomplete (some suites failed: `suite_failed` findings) |
+    # stopped (a search stopped it early: stop_reason says why)
     train_seconds: float | None = None
     train_tokens: int | None = None
     tokens_per_second: float | None = None

@@ -21,7 +21,7 @@ LAYERS = [
     {"train", "store"},
     {"verdicts"},
     {"report", "gate", "tracking"},
-    {"sweep"},
+    {"sweep", "search"},  # search drives the sweep's scheduler for its trials; the sweep starts a search
     {"commands", "cli", "testing", "__main__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

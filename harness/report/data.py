@@ -269,7 +269,7 @@ def leaderboard(data: RunData, forget: dict[str, tuple[float, float, float, int]
                                   checks=sorted(set(map(str, checks))))
         cells.update(_cost_cells(v))
         rows.append(LeaderRow(variant_id=vid, name=str(v["name"]), method=str(v["method"]), status=str(v["status"]),
-                              error=str(v.get("error") or ""), reused=bool(opt(v.get("reused"))),
+                              error=str(v.get("error") or v.get("stop_reason") or ""), reused=bool(opt(v.get("reused"))),
                               is_base=v["method"] == "base", n_findings=len(checks), cells=cells))
     return cols, rows
 

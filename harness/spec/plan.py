@@ -91,12 +91,14 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
               checkpoint_paths: dict[str, str] | None = None) -> list[Variant]:
     """`base` first, then the sweep in spec order; duplicates (after pruning) appear once."""
     s = spec.sweep
-    multi_lr, multi_seed = len(s.learning_rate) > 1, len(s.seed) > 1
+    sampled = spec.search is not None and spec.search.samples  # its trials come from harness.search, one by one
+    multi_lr = not sampled and len(s.values("learning_rate")) > 1
+    multi_seed = not sampled and len(s.values("seed")) > 1
     variants = [Variant(short_hash(variant_identity("base", {}, spec, model_identity, fingerprints, suites)),
                         "base", "base")]
     seen = {variants[0].variant_id}
     checkpoint_ids, checkpoint_paths = checkpoint_ids or {}, checkpoint_paths or {}
-    for method in s.method:
+    for method in [] if sampled else s.method:
         if method == "given":
             for ckpt in s.checkpoint:
                 params: dict[str, object] = {"checkpoint": checkpoint_ids.get(ckpt, ckpt)}
@@ -110,12 +112,13 @@ def make_plan(spec: ExperimentSpec, model_identity: str, fingerprints: dict[str,
         if method == "prompt":
             variants += _prompt_variants(spec, model_identity, fingerprints, suites, seen)
             continue
-        ranks: list[int | None] = list(s.rank) if method in RANKED_METHODS else [None]
+        ranks: list[int | None] = [int(r) for r in s.values("rank")] if method in RANKED_METHODS else [None]
         # OpenAI jobs take a learning-rate multiplier (train.openai), not an absolute rate.
-        rates: list[float | None] = [None] if method == "openai" else list(s.learning_rate)
-        one_run = tuple(sorted(set(s.epochs))) if spec.train.epochs_from_one_run and method in LOCAL_TRAINING \
-            and len(set(s.epochs)) > 1 else None
-        for rank, epochs, lr, seed in itertools.product(ranks, s.epochs, rates, s.seed):
+        rates: list[float | None] = [None] if method == "openai" else [float(x) for x in s.values("learning_rate")]
+        all_epochs, seeds = [int(e) for e in s.values("epochs")], [int(x) for x in s.values("seed")]
+        one_run = tuple(sorted(set(all_epochs))) if spec.train.epochs_from_one_run and method in LOCAL_TRAINING \
+            and len(set(all_epochs)) > 1 else None
+        for rank, epochs, lr, seed in itertools.product(ranks, all_epochs, rates, seeds):
             params = {"rank": rank, "epochs": epochs, "learning_rate": lr, "seed": seed}
             group = None
             if one_run:  # one training of the largest count; its checkpoints are these variants
@@ -138,10 +141,11 @@ def _prompt_variants(spec: ExperimentSpec, model_identity: str, fingerprints: di
                      suites: Sequence[Mapping[str, object]], seen: set[str]) -> list[Variant]:
     """One variant per shot count (and per seed where shots are drawn): the base model with the spec's prompt."""
     system = spec.system_prompt()
-    multi_seed = len(spec.sweep.seed) > 1
+    seeds = [int(x) for x in spec.sweep.values("seed")]
+    multi_seed = len(seeds) > 1
     out = []
     for shots in spec.sweep.shots:
-        for seed in spec.sweep.seed if shots else [None]:
+        for seed in seeds if shots else [None]:
             params = {"shots": shots, "seed": seed, "system": short_hash(system, 16) if system is not None else None}
             vid = short_hash(variant_identity("prompt", params, spec, model_identity, fingerprints, suites))
             if vid in seen:

@@ -13,6 +13,7 @@ from harness.errors import HarnessInputError
 from harness.spec.gate import GateRules, parse_rules
 from harness.spec.problems import validation_problems
 from harness.spec.review import ReviewSpec, parse_review, rating_rule_problems
+from harness.spec.search import SearchSpec, search_problems
 from harness.spec.sections import (
     AZURE_HOSTS,
     AzureSpec,
@@ -56,6 +57,7 @@ class ExperimentSpec(BaseModel):
     azure: AzureSpec = Field(default_factory=AzureSpec)
     data: DataSpec
     sweep: SweepSpec = Field(default_factory=SweepSpec)
+    search: SearchSpec | None = None  # sample the sweep's space and stop variants early (harness.spec.search)
     train: TrainSpec = Field(default_factory=TrainSpec)
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     # a suite by name or path, or {name | path, options}: options are the suite kind's, checked against its scorer
@@ -260,6 +262,7 @@ def _semantic_problems(spec: ExperimentSpec, at: At) -> list[str]:
     if managed and set(local):
         problems.append(f"{at('sweep', 'method')}: methods {local} train locally and cannot use model {spec.model!r}")
     problems += _azure_problems(spec, at)
+    problems += search_problems(spec.sweep, spec.search, spec.train, at)
     for i, s in enumerate(spec.suites):
         if isinstance(s, dict) and "name" not in s and "path" not in s:
             problems.append(f"{at('suites', i)}: key 'suites[{i}]': a suite entry needs 'name' (or 'path')")

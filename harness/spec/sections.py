@@ -9,6 +9,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from harness.spec.distributions import Distribution
 from harness.spec.formats import column_problems
 
 AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
@@ -61,13 +62,14 @@ class DataSpec(_Strict):
 
 
 class SweepSpec(_Strict):
-    """Axes of the cartesian product; keys that do not apply to a method are pruned."""
+    """Axes of the cartesian product; keys that do not apply to a method are pruned. rank, epochs, learning_rate and
+    seed may instead be distributions that a `search:` samples (harness.spec.search)."""
 
     method: list[Literal["lora", "qlora", "full", "openai", "given", "prompt"]] = Field(default_factory=lambda: ["lora"])  # type: ignore[arg-type]
-    rank: list[int] = Field(default_factory=lambda: [8])
-    epochs: list[int] = Field(default_factory=lambda: [1])
-    learning_rate: list[float] = Field(default_factory=lambda: [2.0e-4])
-    seed: list[int] = Field(default_factory=lambda: [0])
+    rank: list[int] | Distribution = Field(default_factory=lambda: [8])
+    epochs: list[int] | Distribution = Field(default_factory=lambda: [1])
+    learning_rate: list[float] | Distribution = Field(default_factory=lambda: [2.0e-4])
+    seed: list[int] | Distribution = Field(default_factory=lambda: [0])
     checkpoint: list[str] = Field(default_factory=list)
     shots: list[int] = Field(default_factory=lambda: [0])  # method prompt: few-shot examples from the training split
 
@@ -80,24 +82,44 @@ class SweepSpec(_Strict):
 
     @field_validator("rank", "epochs")
     @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(x <= 0 for x in v):
+    def _positive(cls, v: list[int] | Distribution) -> list[int] | Distribution:
+        values = v.bounds if isinstance(v, Distribution) else v
+        if not values or any(x <= 0 for x in values):
             raise ValueError("needs at least one value, each a positive integer")
+        if isinstance(v, Distribution) and (v.kind not in ("int", "choice") or any(x != int(x) for x in values)):
+            raise ValueError("a whole-number key takes {int: [low, high]} or {choice: [whole numbers]}")
         return v
 
     @field_validator("learning_rate")
     @classmethod
-    def _lr(cls, v: list[float]) -> list[float]:
-        if not v or any(x <= 0 for x in v):
+    def _lr(cls, v: list[float] | Distribution) -> list[float] | Distribution:
+        values = v.bounds if isinstance(v, Distribution) else v
+        if not values or any(x <= 0 for x in values):
             raise ValueError("needs at least one value, each > 0 (e.g. 2.0e-4)")
         return v
 
-    @field_validator("method", "seed")
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: list[int] | Distribution) -> list[int] | Distribution:
+        if isinstance(v, Distribution) and (v.kind not in ("int", "choice") or any(x != int(x) for x in v.bounds)):
+            raise ValueError("a seed takes {int: [low, high]} or {choice: [whole numbers]}")
+        if not isinstance(v, Distribution) and not v:
+            raise ValueError("needs at least one value")
+        return v
+
+    @field_validator("method")
     @classmethod
     def _nonempty(cls, v: list[_T]) -> list[_T]:
         if not v:
             raise ValueError("needs at least one value")
         return v
+
+    def values(self, key: str) -> list[int] | list[float]:
+        """A grid axis's values; a distribution has none until a search samples it (harness.search)."""
+        v = getattr(self, key)
+        if isinstance(v, Distribution):
+            raise ValueError(f"sweep.{key} is a distribution; only a search (harness.search) samples it")
+        return list(v)
 
 
 class OpenAITrainSpec(_Strict):

@@ -239,6 +239,10 @@ def print_plan(sweep: Sweep, out: TextIO) -> None:
         print(f"data {split}: {info.examples} examples from {info.source} as {info.describe()}", file=out)
     print(f"estimated training tokens in all: {est.total:,}"
           + (" (each shared run counted once)" if est.groups else ""), file=out)
+    if sweep.spec.search is not None:  # its space, trials and rungs (harness.search)
+        from harness.search.view import search_lines
+
+        print("\n".join(search_lines(sweep.spec, sum(v.trains for v in sweep.variants))), file=out)
     for group, vs in est.groups.items():  # train.epochs_from_one_run: one training, scored at several epochs
         print(f"  shared run {group}: {', '.join(v.name for v in vs)} are checkpoints of one {max(vs[0].one_run or ())}"
               f"-epoch training of {est.per_variant[vs[0].variant_id]:,} tokens", file=out)
@@ -297,6 +301,10 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
         return None
     if executor not in ("local", "ray"):
         raise HarnessInputError(f"--executor {executor!r}: choose 'local' or 'ray'")
+    from harness.search.driver import check_executor, searched, start_search
+
+    check_executor(sweep.spec, executor)
+    trials = searched(sweep.spec, sweep.variants)  # a driven search's trials run below, through harness.search
     db = Path(db)
     out_dir = db.resolve().parent / "runs"
     sha, dirty = git_state(sweep.spec.spec_dir)
@@ -305,7 +313,7 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
         stale = store.mark_stale_runs()
         if stale:
             progress.info(f"marked {len(stale)} earlier run(s) whose process is gone as interrupted: {', '.join(stale)}")
-        ids = [v.variant_id for v in sweep.variants]
+        ids = [v.variant_id for v in sweep.variants if v not in trials]
         done = store.finished_variant_ids(ids)
         run_id = store.start_run({
             "name": sweep.spec.name, "spec": sweep.spec.source_text, "spec_hash": sweep.spec.spec_hash(),
@@ -316,9 +324,9 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
             "data_checks": [w.to_dict() for w in sweep.warnings] + sweep.data.format_records(),
         })
         store.link_variants(run_id, ids, [i in done for i in ids])
-        todo = [v for v in sweep.variants if v.variant_id not in done]
-        sweep.rescore = rescores(todo, sweep.suites, sweep.model.is_remote,
-                                 store.incomplete_variants([v.variant_id for v in todo]))
+        todo = [v for v in sweep.variants if v.variant_id not in done and v not in trials]
+        sweep.rescore = rescores([*todo, *trials], sweep.suites, sweep.model.is_remote,
+                                 store.incomplete_variants([v.variant_id for v in [*todo, *trials]]))
         base = next((v for v in sweep.variants if v.method == "base"), None)
         if base is not None and base.variant_id in {*done, *sweep.rescore} and any(
                 s.options.get("pairwise_against") for s in sweep.suites):
@@ -341,6 +349,9 @@ def _run_sweep(spec_path: str | Path, db: str | Path, *, executor: str, only: li
                     if event.variant.method == "base":  # later variants' pairwise judges compare with its outputs
                         sweep.base_outputs.update(base_references(sweep.suites, event.result.suites))
                 store.release()  # closed (and checkpointed) while the next variant trains, so readers get in
+            if sweep.spec.search is not None and sweep.spec.search.drives:
+                start_search(sweep, trials, store, run_id, out_dir, executor, progress,
+                             lambda v, r: _store(store, run_id, v, r, progress), ids, [i in done for i in ids])
             derive_findings(store, run_id, sweep.spec.findings)
             progress.info(findings_line(store.run_table(run_id, "findings")) + ", listed with the summary "
                           "(comparisons against base are corrected together across the run)")
@@ -374,6 +385,8 @@ def _store(store: Store, run_id: str, v: Variant, result: VariantResult, progres
     elif result.variant.status == INCOMPLETE:
         progress.info(f"INCOMPLETE {v.name} ({v.variant_id}): stored {result.n_scores} scores, {result.n_samples} "
                       f"examples; {result.variant.error} (a rerun of the spec scores only the failed suites)")
+    elif result.variant.stop_reason and result.variant.status == "stopped":  # a search stopped it (harness.search)
+        progress.info(f"stored {v.name} ({v.variant_id}): {result.variant.stop_reason}")
     else:
         progress.info(f"FAILED {v.name} ({v.variant_id}): {result.variant.error}")
 

@@ -51,10 +51,10 @@ def _spec_of(db: str, run_id: str) -> tuple[dict[str, object], ExperimentSpec, P
 def _planted_specs(raw: dict[str, object], spec: ExperimentSpec, folder: Path, tag: str
                    ) -> list[tuple[str, set[str], Path]]:
     method = next((m for m in spec.sweep.method if m in ("lora", "qlora", "full")), "lora")
-    lr = max(spec.sweep.learning_rate)
+    lr = max(spec.sweep.values("learning_rate"))
     base = {**raw, "name": f"{spec.name}-selftest", "gate": {}}
-    one = {"method": [method], "rank": spec.sweep.rank[:1], "seed": [0]}
-    destructive = {**base, "sweep": {**one, "epochs": spec.sweep.epochs[:1], "learning_rate": [lr * 100]}}
+    one = {"method": [method], "rank": spec.sweep.values("rank")[:1], "seed": [0]}
+    destructive = {**base, "sweep": {**one, "epochs": spec.sweep.values("epochs")[:1], "learning_rate": [lr * 100]}}
     train = (folder / str(spec.data.train)).read_text(encoding="utf-8").splitlines()
     subset = folder / f".selftest-{tag}-train.jsonl"
     subset.write_text("\n".join([ln for ln in train if ln.strip()][:SUBSET]) + "\n", encoding="utf-8")

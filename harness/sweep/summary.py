@@ -77,6 +77,9 @@ def print_summary(store: Store, run_id: str, out: TextIO) -> None:
         for row in findings.to_dict("records"):
             console.print(f"  [{row['severity']}] {names.get(row['variant_id'], row['variant_id'])} "
                           f"{row['check']}: {row['message']}", markup=False)
+    for row in data.variants.to_dict("records"):  # a searched run's stopped variants, and why (harness.search)
+        if row["status"] == "stopped" and row.get("stop_reason"):
+            console.print(f"  {row['name']}: {row['stop_reason']}", markup=False, soft_wrap=True)
     console.print(rec.reason, markup=False, soft_wrap=True)
     verdict = prompt_vs_finetuning(data)
     if verdict is not None:

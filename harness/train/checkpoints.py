@@ -31,7 +31,7 @@ from harness.results import (
 from harness.scores import JSONDict
 from harness.spec.schema import TrainSpec
 
-__all__ = ["EpochBoundaries", "Scored", "TrainRecord", "export_weights", "group_lock", "log_rows", "select_checkpoints",
+__all__ = ["EpochBoundaries", "PauseAtEpoch", "Paused", "Scored", "TrainRecord", "export_weights", "group_lock", "log_rows", "select_checkpoints",
            "stop_reason"]
 
 # Files of a Trainer checkpoint that hold training state, not the model: left behind when a checkpoint is exported.
@@ -82,6 +82,29 @@ class EpochBoundaries(TrainerCallback):
         if self.has_validation and not any(h.get("step") == step and "eval_loss" in h for h in state.log_history[-4:]):
             control.should_evaluate = True  # unless this step's validation pass has run already
         return control
+
+
+class PauseAtEpoch(TrainerCallback):
+    """Stops training at the end of epoch `epoch` (after its checkpoint and validation pass): a search's rung
+    boundary (harness.search). The run's schedule is the full run's, so a later call resumes it unchanged."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kw: object) -> TrainerControl:
+        if round(state.epoch or 0) >= self.epoch:
+            control.should_training_stop = True
+        return control
+
+
+class Paused(Exception):  # noqa: N818 - not an error: training stopped where it was asked to
+    """Training paused at a rung boundary: the train log so far and the seconds this call trained; the trainer's
+    checkpoints stay on disk for the call that continues it."""
+
+    def __init__(self, log: list[LogPoint], seconds: float, step: int):
+        super().__init__(f"paused at step {step}")
+        self.log, self.seconds, self.step = log, seconds, step
 
 
 def log_rows(history: list[dict[str, float]]) -> list[LogPoint]:

@@ -48,6 +48,8 @@ from harness.spec.plan import Variant
 from harness.spec.schema import TrainSpec
 from harness.train.checkpoints import (
     EpochBoundaries,
+    PauseAtEpoch,
+    Paused,
     Scored,
     TrainRecord,
     group_lock,
@@ -154,12 +156,14 @@ def _arguments(variant: Variant, train: TrainSpec, placement: Placement, out_dir
 def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examples: list[list[dict[str, str]]],
                   val_examples: list[list[dict[str, str]]], out_dir: Path,
                   on_step: Callable[[int, int, float | None], None] | None = None,
-                  placement: Placement | None = None, targets: tuple[int, ...] | None = None) -> TrainOutput:
+                  placement: Placement | None = None, targets: tuple[int, ...] | None = None,
+                  pause_at: int | None = None) -> TrainOutput:
     """Train one local variant (for `variant.epochs`) under out_dir, resuming from a checkpoint a killed run left.
 
     targets: the epoch counts to score from this one training (`epochs_from_one_run`; default the variant's own);
     each gets its checkpoint (train.select) in the record's `scored`. The final model is saved as safetensors in
-    out_dir/model and returned in memory, for the target it is the selected checkpoint of.
+    out_dir/model and returned in memory, for the target it is the selected checkpoint of. pause_at: stop at the end
+    of that epoch and raise `Paused`, the checkpoints kept for the call that resumes it (a search's rung).
     """
     method, seed = variant.method, int(variant.seed or 0)
     placement = placement or detect_placement(train.dtype)
@@ -186,6 +190,8 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     if train.early_stopping is not None and val_ds:
         stopper = EarlyStoppingCallback(train.early_stopping.patience, train.early_stopping.min_delta)
         trainer.add_callback(stopper)
+    if pause_at is not None:
+        trainer.add_callback(PauseAtEpoch(pause_at))
     folder = Path(str(args.output_dir))
     resume = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     start = folder / "start.json"  # the validation loss before the first step (not in Trainer's history)
@@ -215,6 +221,8 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     if start.is_file():
         rows.insert(0, LogPoint(**json.loads(start.read_text())))
     rows = sorted(rows, key=lambda r: (r.step, r.split))
+    if pause_at is not None and last < trainer.state.max_steps:
+        raise Paused(rows, seconds, last)
     tokens = real
     stop = stop_reason(trainer, stopper, train, rows)
     scored = select_checkpoints(trainer, rows, targets, steps_per_epoch, train.select, out_dir) if main else {}

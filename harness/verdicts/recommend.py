@@ -22,6 +22,7 @@ from harness.store.reads import RunData, ScoreCell
 from harness.verdicts.compare import Comparison, Interval, Settings, compare, paired
 from harness.verdicts.findings import declared_checks
 from harness.verdicts.rulebook import FindingsConfig
+from harness.verdicts.search_outcome import SearchOutcome, search_outcome
 
 Record = dict[str, object]  # a stored `variants` row (DataFrame.to_dict('records'))
 
@@ -85,6 +86,9 @@ def _cell_text(s: ScoreCell) -> str:
 
 def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Recommendation:
     """The recommended variant of a run, the gate's default candidate, and the reason."""
+    searched = search_outcome(data.run, data.variants, data.train_log)
+    if searched is not None:  # a search's winner is picked on validation alone (harness.verdicts.search_outcome)
+        return _search_pick(data, searched)
     done = [v for v in data.variants.to_dict("records") if v["method"] != "base" and v["status"] == "finished"]
     if not done:
         return Recommendation(None, None, f"No recommendation: run {data.run.get('run_id')} has no finished "
@@ -123,6 +127,26 @@ def recommend(data: RunData, forget: dict[str, Comparison] | None = None) -> Rec
                           f"{' and more' if len(excluded) > 5 else ''}). The best of them is {best['name']}: {why} "
                           "`harness gate` takes it as its default candidate, and its findings rules decide.",
                           True, suite, metric)
+
+
+def _search_pick(data: RunData, out: SearchOutcome) -> Recommendation:
+    """A searched run's recommendation: the search's winner on validation loss, or none; never another variant
+    chosen on test-set figures (docs/search.md)."""
+    suite, metric = primary(data)
+    if out.winner_id is None:
+        return Recommendation(None, None, f"No recommendation: no variant of the search finished. {out.selection()} "
+                              f"{out.saving()}", False, suite, metric)
+    loss = "n/a" if out.winner_loss is None else f"{out.winner_loss:.4f}"
+    why = (f"the lowest validation loss ({loss}) of the variants the search trained to the end. {out.selection()} "
+           f"{out.saving()}")
+    flags = _flagged(data).get(out.winner_id)
+    if flags:
+        return Recommendation(None, out.winner_id, f"No recommendation: the search's winner {out.winner_name} has "
+                              f"findings ({', '.join(flags)}): {why} Another variant is not put forward instead, "
+                              "since passing over the winner on test-set findings would select on test. "
+                              "`harness gate` takes the winner as its default candidate.", True, suite, metric)
+    return Recommendation(out.winner_id, out.winner_id, f"Recommended: {out.winner_name}: {why}", False, suite,
+                          metric, (out.winner_id,))
 
 
 def _flagged(data: RunData) -> dict[str, list[str]]:

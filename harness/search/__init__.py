@@ -1,0 +1,1 @@
+"""Sweeps that search: sampled spaces (Optuna), early elimination at rung boundaries, selection on validation."""
