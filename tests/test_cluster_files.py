@@ -55,6 +55,9 @@ def test_the_request_defaults_to_one_gpu_where_the_cluster_has_them_and_names_wh
     spec = spec_at(tmp_path)
     assert request(spec.resources, {"CPU": 8}) == Request(1.0, 0.0, {})
     assert request(spec.resources, {"CPU": 8, "GPU": 2}) == Request(1.0, 1.0, {})
+    # a variant trained on 4 processes (train.distributed) asks for 4 GPUs, on a cluster that has GPUs only
+    assert request(spec.resources, {"CPU": 8, "GPU": 8}, processes=4) == Request(1.0, 4.0, {})
+    assert request(spec.resources, {"CPU": 8}, processes=4) == Request(1.0, 0.0, {})
     pinned = request(spec_at(tmp_path, "resources: {gpus_per_variant: 0, resources: {node_b: 1}}\n").resources,
                      {"GPU": 2})
     assert pinned.gpus == 0 and pinned.options()["resources"] == {"node_b": 1} and pinned.options()["max_retries"] == 1

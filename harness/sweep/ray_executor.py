@@ -59,9 +59,11 @@ def _connect() -> ModuleType:
     return ray
 
 
-def request(spec: ResourcesSpec, cluster: dict[str, float]) -> Request:
-    """The spec's per-variant request; without gpus_per_variant, one GPU where the cluster has any (as before)."""
-    gpus = spec.gpus_per_variant if spec.gpus_per_variant is not None else (1.0 if cluster.get("GPU", 0) >= 1 else 0.0)
+def request(spec: ResourcesSpec, cluster: dict[str, float], processes: int = 1) -> Request:
+    """The spec's per-variant request; without gpus_per_variant, one GPU per training process (train.distributed)
+    where the cluster has any GPU, else none (as before)."""
+    gpus = spec.gpus_per_variant if spec.gpus_per_variant is not None else (
+        float(processes) if cluster.get("GPU", 0) >= 1 else 0.0)
     return Request(spec.cpus_per_variant, gpus, dict(spec.resources))
 
 
@@ -117,7 +119,8 @@ def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, pr
     ray = _connect()
     check_storage(sweep.spec.storage)
     cluster = ray.cluster_resources()
-    need = request(sweep.spec.resources, cluster)
+    dist = sweep.spec.train.distributed
+    need = request(sweep.spec.resources, cluster, dist.processes if dist is not None else 1)
     limit = sweep.spec.resources.timeout_minutes
     out_dir.mkdir(parents=True, exist_ok=True)
     marker = out_dir / f".driver-{uuid.uuid4().hex}"  # a node that sees this file shares the driver's folder
