@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import make_rows
+from transformers import Trainer
 from trl import SFTTrainer
 from trl.chat_template_utils import has_generation_markers
 
@@ -22,14 +23,16 @@ from harness.train.local import train_variant
 def test_training_runs_on_trl_sft_trainer_with_labels_masked_on_the_prompt(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packing: bool) -> None:
     seen: list[tuple[type, dict[str, torch.Tensor]]] = []
-    compute_loss = SFTTrainer.compute_loss
+    # on the CPU the harness's SFTTrainer takes transformers' own loss (harness/train/local.py: _SFTTrainer), so the
+    # batch trl prepared is seen where Trainer computes the loss
+    compute_loss = Trainer.compute_loss
 
-    def spy(self: SFTTrainer, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    def spy(self: Trainer, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         if model.training:
             seen.append((type(self), {k: v.clone() for k, v in inputs.items() if isinstance(v, torch.Tensor)}))
         return compute_loss(self, model, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(SFTTrainer, "compute_loss", spy)
+    monkeypatch.setattr(Trainer, "compute_loss", spy)
     rows = [r["messages"] for r in make_rows(4)]
     variant = Variant("v", "lora-r2-e1", "lora", rank=2, epochs=1, learning_rate=1e-3, seed=0)
     out = train_variant(resolve_model("tiny-random-llama"), variant, TrainSpec(max_seq_length=96, batch_size=4,

@@ -31,6 +31,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
+    Trainer,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -257,6 +258,20 @@ def train_variant(ref: ModelRef, variant: Variant, train: TrainSpec, train_examp
     return TrainOutput(for_scoring(model, method, placement), tokenizer, record)
 
 
+class _SFTTrainer(SFTTrainer):
+    """trl's SFTTrainer with transformers' own loss on the CPU: trl 1.16 always computes the loss through its fused
+    LM head (log-probs, entropy and top-1 for its metrics, chunked to save GPU memory), which costs ~40% more CPU per
+    step on the CPU (benchmarks/train_bench.py) and gives losses that differ from the model's own in the 5th digit.
+    On an accelerator trl's loss is kept (its memory saving matters for large vocabularies)."""
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor],  # type: ignore[override]
+                     return_outputs: bool = False, num_items_in_batch: torch.Tensor | None = None) -> object:
+        if self.args.device.type == "cpu":
+            inputs["use_cache"] = False  # type: ignore[assignment]  # as trl does: no cache while training
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
 def _trainer(model: TrainedModel, tokenizer: PreTrainedTokenizerBase, train_ds: list[Messages],
              val_ds: list[Messages], args: SFTConfig, packing: bool, callback: _LogCallback) -> SFTTrainer:
     """trl's SFTTrainer on the examples as conversational prompt-completion data, reporting through the harness."""
@@ -265,7 +280,7 @@ def _trainer(model: TrainedModel, tokenizer: PreTrainedTokenizerBase, train_ds: 
     datasets.disable_progress_bars()  # the harness reports progress itself
     trainable = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
     with _no_telemetry():
-        trainer = SFTTrainer(model=model, args=args, train_dataset=prompt_completion(train_ds),
+        trainer = _SFTTrainer(model=model, args=args, train_dataset=prompt_completion(train_ds),
                              eval_dataset=prompt_completion(val_ds) if val_ds else None, processing_class=tokenizer,
                              callbacks=[callback])
     prepared, wrapped = trainer.train_dataset, trainer.model
