@@ -77,11 +77,11 @@ def tiny() -> tuple[Any, Any]:
 def test_every_built_in_suite_batched_equals_one_at_a_time(tiny: tuple[Any, Any]) -> None:
     model, tok = tiny
     assert decodes_here(model)  # the preallocated, row-dropping decoder is the path under test
-    prompts = suite_prompts()
+    prompts = suite_prompts(limit=8)  # the first 8 of each: batches of 3, 3 and 2 (CPU time on a shared machine)
     assert {"heldout", "acme-format", "acme-hallucination", "instructions", "safety", "memorization",
             "general"} <= set(prompts)
     for name, convs in prompts.items():
-        lm = LocalModel(model, tok, name="tiny", batch_size=8)
+        lm = LocalModel(model, tok, name="tiny", batch_size=3)
         assert lm.generate(convs, 10) == one_at_a_time(model, tok, convs, 10), name
 
 
@@ -90,8 +90,8 @@ def test_few_shot_prompt_variant_batched_equals_one_at_a_time(tiny: tuple[Any, A
     train = [Example(m, "train.jsonl", i + 1) for i, m in enumerate(_chats(DATA / "train.jsonl"))]
     system = (DATA.parent / "system_prompt.txt").read_text().strip()
     turns = shot_turns(few_shot_examples(train, 3, 0))
-    convs = [m[:-1] for m in _chats(DATA / "test.jsonl")][:20]
-    lm = LocalModel(model, tok, name="tiny", batch_size=6)
+    convs = [m[:-1] for m in _chats(DATA / "test.jsonl")][:12]
+    lm = LocalModel(model, tok, name="tiny", batch_size=5)
     prompted = PromptedModel(lm, system=system, turns=turns)
     wrapped = [prompted._wrap(c) for c in convs]
     shared, cache = lm._shared_prefix([lm._encode(lm._chat(c, generation_prompt=True)) for c in wrapped])
@@ -106,7 +106,8 @@ def test_finished_rows_leave_the_batch_with_their_tokens_unchanged(tiny: tuple[A
     rows = [tok(f"Ticket {i}: " + "please help " * i, add_special_tokens=False)["input_ids"] for i in range(6)]
     free = [model.generate(input_ids=torch.tensor([r]), max_new_tokens=12, do_sample=False, eos_token_id=None,
                            pad_token_id=0)[0, len(r):].tolist() for r in rows]
-    stop = free[0][3]  # row 0 stops at its 4th token; others at theirs, or never
+    firsts = {f[0] for f in free}
+    stop = next(t for f in free for t in f if t not in firsts)  # some row reaches it after a few steps, others never
     lm = LocalModel(model, tok, name="tiny")
     ids, mask = lm._left_padded(rows, 0)
     got = decode(model, ids, mask, batch_cache(None, len(rows), ids.shape[1] + 12, 2), 12, [stop]).tokens
