@@ -31,7 +31,7 @@ _NEUTRAL = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0)
             "begin_suppress_tokens": (None,), "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
             "sequence_bias": (None,), "encoder_repetition_penalty": (None, 1.0),
             "exponential_decay_length_penalty": (None,), "renormalize_logits": (None, False),
-            "remove_invalid_values": (None, False), "watermarking_config": (None,), "logits_processor": (None,)}
+            "remove_invalid_values": (None, False), "watermarking_config": (None,)}
 
 
 class PreallocatedLayer(DynamicLayer):

@@ -1,5 +1,9 @@
 """A local transformers model behind the ScoringModel protocol: batched, left-padded generation; batched log-likelihoods.
 
+Generation sorts prompts by token length (batches of similar length, results in the caller's order), computes the
+prompts' shared prefix (system prompt, few-shot turns, the chat template's header) once per call, and decodes each
+batch greedily from a copy of that prefix's KV cache (harness.models.greedy), with the same tokens as generate().
+
 Every tensor it hands the model is created on the model's device. The batch size starts at the largest asked for
 (`auto`: 64 on a GPU, 32 on the CPU) and halves whenever the device runs out of memory, redoing that batch, so a long
 test set is scored completely with the largest batch that fits.
