@@ -51,9 +51,10 @@ class PreallocatedLayer(DynamicLayer):
         self.capacity = capacity
         self.is_initialized = True
 
-    def _views(self) -> None:
-        self.keys = self.k_buf[:, :, :self.length]
-        self.values = self.v_buf[:, :, :self.length]
+    def _views(self) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = self.k_buf[:, :, :self.length], self.v_buf[:, :, :self.length]
+        self.keys, self.values = keys, values
+        return keys, values
 
     def fill(self, keys: torch.Tensor, values: torch.Tensor, rows: int) -> None:
         """Start from a prefix's keys and values (batch 1), copied into every one of `rows` rows."""
@@ -76,8 +77,7 @@ class PreallocatedLayer(DynamicLayer):
         self.k_buf[:, :, self.length:end] = key_states
         self.v_buf[:, :, self.length:end] = value_states
         self.length = end
-        self._views()
-        return self.keys, self.values
+        return self._views()
 
     def get_seq_length(self) -> int:
         return self.length
@@ -119,6 +119,7 @@ def batch_cache(prefix: DynamicCache | None, rows: int, capacity: int, n_layers:
     layers = [PreallocatedLayer(capacity) for _ in range(n_layers)]
     if prefix is not None:
         for layer, source in zip(layers, prefix.layers, strict=True):
+            assert isinstance(source, DynamicLayer) and source.keys is not None and source.values is not None
             layer.fill(source.keys, source.values, rows)
     cache.layers = list(layers)
     return cache
