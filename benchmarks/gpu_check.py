@@ -6,6 +6,8 @@
 3. benchmarks/train_bench.py on the GPU: bare loop vs harness, batched vs one-at-a-time generation.
 4. With more than one GPU visible: LoRA and full fine-tuning under `train.distributed` (DDP, then FSDP) on every
    GPU against one GPU: tokens/s per GPU and the scaling ratio (docs/distributed.md); else "skipped: 1 GPU visible".
+5. benchmarks/gen_bench.py on the GPU in the scored model's dtype and attention kernel: generated tokens/s at batch 1
+   and at the auto batch size, identical outputs counted, and a 3-shot prompt variant against base.
 Prints one line per figure: tokens/s, peak memory and wall time per variant and stage.
 With --cpu everything runs on the CPU with tiny-random-llama (no QLoRA: 4-bit needs a pretrained folder), in
 under a minute, so CI keeps this script working.
@@ -170,6 +172,22 @@ def multi_gpu(model: str, out: Path, gpus: int) -> list[str]:
     return failed
 
 
+def gen_bench(model: str, *, cpu: bool) -> int:
+    """benchmarks/gen_bench.py (all threads): tokens/s at batch 1 and at the auto batch size; its exit status."""
+    args = ["--model", model, "--threads", "0"] + (["--prompts", "4", "--new-tokens", "8", "--shots", "1"] if cpu else [])
+    if not cpu:
+        return subprocess.run([sys.executable, str(REPO / "benchmarks" / "gen_bench.py"), *args], check=False).returncode
+    sys.path.insert(0, str(REPO / "benchmarks"))  # in this process: torch is imported already
+    import gen_bench as bench
+
+    try:
+        bench.main(args)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - reported as the check's failure
+        print(f"gen_bench failed: {exc.__class__.__name__}: {exc}", flush=True)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cpu", action="store_true", help="CPU and tiny-random-llama, under a minute (for CI)")
@@ -221,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         rc = subprocess.run(bench, check=False).returncode
     log("stage train_bench wall time", f"{time.perf_counter() - t1:.1f}", "s")
     failed += multi_gpu(model, out / "multi-gpu", 0 if args.cpu else torch.cuda.device_count())
+    t2 = time.perf_counter()
+    rc = max(rc, gen_bench(model, cpu=args.cpu))
+    log("stage gen_bench wall time", f"{time.perf_counter() - t2:.1f}", "s")
     log("total wall time", f"{time.perf_counter() - t0:.1f}", "s")
     ok = not failed and not bad and rc == 0
     log("result", "PASS" if ok else f"FAIL (unfinished: {failed or '-'}; out of tolerance: {bad or '-'}; bench rc {rc})")

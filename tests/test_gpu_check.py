@@ -24,7 +24,7 @@ def test_gpu_check_runs_on_the_cpu(tmp_path: Path) -> None:
     assert "result: PASS" in out
     for figure in ("sweep lora-r8-e1 tokens per second", "sweep full-e1 peak memory mb", "stage sweep wall time",
                    "compare lora heldout.loss", "lora ratio harness / bare", "generation speed-up",
-                   "multi-gpu: skipped: 0 GPUs visible"):
+                   "multi-gpu: skipped: 0 GPUs visible", "generated tokens/s (batch 1)", "batched identical outputs"):
         assert figure in out, figure
     print(out)
     print(f"gpu_check.sh --cpu took {time.perf_counter() - t0:.0f} s")

@@ -1,5 +1,9 @@
 """A local transformers model behind the ScoringModel protocol: batched, left-padded generation; batched log-likelihoods.
 
+Generation sorts prompts by token length (batches of similar length, results in the caller's order), computes the
+prompts' shared prefix (system prompt, few-shot turns, the chat template's header) once per call, and decodes each
+batch greedily from a copy of that prefix's KV cache (harness.models.greedy), with the same tokens as generate().
+
 Every tensor it hands the model is created on the model's device. The batch size starts at the largest asked for
 (`auto`: 64 on a GPU, 32 on the CPU) and halves whenever the device runs out of memory, redoing that batch, so a long
 test set is scored completely with the largest batch that fits.
@@ -15,8 +19,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import DynamicCache
 
 from harness.models.device import input_device
+from harness.models.greedy import batch_cache, decode, decodes_here
 from harness.models.lm_eval_types import LmEvalResults, TaskDict
 from harness.models.protocol import Usage
 
@@ -95,29 +101,36 @@ class LocalModel:
         t0 = time.perf_counter()
         prompts = [self._encode(self._chat(c, generation_prompt=True)) for c in conversations]
         produced = [0] * len(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # batches of similar length: less padding
         out: list[str] = [""] * len(prompts)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         stop = [t for t in {self.tok.eos_token_id, self.tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int)]
         shared, cache = self._shared_prefix(prompts)
+        here = decodes_here(self.model)
+        n_layers = len(DynamicCache(config=self.model.config).layers) if here else 0
 
         def run(idx: list[int]) -> None:
             ids, mask = self._left_padded([prompts[i][len(shared):] for i in idx], pad)
-            extra: dict[str, Cache] = {}
             if cache is not None:  # [shared prefix][padding][rest]: positions come from the mask, so this is exact
                 ids = torch.cat([torch.tensor([shared], device=self.device).expand(len(idx), -1), ids], dim=1)
                 mask = torch.cat([torch.ones((len(idx), len(shared)), dtype=mask.dtype, device=self.device), mask], 1)
-                extra["past_key_values"] = copy.deepcopy(cache)
-                extra["past_key_values"].batch_repeat_interleave(len(idx))
-            gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                      do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True, **extra)
-            new = gen[:, ids.shape[1]:].tolist()
+            if here:
+                rows = decode(self.model, ids, mask, batch_cache(cache, len(idx), ids.shape[1] + max_new_tokens,
+                                                                 n_layers), max_new_tokens, stop).tokens
+            else:  # transformers' generate: a cache of another layout, or logits processors the model asks for
+                extra: dict[str, Cache] = {}
+                if cache is not None:
+                    extra["past_key_values"] = copy.deepcopy(cache)
+                    extra["past_key_values"].batch_repeat_interleave(len(idx))
+                gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                          do_sample=False, pad_token_id=pad, eos_token_id=stop, use_cache=True, **extra)
+                rows = gen[:, ids.shape[1]:].tolist()
             for row, i in enumerate(idx):
-                text = self.tok.decode(new[row], skip_special_tokens=True)
+                text = self.tok.decode(rows[row], skip_special_tokens=True)
                 assert isinstance(text, str)  # one sequence of ids decodes to one string
                 out[i] = text.strip()
                 # generated tokens up to and including the first stop token (the rest of the row is padding)
-                produced[i] = next((j + 1 for j, t in enumerate(new[row]) if t in stop), len(new[row]))
+                produced[i] = next((j + 1 for j, t in enumerate(rows[row]) if t in stop), len(rows[row]))
             self._tick(len(idx))
 
         self._batches(order, run)
@@ -125,9 +138,10 @@ class LocalModel:
                        seconds=time.perf_counter() - t0)
         return out
 
-    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], Cache | None]:
-        """The tokens every prompt starts with (a system prompt, a chat template's header) and their KV cache,
-        computed once per call and copied into each batch; ([], None) when under MIN_SHARED tokens are shared."""
+    def _shared_prefix(self, prompts: list[list[int]]) -> tuple[list[int], DynamicCache | None]:
+        """The tokens every prompt starts with (a system prompt and few-shot turns, a chat template's header) and
+        their KV cache at batch size 1, computed once per call (a suite) and copied into each batch; ([], None) when
+        under MIN_SHARED tokens are shared."""
         if len(prompts) < 2:
             return [], None
         first, last = min(prompts), max(prompts)  # the lexicographic extremes bound every common prefix
@@ -136,13 +150,16 @@ class LocalModel:
             n += 1
         if n < MIN_SHARED:
             return [], None
-        try:
-            ids = torch.tensor([first[:n]], device=self.device)
-            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
-        except TypeError:  # a model without a KV cache to hand over
-            return [], None
+        ids = torch.tensor([first[:n]], device=self.device)
+        try:  # only the cache is wanted: the LM head runs on one position where the model allows it
+            out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
+        except TypeError:
+            try:
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+            except TypeError:  # a model without a KV cache to hand over
+                return [], None
         cache = getattr(out, "past_key_values", None)
-        return (first[:n], cache) if hasattr(cache, "batch_repeat_interleave") else ([], None)
+        return (first[:n], cache) if isinstance(cache, DynamicCache) else ([], None)
 
     def _score_batches(self, items: Sequence[tuple[list[int], int]]) -> list[tuple[float, bool, int]]:
         """items: (tokens, n_target) -> sum log-prob of the last n_target tokens given the rest, greedy, n.
