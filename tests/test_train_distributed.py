@@ -70,26 +70,31 @@ def test_batch_must_split_over_the_processes() -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
-    """DDP and FSDP (FSDP2 on gloo runs on this CPU) on 2 processes against 1, LoRA and full fine-tuning."""
+    """DDP (LoRA and full) and FSDP (full: FSDP2 on gloo runs on this CPU) on 2 processes against 1. FSDP of LoRA
+    runs the same wrapping (docs/distributed.md) and is left out here to keep CI's time: every torchrun start costs."""
     _sweep(_experiment(tmp_path / "one", methods="[lora, full]", epochs=2, processes=1), tmp_path / "one.duckdb")
-    for strategy in ("ddp", "fsdp"):
-        spec = _experiment(tmp_path / strategy, methods="[lora, full]", epochs=2, processes=2, strategy=strategy)
+    for strategy, methods in (("ddp", ["lora", "full"]), ("fsdp", ["full"])):
+        spec = _experiment(tmp_path / strategy, methods=f"[{', '.join(methods)}]", epochs=2, processes=2,
+                           strategy=strategy)
         _sweep(spec, tmp_path / f"{strategy}.duckdb")
-        _compare(tmp_path / "one.duckdb", tmp_path / f"{strategy}.duckdb", strategy)
+        _compare(tmp_path / "one.duckdb", tmp_path / f"{strategy}.duckdb", strategy, ["base", *methods])
 
 
-def _compare(one: Path, two: Path, strategy: str) -> None:
+def _compare(one: Path, two: Path, strategy: str, methods: list[str]) -> None:
     with Store(one, read_only=True) as a, Store(two, read_only=True) as b:
-        q = "SELECT variant_id, name, status, processes, strategy, devices, node FROM variant_results ORDER BY name"
+        q = ("SELECT variant_id, name, method, status, processes, strategy, devices, node FROM variant_results "
+             "ORDER BY name")
         ra, rb = a.query(q), b.query(q)
+        ra = ra[ra["method"].isin(methods)]
         assert list(ra["variant_id"]) == list(rb["variant_id"])  # processes is not part of the variant id
-        assert set(rb["status"]) == {"finished"} and len(rb) == 3  # base, full, lora: one row each
+        assert set(rb["status"]) == {"finished"} and len(rb) == len(methods)  # one row each
         trained = rb[rb["name"] != "base"]
         assert set(trained["processes"]) == {2} and set(trained["strategy"]) == {strategy}
         assert set(ra["processes"]) == {1} and ra["strategy"].isna().all()
         assert set(rb["devices"]) == {"cpu"} and rb["node"].notna().all()
         q = "SELECT variant_id, split, step, loss FROM train_log ORDER BY 1, 2, 3"
         la, lb = a.query(q), b.query(q)
+        la = la[la["variant_id"].isin(rb["variant_id"])].reset_index(drop=True)
     assert list(zip(la["variant_id"], la["split"], la["step"], strict=True)) == \
         list(zip(lb["variant_id"], lb["split"], lb["step"], strict=True))
     assert {"train", "validation"} <= set(lb["split"]) and lb["step"].max() == 6
