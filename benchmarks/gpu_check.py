@@ -3,7 +3,7 @@
 1. A sweep of full, LoRA and QLoRA variants (and base) of the model on the GPU: every variant must finish.
 2. The same LoRA variant in fp32 on the GPU and on the CPU (dropout off, so both see the same computation):
    its scores must agree within TOLERANCE.
-3. benchmarks/train_bench.py on the GPU: bare loop vs harness, batched vs one-at-a-time generation.
+3. benchmarks/train_bench.py on the GPU: bare loop vs harness (training tokens/s per method).
 4. With more than one GPU visible: LoRA and full fine-tuning under `train.distributed` (DDP, then FSDP) on every
    GPU against one GPU: tokens/s per GPU and the scaling ratio (docs/distributed.md); else "skipped: 1 GPU visible".
 5. benchmarks/gen_bench.py on the GPU in the scored model's dtype and attention kernel: generated tokens/s at batch 1
@@ -220,9 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     failed += report_variants(variants(out / "cpu.duckdb"), "cpu-fp32")
     bad = compare(scores(gpu_db, "lora"), scores(out / "cpu.duckdb", "lora"), "sweep (cpu)" if args.cpu else "gpu")
     bench = [sys.executable, str(REPO / "benchmarks" / "train_bench.py"), "--model", model]
-    bench += ["--methods", "lora", "--steps", "2", "--repeats", "1", "--runs", "bare,harness", "--prompts", "4",
-              "--examples", "16", "--validation", "4", "--seq-len", "64",
-              "--new-tokens", "8", "--gen-batch", "4"] if args.cpu else \
+    bench += ["--methods", "lora", "--steps", "2", "--repeats", "1", "--runs", "bare,harness",
+              "--examples", "16", "--validation", "4", "--seq-len", "64"] if args.cpu else \
         ["--methods", ",".join(methods), "--repeats", "1"]
     t1 = time.perf_counter()
     if args.cpu:  # in this process: torch is imported already

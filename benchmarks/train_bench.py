@@ -1,13 +1,12 @@
-"""Training and generation speed, side by side, in one process.
+"""Training speed, side by side, in one process (generation's is benchmarks/gen_bench.py).
 
 Training: (a) a bare transformers + peft loop (forward, backward, AdamW step; no Trainer) and (b) the harness's
 local backend (`harness.train.local.train_variant`), on the same model, examples, rank, batch, sequence length
 and steps, for LoRA, full fine-tuning and QLoRA. Prints real tokens/s of each, the ratio, and the real-token
-share (real tokens over processed tokens). Generation: batched greedy generation against one prompt at a time
-(`harness.models.local.LocalModel`), identical outputs required.
+share (real tokens over processed tokens).
 
     python benchmarks/train_bench.py              # SmolLM2, 64 examples <= 128 tokens, batch 8, 8 steps (minutes)
-    python benchmarks/train_bench.py --quick      # LoRA only, 3 steps, 8 prompts (about a minute)
+    python benchmarks/train_bench.py --quick      # LoRA only, 3 steps (about a minute)
     python benchmarks/train_bench.py --model tiny-random-llama --methods lora,full   # a smoke run
 
 It ends with one `goal ...` line per figure of issue 24: each method's harness / bare ratio per CPU second (goal
@@ -186,48 +185,11 @@ def _show(what: str, r: dict[str, float]) -> None:
         log(f"{what} peak memory", f"{r['peak_mb']:.0f}", "MB")
 
 
-def gen_bench(ref: Any, args: argparse.Namespace, placement: Any) -> None:
-    """Batched greedy generation (the harness's LocalModel: length-sorted batches, shared-prefix KV cache) against
-    one prompt at a time with plain `generate`; outputs must be identical."""
-    from harness.models import local
-    from harness.models.local import LocalModel
-    from harness.models.resolve import load_model, load_tokenizer
-
-    model, tok = load_model(ref, placement=placement), load_tokenizer(ref)
-    convs = [m[:-1] for m in examples(DATA / "test.jsonl", args.prompts)]
-    shared_min = local.MIN_SHARED
-    runs = [("one at a time", 1, False)] + [(f"batch {b}", b, True) for b in args.gen_batch]
-    runs += [] if args.quick else [(f"batch {args.gen_batch[0]} without the shared prefix", args.gen_batch[0], False)]
-    timings: dict[str, tuple[float, float]] = {}
-    outputs: dict[str, list[str]] = {}
-    for name, bs, shared in runs:
-        local.MIN_SHARED = shared_min if shared else 10**9
-        lm = LocalModel(model, tok, name="bench", batch_size=bs)
-        lm.generate(convs[:2], 4)  # warm-up
-        _sync(placement.device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        outputs[name] = lm.generate(convs, args.new_tokens)
-        _sync(placement.device)
-        timings[name] = (time.perf_counter() - t0, time.process_time() - c0)
-    local.MIN_SHARED = shared_min
-    ref_out = outputs["one at a time"]
-    n_tokens = sum(len(tok(o, add_special_tokens=False)["input_ids"]) for o in ref_out)
-    log("generation", f"{len(convs)} prompts x up to {args.new_tokens} new tokens, greedy, {n_tokens} tokens out")
-    for name, (sec, cpu) in timings.items():
-        same = sum(a == b for a, b in zip(ref_out, outputs[name], strict=True))
-        log(f"generation {name} tokens/s", f"{n_tokens / sec:.1f}")
-        log(f"generation {name} seconds", f"{sec:.2f} (CPU {cpu:.2f})")
-        if name != "one at a time":
-            log(f"generation speed-up {name} / one at a time", f"{timings['one at a time'][0] / sec:.2f} "
-                f"(per CPU second {timings['one at a time'][1] / cpu:.2f})")
-            log(f"generation {name} identical outputs", f"{same}/{len(convs)}")
-
-
 def _qlora_possible() -> bool:
     try:
-        from harness.train.local import _check_4bit
+        from harness.train.loading import check_4bit
 
-        _check_4bit()
+        check_4bit()
         return True
     except RuntimeError:
         return False
@@ -245,24 +207,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--prompts", type=int, default=32)
-    p.add_argument("--new-tokens", type=int, default=48)
-    p.add_argument("--gen-batch", default="16,32", help="batch sizes to compare with one prompt at a time")
     p.add_argument("--dtype", default="auto", help="train.dtype: auto | fp32 | bf16 | fp16")
     p.add_argument("--runs", default="bare,harness,harness-no-validation,harness-grouped,harness-packing",
                    help="which training runs (bare and harness are needed for the ratio)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); on a shared "
                    "machine 1 avoids OpenMP threads spinning against other processes")
     p.add_argument("--skip-train", action="store_true")
-    p.add_argument("--skip-generation", action="store_true")
-    p.add_argument("--quick", action="store_true", help="LoRA only, 3 steps, 1 repeat, 8 prompts x 24 tokens")
+    p.add_argument("--quick", action="store_true", help="LoRA only, 3 steps, 1 repeat")
     args = p.parse_args(argv)
     if args.quick:
-        args.methods, args.steps, args.repeats, args.prompts, args.new_tokens = "lora", 3, 1, 8, 24
-        args.gen_batch = "8"
+        args.methods, args.steps, args.repeats = "lora", 3, 1
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     args.runs = [r.strip() for r in args.runs.split(",") if r.strip()]
-    args.gen_batch = [int(b) for b in str(args.gen_batch).split(",")]
     from transformers.utils import logging as hf_logging
 
     from harness.models.device import detect_placement
@@ -278,8 +234,6 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     if not args.skip_train:
         train_bench(ref, args, placement)
-    if not args.skip_generation:
-        gen_bench(ref, args, placement)
     log("benchmark wall time", f"{time.perf_counter() - t0:.0f}", "s")
 
 
