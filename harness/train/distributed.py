@@ -134,7 +134,9 @@ def launch(outcome: Path, torchrun_args: list[str]) -> int:
     try:
         run(parse_args(torchrun_args))
     except ChildFailedError as exc:
-        failures = sorted(exc.failures.items(), key=lambda kv: kv[1].timestamp)
+        # the cause first: a rank torchrun itself ended (SIGTERM, after another rank failed) can be recorded at the
+        # same time as the rank that failed, so it sorts after every other failure
+        failures = sorted(exc.failures.items(), key=lambda kv: (kv[1].exitcode == -signal.SIGTERM, kv[1].timestamp))
         rows = [{"rank": rank, "local_rank": f.local_rank, "pid": f.pid, "exitcode": f.exitcode,
                  "signal": f.signal_name() if f.exitcode < 0 else None,
                  "message": _message(f.message)}
