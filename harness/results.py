@@ -2,10 +2,8 @@
 
 Each stage returns its own piece (training a `TrainingOutcome`, loading a `Placed`, prompting a `PromptRecord`, the
 remote backend a `RemoteOutcome`, scoring a `PerRequest`); the executor gathers them in `RunParts` and `finish_row`
-combines them once with the row the plan fixed (`planned_row`). Nothing writes into a shared row. Only the sweep's
-runner hands results to the store, which turns them into table rows. Plain dataclasses (and the pydantic TrainSpec),
-so a result crosses a process (Ray) boundary.
-"""
+combines them once with the row the plan fixed (`planned_row`); only the sweep's runner hands results to the store.
+Plain dataclasses (and the pydantic TrainSpec), so a result crosses a process (Ray) boundary."""
 
 from __future__ import annotations
 

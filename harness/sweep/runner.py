@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import platform
-import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +26,7 @@ from harness.store.lock import sweep_lock
 from harness.store.reads import variant_rows
 from harness.sweep.checks import model_location, preflight
 from harness.sweep.execute import Rescore, VariantTask, rescores
+from harness.sweep.provenance import git_state, library_versions
 from harness.sweep.scheduler import JobRow, schedule
 from harness.sweep.signals import deferred_interrupts, terminate_as_interrupt
 from harness.sweep.summary import findings_line, print_summary
@@ -36,31 +35,6 @@ if TYPE_CHECKING:
     from harness.managed.backend import ManagedBackend
 
 LOCAL_METHODS = ("base", "lora", "qlora", "full", "given", "prompt")
-
-
-def git_state(where: Path | None = None) -> tuple[str | None, bool | None]:
-    """(sha, dirty) of the git checkout holding `where` (the spec's folder), if any."""
-    try:
-        sha = subprocess.run(["git", "-C", str(where or Path.cwd()), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-        if sha.returncode:
-            return None, None
-        dirty = subprocess.run(["git", "-C", str(where or Path.cwd()), "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, check=False)
-        return sha.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-
-
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "transformers", "peft", "trl", "bitsandbytes", "duckdb", "openai"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def _checkpoints(spec: ExperimentSpec) -> tuple[dict[str, str], dict[str, str]]:
