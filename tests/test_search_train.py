@@ -81,9 +81,11 @@ def test_asha_stops_the_useless_rates_and_picks_the_grids_winner(tmp_path: Path,
     assert len(at_first) == 6 and set(USELESS) <= set(at_first.learning_rate)
     assert at_first.stop_reason.str.contains("rung 1 keeps the best 3 of 9").all()
     log = data.train_log
-    for vid in at_first.variant_id:  # stored with their train log up to the rung, no scores
+    for vid in at_first.variant_id:  # stored with their train log up to the rung, scored on validation only
         assert log[log.variant_id == vid].step.max() == 1
-        assert data.scores[data.scores.variant_id == vid].empty
+        scored = data.scores[data.scores.variant_id == vid]
+        assert set(scored.suite) == {"divergence"} and not scored.empty  # no suite read the test set
+        assert data.examples[data.examples.variant_id == vid].empty
     later = v[~v.variant_id.isin(at_first.variant_id)]
     assert len(later) == 3 and not set(USELESS) & set(later.learning_rate)
     assert all(log[log.variant_id == vid].step.max() >= 3 for vid in later.variant_id)  # trained on
@@ -96,6 +98,25 @@ def test_asha_stops_the_useless_rates_and_picks_the_grids_winner(tmp_path: Path,
     assert "Trained 16 of 36 planned steps (44%)" in rec.reason and "9 variants tried, 8 stopped early" in rec.reason
     assert sum(p is not None for _, p in calls.calls) == 9 + 3  # rung trainings; then one survivor's to the end
     assert len(calls.calls) == 13
+
+    ray = pytest.importorskip("ray")  # the same search under --executor ray (local Ray) stops the same variants
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = folder(tmp_path / "ray", grid + "search: {algorithm: grid, scheduler: asha, grace_period: 1, "
+                                                 "reduction_factor: 3, score_stopped: false}\n")
+        rid = run_sweep(on_ray, tmp_path / "ray" / "r.duckdb", executor="ray", progress=Quiet(),
+                        out=open(on_ray.parent / "out.txt", "w"))  # noqa: SIM115
+    finally:
+        ray.shutdown()
+    assert rid is not None
+    with Store(tmp_path / "ray" / "r.duckdb", read_only=True) as s:
+        r = load_run(s, rid)
+    rv = r.variants[r.variants.method == "lora"].set_index("variant_id")
+    assert rv.status.to_dict() == v.set_index("variant_id").status.to_dict()
+    loss = r"\d+\.\d+(e[-+]?\d+)?"  # the losses may differ in their last bits (a Ray worker's thread count)
+    assert rv.stop_reason.str.replace(loss, "L", regex=True).to_dict() == \
+        v.set_index("variant_id").stop_reason.str.replace(loss, "L", regex=True).to_dict()
+    assert r.scores[r.scores.variant_id.isin(stopped.variant_id)].empty  # score_stopped: false scores none
 
     full = folder(tmp_path / "grid", grid)  # the same data and variants, every one trained to the end
     gid = sweep(full, tmp_path / "grid" / "r.duckdb")

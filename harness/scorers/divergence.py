@@ -104,7 +104,7 @@ def analyse(log: list[LogPoint], min_rise: float) -> Analysis | None:
     Metric("final_train_loss", higher_is_better=False), Metric("gap", higher_is_better=False),
     Metric("epochs_past_best", higher_is_better=False), Metric("steps_past_best", higher_is_better=False),
     Metric("validation_rise", higher_is_better=False),
-])
+], reads_test=False)
 def divergence(min_rise: float = 0.02) -> ScoreFn:
     """Loss by epoch, best epoch, generalization gap, epochs past best; an `overfitting` finding when validation
     loss ends more than `min_rise` (nats per token) above its minimum while train loss fell."""

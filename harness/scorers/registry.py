@@ -122,10 +122,13 @@ ScoreFn = Callable[[ScoreContext], SuiteResult]  # what a registered factory bui
 ScorerFactory = Callable[..., ScoreFn]
 _REGISTRY: dict[str, ScorerFactory] = {}
 _METRICS: dict[str, tuple[Metric, ...]] = {}
+_NO_TEST: set[str] = set()  # kinds that read no test data (only the train log's training and validation losses)
 
 
-def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[P, ScoreFn]], Callable[P, ScoreFn]]:
-    """Register a scorer factory under `kind` with the metrics it writes; kinds are unique lower-case identifiers."""
+def scorer(kind: str, metrics: Iterable[Metric] = (), *, reads_test: bool = True
+           ) -> Callable[[Callable[P, ScoreFn]], Callable[P, ScoreFn]]:
+    """Register a scorer factory under `kind` with the metrics it writes; kinds are unique lower-case identifiers.
+    `reads_test=False` declares a kind that reads no test data (a search scores its stopped variants on those)."""
     if not kind.replace("_", "").replace("-", "").isalnum() or kind.lower() != kind:
         raise ValueError(f"invalid scorer kind {kind!r}: use lower-case letters, digits, '-' and '_'")
 
@@ -134,6 +137,8 @@ def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[P, S
             raise ValueError(f"scorer kind {kind!r} is already registered")
         _REGISTRY[kind] = factory
         _METRICS[kind] = tuple(metrics)
+        if not reads_test:
+            _NO_TEST.add(kind)
         return factory
 
     return wrap
@@ -142,6 +147,11 @@ def scorer(kind: str, metrics: Iterable[Metric] = ()) -> Callable[[Callable[P, S
 def kind_of(factory: object) -> str | None:
     """The kind a factory was registered under with @scorer, or None."""
     return next((k for k, f in _REGISTRY.items() if f is factory), None)
+
+
+def validation_only(kind: str) -> bool:
+    """Whether a suite kind reads no test data: the checks a search may score a variant it stopped on."""
+    return kind in _NO_TEST
 
 
 def kinds() -> list[str]:

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from harness.errors import HarnessInputError
 from harness.progress import Progress
 from harness.results import LogPoint, RunParts, VariantResult, failed_result, finish_row
+from harness.scores import SuiteResult
 from harness.search import rung_train
 from harness.search.rungs import decide, rung_epochs, sort_key
 from harness.search.space import new_study, space, trial_variant
@@ -174,8 +174,8 @@ def _rungs(run: SearchRun) -> None:
     alive, pruned_at = list(trials), dict[str, int]()
     values: dict[str, dict[int, float | None]] = {vid: {} for vid in trials}
     for i, epoch in enumerate(rung_epochs(search.grace_period, search.reduction_factor, max_epochs), start=1):
-        for vid in alive:
-            values[vid][epoch] = _rung_value(run, trials[vid], stored[vid], epoch, i)
+        for vid, value in _rung_values(run, [trials[vid] for vid in alive], stored, epoch, i).items():
+            values[vid][epoch] = value
         alive = [vid for vid in alive if values[vid][epoch] is not None]  # a failed trial is stored as failed
         if not alive:
             return
@@ -205,23 +205,48 @@ def _rungs(run: SearchRun) -> None:
             _tell(study, trial, _value(value), at)
 
 
-def _rung_value(run: SearchRun, v: Variant, stored: tuple[str | None, list[LogPoint], int | None], epoch: int,
-                rung: int) -> float | None:
-    """A live trial's validation loss at the end of `epoch`: from its stored log, its checkpoint, or by training;
-    None when its training failed (then stored as failed, with the error)."""
-    status, log, _ = stored
-    if status in (*TRAINED, STOPPED):
-        value = rung_train.value_at(log, epoch)
+def _rung_values(run: SearchRun, live: list[Variant], stored: Mapping[str, tuple[str | None, list[LogPoint], int | None]],
+                 epoch: int, rung: int) -> dict[str, float | None]:
+    """The live trials' validation losses at the end of `epoch`: from a stored log, a checkpoint, or by training
+    (one after another here, or all at once as Ray tasks under --executor ray); None where training failed (then the
+    trial is stored as failed, with the error)."""
+    out: dict[str, float | None] = {}
+    todo = []
+    for v in live:
+        status, log, _ = stored[v.variant_id]
+        value = rung_train.value_at(log, epoch) if status in (*TRAINED, STOPPED) else None
         if value is not None:
-            return value
-    run.progress.info(f"rung {rung}: training {v.name} ({v.variant_id}) to epoch {epoch}")
-    task = run.task(v)
-    try:
-        return _value(rung_train.value_at(rung_train.train_to(task, epoch, run.progress), epoch))
-    except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the search
-        run.store_result(v, failed_result(task.planned(), f"{exc.__class__.__name__}: {exc}",
-                                          RunParts(worker=worker(), traceback=traceback.format_exc(limit=3))))
-        return None
+            out[v.variant_id] = value
+        else:
+            todo.append(v)
+    if run.executor == "ray" and todo:
+        from harness.sweep.ray_executor import map_shared
+
+        run.progress.info(f"rung {rung}: training {len(todo)} trials to epoch {epoch} as Ray tasks")
+        calls = [(v, (run.task(v), epoch)) for v in todo]
+        for v, back in map_shared(run.sweep, rung_train.train_to, calls, run.out_dir, run.progress):
+            out[v.variant_id] = _landed(run, v, back, epoch)
+        return out
+    for v in todo:
+        run.progress.info(f"rung {rung}: training {v.name} ({v.variant_id}) to epoch {epoch}")
+        try:
+            got: list[LogPoint] | BaseException = rung_train.train_to(run.task(v), epoch, run.progress)
+        except Exception as exc:  # noqa: BLE001 - one trial's failure must not end the search
+            got = exc
+        out[v.variant_id] = _landed(run, v, got, epoch)
+    return out
+
+
+def _landed(run: SearchRun, v: Variant, got: list[LogPoint] | BaseException, epoch: int) -> float | None:
+    """A trial's rung training as it came back: its validation loss at `epoch`, or None after storing it failed."""
+    if not isinstance(got, BaseException):
+        return _value(rung_train.value_at(got, epoch))
+    if not isinstance(got, Exception):
+        raise got  # KeyboardInterrupt, SystemExit: the search stops here
+    trace = "".join(traceback.format_exception(got, limit=3))
+    run.store_result(v, failed_result(run.task(v).planned(), f"{got.__class__.__name__}: {got}",
+                                      RunParts(worker=worker(), traceback=trace)))
+    return None
 
 
 def _value(x: float | None) -> float:
@@ -229,22 +254,28 @@ def _value(x: float | None) -> float:
 
 
 def _store_stopped(run: SearchRun, v: Variant, epoch: int, reason: str) -> None:
-    """A stopped trial: its train log up to the rung, its stop_reason and the seconds it trained; no scores (the
-    test set is not touched by a variant the search stopped)."""
+    """A stopped trial: its train log up to the rung, its stop_reason, the seconds it trained, and its scores on the
+    suites that read no test data (divergence: its losses up to the rung), unless search.score_stopped is false.
+    No suite reads the test set for a variant the search stopped."""
     task = run.task(v)
     log = [r for r in rung_train.disk_log(task) if r.epoch is None or r.epoch <= epoch + 1e-3]
     row = finish_row(task.planned(), RunParts(worker=worker()), STOPPED)
     row = replace(row, stop_reason=reason, train_seconds=rung_train.earlier_seconds(task))
-    run.store_result(v, VariantResult(row, log))
+    run.store_result(v, VariantResult(row, log, stopped_scores(run.sweep.spec, task, log, run.progress)))
     rung_train.discard(task, keep=run.sweep.spec.train.keep_checkpoints == "all")
 
 
-def check_executor(spec: ExperimentSpec, executor: str) -> None:
-    """Rung-by-rung training runs in this process; under Ray only searches without a scheduler run (for now)."""
-    if executor == "ray" and spec.search is not None and spec.search.scheduler is not None:
-        raise HarnessInputError(f"{spec.source_path}: key 'search.scheduler': early elimination trains rung by rung "
-                                "in this process; run it with --executor local (Ray Tune's ASHAScheduler under "
-                                "--executor ray is not built yet), or remove the scheduler to run the trials on Ray")
+def stopped_scores(spec: ExperimentSpec, task: VariantTask, log: list[LogPoint], progress: Progress
+                   ) -> list[SuiteResult]:
+    """A stopped variant's validation-only suites (no model is loaded: they read its train log)."""
+    from harness.scorers.registry import validation_only
+    from harness.scorers.run import score_suites
+
+    search = spec.search
+    suites = [s for s in task.suites if validation_only(s.kind)]
+    if search is None or not search.score_stopped or not suites:
+        return []
+    return score_suites(None, task.variant, suites, [], log, progress)  # type: ignore[arg-type]  # reads no model
 
 
 def start_search(sweep: PreparedSweep, plan: list[Variant], store: Store, run_id: str, out_dir: Path, executor: str,

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.progress import Progress
+from harness.progress import Progress, Quiet
 from harness.results import LogPoint
 from harness.sweep.execute import VariantTask
 
@@ -63,9 +63,10 @@ def value_at(log: list[LogPoint], epoch: int) -> float | None:
     return hits[-1] if hits else None
 
 
-def train_to(task: VariantTask, epoch: int, progress: Progress) -> list[LogPoint]:
+def train_to(task: VariantTask, epoch: int, progress: Progress | None = None) -> list[LogPoint]:
     """Train the variant up to the end of `epoch` (resuming from its checkpoint; nothing when it is there already) and
-    return its train log."""
+    return its train log. Runs in the driver or as a Ray task (harness.sweep.ray_executor.map_shared)."""
+    progress = progress or Quiet()
     log = disk_log(task)
     if value_at(log, epoch) is not None:
         return log

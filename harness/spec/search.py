@@ -29,6 +29,9 @@ class SearchSpec(BaseModel):
     grace_period: int = Field(default=1, ge=1)  # the first rung, in epochs
     reduction_factor: int = Field(default=3, ge=2)  # each rung keeps the best 1/reduction_factor
     metric: str = "validation_loss"  # what trials are compared on: validation data only
+    # a stopped variant is scored on the suites that read no test data (divergence: its train and validation
+    # losses up to the rung); false: not scored at all
+    score_stopped: bool = True
 
     @field_validator("metric")
     @classmethod

@@ -8,10 +8,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 from harness.errors import HarnessInputError
 from harness.progress import Progress
@@ -21,6 +22,7 @@ from harness.spec.sections import ResourcesSpec
 from harness.sweep.cluster_files import NodeResult, attempts, check_storage, land, pack, record_attempt, work_folder
 from harness.sweep.execute import PreparedSweep, VariantTask
 
+T = TypeVar("T")
 POLL_SECONDS = 1.0  # how often the driver looks up from Ray to hand out remote events
 MAX_RETRIES = 1  # a task whose worker or node dies runs once more (Ray's own retry of system failures)
 
@@ -158,6 +160,51 @@ def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, pr
         for ref in pending:  # the driver stops (Ctrl-C, an error): its tasks stop with it
             ray.cancel(ref, force=True)
         marker.unlink(missing_ok=True)
+
+
+def map_shared(sweep: PreparedSweep, fn: Callable[..., T], calls: Sequence[tuple[Variant, tuple[object, ...]]],
+               out_dir: Path, progress: Progress) -> Iterator[tuple[Variant, T | BaseException]]:
+    """Run `fn(*args)` for each (variant, args) as a Ray task with the spec's resources, on nodes that see the
+    driver's `out_dir` (work that pauses and resumes there, like a search's rungs); yield (variant, its return value
+    or the exception it ended with) as each finishes. A node that does not see the folder fails the call, saying so."""
+    ray = _connect()
+    cluster = ray.cluster_resources()
+    dist = sweep.spec.train.distributed
+    need = request(sweep.spec.resources, cluster, dist.processes if dist is not None else 1)
+    impossible = _feasible(ray, need)
+    if impossible:
+        raise HarnessInputError(impossible)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / f".driver-{uuid.uuid4().hex}"
+    marker.write_text(socket.gethostname(), encoding="utf-8")
+    remote_fn = ray.remote(_in_shared_folder).options(**need.options())
+    pending = {remote_fn.remote(fn, str(marker), *args): v for v, args in calls}
+    progress.info(f"submitted {len(pending)} tasks to Ray, each asking for {need.describe()}")
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            if not ready:
+                continue
+            v = pending.pop(ready[0])
+            try:
+                yield v, ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:  # the task's own exception, as it was raised there
+                yield v, exc.as_instanceof_cause()
+            except Exception as exc:  # noqa: BLE001 - a lost worker fails its variant, not the sweep
+                yield v, RuntimeError(_lost(ray, exc, out_dir, v))
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        marker.unlink(missing_ok=True)
+
+
+def _in_shared_folder(fn: Callable[..., T], marker: str, *args: object) -> T:
+    """The Ray task of map_shared: `fn(*args)` where the driver's folder is visible, else an error naming the node."""
+    if not Path(marker).is_file():
+        raise HarnessInputError(f"Ray node {node_label()} does not see the driver's output folder "
+                                f"({Path(marker).parent}); a search with a scheduler pauses and resumes its trials "
+                                "there, so run it on nodes that share that folder (docs/search.md)")
+    return fn(*args)
 
 
 def _overdue(ray: ModuleType, pending: dict[object, tuple[Variant, float]], limit: float | None,
