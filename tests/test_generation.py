@@ -52,3 +52,23 @@ def test_usage_counts_prompt_tokens_and_generated_tokens_up_to_the_stop(tiny: tu
     assert lm.usage.output_tokens >= sum(len(tok(o, add_special_tokens=False)["input_ids"]) > 0 for o in outs)
     per = lm.usage.per_request()
     assert per.prompt_tokens_per_request == sum(prompts) / 5 and (per.seconds_per_request or 0) > 0
+
+
+def test_shared_prefix_scoring_matches_one_at_a_time(tiny: tuple[Any, Any]) -> None:
+    """Reference log-likelihoods with the shared prefix's cache (a prompt variant's system prompt, the template's
+    header) equal those of each conversation scored alone, without any cache."""
+    model, tok = tiny
+    convs = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Ticket {i}: " + "help " * (i % 4)},
+              {"role": "assistant", "content": '{"category": "billing"}' + " ok" * (i % 3)}] for i in range(7)]
+    lm = LocalModel(model, tok, name="tiny", batch_size=3)
+    contexts = [lm._encode(lm._chat(c[:-1], generation_prompt=True)) for c in convs]
+    shared, cache = lm._shared_prefix(contexts)
+    assert len(shared) >= MIN_SHARED and cache is not None
+    batched = lm.reference_nll(convs)
+    alone = [lm.reference_nll([c])[0] for c in convs]  # one request: nothing shared, no cache
+    for (a, n), (b, m) in zip(batched, alone, strict=True):
+        assert n == m and a == pytest.approx(b, rel=1e-5, abs=1e-4)
+    reqs = [(SYSTEM + f" Question {i}: which team?\nAnswer:", f" team {i % 3}") for i in range(5)]
+    ll = lm.loglikelihood(reqs)
+    for (a, ga), (b, gb) in zip(ll, [lm.loglikelihood([r])[0] for r in reqs], strict=True):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-4) and ga == gb

@@ -166,3 +166,24 @@ def test_shared_forward_passes_give_the_unshared_numbers() -> None:
     assert plain.loglikelihood(reqs) and plain._keeps_logits is False
     for (a, ga), (b, gb), (c, _) in zip(shared, alone, plain.loglikelihood(reqs), strict=True):
         assert a == pytest.approx(b, abs=1e-4) and a == pytest.approx(c, abs=1e-4) and ga == gb
+
+
+def test_plain_text_requests_on_untouched_weights_are_scored_once_per_process() -> None:
+    """base and a prompt variant load the same untouched weights: the prompt variant's plain-text requests (the
+    general suite) give base's results without a second forward pass; other weights are scored themselves."""
+    from harness.models.local import LocalModel
+    from harness.models.resolve import TINY, build_tiny, load_tokenizer, resolve_model
+
+    model, tok = build_tiny(seed=5), load_tokenizer(resolve_model(TINY))
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    reqs = [("The sky is", " blue"), ("Two plus two is", " four")]
+    first = LocalModel(model, tok, name="base", batch_size=2, weights="tiny@abc|fp32|sdpa").loglikelihood(reqs)
+    n = len(calls)
+    assert n > 0
+    again = LocalModel(model, tok, name="prompt-1shot", batch_size=2, weights="tiny@abc|fp32|sdpa")
+    assert again.loglikelihood(reqs) == first and len(calls) == n  # no forward pass
+    assert again.loglikelihood_rolling(["The sky is blue."]) and len(calls) > n  # other requests: computed
+    n = len(calls)
+    tuned = LocalModel(model, tok, name="lora", batch_size=2)  # no weights key: always computed
+    assert tuned.loglikelihood(reqs) == first and len(calls) > n

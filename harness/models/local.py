@@ -15,7 +15,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 AUTO_BATCH = {"cuda": 64, "mps": 32, "cpu": 32}
 MIN_SHARED = 8  # shortest shared prompt prefix worth caching (tokens)
+PLAIN_KEPT = 8  # plain-text request lists whose results on untouched weights are kept (LocalModel._plain)
+_PLAIN: dict[tuple[str, str, tuple[object, ...]], list[object]] = {}
 
 
 class LocalModel:
@@ -43,7 +46,7 @@ class LocalModel:
     supports_loglikelihood = True
 
     def __init__(self, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, *, name: str, batch_size: int | str = "auto", max_length: int = 2048,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, weights: str | None = None):
         self.model = model.eval()
         self.tok = tokenizer
         self.name = name
@@ -53,6 +56,9 @@ class LocalModel:
         self.prefix_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         self._keeps_logits: bool | None = None  # whether the model's forward takes `logits_to_keep`
         self.usage = Usage()
+        # what the loaded weights are, where the caller knows them to be a resolved model's untouched weights (base
+        # and its prompt variants): plain-text log-likelihoods on them are computed once per process (_PLAIN)
+        self.weights = None if weights is None else f"{weights}|{self.device}|{self.batch_size}|{max_length}"
 
     @property
     def device(self) -> torch.device:
@@ -173,6 +179,12 @@ class LocalModel:
             seq = tokens[-(self.max_length + 1):]
             n_target = min(n, len(seq) - 1)
             reqs.append((tuple(seq[:-1]), seq[len(seq) - n_target:], n_target))
+        # the tokens every request starts with, before any target (a chat template's header, a prompt variant's
+        # system prompt and shots): their keys and values computed once, copied into each batch's cache
+        shared, prefix = self._shared_prefix([list(r[0][:len(r[0]) - r[2]]) for r in reqs]) \
+            if decodes_here(self.model) else ([], None)
+        n_shared = len(shared) if prefix is not None else 0
+        n_layers = len(prefix.layers) if prefix is not None else 0
         host = _prefix_hosts([r[0] for r in reqs])
         guests: dict[tuple[int, ...], list[int]] = {}
         for i, r in enumerate(reqs):
@@ -181,10 +193,15 @@ class LocalModel:
         results: list[tuple[float, bool, int]] = [(0.0, True, 0)] * len(items)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         def run(batch: list[tuple[int, ...]]) -> None:
-            ids, mask = self._left_padded(batch, pad)
+            ids, mask = self._left_padded([h[n_shared:] for h in batch], pad)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as unpadded: each row's first token at position 0
             keep = max(1, *(len(h) - len(reqs[i][0]) + reqs[i][2] for h in batch for i in guests[h]))
-            logprobs = F.log_softmax(self._logits(ids, mask, positions, keep), dim=-1)
+            cache = None
+            if prefix is not None:  # [shared prefix][padding][rest]: positions continue the prefix's
+                cache = batch_cache(prefix, len(batch), n_shared + ids.shape[1], n_layers)
+                positions = positions + n_shared
+                mask = torch.cat([torch.ones((len(batch), n_shared), dtype=mask.dtype, device=mask.device), mask], 1)
+            logprobs = F.log_softmax(self._logits(ids, mask, positions, keep, cache), dim=-1)
             at_row, at_pos, tokens, owner = _targets(batch, guests, reqs, keep)
             where = logprobs.device
             r, q = torch.tensor(at_row, device=where, dtype=torch.long), torch.tensor(at_pos, device=where, dtype=torch.long)
@@ -201,8 +218,13 @@ class LocalModel:
         self._batches(rows, run)
         return results
 
-    def _logits(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int) -> torch.Tensor:
-        """fp32 logits of the last `keep` positions; the LM head runs on those alone where the model allows it."""
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, keep: int,
+                cache: DynamicCache | None = None) -> torch.Tensor:
+        """fp32 logits of the last `keep` positions; the LM head runs on those alone where the model allows it.
+        `cache`: a shared prefix's keys and values the rows continue (`mask` then covers prefix and rows)."""
+        if cache is not None:
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                              use_cache=True, logits_to_keep=keep).logits[:, -keep:].float()
         if self._keeps_logits is not False:
             try:
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
@@ -214,8 +236,29 @@ class LocalModel:
                 self._keeps_logits = False
         return self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -keep:].float()
 
-    @torch.inference_mode()
+    def _plain(self, kind: str, requests: Sequence[object], compute: Callable[[], list[R]]) -> list[R]:
+        """Plain-text requests (no chat prompt applies to them) on untouched weights scored earlier in this process:
+        the earlier results, which a second forward pass would only repeat (a prompt variant's general suite is
+        base's). Anything else is computed."""
+        if self.weights is None:
+            return compute()
+        key = (self.weights, kind, tuple(requests))
+        if key not in _PLAIN:
+            while len(_PLAIN) >= PLAIN_KEPT:
+                del _PLAIN[next(iter(_PLAIN))]
+            _PLAIN[key] = list(compute())
+        else:
+            self._tick(len(requests))
+        return cast("list[R]", list(_PLAIN[key]))  # stored by this method with this kind's results
+
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        return self._plain("loglikelihood", requests, lambda: self._loglikelihood(requests))
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[tuple[float, int]]:
+        return self._plain("rolling", texts, lambda: self._loglikelihood_rolling(texts))
+
+    @torch.inference_mode()
+    def _loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         items = []
         for context, continuation in requests:
             # As lm-evaluation-harness: trailing spaces of the context move to the continuation, the whole
@@ -233,7 +276,7 @@ class LocalModel:
         return [(lp, greedy) for lp, greedy, _ in self._score_batches(items)]
 
     @torch.inference_mode()
-    def loglikelihood_rolling(self, texts: list[str]) -> list[tuple[float, int]]:
+    def _loglikelihood_rolling(self, texts: list[str]) -> list[tuple[float, int]]:
         items = []
         for text in texts:
             toks = self._encode(text)[: self.max_length]

@@ -171,7 +171,10 @@ def execute_variant(task: VariantTask, progress: Progress | None = None) -> Vari
             tok = load_tokenizer(task.model)
         parts = replace(parts, placed=record_placement(model, placement), ran_on=ran_on(parts, model, planned.node or platform.node()))
         t0 = time.perf_counter()
-        local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance)
+        untouched = v.method in ("base", "prompt")  # the resolved model's own weights, as loaded
+        weights = f"{task.model.identity}|{placement.dtype}|{train.attn_implementation}" if untouched else None
+        local = LocalModel(model, tok, name=v.name, batch_size=train.eval_batch_size, on_batch=progress.advance,
+                           weights=weights)
         lm, prompt = for_variant(local, v, task.data.train)
         parts = replace(parts, prompt=prompt)
         suites = score_suites(lm, v, task.suites, task.data.test, train_log, progress,
