@@ -154,3 +154,20 @@ def test_killed_rank_fails_the_variant_and_the_rerun_resumes(tmp_path: Path) -> 
     assert len(rows) == 1 and rows["status"].iloc[0] == "finished"
     assert rows["resumed"].iloc[0] == "checkpoint-3" and rows["scored_step"].iloc[0] == 6
     assert list(steps["step"]) == [1, 2, 3, 4, 5, 6]  # the log before the kill comes back from the checkpoint
+
+
+def test_the_rank_job_file_is_json_that_round_trips(tmp_path: Path) -> None:
+    """The job every rank reads is data (JSON), not a pickle: nothing in it can run code in a rank."""
+    from harness.models.resolve import ModelRef
+    from harness.spec.plan import Variant
+    from harness.train.distributed import RankJob
+
+    train = TrainSpec.model_validate({"batch_size": 4, "distributed": {"processes": 2, "strategy": "fsdp"},
+                                      "target_modules": ["q_proj", "v_proj"]})
+    job = RankJob(ModelRef("tiny", "tiny", "/m", "tiny@1", ("a notice",)),
+                  Variant("abc", "lora-r2-e2", "lora", rank=2, epochs=2, learning_rate=1e-3, seed=0, one_run=(1, 2)),
+                  train, [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]], [], "/out",
+                  (1, 2))
+    text = job.dumps()
+    assert RankJob.loads(text) == job
+    assert "pickle" not in text and text.startswith("{")

@@ -1,4 +1,4 @@
-"""One local variant on several processes (`train.distributed`): the sweep's process pickles the job, launches a
+"""One local variant on several processes (`train.distributed`): the sweep's process writes the job (JSON), launches a
 torchrun group in a child process (`python -m harness.train.distributed`, which runs torch.distributed.run and
 writes which rank failed and why), follows rank 0's steps as progress, and reads rank 0's training record.
 
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.models.resolve import ModelRef
@@ -33,7 +32,8 @@ STOP_SECONDS = 30.0  # how long an interrupted group may take to stop before it 
 
 @dataclass
 class RankJob:
-    """What every rank trains: the inputs of harness.train.local.train_variant (pickled beside the checkpoints)."""
+    """What every rank trains: the inputs of harness.train.local.train_variant (a JSON file beside the checkpoints:
+    data, never code, so a file swapped in that folder cannot run anything in the ranks)."""
 
     ref: ModelRef
     variant: Variant
@@ -42,6 +42,21 @@ class RankJob:
     val_examples: list[list[dict[str, str]]]
     out_dir: str
     targets: tuple[int, ...] | None
+
+    def dumps(self) -> str:
+        return json.dumps({"ref": asdict(self.ref), "variant": asdict(self.variant),
+                           "train": self.train.model_dump(mode="json"), "train_examples": self.train_examples,
+                           "val_examples": self.val_examples, "out_dir": self.out_dir,
+                           "targets": None if self.targets is None else list(self.targets)})
+
+    @classmethod
+    def loads(cls, text: str) -> RankJob:
+        d = json.loads(text)
+        ref, v = d["ref"], d["variant"]
+        return cls(ModelRef(**{**ref, "notices": tuple(ref.get("notices") or ())}),
+                   Variant(**{**v, "one_run": None if v.get("one_run") is None else tuple(v["one_run"])}),
+                   TrainSpec.model_validate(d["train"]), d["train_examples"], d["val_examples"], d["out_dir"],
+                   None if d["targets"] is None else tuple(d["targets"]))
 
 
 class RankFailed(RuntimeError):
@@ -57,11 +72,11 @@ def train_distributed(ref: ModelRef, variant: Variant, train: TrainSpec, train_e
     assert train.distributed is not None
     work = out_dir / "distributed"
     work.mkdir(parents=True, exist_ok=True)
-    job, record, outcome = work / "job.pkl", work / "record.json", work / "outcome.json"
+    job, record, outcome = work / "job.json", work / "record.json", work / "outcome.json"
     for f in (record, outcome):
         f.unlink(missing_ok=True)
-    with job.open("wb") as fh:
-        pickle.dump(RankJob(ref, variant, train, train_examples, val_examples, str(out_dir), targets), fh)
+    job.write_text(RankJob(ref, variant, train, train_examples, val_examples, str(out_dir), targets).dumps(),
+                   encoding="utf-8")
     cmd = [sys.executable, "-m", "harness.train.distributed", str(outcome), "--standalone",
            f"--nproc-per-node={train.distributed.processes}", "--max-restarts=0",
            f"--monitor-interval={MONITOR_SECONDS}", "-m", "harness.train.rank", str(job)]

@@ -8,7 +8,6 @@ training steps go to stdout as `harness-step STEP TOTAL LOSS` lines, which the p
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 from pathlib import Path
 
@@ -23,15 +22,14 @@ def _print_step(step: int, total: int, loss: float | None) -> None:
 
 @record  # a Python exception in a rank reaches the launcher's failure report with its message
 def main(argv: list[str]) -> int:
-    """Train the pickled job on this rank; rank 0 writes the record next to the job file."""
+    """Train the job (JSON) on this rank; rank 0 writes the record next to the job file."""
     from transformers.utils import logging as hf_logging
 
     from harness.train.local import train_variant
 
     hf_logging.disable_progress_bar()
     job_file = Path(argv[0])
-    with job_file.open("rb") as f:
-        job: RankJob = pickle.load(f)  # written by this harness's own parent process, beside the checkpoints
+    job = RankJob.loads(job_file.read_text(encoding="utf-8"))  # written by the sweep's process (train_distributed)
     rank = int(os.environ.get("RANK", "0"))
     out = train_variant(job.ref, job.variant, job.train, job.train_examples, job.val_examples, Path(job.out_dir),
                         on_step=_print_step if rank == 0 else None, targets=job.targets)
