@@ -180,7 +180,7 @@ class OpenAIChatModel:
 
     def _no_logprobs(self, what: str) -> NoReturn:
         raise NotImplementedError(f"{self.model}: chat completions give no {what}; check supports_loglikelihood "
-                                  "and score multiple choice with harness.openai_model.choose_by_generation")
+                                  "and score multiple choice with harness.scorers.multiple_choice.choose_by_generation")
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         self._no_logprobs("log-likelihoods")
