@@ -113,16 +113,23 @@ def _trials(run: SearchRun) -> int:
 
 def _train_whole(run: SearchRun, v: Variant) -> VariantResult:
     """Train (or finish training) and score one trial through the sweep's scheduler; store it."""
-    result: VariantResult | None = None
-    for event in schedule(run.sweep, [v], run.out_dir, run.executor, run.progress, run_id=run.run_id):
-        if isinstance(event, Finished):
-            result = event.result
-    assert result is not None
-    earlier = rung_train.earlier_seconds(run.task(v))
-    if earlier and result.variant.train_seconds is not None:  # the rungs before this call trained too
-        result.variant = replace(result.variant, train_seconds=result.variant.train_seconds + earlier)
-    run.store_result(v, result)
-    return result
+    return _train_all(run, [v])[v.variant_id]
+
+
+def _train_all(run: SearchRun, todo: list[Variant]) -> dict[str, VariantResult]:
+    """Train (or finish training) and score trials through the sweep's scheduler (one after another here, at once
+    as Ray tasks under --executor ray); each is stored as it comes back."""
+    results: dict[str, VariantResult] = {}
+    for event in schedule(run.sweep, todo, run.out_dir, run.executor, run.progress, run_id=run.run_id):
+        if not isinstance(event, Finished):
+            continue
+        v, result = event.variant, event.result
+        earlier = rung_train.earlier_seconds(run.task(v))
+        if earlier and result.variant.train_seconds is not None:  # the rungs before this call trained too
+            result.variant = replace(result.variant, train_seconds=result.variant.train_seconds + earlier)
+        run.store_result(v, result)
+        results[v.variant_id] = result
+    return results
 
 
 def _sequential(run: SearchRun) -> None:
@@ -186,14 +193,17 @@ def _rungs(run: SearchRun) -> None:
             if stored[vid][0] not in (STOPPED, *TRAINED):  # a trained result of an earlier run stays as it is
                 _store_stopped(run, trials[vid], epoch, reason)
         alive = decision.kept
+    todo = [trials[vid] for vid in alive if stored[vid][0] != "finished"]
+    for v in todo:
+        run.progress.info(f"search: training {v.name} ({v.variant_id}) to epoch {max_epochs}")
+    done = _train_all(run, todo) if todo else {}
     finals: dict[str, float] = {}
     for vid in alive:
         status, log, step = stored[vid]
-        if status != "finished":
-            run.progress.info(f"search: training {trials[vid].name} ({vid}) to epoch {max_epochs}")
-            result = _train_whole(run, trials[vid])
+        if vid in done:
             run.store.set_link_reused(run.run_id, vid, False)
             run.store.release()
+            result = done[vid]
             log, step, status = result.train_log, result.variant.scored_step, result.variant.status
         finals[vid] = final_value(log, step) if status in TRAINED else math.nan
     if study is not None:
