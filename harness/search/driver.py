@@ -13,6 +13,7 @@ import math
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -233,8 +234,8 @@ def _rung_values(run: SearchRun, live: list[Variant], stored: Mapping[str, tuple
         from harness.sweep.ray_executor import map_shared
 
         run.progress.info(f"rung {rung}: training {len(todo)} trials to epoch {epoch} as Ray tasks")
-        calls = [(v, (run.task(v), epoch)) for v in todo]
-        for v, back in map_shared(run.sweep, rung_train.train_to, calls, run.out_dir, run.progress):
+        calls = [(v, partial(rung_train.train_to, run.task(v), epoch)) for v in todo]
+        for v, back in map_shared(run.sweep, calls, run.out_dir, run.progress):
             out[v.variant_id] = _landed(run, v, back, epoch)
         return out
     for v in todo:

@@ -162,11 +162,11 @@ def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, pr
         marker.unlink(missing_ok=True)
 
 
-def map_shared(sweep: PreparedSweep, fn: Callable[..., T], calls: Sequence[tuple[Variant, tuple[object, ...]]],
-               out_dir: Path, progress: Progress) -> Iterator[tuple[Variant, T | BaseException]]:
-    """Run `fn(*args)` for each (variant, args) as a Ray task with the spec's resources, on nodes that see the
-    driver's `out_dir` (work that pauses and resumes there, like a search's rungs); yield (variant, its return value
-    or the exception it ended with) as each finishes. A node that does not see the folder fails the call, saying so."""
+def map_shared(sweep: PreparedSweep, calls: Sequence[tuple[Variant, Callable[[], T]]], out_dir: Path,
+               progress: Progress) -> Iterator[tuple[Variant, T | BaseException]]:
+    """Run each (variant, call) as a Ray task with the spec's resources, on nodes that see the driver's `out_dir`
+    (work that pauses and resumes there, like a search's rungs); yield (variant, the call's return value or the
+    exception it ended with) as each finishes. A node that does not see the folder fails the call, saying so."""
     ray = _connect()
     cluster = ray.cluster_resources()
     dist = sweep.spec.train.distributed
@@ -178,7 +178,7 @@ def map_shared(sweep: PreparedSweep, fn: Callable[..., T], calls: Sequence[tuple
     marker = out_dir / f".driver-{uuid.uuid4().hex}"
     marker.write_text(socket.gethostname(), encoding="utf-8")
     remote_fn = ray.remote(_in_shared_folder).options(**need.options())
-    pending = {remote_fn.remote(fn, str(marker), *args): v for v, args in calls}
+    pending = {remote_fn.remote(call, str(marker)): v for v, call in calls}
     progress.info(f"submitted {len(pending)} tasks to Ray, each asking for {need.describe()}")
     try:
         while pending:
@@ -198,13 +198,13 @@ def map_shared(sweep: PreparedSweep, fn: Callable[..., T], calls: Sequence[tuple
         marker.unlink(missing_ok=True)
 
 
-def _in_shared_folder(fn: Callable[..., T], marker: str, *args: object) -> T:
-    """The Ray task of map_shared: `fn(*args)` where the driver's folder is visible, else an error naming the node."""
+def _in_shared_folder(call: Callable[[], T], marker: str) -> T:
+    """The Ray task of map_shared: `call()` where the driver's folder is visible, else an error naming the node."""
     if not Path(marker).is_file():
         raise HarnessInputError(f"Ray node {node_label()} does not see the driver's output folder "
                                 f"({Path(marker).parent}); a search with a scheduler pauses and resumes its trials "
                                 "there, so run it on nodes that share that folder (docs/search.md)")
-    return fn(*args)
+    return call()
 
 
 def _overdue(ray: ModuleType, pending: dict[object, tuple[Variant, float]], limit: float | None,
