@@ -114,19 +114,26 @@ def _lost(ray: ModuleType, exc: Exception, out_dir: Path, v: Variant) -> str:
     return f"Ray task failed{where}: {exc.__class__.__name__}: {detail}"
 
 
+def _start(sweep: PreparedSweep, out_dir: Path) -> tuple[ModuleType, Request, Path]:
+    """Ray connected, what each variant asks for, and the driver's marker file in `out_dir` (a node that sees it
+    shares the driver's folder; the caller removes it)."""
+    ray = _connect()
+    dist = sweep.spec.train.distributed
+    need = request(sweep.spec.resources, ray.cluster_resources(), dist.processes if dist is not None else 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = out_dir / f".driver-{uuid.uuid4().hex}"
+    marker.write_text(socket.gethostname(), encoding="utf-8")
+    return ray, need, marker
+
+
 def execute_ray(sweep: PreparedSweep, variants: list[Variant], out_dir: Path, progress: Progress
                 ) -> Iterator[tuple[Variant | None, VariantResult | None]]:
     """Submit every variant as a Ray task with its resources; yield (variant, result) as each finishes, and
     (None, None) every POLL_SECONDS while none has, so the caller can do other work."""
-    ray = _connect()
     check_storage(sweep.spec.storage)
+    ray, need, marker = _start(sweep, out_dir)
     cluster = ray.cluster_resources()
-    dist = sweep.spec.train.distributed
-    need = request(sweep.spec.resources, cluster, dist.processes if dist is not None else 1)
     limit = sweep.spec.resources.timeout_minutes
-    out_dir.mkdir(parents=True, exist_ok=True)
-    marker = out_dir / f".driver-{uuid.uuid4().hex}"  # a node that sees this file shares the driver's folder
-    marker.write_text(socket.gethostname(), encoding="utf-8")
     remote_fn = ray.remote(_run_variant).options(**need.options())
     pending: dict[object, tuple[Variant, float]] = {}
     try:
@@ -167,16 +174,11 @@ def map_shared(sweep: PreparedSweep, calls: Sequence[tuple[Variant, Callable[[],
     """Run each (variant, call) as a Ray task with the spec's resources, on nodes that see the driver's `out_dir`
     (work that pauses and resumes there, like a search's rungs); yield (variant, the call's return value or the
     exception it ended with) as each finishes. A node that does not see the folder fails the call, saying so."""
-    ray = _connect()
-    cluster = ray.cluster_resources()
-    dist = sweep.spec.train.distributed
-    need = request(sweep.spec.resources, cluster, dist.processes if dist is not None else 1)
+    ray, need, marker = _start(sweep, out_dir)
     impossible = _feasible(ray, need)
     if impossible:
+        marker.unlink(missing_ok=True)
         raise HarnessInputError(impossible)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    marker = out_dir / f".driver-{uuid.uuid4().hex}"
-    marker.write_text(socket.gethostname(), encoding="utf-8")
     remote_fn = ray.remote(_in_shared_folder).options(**need.options())
     pending = {remote_fn.remote(call, str(marker)): v for v, call in calls}
     progress.info(f"submitted {len(pending)} tasks to Ray, each asking for {need.describe()}")
